@@ -1,0 +1,104 @@
+"""Clocks: the real one, and a fake one that tests advance by hand.
+
+Everything that timestamps or waits takes a Clock, so tests never race against wall time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """What the engine needs from time: a UTC wall clock, a monotonic clock and a sleep."""
+
+    def now(self) -> datetime:
+        """Current time, timezone-aware UTC."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes backwards (for ages and timeouts)."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Block the calling thread for `seconds`."""
+        ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def now(self) -> datetime:
+        """Current UTC time."""
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        """time.monotonic()."""
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        """time.sleep(), ignoring negative durations."""
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+class FakeClock:
+    """A clock that only moves when a test calls advance(); sleepers wake when their deadline passes."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        start = start or datetime(2026, 1, 1, tzinfo=UTC)
+        if start.tzinfo is None:
+            raise ValueError("FakeClock needs a timezone-aware start time")
+        self._now = start.astimezone(UTC)
+        self._mono = 1000.0
+        self._cond = threading.Condition()
+        self._sleepers = 0
+
+    def now(self) -> datetime:
+        """The fake UTC time."""
+        with self._cond:
+            return self._now
+
+    def monotonic(self) -> float:
+        """The fake monotonic time, moved by advance() alone."""
+        with self._cond:
+            return self._mono
+
+    def sleep(self, seconds: float) -> None:
+        """Block until another thread advances the clock by at least `seconds`."""
+        with self._cond:
+            deadline = self._mono + max(seconds, 0.0)
+            self._sleepers += 1
+            self._cond.notify_all()  # lets wait_for_sleepers() see the new sleeper
+            try:
+                while self._mono < deadline:
+                    self._cond.wait()
+            finally:
+                self._sleepers -= 1
+
+    def advance(self, seconds: float) -> None:
+        """Move both clocks forward and wake every sleeper whose deadline has passed."""
+        if seconds < 0:
+            raise ValueError("time does not go backwards")
+        with self._cond:
+            self._mono += seconds
+            self._now += timedelta(seconds=seconds)
+            self._cond.notify_all()
+
+    def sleepers(self) -> int:
+        """How many threads are blocked in sleep(): lets a test wait for a thread to park, without races."""
+        with self._cond:
+            return self._sleepers
+
+    def wait_for_sleepers(self, count: int, timeout: float = 5.0) -> bool:
+        """Block (in real time) until `count` threads sleep on this clock; False on timeout."""
+        end = time.monotonic() + timeout
+        with self._cond:
+            while self._sleepers < count:
+                remaining = end - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
