@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy engine, schema and the repository every actor reads through."""

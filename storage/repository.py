@@ -1,0 +1,502 @@
+"""Queries and writes. Reads are for every actor; writes are called by the PersistenceWriter alone.
+
+Each write is one transaction: a pair's state change and its event row commit together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from core.clock import Clock
+from core.domain import ACTIVE_STATES, EventLevel, OrderPurpose, PairState, Side, Venue, check_transition
+from storage.records import (
+    EventRecord,
+    FillRecord,
+    OrderRecord,
+    PairRecord,
+    PositionRecord,
+    SnapshotRecord,
+)
+from storage.schema import events, fills, hedge_pairs, orders, positions, snapshots
+
+
+class TransitionRefusedError(Exception):
+    """The pair was not in the state the caller expected (someone else moved it first)."""
+
+    def __init__(self, pair_id: int, expected: PairState, actual: PairState | None) -> None:
+        super().__init__(f"pair {pair_id}: expected state {expected}, found {actual}")
+        self.pair_id = pair_id
+        self.expected = expected
+        self.actual = actual
+
+
+class NotFoundError(LookupError):
+    """No row with that key."""
+
+
+@dataclass(frozen=True, slots=True)
+class LegPlan:
+    """One leg of a planned pair."""
+
+    venue: Venue
+    symbol: str
+    side: Side
+
+
+@dataclass(frozen=True, slots=True)
+class PairPlan:
+    """Everything decided about a pair before any order is sent."""
+
+    market: str
+    long: LegPlan
+    short: LegPlan
+    leverage: Decimal
+    notional: Decimal
+    quantity: Decimal
+    duration_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    """An order about to be sent; recorded first so a crash never forgets it."""
+
+    pair_id: int
+    position_id: int
+    venue: Venue
+    client_id: str
+    purpose: OrderPurpose
+    attempt: int
+    side: Side
+    order_type: str
+    quantity: Decimal
+    price: Decimal | None = None
+    reduce_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NewFill:
+    """One execution reported by a venue."""
+
+    venue: Venue
+    client_id: str
+    venue_fill_id: str
+    price: Decimal
+    quantity: Decimal
+    fee: Decimal
+    ts: datetime
+    fee_asset: str | None = None
+    is_maker: bool | None = None
+
+
+def jsonable(value: Any) -> Any:
+    """Event data made JSON-safe: Decimals and times as strings, enums as values; anything else raises."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, float):
+        return value
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    raise TypeError(f"event data holds a {type(value).__name__}, which has no JSON form")
+
+
+_PAIR_UPDATABLE = frozenset(
+    {
+        "leverage",
+        "quantity",
+        "opened_at",
+        "expires_at",
+        "closed_at",
+        "close_reason",
+        "realized_pnl",
+        "fees",
+        "funding",
+        "volume",
+        "points",
+    }
+)
+_POSITION_UPDATABLE = frozenset(
+    {
+        "quantity",
+        "entry_price",
+        "mark_price",
+        "exit_price",
+        "unrealized_pnl",
+        "realized_pnl",
+        "fees",
+        "funding",
+        "leverage_set",
+        "venue_position_id",
+        "state",
+    }
+)
+
+
+def _check_columns(changes: Mapping[str, Any], allowed: frozenset[str], table: str) -> None:
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValueError(f"{table}: cannot change {sorted(unknown)}")
+
+
+class Repository:
+    """All database access of the engine, over one Engine; safe to share between threads."""
+
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    # ---- writes -----------------------------------------------------------------------------------------
+
+    def create_pair(self, plan: PairPlan) -> PairRecord:
+        """Insert a PLANNED pair with its two legs and a `pair_planned` event."""
+        now = self.clock.now()
+        with self.engine.begin() as conn:
+            pair_id = conn.execute(
+                insert(hedge_pairs).values(
+                    market=plan.market,
+                    long_venue=plan.long.venue.value,
+                    short_venue=plan.short.venue.value,
+                    leverage=plan.leverage,
+                    notional=plan.notional,
+                    quantity=plan.quantity,
+                    duration_s=plan.duration_s,
+                    state=PairState.PLANNED.value,
+                    created_at=now,
+                    updated_at=now,
+                )
+            ).inserted_primary_key[0]
+            for leg in (plan.long, plan.short):
+                conn.execute(
+                    insert(positions).values(
+                        pair_id=pair_id,
+                        venue=leg.venue.value,
+                        symbol=leg.symbol,
+                        side=leg.side.value,
+                        quantity=plan.quantity,
+                        state="pending",
+                        updated_at=now,
+                    )
+                )
+            self._insert_event(
+                conn,
+                EventLevel.INFO,
+                "pair_planned",
+                f"pair {pair_id} planned: {plan.market} long {plan.long.venue} / short {plan.short.venue}, "
+                f"qty {plan.quantity}, leverage {plan.leverage}",
+                pair_id,
+                {"quantity": plan.quantity, "leverage": plan.leverage, "notional": plan.notional},
+            )
+            return self._pair(conn, pair_id)
+
+    def transition_pair(
+        self,
+        pair_id: int,
+        expected: PairState,
+        to: PairState,
+        reason: str,
+        changes: Mapping[str, Any] | None = None,
+        level: EventLevel = EventLevel.INFO,
+        data: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Move a pair expected -> to, apply `changes`, and add the event row, in one transaction.
+
+        Raises IllegalTransitionError when the table forbids the move, TransitionRefusedError when the
+        pair is not in `expected`. Returns the event id.
+        """
+        check_transition(expected, to)
+        changes = dict(changes or {})
+        _check_columns(changes, _PAIR_UPDATABLE, "hedge_pairs")
+        now = self.clock.now()
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(hedge_pairs)
+                .where(hedge_pairs.c.id == pair_id, hedge_pairs.c.state == expected.value)
+                .values(state=to.value, updated_at=now, **changes)
+            )
+            if result.rowcount != 1:
+                actual = conn.execute(select(hedge_pairs.c.state).where(hedge_pairs.c.id == pair_id)).scalar()
+                raise TransitionRefusedError(pair_id, expected, PairState(actual) if actual else None)
+            return self._insert_event(
+                conn,
+                level,
+                f"pair_{to.value}",
+                f"pair {pair_id}: {expected} -> {to}: {reason}",
+                pair_id,
+                {"from": expected, "to": to, "reason": reason, **(data or {})},
+            )
+
+    def update_pair(self, pair_id: int, **changes: Any) -> None:
+        """Change a pair's figures (PnL, fees, volume...) without a state change."""
+        _check_columns(changes, _PAIR_UPDATABLE, "hedge_pairs")
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(hedge_pairs)
+                .where(hedge_pairs.c.id == pair_id)
+                .values(updated_at=self.clock.now(), **changes)
+            )
+            if result.rowcount != 1:
+                raise NotFoundError(f"pair {pair_id} does not exist")
+
+    def update_position(self, position_id: int, **changes: Any) -> None:
+        """Change a leg's figures."""
+        _check_columns(changes, _POSITION_UPDATABLE, "positions")
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(positions)
+                .where(positions.c.id == position_id)
+                .values(updated_at=self.clock.now(), **changes)
+            )
+            if result.rowcount != 1:
+                raise NotFoundError(f"position {position_id} does not exist")
+
+    def record_order(self, order: NewOrder) -> OrderRecord:
+        """Insert an order row (status `created`) before it is sent; the client id must be new."""
+        now = self.clock.now()
+        with self.engine.begin() as conn:
+            order_id = conn.execute(
+                insert(orders).values(
+                    pair_id=order.pair_id,
+                    position_id=order.position_id,
+                    venue=order.venue.value,
+                    client_id=order.client_id,
+                    purpose=order.purpose.value,
+                    attempt=order.attempt,
+                    side=order.side.value,
+                    type=order.order_type,
+                    reduce_only=order.reduce_only,
+                    quantity=order.quantity,
+                    price=order.price,
+                    status="created",
+                    filled_quantity=Decimal(0),
+                    created_at=now,
+                    updated_at=now,
+                )
+            ).inserted_primary_key[0]
+            row = conn.execute(select(orders).where(orders.c.id == order_id)).mappings().one()
+            return OrderRecord.from_row(row)
+
+    def update_order(
+        self,
+        venue: Venue,
+        client_id: str,
+        status: str,
+        *,
+        venue_order_id: str | None = None,
+        filled_quantity: Decimal | None = None,
+        avg_price: Decimal | None = None,
+        fee: Decimal | None = None,
+        error: str | None = None,
+    ) -> OrderRecord:
+        """Record what the venue says about an order; fields left None keep their stored value."""
+        values: dict[str, Any] = {"status": status, "updated_at": self.clock.now()}
+        for key, value in (
+            ("venue_order_id", venue_order_id),
+            ("filled_quantity", filled_quantity),
+            ("avg_price", avg_price),
+            ("fee", fee),
+            ("error", error),
+        ):
+            if value is not None:
+                values[key] = value
+        where = (orders.c.venue == venue.value, orders.c.client_id == client_id)
+        with self.engine.begin() as conn:
+            if conn.execute(update(orders).where(*where).values(**values)).rowcount != 1:
+                raise NotFoundError(f"no {venue} order with client id {client_id}")
+            return OrderRecord.from_row(conn.execute(select(orders).where(*where)).mappings().one())
+
+    def record_fill(self, fill: NewFill) -> bool:
+        """Insert a fill of a known order; False (and nothing written) when that fill is already stored."""
+        with self.engine.begin() as conn:
+            order_id = conn.execute(
+                select(orders.c.id).where(
+                    orders.c.venue == fill.venue.value, orders.c.client_id == fill.client_id
+                )
+            ).scalar()
+            if order_id is None:
+                raise NotFoundError(
+                    f"fill {fill.venue_fill_id} for unknown {fill.venue} order {fill.client_id}"
+                )
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(fills).values(
+                            order_id=order_id,
+                            venue=fill.venue.value,
+                            venue_fill_id=fill.venue_fill_id,
+                            price=fill.price,
+                            quantity=fill.quantity,
+                            fee=fill.fee,
+                            fee_asset=fill.fee_asset,
+                            is_maker=fill.is_maker,
+                            ts=fill.ts,
+                        )
+                    )
+            except IntegrityError:
+                return False
+            return True
+
+    def add_event(
+        self,
+        level: EventLevel,
+        kind: str,
+        message: str,
+        pair_id: int | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Store an event; returns its id."""
+        with self.engine.begin() as conn:
+            return self._insert_event(conn, level, kind, message, pair_id, data or {})
+
+    def add_snapshot(
+        self,
+        pair_id: int,
+        *,
+        long_mark: Decimal | None,
+        short_mark: Decimal | None,
+        long_upnl: Decimal | None,
+        short_upnl: Decimal | None,
+        long_collateral_ratio: Decimal | None,
+        short_collateral_ratio: Decimal | None,
+        divergence: Decimal | None,
+        ts: datetime | None = None,
+    ) -> int:
+        """Store one monitor reading of a pair."""
+        with self.engine.begin() as conn:
+            return conn.execute(
+                insert(snapshots).values(
+                    ts=ts or self.clock.now(),
+                    pair_id=pair_id,
+                    long_mark=long_mark,
+                    short_mark=short_mark,
+                    long_upnl=long_upnl,
+                    short_upnl=short_upnl,
+                    long_collateral_ratio=long_collateral_ratio,
+                    short_collateral_ratio=short_collateral_ratio,
+                    divergence=divergence,
+                )
+            ).inserted_primary_key[0]
+
+    # ---- reads ------------------------------------------------------------------------------------------
+
+    def get_pair(self, pair_id: int) -> PairRecord:
+        """One pair; NotFoundError when there is none."""
+        with self.engine.connect() as conn:
+            return self._pair(conn, pair_id)
+
+    def list_pairs(
+        self, states: Iterable[PairState] | None = None, limit: int | None = None
+    ) -> list[PairRecord]:
+        """Pairs, newest first, optionally only those in `states`."""
+        query = select(hedge_pairs).order_by(hedge_pairs.c.id.desc())
+        if states is not None:
+            query = query.where(hedge_pairs.c.state.in_([s.value for s in states]))
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [PairRecord.from_row(r) for r in conn.execute(query).mappings()]
+
+    def list_active_pairs(self) -> list[PairRecord]:
+        """Every pair that is not CLOSED or FAILED: what may still hold something on a venue."""
+        return self.list_pairs(ACTIVE_STATES)
+
+    def count_pairs_by_state(self) -> dict[PairState, int]:
+        """How many pairs are in each state."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(hedge_pairs.c.state, func.count()).group_by(hedge_pairs.c.state))
+            return {PairState(state): count for state, count in rows}
+
+    def positions_for_pair(self, pair_id: int) -> list[PositionRecord]:
+        """The pair's legs, long first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(positions).where(positions.c.pair_id == pair_id).order_by(positions.c.id)
+            )
+            legs = [PositionRecord.from_row(r) for r in rows.mappings()]
+        return sorted(legs, key=lambda p: p.side is not Side.LONG)
+
+    def orders_for_pair(self, pair_id: int) -> list[OrderRecord]:
+        """The pair's orders in the order they were recorded."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(orders).where(orders.c.pair_id == pair_id).order_by(orders.c.id))
+            return [OrderRecord.from_row(r) for r in rows.mappings()]
+
+    def get_order(self, venue: Venue, client_id: str) -> OrderRecord:
+        """One order by its venue and client id; NotFoundError when there is none."""
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(
+                    select(orders).where(orders.c.venue == venue.value, orders.c.client_id == client_id)
+                )
+                .mappings()
+                .first()
+            )
+        if row is None:
+            raise NotFoundError(f"no {venue} order with client id {client_id}")
+        return OrderRecord.from_row(row)
+
+    def fills_for_order(self, order_id: int) -> list[FillRecord]:
+        """An order's fills in time order."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(fills).where(fills.c.order_id == order_id).order_by(fills.c.ts, fills.c.id)
+            )
+            return [FillRecord.from_row(r) for r in rows.mappings()]
+
+    def list_events(self, pair_id: int | None = None, limit: int = 100) -> list[EventRecord]:
+        """Most recent events first, for one pair or all."""
+        query = select(events).order_by(events.c.id.desc()).limit(limit)
+        if pair_id is not None:
+            query = query.where(events.c.pair_id == pair_id)
+        with self.engine.connect() as conn:
+            return [EventRecord.from_row(r) for r in conn.execute(query).mappings()]
+
+    def list_snapshots(self, pair_id: int) -> list[SnapshotRecord]:
+        """A pair's snapshots in time order."""
+        query = (
+            select(snapshots).where(snapshots.c.pair_id == pair_id).order_by(snapshots.c.ts, snapshots.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [SnapshotRecord.from_row(r) for r in conn.execute(query).mappings()]
+
+    # ---- helpers ----------------------------------------------------------------------------------------
+
+    def _pair(self, conn: Connection, pair_id: int) -> PairRecord:
+        row = conn.execute(select(hedge_pairs).where(hedge_pairs.c.id == pair_id)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"pair {pair_id} does not exist")
+        return PairRecord.from_row(row)
+
+    def _insert_event(
+        self,
+        conn: Connection,
+        level: EventLevel,
+        kind: str,
+        message: str,
+        pair_id: int | None,
+        data: Mapping[str, Any],
+    ) -> int:
+        return conn.execute(
+            insert(events).values(
+                ts=self.clock.now(),
+                level=level.value,
+                kind=kind,
+                pair_id=pair_id,
+                message=message,
+                data=jsonable(data),
+            )
+        ).inserted_primary_key[0]

@@ -1,0 +1,298 @@
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, select, text
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from core.clock import FakeClock
+from core.domain import EventLevel, IllegalTransitionError, OrderPurpose, PairState, Side, Venue
+from storage.db import SchemaVersionError, create_schema, make_engine, open_database
+from storage.repository import (
+    LegPlan,
+    NewFill,
+    NewOrder,
+    NotFoundError,
+    PairPlan,
+    Repository,
+    TransitionRefusedError,
+)
+from storage.schema import hedge_pairs, schema_version
+
+PLAN = PairPlan(
+    market="BTC",
+    long=LegPlan(Venue.BACKPACK, "BTC_USDC_PERP", Side.LONG),
+    short=LegPlan(Venue.HIBACHI, "BTC/USDT-P", Side.SHORT),
+    leverage=D("2.37"),
+    notional=D("1000"),
+    quantity=D("0.0153"),
+    duration_s=5 * 3600,
+)
+
+AWKWARD = [
+    D("0.000000001"),
+    D("123456789.123456789"),
+    D("0.1"),
+    D("-98765432109876543.21"),
+    D("1E-18"),
+    D("0"),
+    D("65000.50000"),
+]
+
+
+def _order(
+    pair_id: int, position_id: int, client_id: str = "1024", venue: Venue = Venue.BACKPACK
+) -> NewOrder:
+    return NewOrder(
+        pair_id=pair_id,
+        position_id=position_id,
+        venue=venue,
+        client_id=client_id,
+        purpose=OrderPurpose.OPEN,
+        attempt=0,
+        side=Side.LONG,
+        order_type="market",
+        quantity=D("0.0153"),
+    )
+
+
+def test_sqlite_runs_in_wal_with_foreign_keys(repo: Repository) -> None:
+    with repo.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        with pytest.raises(IntegrityError):
+            conn.execute(
+                text(
+                    "INSERT INTO positions (pair_id, venue, symbol, side, quantity, state, updated_at) "
+                    "VALUES (999, 'x', 'y', 'long', '1', 'pending', '2026-01-01')"
+                )
+            )
+
+
+@pytest.mark.parametrize("value", AWKWARD, ids=str)
+def test_decimals_round_trip_exactly(repo: Repository, value: D) -> None:
+    pair = repo.create_pair(_plan_with(value))
+    back = repo.get_pair(pair.id)
+    assert isinstance(back.notional, D)
+    assert back.notional == value
+    assert back.notional.as_tuple() == value.as_tuple()  # same digits and exponent, trailing zeros kept
+
+
+def _plan_with(value: D) -> PairPlan:
+    return PairPlan(PLAN.market, PLAN.long, PLAN.short, PLAN.leverage, value, PLAN.quantity, PLAN.duration_s)
+
+
+def test_decimal_text_is_what_sqlite_holds(repo: Repository, tmp_path: Path) -> None:
+    repo.create_pair(_plan_with(D("123456789.123456789")))
+    with sqlite3.connect(tmp_path / "test.db") as raw_db:
+        raw = raw_db.execute("SELECT notional, typeof(notional) FROM hedge_pairs").fetchone()
+    assert raw == ("123456789.123456789", "text")
+
+
+def test_float_and_naive_datetime_are_refused(repo: Repository) -> None:
+    with pytest.raises(StatementError, match="money is never float"):
+        repo.create_pair(_plan_with(0.1))  # type: ignore[arg-type]
+    pair = repo.create_pair(PLAN)
+    with pytest.raises(StatementError, match="naive datetime"):
+        repo.update_pair(pair.id, opened_at=datetime(2026, 1, 1))
+
+
+def test_times_come_back_as_utc(repo: Repository, clock: FakeClock) -> None:
+    pair = repo.create_pair(PLAN)
+    plus_two = timezone(timedelta(hours=2))
+    repo.update_pair(pair.id, expires_at=datetime(2026, 5, 1, 14, 0, tzinfo=plus_two))
+    back = repo.get_pair(pair.id)
+    assert back.expires_at == datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    assert back.expires_at.tzinfo is UTC
+    assert back.created_at == clock.now()
+
+
+def test_create_pair_writes_pair_legs_and_event(repo: Repository) -> None:
+    pair = repo.create_pair(PLAN)
+    assert pair.state is PairState.PLANNED
+    assert (pair.long_venue, pair.short_venue) == (Venue.BACKPACK, Venue.HIBACHI)
+    legs = repo.positions_for_pair(pair.id)
+    assert [(p.venue, p.side, p.symbol, p.quantity) for p in legs] == [
+        (Venue.BACKPACK, Side.LONG, "BTC_USDC_PERP", D("0.0153")),
+        (Venue.HIBACHI, Side.SHORT, "BTC/USDT-P", D("0.0153")),
+    ]
+    (event,) = repo.list_events(pair.id)
+    assert event.kind == "pair_planned"
+    assert event.data["quantity"] == "0.0153"
+
+
+def test_transition_updates_state_and_writes_event(repo: Repository, clock: FakeClock) -> None:
+    pair = repo.create_pair(PLAN)
+    repo.transition_pair(pair.id, PairState.PLANNED, PairState.OPENING, "sending both legs")
+    clock.advance(1)
+    opened = clock.now()
+    event_id = repo.transition_pair(
+        pair.id,
+        PairState.OPENING,
+        PairState.OPEN,
+        "both legs filled",
+        changes={"opened_at": opened, "expires_at": opened + timedelta(hours=5)},
+    )
+    back = repo.get_pair(pair.id)
+    assert back.state is PairState.OPEN
+    assert back.opened_at == opened
+    latest = repo.list_events(pair.id)[0]
+    assert latest.id == event_id
+    assert latest.kind == "pair_open"
+    assert latest.data == {"from": "opening", "to": "open", "reason": "both legs filled"}
+
+
+def test_illegal_transition_changes_nothing(repo: Repository) -> None:
+    pair = repo.create_pair(PLAN)
+    with pytest.raises(IllegalTransitionError):
+        repo.transition_pair(pair.id, PairState.PLANNED, PairState.OPEN, "skipping a step")
+    assert repo.get_pair(pair.id).state is PairState.PLANNED
+    assert len(repo.list_events(pair.id)) == 1
+
+
+def test_transition_from_a_state_the_pair_is_not_in_is_refused(repo: Repository) -> None:
+    pair = repo.create_pair(PLAN)
+    repo.transition_pair(pair.id, PairState.PLANNED, PairState.OPENING, "go")
+    with pytest.raises(TransitionRefusedError) as info:
+        repo.transition_pair(pair.id, PairState.PLANNED, PairState.OPENING, "again")
+    assert info.value.actual is PairState.OPENING
+    with pytest.raises(TransitionRefusedError) as info:
+        repo.transition_pair(12345, PairState.PLANNED, PairState.OPENING, "ghost")
+    assert info.value.actual is None
+
+
+def test_state_change_and_event_commit_together_or_not_at_all(repo: Repository) -> None:
+    pair = repo.create_pair(PLAN)
+    # The event insert fails (its data cannot be stored) after the state UPDATE ran in the same transaction.
+    with pytest.raises(TypeError, match="no JSON form"):
+        repo.transition_pair(pair.id, PairState.PLANNED, PairState.OPENING, "go", data={"bad": object()})
+    assert repo.get_pair(pair.id).state is PairState.PLANNED
+    assert [e.kind for e in repo.list_events(pair.id)] == ["pair_planned"]
+    # and the same call with good data goes through, both rows at once
+    repo.transition_pair(pair.id, PairState.PLANNED, PairState.OPENING, "go", data={"ok": D("1.5")})
+    assert repo.get_pair(pair.id).state is PairState.OPENING
+    assert repo.list_events(pair.id)[0].data["ok"] == "1.5"
+
+
+def test_orders_and_fills(repo: Repository, clock: FakeClock) -> None:
+    pair = repo.create_pair(PLAN)
+    long_leg = repo.positions_for_pair(pair.id)[0]
+    order = repo.record_order(_order(pair.id, long_leg.id))
+    assert (order.status, order.filled_quantity, order.venue_order_id) == ("created", D(0), None)
+    with pytest.raises(IntegrityError):
+        repo.record_order(_order(pair.id, long_leg.id))  # the same client id twice on one venue
+    # the same client id on the other venue is a different order
+    repo.record_order(_order(pair.id, repo.positions_for_pair(pair.id)[1].id, venue=Venue.HIBACHI))
+
+    updated = repo.update_order(
+        Venue.BACKPACK,
+        "1024",
+        "partially_filled",
+        venue_order_id="111",
+        filled_quantity=D("0.01"),
+        avg_price=D("65000.5"),
+        fee=D("0.1"),
+    )
+    assert (updated.status, updated.venue_order_id, updated.filled_quantity) == (
+        "partially_filled",
+        "111",
+        D("0.01"),
+    )
+    kept = repo.update_order(Venue.BACKPACK, "1024", "filled", filled_quantity=D("0.0153"))
+    assert kept.venue_order_id == "111"  # unspecified fields are kept
+    assert kept.avg_price == D("65000.5")
+    with pytest.raises(NotFoundError):
+        repo.update_order(Venue.BACKPACK, "999", "filled")
+
+    fill = NewFill(
+        Venue.BACKPACK, "1024", "t-1", D("65000.5"), D("0.01"), D("0.1"), clock.now(), "USDC", False
+    )
+    assert repo.record_fill(fill) is True
+    assert repo.record_fill(fill) is False  # the same venue fill id is stored once
+    assert (
+        repo.record_fill(
+            NewFill(Venue.BACKPACK, "1024", "t-2", D("65001"), D("0.0053"), D("0.05"), clock.now())
+        )
+        is True
+    )
+    got = repo.fills_for_order(order.id)
+    assert [(f.venue_fill_id, f.quantity) for f in got] == [("t-1", D("0.01")), ("t-2", D("0.0053"))]
+    with pytest.raises(NotFoundError):
+        repo.record_fill(NewFill(Venue.BACKPACK, "nope", "t-3", D(1), D(1), D(0), clock.now()))
+    assert [o.client_id for o in repo.orders_for_pair(pair.id)] == ["1024", "1024"]
+    assert repo.get_order(Venue.BACKPACK, "1024").status == "filled"
+
+
+def test_lists_events_and_snapshots(repo: Repository, clock: FakeClock) -> None:
+    a = repo.create_pair(PLAN)
+    b = repo.create_pair(PLAN)
+    repo.transition_pair(b.id, PairState.PLANNED, PairState.OPENING, "go")
+    assert [p.id for p in repo.list_active_pairs()] == [b.id, a.id]
+    assert [p.id for p in repo.list_pairs([PairState.OPENING])] == [b.id]
+    assert repo.count_pairs_by_state() == {PairState.PLANNED: 1, PairState.OPENING: 1}
+    repo.add_event(EventLevel.CRITICAL, "naked_leg", "long leg unhedged", a.id, {"venue": Venue.BACKPACK})
+    assert repo.list_events(limit=1)[0].level is EventLevel.CRITICAL
+    assert repo.list_events(limit=1)[0].data == {"venue": "backpack"}
+    repo.add_snapshot(
+        a.id,
+        long_mark=D("65000.1"),
+        short_mark=D("65001.2"),
+        long_upnl=D("1.5"),
+        short_upnl=D("-1.4"),
+        long_collateral_ratio=D("4.2"),
+        short_collateral_ratio=None,
+        divergence=D("0.0001"),
+    )
+    clock.advance(60)
+    repo.add_snapshot(
+        a.id,
+        long_mark=D("65002"),
+        short_mark=None,
+        long_upnl=None,
+        short_upnl=None,
+        long_collateral_ratio=None,
+        short_collateral_ratio=None,
+        divergence=None,
+    )
+    snaps = repo.list_snapshots(a.id)
+    assert [s.long_mark for s in snaps] == [D("65000.1"), D("65002")]
+    assert snaps[0].short_collateral_ratio is None
+    with pytest.raises(NotFoundError):
+        repo.get_pair(999)
+    with pytest.raises(ValueError, match="cannot change"):
+        repo.update_pair(a.id, state="open")
+
+
+def test_second_start_on_the_same_file_keeps_everything(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'nested' / 'dir' / 'db.sqlite'}"
+    clock = FakeClock()
+    engine = open_database(url, clock)
+    pair = Repository(engine, clock).create_pair(PLAN)
+    engine.dispose()
+    engine = open_database(url, clock)
+    repo = Repository(engine, clock)
+    assert repo.get_pair(pair.id).quantity == D("0.0153")
+    with engine.connect() as conn:
+        assert conn.execute(select(schema_version.c.version)).scalars().all() == [1]
+    engine.dispose()
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    create_schema(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(schema_version).values(version=99, applied_at=datetime.now(UTC)))
+    with pytest.raises(SchemaVersionError, match="newer"):
+        create_schema(engine)
+    engine.dispose()
+
+
+def test_in_memory_url_works() -> None:
+    engine = open_database("sqlite://")
+    with engine.connect() as conn:
+        assert conn.execute(select(hedge_pairs)).all() == []
+    engine.dispose()
