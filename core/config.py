@@ -1,0 +1,393 @@
+"""Configuration: one pydantic-settings model, loaded from defaults < TOML < environment < command line.
+
+Errors come out as one line each that names the key, the value and the rule, e.g.
+`trading.min_leverage = 4.0 must be <= trading.max_leverage = 3.0`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from contextvars import ContextVar
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "APP__"
+DEFAULT_CONFIG_FILE = Path("config.toml")
+# A sanity cap, not a venue limit: each venue's own maximum is checked against its markets at start.
+MAX_LEVERAGE_CAP = Decimal(25)
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `lines` holds one human-readable line per problem."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+class Mode(StrEnum):
+    """paper: the built-in venue simulators on loopback. live: the real venues, with real money."""
+
+    PAPER = "paper"
+    LIVE = "live"
+
+
+class DirectionPolicy(StrEnum):
+    """Which venue holds the long leg of a new pair."""
+
+    FIXED = "fixed"  # long Backpack, short Hibachi
+    RANDOM = "random"
+    FUNDING = "funding"  # each leg on the venue where its side receives funding
+
+
+class HibachiKeyType(StrEnum):
+    """Hibachi signs with HMAC (exchange-managed accounts) or ECDSA (trustless accounts); never guessed."""
+
+    HMAC = "hmac"
+    ECDSA = "ecdsa"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MarketConfig(_Section):
+    """One market traded on both venues, under each venue's own symbol."""
+
+    name: str = Field(description="our name for the market, e.g. BTC")
+    backpack_symbol: str = Field(description="Backpack perp symbol, e.g. BTC_USDC_PERP")
+    hibachi_symbol: str = Field(description="Hibachi contract symbol, e.g. BTC/USDT-P")
+
+
+def _default_markets() -> tuple[MarketConfig, ...]:
+    return (
+        MarketConfig(name="BTC", backpack_symbol="BTC_USDC_PERP", hibachi_symbol="BTC/USDT-P"),
+        MarketConfig(name="ETH", backpack_symbol="ETH_USDC_PERP", hibachi_symbol="ETH/USDT-P"),
+    )
+
+
+class TradingConfig(_Section):
+    """What pairs to open, how big, how leveraged, for how long."""
+
+    min_leverage: Decimal = Decimal("2.0")
+    max_leverage: Decimal = Decimal("3.0")
+    min_duration_hours: Decimal = Decimal(4)
+    max_duration_hours: Decimal = Decimal(8)
+    min_collateral_ratio: Decimal = Decimal("1.5")
+    max_pnl_divergence: Decimal = Decimal("0.05")
+    notional_usd: Decimal = Decimal(100)
+    max_concurrent_pairs: int = 1
+    cooldown_min_s: Decimal = Decimal(60)
+    cooldown_max_s: Decimal = Decimal(300)
+    collateral_buffer: Decimal = Decimal("1.25")
+    direction_policy: DirectionPolicy = DirectionPolicy.FIXED
+    markets: tuple[MarketConfig, ...] = Field(default_factory=_default_markets)
+
+
+class MonitorConfig(_Section):
+    """How often open pairs are checked, and when a price feed counts as stale."""
+
+    interval_s: Decimal = Decimal(60)
+    feed_stale_after_s: Decimal = Decimal(15)
+
+
+class DatabaseConfig(_Section):
+    """Where every pair, order, fill and event is kept."""
+
+    url: str | None = None  # None: sqlite:///<data_dir>/perp-farmer.db
+
+
+class BackpackConfig(_Section):
+    """Backpack: the ED25519 key pair and the endpoints."""
+
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    rest_url: str = "https://api.backpack.exchange"
+    ws_url: str = "wss://ws.backpack.exchange"
+    window_ms: int = 5000
+
+
+class HibachiConfig(_Section):
+    """Hibachi: API key, account id, and exactly one signing key whose type is stated."""
+
+    api_key: SecretStr | None = None
+    account_id: int | None = None
+    key_type: HibachiKeyType | None = None
+    hmac_secret: SecretStr | None = None
+    private_key: SecretStr | None = None
+    api_url: str = "https://api.hibachi.xyz"
+    data_api_url: str = "https://data-api.hibachi.xyz"
+    ws_market_url: str = "wss://data-api.hibachi.xyz/ws/market"
+
+
+class ControlConfig(_Section):
+    """The nng control socket the CLI talks to."""
+
+    address: str | None = None  # None: ipc://<data_dir>/control.ipc
+    allow_remote: bool = False
+    token: SecretStr | None = None
+
+
+class LogConfig(_Section):
+    """Log verbosity and shape."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    format: Literal["text", "json"] = "text"
+
+
+# The TOML document of the current load; a ContextVar so that concurrent loads (tests) do not mix.
+_toml_data: ContextVar[dict[str, Any]] = ContextVar("_toml_data", default={})  # noqa: B039
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return _toml_data.get()
+
+
+class Settings(BaseSettings):
+    """The whole configuration of one perp-farmer process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True, case_sensitive=False
+    )
+
+    mode: Mode = Mode.PAPER
+    data_dir: Path = Path("data")
+    database: DatabaseConfig = DatabaseConfig()
+    trading: TradingConfig = TradingConfig()
+    monitor: MonitorConfig = MonitorConfig()
+    backpack: BackpackConfig = BackpackConfig()
+    hibachi: HibachiConfig = HibachiConfig()
+    control: ControlConfig = ControlConfig()
+    log: LogConfig = LogConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Highest first: command-line flags (init kwargs), environment, TOML file; defaults last."""
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> Settings:
+        problems = check_rules(self)
+        if problems:
+            raise PydanticCustomError("config_rule", "{rules}", {"rules": "\n".join(problems)})
+        return self
+
+    @property
+    def database_url(self) -> str:
+        """The configured database URL, or SQLite in the data directory."""
+        return self.database.url or f"sqlite:///{self.data_dir / 'perp-farmer.db'}"
+
+    @property
+    def control_address(self) -> str:
+        """The configured control address, or an ipc socket in the data directory."""
+        return self.control.address or f"ipc://{self.data_dir / 'control.ipc'}"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Cross-field rules. Each returns messages that name the key, its value and the rule.
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, SecretStr):
+        return "'**********'"
+    if isinstance(value, StrEnum):
+        return str(value)
+    return str(value)
+
+
+def _rule_le(problems: list[str], a_key: str, a: Decimal, b_key: str, b: Decimal) -> None:
+    if a > b:
+        problems.append(f"{a_key} = {_fmt(a)} must be <= {b_key} = {_fmt(b)}")
+
+
+def _rule_gt(problems: list[str], key: str, value: Decimal | int, bound: Decimal | int) -> None:
+    if value <= bound:
+        problems.append(f"{key} = {_fmt(value)} must be > {bound}")
+
+
+def _rule_ge(problems: list[str], key: str, value: Decimal | int, bound: Decimal | int) -> None:
+    if value < bound:
+        problems.append(f"{key} = {_fmt(value)} must be >= {bound}")
+
+
+def _check_trading(t: TradingConfig, problems: list[str]) -> None:
+    _rule_ge(problems, "trading.min_leverage", t.min_leverage, 1)
+    _rule_le(problems, "trading.min_leverage", t.min_leverage, "trading.max_leverage", t.max_leverage)
+    if t.max_leverage > MAX_LEVERAGE_CAP:
+        problems.append(
+            f"trading.max_leverage = {t.max_leverage} must be <= {MAX_LEVERAGE_CAP} (sanity cap for a hedge)"
+        )
+    _rule_gt(problems, "trading.min_duration_hours", t.min_duration_hours, 0)
+    _rule_le(
+        problems,
+        "trading.min_duration_hours",
+        t.min_duration_hours,
+        "trading.max_duration_hours",
+        t.max_duration_hours,
+    )
+    _rule_gt(problems, "trading.min_collateral_ratio", t.min_collateral_ratio, 1)
+    _rule_gt(problems, "trading.max_pnl_divergence", t.max_pnl_divergence, 0)
+    if t.max_pnl_divergence >= 1:
+        problems.append(f"trading.max_pnl_divergence = {t.max_pnl_divergence} must be < 1 (a fraction)")
+    _rule_gt(problems, "trading.notional_usd", t.notional_usd, 0)
+    _rule_ge(problems, "trading.max_concurrent_pairs", t.max_concurrent_pairs, 1)
+    _rule_ge(problems, "trading.cooldown_min_s", t.cooldown_min_s, 0)
+    _rule_le(problems, "trading.cooldown_min_s", t.cooldown_min_s, "trading.cooldown_max_s", t.cooldown_max_s)
+    _rule_ge(problems, "trading.collateral_buffer", t.collateral_buffer, 1)
+    if not t.markets:
+        problems.append("trading.markets = [] must name at least one market")
+    names = [m.name for m in t.markets]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"trading.markets: market name {name!r} appears more than once")
+
+
+def _check_url(problems: list[str], key: str, url: str, schemes: tuple[str, ...]) -> None:
+    parsed = urlparse(url)
+    if parsed.scheme not in schemes or not parsed.hostname:
+        problems.append(f"{key} = {url} must be a {' or '.join(schemes)} URL with a host")
+
+
+def _check_venues(s: Settings, problems: list[str]) -> None:
+    b, h = s.backpack, s.hibachi
+    _check_url(problems, "backpack.rest_url", b.rest_url, ("http", "https"))
+    _check_url(problems, "backpack.ws_url", b.ws_url, ("ws", "wss"))
+    _check_url(problems, "hibachi.api_url", h.api_url, ("http", "https"))
+    _check_url(problems, "hibachi.data_api_url", h.data_api_url, ("http", "https"))
+    _check_url(problems, "hibachi.ws_market_url", h.ws_market_url, ("ws", "wss"))
+    if not 1 <= b.window_ms <= 60000:
+        problems.append(f"backpack.window_ms = {b.window_ms} must be between 1 and 60000 (venue maximum)")
+    if h.key_type is HibachiKeyType.HMAC and h.hmac_secret is None:
+        problems.append("hibachi.key_type = hmac requires hibachi.hmac_secret")
+    if h.key_type is HibachiKeyType.ECDSA:
+        if h.private_key is None:
+            problems.append("hibachi.key_type = ecdsa requires hibachi.private_key")
+        elif not re.fullmatch(r"(0x)?[0-9a-fA-F]{64}", h.private_key.get_secret_value()):
+            problems.append(
+                "hibachi.private_key = '**********' must be 64 hex digits (optionally 0x-prefixed)"
+            )
+    if h.key_type is None and (h.hmac_secret is not None or h.private_key is not None):
+        problems.append("hibachi.key_type must be set to hmac or ecdsa when a Hibachi signing key is given")
+    if s.mode is Mode.LIVE:
+        missing = [
+            key
+            for key, value in (
+                ("backpack.api_key", b.api_key),
+                ("backpack.api_secret", b.api_secret),
+                ("hibachi.api_key", h.api_key),
+                ("hibachi.account_id", h.account_id),
+                ("hibachi.key_type", h.key_type),
+            )
+            if value is None
+        ]
+        if missing:
+            problems.append(f"mode = live requires {', '.join(missing)} (missing)")
+
+
+def _check_control(c: ControlConfig, problems: list[str]) -> None:
+    if c.address is None:
+        return
+    if c.address.startswith("ipc://"):
+        return
+    if not c.address.startswith("tcp://"):
+        problems.append(f"control.address = {c.address} must start with ipc:// or tcp://")
+        return
+    host = urlparse(c.address).hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not (c.allow_remote and c.token is not None):
+        problems.append(
+            f"control.address = {c.address} is not loopback: it needs control.allow_remote = true "
+            "and control.token"
+        )
+
+
+def check_rules(s: Settings) -> list[str]:
+    """Every cross-field rule the types alone do not enforce; one message per broken rule."""
+    problems: list[str] = []
+    _check_trading(s.trading, problems)
+    m = s.monitor
+    _rule_gt(problems, "monitor.interval_s", m.interval_s, 0)
+    _rule_gt(problems, "monitor.feed_stale_after_s", m.feed_stale_after_s, 0)
+    _check_venues(s, problems)
+    _check_control(s.control, problems)
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def _format_validation_error(exc: ValidationError) -> list[str]:
+    lines: list[str] = []
+    for err in exc.errors(include_url=False):
+        if err["type"] == "config_rule":
+            lines.extend(err["ctx"]["rules"].split("\n"))
+            continue
+        key = ".".join(str(p) for p in err["loc"]) or "config"
+        value = err.get("input")
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{key}: unknown setting")
+        elif err["type"] == "missing":
+            lines.append(f"{key}: required")
+        else:
+            shown = (
+                "'**********'" if any(w in key for w in ("secret", "private_key", "token")) else repr(value)
+            )
+            lines.append(f"{key} = {shown}: {err['msg']}")
+    return lines
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The TOML document at `path`, or ConfigError naming the file and what is wrong with it."""
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError([f"config file {path} does not exist"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"config file {path} is not valid TOML: {exc}"]) from None
+    except OSError as exc:
+        raise ConfigError([f"config file {path} cannot be read: {exc.strerror}"]) from None
+
+
+def load_settings(config_file: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
+    """Build the Settings: defaults < TOML (`config_file`, or ./config.toml if present) < env < overrides.
+
+    `overrides` are the command-line flags, as nested dicts (`{"log": {"level": "DEBUG"}}`).
+    Raises ConfigError with one line per problem.
+    """
+    if config_file is not None:
+        toml = read_toml(config_file)
+    elif DEFAULT_CONFIG_FILE.is_file():
+        toml = read_toml(DEFAULT_CONFIG_FILE)
+    else:
+        toml = {}
+    token = _toml_data.set(toml)
+    try:
+        return Settings(**(overrides or {}))
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc)) from None
+    finally:
+        _toml_data.reset(token)

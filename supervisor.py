@@ -1,0 +1,132 @@
+"""perp-farmer entry point: `python supervisor.py [COMMAND]`; COMMAND is `run` or a control command.
+
+`run` (the default) starts the engine; the other subcommands are clients of the running engine's
+control socket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.config import ConfigError, Settings, load_settings
+from core.logs import configure_logging
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+log = logging.getLogger("supervisor")
+
+CONTROL_COMMANDS = {
+    "status": "show mode, uptime, actors, venues, feeds, equity, open pairs and alerts",
+    "pairs": "list pairs (optionally by state)",
+    "pair": "show one pair with its legs, orders and events",
+    "pause": "stop opening new pairs (open pairs are still monitored and closed)",
+    "resume": "allow opening new pairs again",
+    "close": "close one pair now",
+    "close-all": "close every open pair now",
+    "health": "exit 0 when the engine is up and healthy (for container health checks)",
+}
+
+
+def _common_flags() -> argparse.ArgumentParser:
+    # SUPPRESS keeps a flag given before the subcommand from being reset by the subparser's default.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", type=Path, default=argparse.SUPPRESS, help="TOML file (default ./config.toml)"
+    )
+    common.add_argument(
+        "--data-dir", type=Path, default=argparse.SUPPRESS, help="database and socket directory"
+    )
+    common.add_argument("--mode", choices=["paper", "live"], default=argparse.SUPPRESS, help="paper or live")
+    common.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        type=str.upper,
+        default=argparse.SUPPRESS,
+        help="log verbosity",
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: global flags, then an optional subcommand (default `run`)."""
+    common = _common_flags()
+    parser = argparse.ArgumentParser(
+        prog="supervisor.py",
+        description="Farm perp-DEX points with hedged long/short pairs (paper mode by default).",
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser("run", parents=[common], help="run the engine (the default)")
+    run.add_argument("--close-on-exit", action="store_true", help="close every open pair on shutdown")
+    for name, text in CONTROL_COMMANDS.items():
+        cmd = sub.add_parser(name, parents=[common], help=text)
+        cmd.add_argument("--json", action="store_true", help="print the reply's data object as JSON")
+        if name in {"pair", "close"}:
+            cmd.add_argument("pair_id", type=int, help="pair id")
+        if name == "pairs":
+            cmd.add_argument("--state", help="only pairs in this state")
+    return parser
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Command-line flags as the highest-precedence configuration source."""
+    overrides: dict[str, Any] = {}
+    if "data_dir" in args:
+        overrides["data_dir"] = args.data_dir
+    if "mode" in args:
+        overrides["mode"] = args.mode
+    if "log_level" in args:
+        overrides["log"] = {"level": args.log_level}
+    return overrides
+
+
+def load_or_exit(args: argparse.Namespace) -> Settings:
+    """Settings from every source; on a bad configuration print its lines and exit with status 2."""
+    try:
+        return load_settings(getattr(args, "config", None), overrides_from_args(args))
+    except ConfigError as exc:
+        for line in exc.lines:
+            print(f"config error: {line}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def run(settings: Settings) -> int:
+    """Start the engine. Until the actors land, this opens the database and reports what it would trade."""
+    from core.clock import SystemClock  # noqa: PLC0415 - keep `--help` and config errors fast
+    from storage.db import open_database  # noqa: PLC0415
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = open_database(settings.database_url, SystemClock())
+    markets = ", ".join(m.name for m in settings.trading.markets)
+    log.info(
+        "perp-farmer %s mode, data dir %s, database %s, markets %s",
+        settings.mode,
+        settings.data_dir,
+        engine.url.render_as_string(hide_password=True),
+        markets,
+    )
+    log.warning("the trading engine is not wired yet: nothing will be traded; exiting")
+    engine.dispose()
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the chosen subcommand; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    settings = load_or_exit(args)
+    configure_logging(settings)
+    command = args.command or "run"
+    if command == "run":
+        return run(settings)
+    print(f"{command}: the control socket is not available yet (the engine is not wired)", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

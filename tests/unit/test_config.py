@@ -1,0 +1,340 @@
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+import supervisor
+from core.config import ConfigError, HibachiKeyType, Mode, load_settings
+from core.logs import REDACTED, RedactingFilter, configure_logging, secret_values
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray ./config.toml
+
+
+def _problems(**overrides: object) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_settings(overrides=overrides)
+    return info.value.lines
+
+
+# ---- sources and precedence ------------------------------------------------------------------------------
+
+
+def test_defaults_match_the_design() -> None:
+    s = load_settings()
+    assert s.mode is Mode.PAPER
+    assert (s.trading.min_leverage, s.trading.max_leverage) == (Decimal("2.0"), Decimal("3.0"))
+    assert (s.trading.min_duration_hours, s.trading.max_duration_hours) == (4, 8)
+    assert s.trading.min_collateral_ratio == Decimal("1.5")
+    assert s.trading.max_pnl_divergence == Decimal("0.05")
+    assert s.monitor.interval_s == 60
+    assert s.trading.direction_policy == "fixed"
+    assert s.database_url == "sqlite:///data/perp-farmer.db"
+    assert s.control_address == "ipc://data/control.ipc"
+
+
+def test_toml_in_working_directory_overrides_defaults(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('[trading]\nmin_leverage = 2.2\n\n[log]\nformat = "json"\n')
+    s = load_settings()
+    assert s.trading.min_leverage == Decimal("2.2")
+    assert s.log.format == "json"
+    assert s.trading.max_leverage == Decimal("3.0")
+
+
+def test_explicit_config_file_replaces_the_default_one(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text("[trading]\nmin_leverage = 2.2\n")
+    other = tmp_path / "other.toml"
+    other.write_text("[trading]\nmax_leverage = 2.8\n")
+    s = load_settings(other)
+    assert s.trading.min_leverage == Decimal("2.0")
+    assert s.trading.max_leverage == Decimal("2.8")
+
+
+def test_environment_overrides_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "config.toml").write_text("[trading]\nmin_leverage = 2.2\nmax_leverage = 2.9\n")
+    monkeypatch.setenv("APP__TRADING__MIN_LEVERAGE", "2.5")
+    s = load_settings()
+    assert s.trading.min_leverage == Decimal("2.5")
+    assert s.trading.max_leverage == Decimal("2.9")
+
+
+def test_command_line_overrides_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("APP__LOG__LEVEL", "ERROR")
+    monkeypatch.setenv("APP__DATA_DIR", "/nonexistent/env-dir")
+    args = supervisor.build_parser().parse_args(
+        ["--log-level", "debug", "--data-dir", str(tmp_path), "status"]
+    )
+    s = load_settings(None, supervisor.overrides_from_args(args))
+    assert s.log.level == "DEBUG"
+    assert s.data_dir == tmp_path
+
+
+def test_flags_are_accepted_after_the_subcommand_too(tmp_path: Path) -> None:
+    args = supervisor.build_parser().parse_args(["--mode", "paper", "run", "--data-dir", str(tmp_path)])
+    assert supervisor.overrides_from_args(args) == {"mode": "paper", "data_dir": tmp_path}
+
+
+def test_decimal_settings_keep_exact_digits(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text("[trading]\nnotional_usd = 100.1\nmax_pnl_divergence = 0.07\n")
+    s = load_settings()
+    assert s.trading.notional_usd == Decimal("100.1")
+    assert s.trading.max_pnl_divergence == Decimal("0.07")
+
+
+def test_markets_from_toml(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(
+        '[[trading.markets]]\nname = "SOL"\nbackpack_symbol = "SOL_USDC_PERP"\n'
+        'hibachi_symbol = "SOL/USDT-P"\n'
+    )
+    s = load_settings()
+    assert [(m.name, m.backpack_symbol, m.hibachi_symbol) for m in s.trading.markets] == [
+        ("SOL", "SOL_USDC_PERP", "SOL/USDT-P")
+    ]
+
+
+def test_missing_config_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"config file .*nope\.toml does not exist"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_invalid_toml_is_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[trading\nmin_leverage = \n")
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        load_settings(bad)
+
+
+def test_unknown_key_in_toml_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text("[trading]\nmin_levrage = 2.5\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert info.value.lines == ["trading.min_levrage: unknown setting"]
+
+
+def test_unknown_environment_key_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP__TRADING__MAX_LEVRAGE", "2")
+    with pytest.raises(ConfigError, match=r"trading\.max_levrage: unknown setting"):
+        load_settings()
+
+
+def test_wrong_type_names_key_and_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP__TRADING__MIN_LEVERAGE", "abc")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert info.value.lines[0].startswith("trading.min_leverage = 'abc': ")
+
+
+# ---- validation rules ------------------------------------------------------------------------------------
+
+RULES = [
+    (
+        {"trading": {"min_leverage": "4.0"}},
+        "trading.min_leverage = 4.0 must be <= trading.max_leverage = 3.0",
+    ),
+    ({"trading": {"min_leverage": "0.5"}}, "trading.min_leverage = 0.5 must be >= 1"),
+    ({"trading": {"max_leverage": "30"}}, "trading.max_leverage = 30 must be <= 25"),
+    ({"trading": {"min_duration_hours": "0"}}, "trading.min_duration_hours = 0 must be > 0"),
+    (
+        {"trading": {"min_duration_hours": "9"}},
+        "trading.min_duration_hours = 9 must be <= trading.max_duration_hours = 8",
+    ),
+    ({"trading": {"min_collateral_ratio": "1"}}, "trading.min_collateral_ratio = 1 must be > 1"),
+    ({"trading": {"max_pnl_divergence": "0"}}, "trading.max_pnl_divergence = 0 must be > 0"),
+    ({"trading": {"max_pnl_divergence": "1.5"}}, "trading.max_pnl_divergence = 1.5 must be < 1"),
+    ({"trading": {"notional_usd": "-5"}}, "trading.notional_usd = -5 must be > 0"),
+    ({"trading": {"max_concurrent_pairs": 0}}, "trading.max_concurrent_pairs = 0 must be >= 1"),
+    ({"trading": {"cooldown_min_s": "-1"}}, "trading.cooldown_min_s = -1 must be >= 0"),
+    (
+        {"trading": {"cooldown_min_s": "400"}},
+        "trading.cooldown_min_s = 400 must be <= trading.cooldown_max_s = 300",
+    ),
+    ({"trading": {"collateral_buffer": "0.9"}}, "trading.collateral_buffer = 0.9 must be >= 1"),
+    ({"trading": {"markets": []}}, "trading.markets = [] must name at least one market"),
+    (
+        {"trading": {"markets": [{"name": "X", "backpack_symbol": "a", "hibachi_symbol": "b"}] * 2}},
+        "trading.markets: market name 'X' appears more than once",
+    ),
+    ({"monitor": {"interval_s": "0"}}, "monitor.interval_s = 0 must be > 0"),
+    ({"monitor": {"feed_stale_after_s": "-1"}}, "monitor.feed_stale_after_s = -1 must be > 0"),
+    ({"backpack": {"rest_url": "ftp://x"}}, "backpack.rest_url = ftp://x must be a http or https URL"),
+    ({"backpack": {"ws_url": "http://x"}}, "backpack.ws_url = http://x must be a ws or wss URL"),
+    ({"hibachi": {"api_url": "nope"}}, "hibachi.api_url = nope must be a http or https URL"),
+    ({"hibachi": {"data_api_url": "x"}}, "hibachi.data_api_url = x must be a http or https URL"),
+    ({"hibachi": {"ws_market_url": "x"}}, "hibachi.ws_market_url = x must be a ws or wss URL"),
+    ({"backpack": {"window_ms": 70000}}, "backpack.window_ms = 70000 must be between 1 and 60000"),
+    ({"hibachi": {"key_type": "hmac"}}, "hibachi.key_type = hmac requires hibachi.hmac_secret"),
+    ({"hibachi": {"key_type": "ecdsa"}}, "hibachi.key_type = ecdsa requires hibachi.private_key"),
+    (
+        {"hibachi": {"key_type": "ecdsa", "private_key": "0x1234"}},
+        "hibachi.private_key = '**********' must be 64 hex digits",
+    ),
+    ({"hibachi": {"hmac_secret": "s3cr3t-value"}}, "hibachi.key_type must be set to hmac or ecdsa"),
+    (
+        {"mode": "live"},
+        "mode = live requires backpack.api_key, backpack.api_secret, hibachi.api_key, hibachi.account_id, "
+        "hibachi.key_type (missing)",
+    ),
+    ({"control": {"address": "udp://x"}}, "control.address = udp://x must start with ipc:// or tcp://"),
+    (
+        {"control": {"address": "tcp://10.0.0.5:9000"}},
+        "control.address = tcp://10.0.0.5:9000 is not loopback",
+    ),
+    (
+        {"control": {"address": "tcp://10.0.0.5:9000", "allow_remote": True}},
+        "needs control.allow_remote = true and control.token",
+    ),
+]
+
+
+@pytest.mark.parametrize(("overrides", "expected"), RULES, ids=[r[1][:50] for r in RULES])
+def test_each_rule_is_enforced_with_a_message_naming_the_key(overrides: dict, expected: str) -> None:
+    problems = _problems(**overrides)
+    assert any(expected in p for p in problems), problems
+
+
+def test_every_rule_reported_at_once() -> None:
+    problems = _problems(trading={"min_leverage": "4", "notional_usd": "0"}, monitor={"interval_s": "0"})
+    assert len(problems) == 3
+
+
+def test_valid_non_default_settings_pass() -> None:
+    s = load_settings(
+        overrides={
+            "mode": "live",
+            "backpack": {"api_key": "k", "api_secret": "s"},
+            "hibachi": {
+                "api_key": "k",
+                "account_id": 7,
+                "key_type": "ecdsa",
+                "private_key": "0x" + "11" * 32,
+            },
+            "control": {"address": "tcp://10.0.0.5:9000", "allow_remote": True, "token": "t0ken-value"},
+        }
+    )
+    assert s.hibachi.key_type is HibachiKeyType.ECDSA
+    assert s.control.address == "tcp://10.0.0.5:9000"
+    assert load_settings(overrides={"control": {"address": "tcp://127.0.0.1:0"}}).control.address
+
+
+# ---- secrets ---------------------------------------------------------------------------------------------
+
+SECRETS = {
+    "backpack": {"api_key": "BPKEY-visible-nowhere", "api_secret": "BPSECRET-visible-nowhere"},
+    "hibachi": {
+        "api_key": "HBKEY-visible-nowhere",
+        "key_type": "hmac",
+        "hmac_secret": "HBHMAC-visible-nowhere",
+    },
+    "control": {"token": "TOKEN-visible-nowhere"},
+}
+
+
+def _all_secret_strings() -> list[str]:
+    return [v for section in SECRETS.values() for k, v in section.items() if k != "key_type"]
+
+
+def test_secrets_never_in_repr_str_or_dump() -> None:
+    s = load_settings(overrides=SECRETS)
+    rendered = repr(s) + str(s) + s.model_dump_json() + repr(s.model_dump())
+    for secret in _all_secret_strings():
+        assert secret not in rendered
+    assert s.backpack.api_secret is not None
+    assert s.backpack.api_secret.get_secret_value() == "BPSECRET-visible-nowhere"
+
+
+def test_secret_in_a_bad_value_is_not_echoed() -> None:
+    problems = _problems(hibachi={"key_type": "ecdsa", "private_key": "0xnot-a-key-but-secret"})
+    assert not any("not-a-key-but-secret" in p for p in problems)
+
+
+def test_log_lines_have_secrets_scrubbed() -> None:
+    s = load_settings(overrides=SECRETS)
+    assert sorted(secret_values(s)) == sorted(_all_secret_strings())
+    stream = io.StringIO()
+    handler = configure_logging(s, stream)
+    try:
+        logger = logging.getLogger("test.secrets")
+        logger.warning("venue echoed %s back", "BPSECRET-visible-nowhere")
+        try:
+            raise RuntimeError("boom with HBHMAC-visible-nowhere inside")
+        except RuntimeError:
+            logger.exception("failed")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    out = stream.getvalue()
+    assert REDACTED in out
+    assert "visible-nowhere" not in out
+    assert "RuntimeError" in out
+
+
+def test_redacting_filter_replaces_longest_secret_first() -> None:
+    f = RedactingFilter(["abcd", "abcdefgh"])
+    assert f.scrub("x abcdefgh y") == f"x {REDACTED} y"
+
+
+def test_json_log_format_is_one_object_per_line() -> None:
+    s = load_settings(overrides={"log": {"format": "json"}})
+    stream = io.StringIO()
+    handler = configure_logging(s, stream)
+    try:
+        logging.getLogger("test.json").info("hello %s", "world", extra={"pair": 7, "venue": "backpack"})
+    finally:
+        logging.getLogger().removeHandler(handler)
+    record = json.loads(stream.getvalue().strip())
+    assert record["message"] == "hello world"
+    assert record["pair"] == 7
+    assert record["venue"] == "backpack"
+    assert record["level"] == "info"
+
+
+# ---- the command line, as a user runs it -----------------------------------------------------------------
+
+
+def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.upper().startswith("APP__")}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "supervisor.py"), *args],
+        env={**clean, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_bad_setting_exits_2_with_one_line(tmp_path: Path) -> None:
+    proc = _run([], {"APP__TRADING__MIN_LEVERAGE": "5"}, tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "min_leverage" in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_help_lists_subcommands(tmp_path: Path) -> None:
+    proc = _run(["--help"], {}, tmp_path)
+    assert proc.returncode == 0
+    for name in ("run", "status", "pairs", "pair", "pause", "resume", "close", "close-all", "health"):
+        assert f"    {name} " in proc.stdout or f"    {name}\n" in proc.stdout
+
+
+def test_run_in_paper_mode_creates_the_database_and_exits_cleanly(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    proc = _run(["--data-dir", str(data)], {}, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (data / "perp-farmer.db").is_file()
+    assert "paper mode" in proc.stderr
+    assert "Traceback" not in proc.stderr
