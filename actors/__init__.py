@@ -1,0 +1,1 @@
+"""Pykka actors: one per exchange, the hedge coordinator, monitor, closer and persistence writer."""

@@ -1,0 +1,1 @@
+"""Venue adapters: a folder per venue (signing, parse, client, feed, sim) behind one neutral interface."""
