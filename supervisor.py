@@ -36,12 +36,8 @@ CONTROL_COMMANDS = {
 def _common_flags() -> argparse.ArgumentParser:
     # SUPPRESS keeps a flag given before the subcommand from being reset by the subparser's default.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--config", type=Path, default=argparse.SUPPRESS, help="TOML file (default ./config.toml)"
-    )
-    common.add_argument(
-        "--data-dir", type=Path, default=argparse.SUPPRESS, help="database and socket directory"
-    )
+    common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="TOML file (default ./config.toml)")
+    common.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help="database and socket directory")
     common.add_argument("--mode", choices=["paper", "live"], default=argparse.SUPPRESS, help="paper or live")
     common.add_argument(
         "--log-level",

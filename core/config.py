@@ -282,9 +282,7 @@ def _check_venues(s: Settings, problems: list[str]) -> None:
         if h.private_key is None:
             problems.append("hibachi.key_type = ecdsa requires hibachi.private_key")
         elif not re.fullmatch(r"(0x)?[0-9a-fA-F]{64}", h.private_key.get_secret_value()):
-            problems.append(
-                "hibachi.private_key = '**********' must be 64 hex digits (optionally 0x-prefixed)"
-            )
+            problems.append("hibachi.private_key = '**********' must be 64 hex digits (optionally 0x-prefixed)")
     if h.key_type is None and (h.hmac_secret is not None or h.private_key is not None):
         problems.append("hibachi.key_type must be set to hmac or ecdsa when a Hibachi signing key is given")
     if s.mode is Mode.LIVE:
@@ -318,8 +316,7 @@ def _check_control(c: ControlConfig, problems: list[str]) -> None:
         loopback = False
     if not loopback and not (c.allow_remote and c.token is not None):
         problems.append(
-            f"control.address = {c.address} is not loopback: it needs control.allow_remote = true "
-            "and control.token"
+            f"control.address = {c.address} is not loopback: it needs control.allow_remote = true and control.token"
         )
 
 
@@ -352,9 +349,7 @@ def _format_validation_error(exc: ValidationError) -> list[str]:
         elif err["type"] == "missing":
             lines.append(f"{key}: required")
         else:
-            shown = (
-                "'**********'" if any(w in key for w in ("secret", "private_key", "token")) else repr(value)
-            )
+            shown = "'**********'" if any(w in key for w in ("secret", "private_key", "token")) else repr(value)
             lines.append(f"{key} = {shown}: {err['msg']}")
     return lines
 

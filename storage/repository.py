@@ -245,9 +245,7 @@ class Repository:
         _check_columns(changes, _PAIR_UPDATABLE, "hedge_pairs")
         with self.engine.begin() as conn:
             result = conn.execute(
-                update(hedge_pairs)
-                .where(hedge_pairs.c.id == pair_id)
-                .values(updated_at=self.clock.now(), **changes)
+                update(hedge_pairs).where(hedge_pairs.c.id == pair_id).values(updated_at=self.clock.now(), **changes)
             )
             if result.rowcount != 1:
                 raise NotFoundError(f"pair {pair_id} does not exist")
@@ -257,9 +255,7 @@ class Repository:
         _check_columns(changes, _POSITION_UPDATABLE, "positions")
         with self.engine.begin() as conn:
             result = conn.execute(
-                update(positions)
-                .where(positions.c.id == position_id)
-                .values(updated_at=self.clock.now(), **changes)
+                update(positions).where(positions.c.id == position_id).values(updated_at=self.clock.now(), **changes)
             )
             if result.rowcount != 1:
                 raise NotFoundError(f"position {position_id} does not exist")
@@ -323,14 +319,10 @@ class Repository:
         """Insert a fill of a known order; False (and nothing written) when that fill is already stored."""
         with self.engine.begin() as conn:
             order_id = conn.execute(
-                select(orders.c.id).where(
-                    orders.c.venue == fill.venue.value, orders.c.client_id == fill.client_id
-                )
+                select(orders.c.id).where(orders.c.venue == fill.venue.value, orders.c.client_id == fill.client_id)
             ).scalar()
             if order_id is None:
-                raise NotFoundError(
-                    f"fill {fill.venue_fill_id} for unknown {fill.venue} order {fill.client_id}"
-                )
+                raise NotFoundError(f"fill {fill.venue_fill_id} for unknown {fill.venue} order {fill.client_id}")
             try:
                 with conn.begin_nested():
                     conn.execute(
@@ -398,9 +390,7 @@ class Repository:
         with self.engine.connect() as conn:
             return self._pair(conn, pair_id)
 
-    def list_pairs(
-        self, states: Iterable[PairState] | None = None, limit: int | None = None
-    ) -> list[PairRecord]:
+    def list_pairs(self, states: Iterable[PairState] | None = None, limit: int | None = None) -> list[PairRecord]:
         """Pairs, newest first, optionally only those in `states`."""
         query = select(hedge_pairs).order_by(hedge_pairs.c.id.desc())
         if states is not None:
@@ -423,9 +413,7 @@ class Repository:
     def positions_for_pair(self, pair_id: int) -> list[PositionRecord]:
         """The pair's legs, long first."""
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(positions).where(positions.c.pair_id == pair_id).order_by(positions.c.id)
-            )
+            rows = conn.execute(select(positions).where(positions.c.pair_id == pair_id).order_by(positions.c.id))
             legs = [PositionRecord.from_row(r) for r in rows.mappings()]
         return sorted(legs, key=lambda p: p.side is not Side.LONG)
 
@@ -439,9 +427,7 @@ class Repository:
         """One order by its venue and client id; NotFoundError when there is none."""
         with self.engine.connect() as conn:
             row = (
-                conn.execute(
-                    select(orders).where(orders.c.venue == venue.value, orders.c.client_id == client_id)
-                )
+                conn.execute(select(orders).where(orders.c.venue == venue.value, orders.c.client_id == client_id))
                 .mappings()
                 .first()
             )
@@ -452,9 +438,7 @@ class Repository:
     def fills_for_order(self, order_id: int) -> list[FillRecord]:
         """An order's fills in time order."""
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(fills).where(fills.c.order_id == order_id).order_by(fills.c.ts, fills.c.id)
-            )
+            rows = conn.execute(select(fills).where(fills.c.order_id == order_id).order_by(fills.c.ts, fills.c.id))
             return [FillRecord.from_row(r) for r in rows.mappings()]
 
     def list_events(self, pair_id: int | None = None, limit: int = 100) -> list[EventRecord]:
@@ -467,9 +451,7 @@ class Repository:
 
     def list_snapshots(self, pair_id: int) -> list[SnapshotRecord]:
         """A pair's snapshots in time order."""
-        query = (
-            select(snapshots).where(snapshots.c.pair_id == pair_id).order_by(snapshots.c.ts, snapshots.c.id)
-        )
+        query = select(snapshots).where(snapshots.c.pair_id == pair_id).order_by(snapshots.c.ts, snapshots.c.id)
         with self.engine.connect() as conn:
             return [SnapshotRecord.from_row(r) for r in conn.execute(query).mappings()]
 

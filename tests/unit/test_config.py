@@ -73,9 +73,7 @@ def test_environment_overrides_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_command_line_overrides_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("APP__LOG__LEVEL", "ERROR")
     monkeypatch.setenv("APP__DATA_DIR", "/nonexistent/env-dir")
-    args = supervisor.build_parser().parse_args(
-        ["--log-level", "debug", "--data-dir", str(tmp_path), "status"]
-    )
+    args = supervisor.build_parser().parse_args(["--log-level", "debug", "--data-dir", str(tmp_path), "status"])
     s = load_settings(None, supervisor.overrides_from_args(args))
     assert s.log.level == "DEBUG"
     assert s.data_dir == tmp_path
@@ -95,8 +93,7 @@ def test_decimal_settings_keep_exact_digits(tmp_path: Path) -> None:
 
 def test_markets_from_toml(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text(
-        '[[trading.markets]]\nname = "SOL"\nbackpack_symbol = "SOL_USDC_PERP"\n'
-        'hibachi_symbol = "SOL/USDT-P"\n'
+        '[[trading.markets]]\nname = "SOL"\nbackpack_symbol = "SOL_USDC_PERP"\nhibachi_symbol = "SOL/USDT-P"\n'
     )
     s = load_settings()
     assert [(m.name, m.backpack_symbol, m.hibachi_symbol) for m in s.trading.markets] == [

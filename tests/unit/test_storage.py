@@ -44,9 +44,7 @@ AWKWARD = [
 ]
 
 
-def _order(
-    pair_id: int, position_id: int, client_id: str = "1024", venue: Venue = Venue.BACKPACK
-) -> NewOrder:
+def _order(pair_id: int, position_id: int, client_id: str = "1024", venue: Venue = Venue.BACKPACK) -> NewOrder:
     return NewOrder(
         pair_id=pair_id,
         position_id=position_id,
@@ -208,15 +206,11 @@ def test_orders_and_fills(repo: Repository, clock: FakeClock) -> None:
     with pytest.raises(NotFoundError):
         repo.update_order(Venue.BACKPACK, "999", "filled")
 
-    fill = NewFill(
-        Venue.BACKPACK, "1024", "t-1", D("65000.5"), D("0.01"), D("0.1"), clock.now(), "USDC", False
-    )
+    fill = NewFill(Venue.BACKPACK, "1024", "t-1", D("65000.5"), D("0.01"), D("0.1"), clock.now(), "USDC", False)
     assert repo.record_fill(fill) is True
     assert repo.record_fill(fill) is False  # the same venue fill id is stored once
     assert (
-        repo.record_fill(
-            NewFill(Venue.BACKPACK, "1024", "t-2", D("65001"), D("0.0053"), D("0.05"), clock.now())
-        )
+        repo.record_fill(NewFill(Venue.BACKPACK, "1024", "t-2", D("65001"), D("0.0053"), D("0.05"), clock.now()))
         is True
     )
     got = repo.fills_for_order(order.id)

@@ -1,0 +1,293 @@
+"""Backpack REST client (requests): signed calls, pacing, GET-only retries, typed errors, Decimal results.
+
+A place that times out is never re-sent: once its signed window has passed (Backpack refuses the request
+after that) the order is looked up by client id, so the answer is either the order or "it never existed".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from decimal import Decimal
+from typing import Any, Literal
+
+import requests
+
+from core.clock import Clock, SystemClock
+from core.domain import Venue
+from exchanges.backpack import parse
+from exchanges.backpack.signing import BackpackSigner, render_value
+from exchanges.base import Account, Fill, FundingPayment, Market, OrderRequest, OrderResult, OrderType, Position, Quote
+from exchanges.base import TimeInForce as Tif
+from exchanges.errors import (
+    MalformedResponse,
+    OrderNotFound,
+    OrderOutcomeUnknown,
+    RateLimited,
+    VenueError,
+    VenueUnavailable,
+)
+from exchanges.ratelimit import RateLimiter
+from exchanges.wire import dec, plain
+
+log = logging.getLogger(__name__)
+VENUE = "backpack"
+HISTORY_LIMIT = 1000
+
+
+class BackpackClient:
+    """The PerpExchange implementation for Backpack perps."""
+
+    venue = Venue.BACKPACK
+    leverage_scope: Literal["account", "market"] = "account"  # leverageLimit is account-wide (spec §3.3)
+
+    def __init__(
+        self,
+        rest_url: str,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        *,
+        window_ms: int = 5000,
+        clock: Clock | None = None,
+        connect_timeout_s: float = 3.05,
+        read_timeout_s: float = 10.0,
+        requests_per_s: float = 10.0,
+        get_retries: int = 3,
+        backoff_s: float = 0.25,
+    ) -> None:
+        self.base_url = rest_url.rstrip("/")
+        self._clock = clock or SystemClock()
+        self._signer = BackpackSigner(api_key, api_secret, window_ms) if api_key and api_secret else None
+        self._timeout = (connect_timeout_s, read_timeout_s)
+        self._limiter = RateLimiter(self._clock, requests_per_s, burst=max(1, int(requests_per_s)))
+        self._get_retries = get_retries
+        self._backoff_s = backoff_s
+        self._offset_ms = 0
+        self._markets: dict[str, Market] = {}
+        self._session = requests.Session()
+        self._session.headers.update({"User-Agent": "perp-farmer/0.1", "Accept": "application/json"})
+
+    # ---- transport --------------------------------------------------------------------------------------
+
+    def _now_ms(self) -> int:
+        return int(self._clock.now().timestamp() * 1000) + self._offset_ms
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+        instruction: str | None = None,
+        retry: bool = False,
+    ) -> tuple[int, Any]:
+        """Send one request (retrying if `retry`); returns (status, parsed JSON, text, or None)."""
+        query = {k: render_value(v) for k, v in (params or {}).items() if v is not None}
+        attempts = 1 + (self._get_retries if retry else 0)
+        for attempt in range(attempts):
+            self._limiter.acquire()
+            headers: dict[str, str] = {}
+            if instruction is not None:
+                if self._signer is None:
+                    raise VenueError(VENUE, f"{instruction} needs backpack.api_key and backpack.api_secret")
+                # Re-signed on every attempt: a retry must carry a fresh timestamp.
+                headers.update(self._signer.headers(instruction, body if body is not None else query, self._now_ms()))
+            data = None
+            if body is not None:
+                headers["Content-Type"] = "application/json; charset=utf-8"
+                data = json.dumps(body, separators=(",", ":"))
+            try:
+                resp = self._session.request(
+                    method,
+                    self.base_url + path,
+                    params=query or None,
+                    data=data,
+                    headers=headers,
+                    timeout=self._timeout,
+                )
+            except requests.RequestException as exc:
+                error: VenueError = VenueUnavailable(VENUE, f"{method} {path}: {type(exc).__name__}")
+            else:
+                if resp.status_code < 400:
+                    return resp.status_code, self._decode(resp, path)
+                error = parse.parse_error(resp.status_code, resp.text, resp.headers.get("Retry-After"))
+                if isinstance(error, RateLimited):
+                    self._limiter.penalize(error.retry_after if error.retry_after is not None else self._backoff_s)
+            if not retry or not isinstance(error, VenueUnavailable | RateLimited) or attempt == attempts - 1:
+                raise error
+            delay = self._backoff_s * 2**attempt
+            log.info("backpack %s %s failed (%s); retry %d in %.2fs", method, path, error, attempt + 1, delay)
+            self._clock.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _decode(resp: requests.Response, path: str) -> Any:
+        if not resp.content:
+            return None
+        if "json" not in resp.headers.get("Content-Type", "application/json"):
+            return resp.text
+        try:
+            return resp.json()
+        except ValueError:
+            raise MalformedResponse(VENUE, f"{path}: reply is not JSON") from None
+
+    def _get(self, path: str, params: dict[str, Any] | None = None, instruction: str | None = None) -> Any:
+        return self._request("GET", path, params=params, instruction=instruction, retry=True)[1]
+
+    # ---- public data ------------------------------------------------------------------------------------
+
+    def server_time_ms(self) -> int:
+        """Backpack's clock (GET /api/v1/time, plain text ms)."""
+        value = self._get("/api/v1/time")
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            raise MalformedResponse(VENUE, "time: not an integer") from None
+
+    def sync_time(self) -> int:
+        """Measure our offset from the venue's clock and sign with corrected time; returns the offset in ms."""
+        before = int(self._clock.now().timestamp() * 1000)
+        server = self.server_time_ms()
+        after = int(self._clock.now().timestamp() * 1000)
+        self._offset_ms = server - (before + after) // 2
+        return self._offset_ms
+
+    def markets(self) -> list[Market]:
+        """Every perp market with its rules (and refresh the cache)."""
+        markets = parse.parse_markets(self._get("/api/v1/markets", {"marketType": "PERP"}))
+        self._markets = {m.symbol: m for m in markets}
+        return markets
+
+    def market(self, symbol: str) -> Market:
+        """One market's rules, cached."""
+        if symbol not in self._markets:
+            self._markets[symbol] = parse.parse_market(self._get("/api/v1/market", {"symbol": symbol}))
+        return self._markets[symbol]
+
+    def quote(self, symbol: str) -> Quote:
+        """Mark and funding from markPrices, best bid/ask from depth."""
+        mark, rate, next_funding = parse.parse_mark_price(self._get("/api/v1/markPrices", {"symbol": symbol}), symbol)
+        bid, ask = parse.parse_depth_top(self._get("/api/v1/depth", {"symbol": symbol, "limit": 5}))
+        return Quote(symbol, bid, ask, mark, rate, next_funding, self._clock.now(), "rest")
+
+    # ---- account ----------------------------------------------------------------------------------------
+
+    def account(self) -> Account:
+        """Equity, free collateral and requirements from the collateral summary."""
+        return parse.parse_collateral(self._get("/api/v1/capital/collateral", instruction="collateralQuery"))
+
+    def leverage_limit(self) -> Decimal:
+        """The account-wide leverage limit (GET /api/v1/account)."""
+        data = self._get("/api/v1/account", instruction="accountQuery")
+        if not isinstance(data, dict) or "leverageLimit" not in data:
+            raise MalformedResponse(VENUE, "account: missing leverageLimit")
+        return dec(VENUE, data["leverageLimit"], "leverageLimit")
+
+    def positions(self) -> list[Position]:
+        """Open positions (netted per symbol)."""
+        return parse.parse_positions(self._get("/api/v1/position", instruction="positionQuery"))
+
+    def set_leverage(self, symbol: str, leverage: Decimal) -> Decimal:
+        """Set the account-wide leverageLimit (PATCH /api/v1/account); Backpack has no per-market leverage."""
+        self._request("PATCH", "/api/v1/account", body={"leverageLimit": plain(leverage)}, instruction="accountUpdate")
+        return leverage
+
+    # ---- orders -----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def order_body(request: OrderRequest) -> dict[str, Any]:
+        """The orderExecute payload for a request (exactly the fields that are signed)."""
+        if not request.client_id.isdigit() or int(request.client_id) >= 2**32:
+            raise ValueError(f"Backpack clientId must be a uint32, got {request.client_id!r}")
+        body: dict[str, Any] = {
+            "symbol": request.symbol,
+            "side": parse.SIDE_TO_WIRE[request.side],
+            "orderType": "Market" if request.order_type is OrderType.MARKET else "Limit",
+            "quantity": plain(request.quantity),
+            "clientId": int(request.client_id),
+        }
+        if request.order_type is OrderType.LIMIT:
+            body["price"] = plain(request.price)  # type: ignore[arg-type]
+            if request.time_in_force is Tif.POST_ONLY:
+                body["postOnly"] = True
+            elif request.time_in_force is Tif.IOC:
+                body["timeInForce"] = "IOC"
+        if request.reduce_only:
+            body["reduceOnly"] = True
+        return body
+
+    def place_order(self, request: OrderRequest) -> OrderResult:
+        """Send an order. A timeout or unreadable reply is resolved by lookup, never by re-sending."""
+        body = self.order_body(request)
+        sent_at_ms = self._now_ms()
+        try:
+            _, data = self._request("POST", "/api/v1/order", body=body, instruction="orderExecute")
+            return parse.parse_order(data)
+        except VenueUnavailable as exc:  # timeout, 5xx, dropped link, garbage: the order may exist
+            return self._resolve_ambiguous(request, sent_at_ms, exc)
+
+    def _resolve_ambiguous(self, request: OrderRequest, sent_at_ms: int, cause: VenueError) -> OrderResult:
+        window_ms = self._signer.window_ms if self._signer else 5000
+        wait_s = (sent_at_ms + window_ms - self._now_ms()) / 1000 + 0.05
+        if wait_s > 0:
+            self._clock.sleep(wait_s)  # past the window the venue can no longer accept that request
+        try:
+            found = self.get_order(request.symbol, request.client_id)
+        except OrderNotFound:
+            # Known dead: the request expired without an order. A retry may use a new attempt number.
+            raise VenueUnavailable(
+                VENUE, f"order {request.client_id} was not placed ({cause.venue_message})", code=cause.code
+            ) from cause
+        except VenueError as exc:
+            raise OrderOutcomeUnknown(
+                VENUE,
+                f"order {request.client_id}: outcome unknown ({cause.venue_message}; lookup: {exc})",
+                client_id=request.client_id,
+            ) from exc
+        log.warning("backpack order %s: reply lost (%s), found by lookup: %s", request.client_id, cause, found.status)
+        return found
+
+    def get_order(self, symbol: str, client_id: str) -> OrderResult:
+        """An order by client id: resting orders from orderQuery, finished ones from order history."""
+        try:
+            data = self._get("/api/v1/order", {"symbol": symbol, "clientId": int(client_id)}, instruction="orderQuery")
+            result = parse.parse_order(data)
+        except OrderNotFound:
+            history = self._get(
+                "/wapi/v1/history/orders",
+                {"symbol": symbol, "limit": HISTORY_LIMIT, "sortDirection": "Desc"},
+                instruction="orderHistoryQueryAll",
+            )
+            found = parse.find_order_by_client_id(history, client_id)
+            if found is None:
+                raise OrderNotFound(VENUE, f"no order with clientId {client_id}", http_status=404) from None
+            result = found
+        if result.filled_quantity > 0:
+            fee = sum((f.fee for f in self.fills(symbol, result.venue_order_id)), Decimal(0))
+            result = dataclasses.replace(result, fee=fee)
+        return result
+
+    def cancel_order(self, symbol: str, client_id: str) -> OrderResult | None:
+        """Cancel by client id; None when Backpack answered 202 (accepted, not yet carried out)."""
+        status, data = self._request(
+            "DELETE", "/api/v1/order", body={"symbol": symbol, "clientId": int(client_id)}, instruction="orderCancel"
+        )
+        if status == 202 or data is None:
+            return None
+        return parse.parse_order(data)
+
+    def fills(self, symbol: str, venue_order_id: str | None = None) -> list[Fill]:
+        """Recent own fills of a market (or of one order)."""
+        params = {"symbol": symbol, "orderId": venue_order_id, "limit": HISTORY_LIMIT, "fillType": "User"}
+        return parse.parse_fills(self._get("/wapi/v1/history/fills", params, instruction="fillHistoryQueryAll"))
+
+    def funding_payments(self, symbol: str) -> list[FundingPayment]:
+        """Recent funding settlements of a market."""
+        params = {"symbol": symbol, "limit": HISTORY_LIMIT}
+        return parse.parse_funding(self._get("/wapi/v1/history/funding", params, instruction="fundingHistoryQueryAll"))
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self._session.close()

@@ -1,0 +1,211 @@
+"""The venue-neutral interface: a PerpExchange protocol and the frozen types every venue parses into."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal, Protocol
+
+from core.domain import Side, Venue
+
+
+class OrderType(StrEnum):
+    """Market or limit."""
+
+    MARKET = "market"
+    LIMIT = "limit"
+
+
+class TimeInForce(StrEnum):
+    """How long a limit order may rest."""
+
+    GTC = "gtc"
+    IOC = "ioc"
+    POST_ONLY = "post_only"
+
+
+class OrderStatus(StrEnum):
+    """Venue-neutral order status."""
+
+    NEW = "new"  # accepted, resting or about to execute
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"  # IOC/market remainder, post-only that would take, reduce-only that would not reduce
+    REJECTED = "rejected"
+
+    @property
+    def is_final(self) -> bool:
+        """No further fills can happen."""
+        return self in {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.EXPIRED, OrderStatus.REJECTED}
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    """A perp market's trading rules."""
+
+    symbol: str
+    tick_size: Decimal
+    step_size: Decimal
+    min_quantity: Decimal
+    min_notional: Decimal
+    max_leverage: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """Best bid/ask, mark and funding of a market at a moment."""
+
+    symbol: str
+    bid: Decimal | None
+    ask: Decimal | None
+    mark: Decimal | None
+    funding_rate: Decimal | None
+    next_funding_time: datetime | None
+    ts: datetime
+    source: Literal["feed", "rest"] = "rest"
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """Margin summary of the account (quote-currency amounts)."""
+
+    equity: Decimal
+    available: Decimal
+    initial_requirement: Decimal
+    maintenance_requirement: Decimal
+    margin_fraction: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """One open position as the venue reports it (quantity unsigned, side says the direction)."""
+
+    symbol: str
+    side: Side
+    quantity: Decimal
+    entry_price: Decimal
+    mark_price: Decimal | None
+    unrealized_pnl: Decimal | None
+    liquidation_price: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """An order to send. `client_id` is our id in the venue's form, as text."""
+
+    client_id: str
+    symbol: str
+    side: Side  # LONG buys, SHORT sells
+    quantity: Decimal
+    order_type: OrderType = OrderType.MARKET
+    price: Decimal | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    reduce_only: bool = False
+
+    def __post_init__(self) -> None:
+        if self.quantity <= 0:
+            raise ValueError(f"order quantity must be > 0, got {self.quantity}")
+        if self.order_type is OrderType.LIMIT and (self.price is None or self.price <= 0):
+            raise ValueError("a limit order needs a price > 0")
+        if self.order_type is OrderType.MARKET and self.price is not None:
+            raise ValueError("a market order takes no price")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderResult:
+    """What the venue says about one order."""
+
+    venue_order_id: str
+    client_id: str | None
+    symbol: str
+    side: Side
+    status: OrderStatus
+    quantity: Decimal
+    filled_quantity: Decimal
+    average_price: Decimal | None
+    fee: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One execution."""
+
+    venue_fill_id: str
+    venue_order_id: str
+    client_id: str | None
+    symbol: str
+    side: Side
+    price: Decimal
+    quantity: Decimal
+    fee: Decimal
+    fee_asset: str | None
+    is_maker: bool | None
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FundingPayment:
+    """A funding settlement: amount > 0 received, < 0 paid."""
+
+    symbol: str
+    amount: Decimal
+    rate: Decimal | None
+    ts: datetime
+
+
+class PerpExchange(Protocol):
+    """What the engine needs from a perp venue. Quirks are attributes, never venue-name branches."""
+
+    venue: Venue
+    leverage_scope: Literal["account", "market"]
+
+    def markets(self) -> list[Market]:
+        """Every perp market with its rules."""
+        ...
+
+    def market(self, symbol: str) -> Market:
+        """One market's rules (cached after the first load)."""
+        ...
+
+    def quote(self, symbol: str) -> Quote:
+        """Bid, ask, mark and funding over REST."""
+        ...
+
+    def account(self) -> Account:
+        """Equity, free collateral and margin requirements."""
+        ...
+
+    def positions(self) -> list[Position]:
+        """Open positions."""
+        ...
+
+    def place_order(self, request: OrderRequest) -> OrderResult:
+        """Send an order; OrderOutcomeUnknown when the outcome could not be learned."""
+        ...
+
+    def cancel_order(self, symbol: str, client_id: str) -> OrderResult | None:
+        """Cancel by client id; None when the venue accepted the cancel but has not carried it out yet."""
+        ...
+
+    def get_order(self, symbol: str, client_id: str) -> OrderResult:
+        """An order by client id, resting or finished; OrderNotFound when the venue has none."""
+        ...
+
+    def fills(self, symbol: str, venue_order_id: str | None = None) -> list[Fill]:
+        """Recent fills of a market, or of one order."""
+        ...
+
+    def funding_payments(self, symbol: str) -> list[FundingPayment]:
+        """Recent funding settlements of a market."""
+        ...
+
+    def set_leverage(self, symbol: str, leverage: Decimal) -> Decimal:
+        """Set the leverage used for `symbol` (account-wide on some venues); returns what was set."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

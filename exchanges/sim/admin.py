@@ -1,0 +1,90 @@
+"""The `/_sim/` admin endpoint shared by the simulators: inject faults and read state over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from exchanges.sim.engine import SimEngine
+from exchanges.sim.http import Request, Response
+from exchanges.sim.ws import SimWsServer
+
+FAULT_KINDS = (
+    "reject", "http_error", "latency", "blackhole", "partial_fill", "drop_ws", "freeze", "jump", "clear",
+)  # fmt: skip
+
+
+def apply_fault(engine: SimEngine, ws: SimWsServer | None, spec: dict[str, Any]) -> dict[str, Any]:
+    """Apply one fault described as JSON; returns what was done. ValueError for a bad spec."""
+    kind = spec.get("kind")
+    count = int(spec.get("count", 1))
+    faults = engine.faults
+    if kind == "reject":
+        faults.reject_orders(count, spec["code"], str(spec.get("message", "rejected by simulator")),
+                             int(spec.get("http_status", 400)))  # fmt: skip
+    elif kind == "http_error":
+        retry = spec.get("retry_after")
+        faults.fail_requests(count, int(spec.get("status", 503)), None if retry is None else float(retry))
+    elif kind == "latency":
+        faults.set_latency(float(spec["seconds"]))
+    elif kind == "blackhole":
+        faults.blackhole_orders(count)
+    elif kind == "partial_fill":
+        faults.partial_fills(count, Decimal(str(spec["fraction"])))
+    elif kind == "drop_ws":
+        return {"dropped": ws.drop_all() if ws else 0}
+    elif kind == "freeze":
+        engine.prices.freeze(str(spec["asset"]), bool(spec.get("on", True)))
+    elif kind == "jump":
+        return {"price": str(engine.prices.jump(str(spec["asset"]), Decimal(str(spec["pct"]))))}
+    elif kind == "clear":
+        faults.clear()
+        for asset in engine.prices.assets():
+            engine.prices.freeze(asset, False)
+    else:
+        raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
+    return {"pending": faults.pending()}
+
+
+def engine_state(engine: SimEngine) -> dict[str, Any]:
+    """Accounts, positions and prices as JSON (for tests and for a person poking at the simulator)."""
+    with engine.lock:
+        return {
+            "venue": engine.name,
+            "marks": {s: str(engine.mark(s)) for s in engine.markets},
+            "accounts": {
+                name: {
+                    "collateral": str(acc.collateral),
+                    "equity": str(engine.equity(acc)),
+                    "liquidations": acc.liquidations,
+                    "orders": len(acc.orders),
+                    "positions": {
+                        s: {"quantity": str(p.quantity), "entry_price": str(p.entry_price)}
+                        for s, p in acc.positions.items()
+                        if p.quantity
+                    },
+                }
+                for name, acc in engine.accounts.items()
+            },
+            "faults": engine.faults.pending(),
+        }
+
+
+def admin_handler(engine: SimEngine, ws: Callable[[], SimWsServer | None]) -> Callable[[Request], Response]:
+    """The handler for every `/_sim/...` request."""
+
+    def handle(request: Request) -> Response:
+        if request.method == "GET" and request.path in ("/_sim", "/_sim/state"):
+            return Response(200, engine_state(engine))
+        if request.method == "POST" and request.path == "/_sim/fault":
+            try:
+                spec = request.json()
+                if not isinstance(spec, dict):
+                    return Response(400, {"error": "bad fault: body must be a JSON object"})
+                return Response(200, apply_fault(engine, ws(), spec))
+            except (ValueError, KeyError, TypeError, InvalidOperation) as exc:
+                return Response(400, {"error": f"bad fault: {exc}"})
+        return Response(404, {"error": "unknown admin path"})
+
+    return handle

@@ -1,0 +1,573 @@
+"""Simulated perp venue: accounts, a synthetic book around the shared price, fills, fees, funding, liquidation.
+
+Venue-neutral: it speaks Sides and Decimals; each venue's wire layer turns requests and replies into the
+venue's JSON and turns SimReject kinds into the venue's error codes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from enum import StrEnum
+
+from core.clock import Clock
+from core.domain import Side
+from exchanges.base import OrderStatus, OrderType, TimeInForce
+from exchanges.sim.faults import Faults
+from exchanges.sim.price import PriceSource
+
+
+class RejectKind(StrEnum):
+    """Why the simulator refused an order; the wire layer maps these to venue codes."""
+
+    UNKNOWN_MARKET = "unknown_market"
+    BAD_QUANTITY = "bad_quantity"
+    BAD_PRICE = "bad_price"
+    INSUFFICIENT_MARGIN = "insufficient_margin"
+    REDUCE_ONLY = "reduce_only"
+    DUPLICATE_CLIENT_ID = "duplicate_client_id"
+    NOT_FOUND = "not_found"
+    LEVERAGE = "leverage"
+    INJECTED = "injected"
+
+
+class SimRejectError(Exception):
+    """An order or request the simulated venue refuses."""
+
+    def __init__(self, kind: RejectKind, message: str, venue_code: str | int | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.venue_code = venue_code  # set for injected rejections: the exact code to answer with
+
+
+@dataclass(frozen=True)
+class SimMarket:
+    """A simulated market: its asset in the PriceSource and its trading rules."""
+
+    symbol: str
+    asset: str
+    tick_size: Decimal
+    step_size: Decimal
+    min_quantity: Decimal
+    min_notional: Decimal = Decimal(0)
+    initial_margin_rate: Decimal = Decimal("0.02")  # 50x max
+    maintenance_margin_rate: Decimal = Decimal("0.0125")
+    funding_interval_s: int = 8 * 3600
+    funding_rate: Decimal = Decimal("0.0001")
+    level_size: Decimal = Decimal(5)
+    levels: int = 5
+    half_spread_ticks: int = 1
+
+
+@dataclass
+class SimOrder:
+    """An order on the simulated venue."""
+
+    id: str
+    client_id: str | None
+    symbol: str
+    side: Side
+    order_type: OrderType
+    quantity: Decimal
+    price: Decimal | None
+    time_in_force: TimeInForce
+    reduce_only: bool
+    created_at: datetime
+    status: OrderStatus = OrderStatus.NEW
+    filled: Decimal = Decimal(0)
+    filled_quote: Decimal = Decimal(0)
+    fee: Decimal = Decimal(0)
+    expiry_reason: str | None = None
+    nonce: int | None = None
+
+    @property
+    def average_price(self) -> Decimal | None:
+        """Volume-weighted fill price."""
+        return self.filled_quote / self.filled if self.filled else None
+
+
+@dataclass(frozen=True)
+class SimFill:
+    """One execution."""
+
+    trade_id: int
+    order_id: str
+    client_id: str | None
+    symbol: str
+    side: Side
+    price: Decimal
+    quantity: Decimal
+    fee: Decimal
+    is_maker: bool
+    realized_pnl: Decimal
+    ts: datetime
+    system: bool = False  # liquidation
+
+
+@dataclass(frozen=True)
+class SimFunding:
+    """One funding settlement of one position."""
+
+    symbol: str
+    amount: Decimal  # > 0 received
+    rate: Decimal
+    quantity: Decimal  # signed position size
+    price: Decimal
+    ts: datetime
+
+
+@dataclass
+class SimPosition:
+    """Net position in one market (signed quantity)."""
+
+    quantity: Decimal = Decimal(0)
+    entry_price: Decimal = Decimal(0)
+    realized_pnl: Decimal = Decimal(0)
+    funding: Decimal = Decimal(0)
+
+
+@dataclass
+class SimAccount:
+    """One account: collateral, positions, orders and their history."""
+
+    name: str
+    collateral: Decimal
+    leverage_limit: Decimal = Decimal(10)
+    market_imr: dict[str, Decimal] = field(default_factory=dict)
+    positions: dict[str, SimPosition] = field(default_factory=dict)
+    orders: dict[str, SimOrder] = field(default_factory=dict)
+    fills: list[SimFill] = field(default_factory=list)
+    funding: list[SimFunding] = field(default_factory=list)
+    liquidations: int = 0
+
+
+def _round_to(value: Decimal, step: Decimal, rounding: str) -> Decimal:
+    return (value / step).to_integral_value(rounding=rounding) * step
+
+
+class SimEngine:
+    """One simulated venue's state. Thread-safe: every public method holds the engine lock."""
+
+    def __init__(
+        self,
+        name: str,
+        markets: list[SimMarket],
+        prices: PriceSource,
+        clock: Clock,
+        *,
+        maker_fee: Decimal,
+        taker_fee: Decimal,
+        basis: Decimal = Decimal(0),
+        leverage_scope: str = "account",
+    ) -> None:
+        self.name = name
+        self.markets = {m.symbol: m for m in markets}
+        self.prices = prices
+        self.clock = clock
+        self.maker_fee = maker_fee
+        self.taker_fee = taker_fee
+        self.basis = basis
+        self.leverage_scope = leverage_scope
+        self.faults = Faults()
+        self.accounts: dict[str, SimAccount] = {}
+        self.lock = threading.RLock()
+        self._order_ids = itertools.count(578721673790138368)
+        self._trade_ids = itertools.count(1)
+        start = clock.now().timestamp()
+        self._next_funding = {
+            m.symbol: (int(start) // m.funding_interval_s + 1) * m.funding_interval_s for m in markets
+        }
+
+    # ---- prices -----------------------------------------------------------------------------------------
+
+    def market(self, symbol: str) -> SimMarket:
+        """The market, or SimRejectError(UNKNOWN_MARKET)."""
+        if symbol not in self.markets:
+            raise SimRejectError(RejectKind.UNKNOWN_MARKET, f"unknown market {symbol}")
+        return self.markets[symbol]
+
+    def mark(self, symbol: str) -> Decimal:
+        """Mark price: the shared price plus this venue's basis, on the tick grid."""
+        m = self.market(symbol)
+        raw = self.prices.price(m.asset) * (1 + self.basis)
+        return _round_to(raw, m.tick_size, ROUND_HALF_UP)
+
+    def book(self, symbol: str) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
+        """(bids high->low, asks low->high), `levels` deep, `level_size` each, around the mark."""
+        m = self.market(symbol)
+        mark = self.mark(symbol)
+        gap = m.tick_size * m.half_spread_ticks
+        bids = [(mark - gap - i * m.tick_size, m.level_size) for i in range(m.levels)]
+        asks = [(mark + gap + i * m.tick_size, m.level_size) for i in range(m.levels)]
+        return [b for b in bids if b[0] > 0], asks
+
+    def next_funding_ts(self, symbol: str) -> int:
+        """Epoch seconds of the next funding settlement of `symbol`."""
+        with self.lock:
+            return self._next_funding[symbol]
+
+    # ---- accounts ---------------------------------------------------------------------------------------
+
+    def open_account(self, name: str, collateral: Decimal) -> SimAccount:
+        """Create (or return) an account funded with `collateral`."""
+        with self.lock:
+            if name not in self.accounts:
+                self.accounts[name] = SimAccount(name=name, collateral=collateral)
+            return self.accounts[name]
+
+    def leverage_for(self, account: SimAccount, symbol: str) -> Decimal:
+        """Effective leverage for new exposure in `symbol` (account limit or per-market rate)."""
+        m = self.markets[symbol]
+        venue_max = 1 / m.initial_margin_rate
+        if self.leverage_scope == "market":
+            return 1 / account.market_imr.get(symbol, m.initial_margin_rate)
+        return min(account.leverage_limit, venue_max)
+
+    def set_market_imr(self, account: SimAccount, symbol: str, rate: Decimal) -> None:
+        """Per-market initial margin rate (leverage = 1 / rate); must lie in [default rate, 1]."""
+        with self.lock:
+            m = self.market(symbol)
+            if not m.initial_margin_rate <= rate <= 1:
+                raise SimRejectError(
+                    RejectKind.LEVERAGE, f"initial margin rate {rate} outside [{m.initial_margin_rate}, 1]"
+                )
+            account.market_imr[symbol] = rate
+
+    def unrealized(self, account: SimAccount) -> Decimal:
+        """Sum of positions' PnL at mark."""
+        total = Decimal(0)
+        for symbol, pos in account.positions.items():
+            if pos.quantity:
+                total += (self.mark(symbol) - pos.entry_price) * pos.quantity
+        return total
+
+    def equity(self, account: SimAccount) -> Decimal:
+        """Collateral plus unrealized PnL."""
+        with self.lock:
+            return account.collateral + self.unrealized(account)
+
+    def exposure(self, account: SimAccount) -> Decimal:
+        """Sum of |quantity| * mark."""
+        with self.lock:
+            return sum((abs(p.quantity) * self.mark(s) for s, p in account.positions.items() if p.quantity), Decimal(0))
+
+    def initial_requirement(self, account: SimAccount) -> Decimal:
+        """Margin the open positions tie up."""
+        with self.lock:
+            return sum(
+                (
+                    abs(p.quantity) * self.mark(s) / self.leverage_for(account, s)
+                    for s, p in account.positions.items()
+                    if p.quantity
+                ),
+                Decimal(0),
+            )
+
+    def maintenance_requirement(self, account: SimAccount) -> Decimal:
+        """Equity below this liquidates the account."""
+        with self.lock:
+            return sum(
+                (
+                    abs(p.quantity) * self.mark(s) * self.markets[s].maintenance_margin_rate
+                    for s, p in account.positions.items()
+                    if p.quantity
+                ),
+                Decimal(0),
+            )
+
+    def liquidation_price(self, account: SimAccount, symbol: str) -> Decimal | None:
+        """Price of `symbol` at which equity meets maintenance, other positions held at mark."""
+        with self.lock:
+            pos = account.positions.get(symbol)
+            if pos is None or not pos.quantity:
+                return None
+            m = self.markets[symbol]
+            mark = self.mark(symbol)
+            others_eq = self.equity(account) - (mark - pos.entry_price) * pos.quantity
+            others_mm = self.maintenance_requirement(account) - abs(pos.quantity) * mark * m.maintenance_margin_rate
+            # Solve others_eq + (P - entry) q = others_mm + |q| P mmr for P.
+            q = pos.quantity
+            denominator = q - abs(q) * m.maintenance_margin_rate
+            if denominator == 0:
+                return None
+            price = (others_mm - others_eq + pos.entry_price * q) / denominator
+            return max(price, Decimal(0)).quantize(m.tick_size)
+
+    # ---- orders -----------------------------------------------------------------------------------------
+
+    def place(
+        self,
+        account: SimAccount,
+        *,
+        symbol: str,
+        side: Side,
+        order_type: OrderType,
+        quantity: Decimal,
+        price: Decimal | None = None,
+        time_in_force: TimeInForce = TimeInForce.GTC,
+        reduce_only: bool = False,
+        client_id: str | None = None,
+        nonce: int | None = None,
+    ) -> SimOrder:
+        """Validate, then fill (market/IOC), reject (post-only that would take) or rest the order."""
+        with self.lock:
+            self.tick()
+            injected = self.faults.take_reject()
+            if injected is not None:
+                raise SimRejectError(RejectKind.INJECTED, injected.message, venue_code=injected.code)
+            m = self.market(symbol)
+            self._validate(account, m, quantity, price, order_type, client_id)
+            order = SimOrder(
+                id=str(next(self._order_ids)),
+                client_id=client_id,
+                symbol=symbol,
+                side=side,
+                order_type=order_type,
+                quantity=quantity,
+                price=price,
+                time_in_force=time_in_force,
+                reduce_only=reduce_only,
+                created_at=self.clock.now(),
+                nonce=nonce,
+            )
+            if reduce_only:
+                pos = account.positions.get(symbol, SimPosition()).quantity
+                reducible = -pos if side is Side.LONG else pos
+                if reducible <= 0:
+                    order.status = OrderStatus.EXPIRED
+                    order.expiry_reason = "ReduceOnlyNotReduced"
+                    account.orders[order.id] = order
+                    return order
+                order.quantity = min(quantity, reducible)
+            crosses = self._crosses(order)
+            if order_type is OrderType.LIMIT and time_in_force is TimeInForce.POST_ONLY and crosses:
+                order.status = OrderStatus.EXPIRED
+                order.expiry_reason = "PostOnlyTaker"
+                account.orders[order.id] = order
+                return order
+            if not reduce_only:
+                self._check_margin(account, order)
+            account.orders[order.id] = order
+            if order_type is OrderType.MARKET or crosses:
+                fraction = self.faults.take_partial()
+                limit = order.quantity
+                if fraction is not None:
+                    limit = _round_to(order.quantity * fraction, m.step_size, ROUND_DOWN)
+                self._take(account, order, limit)
+                unfilled = order.filled < order.quantity
+                if unfilled and (order_type is OrderType.MARKET or time_in_force is TimeInForce.IOC or fraction):
+                    # The rest is cancelled; what filled stays in `filled` (Backpack reports this as Expired).
+                    order.status = OrderStatus.EXPIRED
+                    order.expiry_reason = "ImmediateOrCancel"
+            elif time_in_force is TimeInForce.IOC:
+                order.status = OrderStatus.EXPIRED
+                order.expiry_reason = "ImmediateOrCancel"
+            return order
+
+    def _validate(
+        self,
+        account: SimAccount,
+        m: SimMarket,
+        quantity: Decimal,
+        price: Decimal | None,
+        order_type: OrderType,
+        client_id: str | None,
+    ) -> None:
+        if quantity <= 0 or quantity % m.step_size != 0:
+            raise SimRejectError(RejectKind.BAD_QUANTITY, f"quantity {quantity} is not a multiple of {m.step_size}")
+        if quantity < m.min_quantity:
+            raise SimRejectError(RejectKind.BAD_QUANTITY, f"quantity {quantity} is below the minimum {m.min_quantity}")
+        if order_type is OrderType.LIMIT and (price is None or price <= 0 or price % m.tick_size != 0):
+            raise SimRejectError(RejectKind.BAD_PRICE, f"price {price} is not a multiple of {m.tick_size}")
+        reference = price if price is not None else self.mark(m.symbol)
+        if quantity * reference < m.min_notional:
+            raise SimRejectError(
+                RejectKind.BAD_QUANTITY, f"notional {quantity * reference} is below the minimum {m.min_notional}"
+            )
+        if client_id is not None and any(
+            o.client_id == client_id and not o.status.is_final for o in account.orders.values()
+        ):
+            raise SimRejectError(RejectKind.DUPLICATE_CLIENT_ID, f"an open order already has client id {client_id}")
+
+    def _crosses(self, order: SimOrder) -> bool:
+        if order.order_type is OrderType.MARKET:
+            return True
+        bids, asks = self.book(order.symbol)
+        assert order.price is not None
+        if order.side is Side.LONG:
+            return bool(asks) and order.price >= asks[0][0]
+        return bool(bids) and order.price <= bids[0][0]
+
+    def _check_margin(self, account: SimAccount, order: SimOrder) -> None:
+        symbol = order.symbol
+        pos = account.positions.get(symbol, SimPosition()).quantity
+        signed = order.quantity if order.side is Side.LONG else -order.quantity
+        added = max(Decimal(0), abs(pos + signed) - abs(pos))
+        if added == 0:
+            return
+        mark = self.mark(symbol)
+        needed = self.initial_requirement(account) + added * mark / self.leverage_for(account, symbol)
+        fee = order.quantity * mark * self.taker_fee
+        if needed + fee > self.equity(account):
+            raise SimRejectError(
+                RejectKind.INSUFFICIENT_MARGIN,
+                f"insufficient margin: needs {needed.quantize(Decimal('0.01'))} of "
+                f"{self.equity(account).quantize(Decimal('0.01'))} equity",
+            )
+
+    def _take(self, account: SimAccount, order: SimOrder, limit: Decimal) -> None:
+        bids, asks = self.book(order.symbol)
+        levels = asks if order.side is Side.LONG else bids
+        remaining = limit
+        for level_price, size in levels:
+            if remaining <= 0:
+                break
+            if (
+                order.order_type is OrderType.LIMIT
+                and order.price is not None
+                and (
+                    (order.side is Side.LONG and level_price > order.price)
+                    or (order.side is Side.SHORT and level_price < order.price)
+                )
+            ):
+                break
+            qty = min(remaining, size)
+            self._fill(account, order, level_price, qty, is_maker=False)
+            remaining -= qty
+
+    def _fill(self, account: SimAccount, order: SimOrder, price: Decimal, qty: Decimal, *, is_maker: bool) -> None:
+        rate = self.maker_fee if is_maker else self.taker_fee
+        fee = (price * qty * rate).quantize(Decimal("0.00000001"))
+        realized = self._apply_position(account, order.symbol, order.side, qty, price)
+        account.collateral += realized - fee
+        order.filled += qty
+        order.filled_quote += price * qty
+        order.fee += fee
+        order.status = OrderStatus.FILLED if order.filled >= order.quantity else OrderStatus.PARTIALLY_FILLED
+        account.fills.append(
+            SimFill(
+                trade_id=next(self._trade_ids),
+                order_id=order.id,
+                client_id=order.client_id,
+                symbol=order.symbol,
+                side=order.side,
+                price=price,
+                quantity=qty,
+                fee=fee,
+                is_maker=is_maker,
+                realized_pnl=realized,
+                ts=self.clock.now(),
+                system=order.client_id is None and order.expiry_reason == "Liquidation",
+            )
+        )
+
+    @staticmethod
+    def _apply_position(account: SimAccount, symbol: str, side: Side, qty: Decimal, price: Decimal) -> Decimal:
+        pos = account.positions.setdefault(symbol, SimPosition())
+        signed = qty if side is Side.LONG else -qty
+        realized = Decimal(0)
+        if pos.quantity == 0 or (pos.quantity > 0) == (signed > 0):
+            total = pos.quantity + signed
+            pos.entry_price = (pos.entry_price * abs(pos.quantity) + price * qty) / abs(total)
+            pos.quantity = total
+            return realized
+        closing = min(abs(signed), abs(pos.quantity))
+        direction = 1 if pos.quantity > 0 else -1
+        realized = (price - pos.entry_price) * closing * direction
+        pos.realized_pnl += realized
+        pos.quantity += signed
+        if pos.quantity == 0:
+            pos.entry_price = Decimal(0)
+        elif (pos.quantity > 0) != (direction > 0):
+            pos.entry_price = price  # flipped through zero: the remainder opened at this price
+        return realized
+
+    def cancel(self, account: SimAccount, *, order_id: str | None = None, client_id: str | None = None) -> SimOrder:
+        """Cancel a resting order by venue id or client id."""
+        with self.lock:
+            order = self.find_order(account, order_id=order_id, client_id=client_id, open_only=True)
+            order.status = OrderStatus.CANCELLED
+            return order
+
+    def find_order(
+        self,
+        account: SimAccount,
+        *,
+        order_id: str | None = None,
+        client_id: str | None = None,
+        nonce: int | None = None,
+        open_only: bool = False,
+    ) -> SimOrder:
+        """The newest order matching the id given; SimRejectError(NOT_FOUND) otherwise."""
+        with self.lock:
+            for order in reversed(list(account.orders.values())):
+                matches = (
+                    (order_id is not None and order.id == order_id)
+                    or (client_id is not None and order.client_id == client_id)
+                    or (nonce is not None and order.nonce == nonce)
+                )
+                if matches and (not open_only or not order.status.is_final):
+                    return order
+            raise SimRejectError(RejectKind.NOT_FOUND, "order not found")
+
+    # ---- time passing -----------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Fill resting orders the price crossed, settle due funding, liquidate accounts under maintenance."""
+        with self.lock:
+            for account in self.accounts.values():
+                for order in list(account.orders.values()):
+                    if order.order_type is OrderType.LIMIT and not order.status.is_final and self._crosses(order):
+                        self._fill(account, order, order.price, order.quantity - order.filled, is_maker=True)  # type: ignore[arg-type]
+            self._settle_funding()
+            for account in self.accounts.values():
+                maintenance = self.maintenance_requirement(account)
+                if maintenance > 0 and self.equity(account) < maintenance:
+                    self._liquidate(account)
+
+    def _settle_funding(self) -> None:
+        now = int(self.clock.now().timestamp())
+        for symbol, first_due in list(self._next_funding.items()):
+            m = self.markets[symbol]
+            due = first_due
+            while due <= now:
+                price = self.mark(symbol)
+                for account in self.accounts.values():
+                    pos = account.positions.get(symbol)
+                    if pos is None or not pos.quantity:
+                        continue
+                    # Positive rate: longs pay shorts.
+                    amount = (-pos.quantity * price * m.funding_rate).quantize(Decimal("0.00000001"))
+                    account.collateral += amount
+                    pos.funding += amount
+                    account.funding.append(
+                        SimFunding(symbol, amount, m.funding_rate, pos.quantity, price, self.clock.now())
+                    )
+                due += m.funding_interval_s
+            self._next_funding[symbol] = due
+
+    def _liquidate(self, account: SimAccount) -> None:
+        account.liquidations += 1
+        for symbol, pos in list(account.positions.items()):
+            if not pos.quantity:
+                continue
+            side = Side.SHORT if pos.quantity > 0 else Side.LONG
+            order = SimOrder(
+                id=str(next(self._order_ids)),
+                client_id=None,
+                symbol=symbol,
+                side=side,
+                order_type=OrderType.MARKET,
+                quantity=abs(pos.quantity),
+                price=None,
+                time_in_force=TimeInForce.IOC,
+                reduce_only=True,
+                created_at=self.clock.now(),
+                expiry_reason="Liquidation",
+            )
+            account.orders[order.id] = order
+            self._fill(account, order, self.mark(symbol), abs(pos.quantity), is_maker=False)
