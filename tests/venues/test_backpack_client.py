@@ -379,3 +379,19 @@ def test_concurrent_orders_from_two_threads(bp: BackpackClient, bp_sim: Backpack
         t.join(10)
     assert len(results) == 4
     assert position_qty(bp_sim) == D("0.04")
+
+
+def test_resting_limit_fills_as_maker_when_the_price_crosses(
+    timed: tuple[BackpackSim, BackpackClient, FakeClock],
+) -> None:
+    sim, client, _clock = timed
+    sim.prices.set_price("BTC", D(65000))
+    resting = client.place_order(market("400", order_type=OrderType.LIMIT, price=D("64000")))
+    assert resting.status is OrderStatus.NEW
+    sim.prices.set_price("BTC", D(63900))
+    filled = client.get_order(BTC, "400")
+    assert filled.status is OrderStatus.FILLED
+    assert filled.average_price == D("64000")
+    (fill,) = client.fills(BTC, filled.venue_order_id)
+    assert fill.is_maker is True
+    assert fill.fee == (D("64000") * D("0.01") * D("0.0002")).quantize(D("0.00000001"))
