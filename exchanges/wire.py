@@ -83,22 +83,22 @@ def integer(venue: str, value: Any, name: str) -> int:
     raise MalformedResponse(venue, f"{name}: expected an integer, got {str(value)[:40]!r}")
 
 
+def _from_epoch(venue: str, value: Any, name: str, units_per_second: int) -> datetime:
+    count = integer(venue, value, name)
+    try:
+        return datetime.fromtimestamp(count / units_per_second, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise MalformedResponse(venue, f"{name}: {count} is not a time") from None
+
+
 def from_millis(venue: str, value: Any, name: str) -> datetime:
     """UTC datetime from epoch milliseconds."""
-    ms = integer(venue, value, name)
-    try:
-        return datetime.fromtimestamp(ms / 1000, UTC)
-    except (OverflowError, OSError, ValueError):
-        raise MalformedResponse(venue, f"{name}: {ms} is not a time") from None
+    return _from_epoch(venue, value, name, 1000)
 
 
 def from_micros(venue: str, value: Any, name: str) -> datetime:
     """UTC datetime from epoch microseconds."""
-    us = integer(venue, value, name)
-    try:
-        return datetime.fromtimestamp(us / 1_000_000, UTC)
-    except (OverflowError, OSError, ValueError):
-        raise MalformedResponse(venue, f"{name}: {us} is not a time") from None
+    return _from_epoch(venue, value, name, 1_000_000)
 
 
 def from_naive_iso(venue: str, value: Any, name: str) -> datetime:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
@@ -250,34 +251,25 @@ class SimEngine:
         with self.lock:
             return account.collateral + self.unrealized(account)
 
+    def _sum_notional(self, account: SimAccount, factor: Callable[[str], Decimal]) -> Decimal:
+        """Sum over open positions of |quantity| * mark * factor(symbol)."""
+        with self.lock:
+            return sum(
+                (abs(p.quantity) * self.mark(s) * factor(s) for s, p in account.positions.items() if p.quantity),
+                Decimal(0),
+            )
+
     def exposure(self, account: SimAccount) -> Decimal:
         """Sum of |quantity| * mark."""
-        with self.lock:
-            return sum((abs(p.quantity) * self.mark(s) for s, p in account.positions.items() if p.quantity), Decimal(0))
+        return self._sum_notional(account, lambda _s: Decimal(1))
 
     def initial_requirement(self, account: SimAccount) -> Decimal:
         """Margin the open positions tie up."""
-        with self.lock:
-            return sum(
-                (
-                    abs(p.quantity) * self.mark(s) / self.leverage_for(account, s)
-                    for s, p in account.positions.items()
-                    if p.quantity
-                ),
-                Decimal(0),
-            )
+        return self._sum_notional(account, lambda s: 1 / self.leverage_for(account, s))
 
     def maintenance_requirement(self, account: SimAccount) -> Decimal:
         """Equity below this liquidates the account."""
-        with self.lock:
-            return sum(
-                (
-                    abs(p.quantity) * self.mark(s) * self.markets[s].maintenance_margin_rate
-                    for s, p in account.positions.items()
-                    if p.quantity
-                ),
-                Decimal(0),
-            )
+        return self._sum_notional(account, lambda s: self.markets[s].maintenance_margin_rate)
 
     def liquidation_price(self, account: SimAccount, symbol: str) -> Decimal | None:
         """Price of `symbol` at which equity meets maintenance, other positions held at mark."""
