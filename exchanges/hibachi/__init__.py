@@ -1,0 +1,1 @@
+"""Hibachi venue: signing, parsing, REST client, websocket feed and simulator."""
