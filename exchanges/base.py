@@ -187,7 +187,8 @@ class PerpExchange(Protocol):
         ...
 
     def cancel_order(self, symbol: str, client_id: str) -> OrderResult | None:
-        """Cancel by client id; None when the venue accepted the cancel but has not carried it out yet."""
+        """Cancel by client id. None: accepted, not yet carried out. A finished order comes back as it ended;
+        OrderNotFound only when the venue has no such order."""
         ...
 
     def get_order(self, symbol: str, client_id: str) -> OrderResult:

@@ -101,6 +101,17 @@ def from_micros(venue: str, value: Any, name: str) -> datetime:
     return _from_epoch(venue, value, name, 1_000_000)
 
 
+def from_seconds(venue: str, value: Any, name: str) -> datetime:
+    """UTC datetime from epoch seconds given as an integer or a decimal string ("1727701319.73488")."""
+    if isinstance(value, float) and not isinstance(value, bool):
+        value = repr(value)  # a time, not money: a JSON float is acceptable here
+    seconds = dec(venue, value, name)
+    try:
+        return datetime.fromtimestamp(float(seconds), UTC)
+    except (OverflowError, OSError, ValueError):
+        raise MalformedResponse(venue, f"{name}: {seconds} is not a time") from None
+
+
 def from_naive_iso(venue: str, value: Any, name: str) -> datetime:
     """UTC datetime from an ISO string without offset (taken as UTC, as the venues send them)."""
     if not isinstance(value, str):

@@ -12,23 +12,14 @@ import logging
 from decimal import Decimal
 from typing import Any, Literal
 
-import requests
-
 from core.clock import Clock, SystemClock
 from core.domain import Venue
 from exchanges.backpack import parse
 from exchanges.backpack.signing import BackpackSigner, render_value
 from exchanges.base import Account, Fill, FundingPayment, Market, OrderRequest, OrderResult, OrderType, Position, Quote
 from exchanges.base import TimeInForce as Tif
-from exchanges.errors import (
-    MalformedResponse,
-    OrderNotFound,
-    OrderOutcomeUnknown,
-    RateLimited,
-    VenueError,
-    VenueUnavailable,
-)
-from exchanges.ratelimit import RateLimiter
+from exchanges.errors import MalformedResponse, OrderNotFound, OrderOutcomeUnknown, VenueError, VenueUnavailable
+from exchanges.http import RestTransport
 from exchanges.wire import dec, plain
 
 log = logging.getLogger(__name__)
@@ -59,14 +50,12 @@ class BackpackClient:
         self.base_url = rest_url.rstrip("/")
         self._clock = clock or SystemClock()
         self._signer = BackpackSigner(api_key, api_secret, window_ms) if api_key and api_secret else None
-        self._timeout = (connect_timeout_s, read_timeout_s)
-        self._limiter = RateLimiter(self._clock, requests_per_s, burst=max(1, int(requests_per_s)))
-        self._get_retries = get_retries
-        self._backoff_s = backoff_s
+        self._http = RestTransport(
+            VENUE, self._clock, parse.parse_error, connect_timeout_s=connect_timeout_s,
+            read_timeout_s=read_timeout_s, requests_per_s=requests_per_s, get_retries=get_retries, backoff_s=backoff_s,
+        )  # fmt: skip
         self._offset_ms = 0
         self._markets: dict[str, Market] = {}
-        self._session = requests.Session()
-        self._session.headers.update({"User-Agent": "perp-farmer/0.1", "Accept": "application/json"})
 
     # ---- transport --------------------------------------------------------------------------------------
 
@@ -85,53 +74,18 @@ class BackpackClient:
     ) -> tuple[int, Any]:
         """Send one request (retrying if `retry`); returns (status, parsed JSON, text, or None)."""
         query = {k: render_value(v) for k, v in (params or {}).items() if v is not None}
-        attempts = 1 + (self._get_retries if retry else 0)
-        for attempt in range(attempts):
-            self._limiter.acquire()
-            headers: dict[str, str] = {}
-            if instruction is not None:
-                if self._signer is None:
-                    raise VenueError(VENUE, f"{instruction} needs backpack.api_key and backpack.api_secret")
-                # Re-signed on every attempt: a retry must carry a fresh timestamp.
-                headers.update(self._signer.headers(instruction, body if body is not None else query, self._now_ms()))
-            data = None
-            if body is not None:
-                headers["Content-Type"] = "application/json; charset=utf-8"
-                data = json.dumps(body, separators=(",", ":"))
-            try:
-                resp = self._session.request(
-                    method,
-                    self.base_url + path,
-                    params=query or None,
-                    data=data,
-                    headers=headers,
-                    timeout=self._timeout,
-                )
-            except requests.RequestException as exc:
-                error: VenueError = VenueUnavailable(VENUE, f"{method} {path}: {type(exc).__name__}")
-            else:
-                if resp.status_code < 400:
-                    return resp.status_code, self._decode(resp, path)
-                error = parse.parse_error(resp.status_code, resp.text, resp.headers.get("Retry-After"))
-                if isinstance(error, RateLimited):
-                    self._limiter.penalize(error.retry_after if error.retry_after is not None else self._backoff_s)
-            if not retry or not isinstance(error, VenueUnavailable | RateLimited) or attempt == attempts - 1:
-                raise error
-            delay = self._backoff_s * 2**attempt
-            log.info("backpack %s %s failed (%s); retry %d in %.2fs", method, path, error, attempt + 1, delay)
-            self._clock.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+        headers = None
+        if instruction is not None:
+            signer = self._signer
+            if signer is None:
+                raise VenueError(VENUE, f"{instruction} needs backpack.api_key and backpack.api_secret")
+            signed = body if body is not None else query
 
-    @staticmethod
-    def _decode(resp: requests.Response, path: str) -> Any:
-        if not resp.content:
-            return None
-        if "json" not in resp.headers.get("Content-Type", "application/json"):
-            return resp.text
-        try:
-            return resp.json()
-        except ValueError:
-            raise MalformedResponse(VENUE, f"{path}: reply is not JSON") from None
+            def headers() -> dict[str, str]:  # re-signed on every attempt: a retry carries a fresh timestamp
+                return signer.headers(instruction, signed, self._now_ms())
+
+        data = None if body is None else json.dumps(body, separators=(",", ":"))
+        return self._http.request(method, self.base_url + path, params=query, data=data, headers=headers, retry=retry)
 
     def _get(self, path: str, params: dict[str, Any] | None = None, instruction: str | None = None) -> Any:
         return self._request("GET", path, params=params, instruction=instruction, retry=True)[1]
@@ -270,10 +224,17 @@ class BackpackClient:
         return result
 
     def cancel_order(self, symbol: str, client_id: str) -> OrderResult | None:
-        """Cancel by client id; None when Backpack answered 202 (accepted, not yet carried out)."""
-        status, data = self._request(
-            "DELETE", "/api/v1/order", body={"symbol": symbol, "clientId": int(client_id)}, instruction="orderCancel"
-        )
+        """Cancel by client id; None when Backpack answered 202 (accepted, not yet carried out). An order that
+        had already finished is returned as it ended; OrderNotFound only when there is no such order."""
+        try:
+            status, data = self._request(
+                "DELETE",
+                "/api/v1/order",
+                body={"symbol": symbol, "clientId": int(client_id)},
+                instruction="orderCancel",
+            )
+        except OrderNotFound:
+            return self.get_order(symbol, client_id)  # nothing open to cancel: say how it ended
         if status == 202 or data is None:
             return None
         return parse.parse_order(data)
@@ -290,4 +251,4 @@ class BackpackClient:
 
     def close(self) -> None:
         """Close the HTTP session."""
-        self._session.close()
+        self._http.close()

@@ -111,8 +111,10 @@ def test_limit_order_rests_then_cancels(bp: BackpackClient, bp_sim: BackpackSim)
     cancelled = bp.cancel_order(BTC, "2048")
     assert cancelled is not None and cancelled.status is OrderStatus.CANCELLED
     assert bp.get_order(BTC, "2048").status is OrderStatus.CANCELLED  # now from history
+    again = bp.cancel_order(BTC, "2048")  # nothing left to cancel: the order as it ended
+    assert again is not None and again.status is OrderStatus.CANCELLED
     with pytest.raises(OrderNotFound):
-        bp.cancel_order(BTC, "2048")
+        bp.cancel_order(BTC, "2049")
 
 
 def test_post_only_that_would_take_expires(bp: BackpackClient) -> None:

@@ -1,0 +1,99 @@
+"""The HTTP edge shared by venue clients: pacing, timeouts, GET-only retries with backoff, typed errors.
+
+A venue supplies its error parser and, for signed calls, a function that builds fresh headers for every
+attempt (a retried request must carry a fresh timestamp or nonce).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import requests
+
+from core.clock import Clock
+from exchanges.errors import MalformedResponse, RateLimited, VenueError, VenueUnavailable
+from exchanges.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+ErrorParser = Callable[[int, str, str | None], VenueError]
+HeaderSource = Callable[[], Mapping[str, str]]
+
+
+class RestTransport:
+    """One venue's requests.Session behind a rate limiter; only calls marked `retry` are ever repeated."""
+
+    def __init__(
+        self,
+        venue: str,
+        clock: Clock,
+        parse_error: ErrorParser,
+        *,
+        connect_timeout_s: float = 3.05,
+        read_timeout_s: float = 10.0,
+        requests_per_s: float = 10.0,
+        get_retries: int = 3,
+        backoff_s: float = 0.25,
+    ) -> None:
+        self.venue = venue
+        self._clock = clock
+        self._parse_error = parse_error
+        self._timeout = (connect_timeout_s, read_timeout_s)
+        self._limiter = RateLimiter(clock, requests_per_s, burst=max(1, int(requests_per_s)))
+        self._get_retries = get_retries
+        self._backoff_s = backoff_s
+        self.session = requests.Session()
+        self.session.headers.update({"User-Agent": "perp-farmer/0.1", "Accept": "application/json"})
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        data: str | None = None,
+        headers: HeaderSource | None = None,
+        retry: bool = False,
+    ) -> tuple[int, Any]:
+        """Send one request (retrying transient failures if `retry`); returns (status, JSON, text or None)."""
+        attempts = 1 + (self._get_retries if retry else 0)
+        path = url.split("?", 1)[0]
+        for attempt in range(attempts):
+            self._limiter.acquire()
+            sent_headers = dict(headers()) if headers is not None else {}
+            if data is not None:
+                sent_headers.setdefault("Content-Type", "application/json")
+            try:
+                resp = self.session.request(
+                    method, url, params=params or None, data=data, headers=sent_headers, timeout=self._timeout
+                )
+            except requests.RequestException as exc:
+                error: VenueError = VenueUnavailable(self.venue, f"{method} {path}: {type(exc).__name__}")
+            else:
+                if resp.status_code < 400:
+                    return resp.status_code, self._decode(resp, path)
+                error = self._parse_error(resp.status_code, resp.text, resp.headers.get("Retry-After"))
+                if isinstance(error, RateLimited):
+                    self._limiter.penalize(error.retry_after if error.retry_after is not None else self._backoff_s)
+            if not retry or not isinstance(error, VenueUnavailable | RateLimited) or attempt == attempts - 1:
+                raise error
+            delay = self._backoff_s * 2**attempt
+            log.info("%s %s %s failed (%s); retry %d in %.2fs", self.venue, method, path, error, attempt + 1, delay)
+            self._clock.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _decode(self, resp: requests.Response, path: str) -> Any:
+        if not resp.content:
+            return None
+        if "json" not in resp.headers.get("Content-Type", "application/json"):
+            return resp.text
+        try:
+            return resp.json()
+        except ValueError:
+            raise MalformedResponse(self.venue, f"{path}: reply is not JSON") from None
+
+    def close(self) -> None:
+        """Close the session's connections."""
+        self.session.close()
