@@ -1,0 +1,385 @@
+"""Hibachi REST client (requests): trade host and data host, signed writes, nonces, typed errors, Decimals.
+
+A place that times out is never re-sent: once its nonce has fallen outside the server's window (the venue
+refuses it after that) the order is looked up by client id, so the answer is either the order or "it never
+existed". Fills are never assumed: an order's filled quantity, price and fee come from the trade journal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
+from typing import Any, Literal
+
+from core.clock import Clock, SystemClock
+from core.domain import Venue
+from exchanges.base import (
+    Account,
+    Fill,
+    FundingPayment,
+    Market,
+    OrderRequest,
+    OrderResult,
+    OrderStatus,
+    OrderType,
+    Position,
+    Quote,
+)
+from exchanges.base import TimeInForce as Tif
+from exchanges.errors import (
+    InvalidOrder,
+    MalformedResponse,
+    OrderNotFound,
+    OrderOutcomeUnknown,
+    VenueError,
+    VenueUnavailable,
+)
+from exchanges.hibachi import parse
+from exchanges.hibachi.nonce import NonceSource
+from exchanges.hibachi.signing import Contract, Signer, cancel_payload, order_payload, quantity_is_exact
+from exchanges.http import RestTransport
+from exchanges.wire import plain
+
+log = logging.getLogger(__name__)
+VENUE = "hibachi"
+CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9-]{1,32}$")
+TRADES_PAGE = 100
+MAX_TRADE_PAGES = 10
+# Spec §4: nonces must lie within ±15 s of server time. A constructor argument so tests can shorten it.
+NONCE_WINDOW_S = 15.0
+
+
+class HibachiClient:
+    """The PerpExchange implementation for Hibachi perps."""
+
+    venue = Venue.HIBACHI
+    leverage_scope: Literal["account", "market"] = "market"  # initialMarginRate per symbol (spec §6)
+    # orderFlags takes a single value (spec §3): a reduce-only order cannot also be IOC or post-only.
+    combines_reduce_only_with_tif = False
+
+    def __init__(
+        self,
+        api_url: str,
+        data_api_url: str,
+        api_key: str | None = None,
+        account_id: int | None = None,
+        signer: Signer | None = None,
+        *,
+        clock: Clock | None = None,
+        nonce_window_s: float = NONCE_WINDOW_S,
+        info_ttl_s: float = 60.0,
+        connect_timeout_s: float = 3.05,
+        read_timeout_s: float = 10.0,
+        requests_per_s: float = 10.0,  # no published limits; CCXT paces one call per 100 ms
+        get_retries: int = 3,
+        backoff_s: float = 0.25,
+        settle_polls: int = 5,
+        settle_interval_s: float = 0.2,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.data_api_url = data_api_url.rstrip("/")
+        self._api_key = api_key
+        self._account_id = account_id
+        self._signer = signer
+        self._clock = clock or SystemClock()
+        self.nonces = NonceSource(self._clock)
+        self._nonce_window_s = nonce_window_s
+        self._info_ttl_s = info_ttl_s
+        self._info: parse.ExchangeInfo | None = None
+        self._info_at = 0.0
+        self._settle_polls = settle_polls
+        self._settle_interval_s = settle_interval_s
+        self._http = RestTransport(
+            VENUE, self._clock, parse.parse_error, connect_timeout_s=connect_timeout_s,
+            read_timeout_s=read_timeout_s, requests_per_s=requests_per_s, get_retries=get_retries, backoff_s=backoff_s,
+        )  # fmt: skip
+
+    # ---- transport --------------------------------------------------------------------------------------
+
+    def _credentials(self, what: str) -> tuple[str, int]:
+        if not self._api_key or self._account_id is None:
+            raise VenueError(VENUE, f"{what} needs hibachi.api_key and hibachi.account_id")
+        return self._api_key, self._account_id
+
+    def _data_get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        query = {k: str(v) for k, v in (params or {}).items() if v is not None}
+        return self._http.request("GET", self.data_api_url + path, params=query, retry=True)[1]
+
+    def _trade_get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        api_key, account_id = self._credentials(f"GET {path}")
+        query = {"accountId": str(account_id)} | {k: str(v) for k, v in (params or {}).items() if v is not None}
+        return self._http.request(
+            "GET", self.api_url + path, params=query, headers=lambda: {"Authorization": api_key}, retry=True
+        )[1]
+
+    def _trade_write(self, method: str, path: str, body: dict[str, Any]) -> Any:
+        """A write: never retried here (the caller decides, knowing what a repeat would mean)."""
+        api_key, account_id = self._credentials(f"{method} {path}")
+        data = json.dumps({"accountId": account_id} | body, separators=(",", ":"))
+        return self._http.request(method, self.api_url + path, data=data, headers=lambda: {"Authorization": api_key})[1]
+
+    def _sign(self, payload: bytes) -> str:
+        if self._signer is None:
+            raise VenueError(VENUE, "signed calls need hibachi.key_type with its hmac_secret or private_key")
+        return self._signer.sign(payload)
+
+    # ---- public data ------------------------------------------------------------------------------------
+
+    def server_time_ms(self) -> int:
+        """Hibachi's clock (GET /exchange/utc-timestamp)."""
+        return parse.parse_server_time_ms(self._data_get("/exchange/utc-timestamp"))
+
+    def sync_time(self) -> int:
+        """Measure our offset from the venue's clock and use it for nonces; returns the offset in ms."""
+        before = self.nonces.local_us()
+        server_us = self.server_time_ms() * 1000
+        after = self.nonces.local_us()
+        self.nonces.set_offset_us(server_us - (before + after) // 2)
+        return self.nonces.offset_us // 1000
+
+    def exchange_info(self, *, max_age_s: float | None = None) -> parse.ExchangeInfo:
+        """Status, contracts and fee rates; cached for `info_ttl_s` (or `max_age_s`)."""
+        ttl = self._info_ttl_s if max_age_s is None else max_age_s
+        if self._info is None or self._clock.monotonic() - self._info_at > ttl:
+            self._info = parse.parse_exchange_info(self._data_get("/market/exchange-info"))
+            self._info_at = self._clock.monotonic()
+        return self._info
+
+    def contract(self, symbol: str) -> Contract:
+        """One contract's ids, decimals and rules (refreshing exchange-info once if it is unknown)."""
+        info = self.exchange_info()
+        if symbol not in info.contracts:
+            info = self.exchange_info(max_age_s=0)
+        if symbol not in info.contracts:
+            raise InvalidOrder(VENUE, f"unknown contract {symbol!r}", code="UNKNOWN_SYMBOL")
+        return info.contracts[symbol]
+
+    def markets(self) -> list[Market]:
+        """Every live contract with its rules (refreshing the cache)."""
+        return [parse.contract_market(c) for c in self.exchange_info(max_age_s=0).contracts.values()]
+
+    def market(self, symbol: str) -> Market:
+        """One contract's rules, cached."""
+        return parse.contract_market(self.contract(symbol))
+
+    def quote(self, symbol: str) -> Quote:
+        """Bid, ask, mark and funding estimate from GET /market/data/prices."""
+        bid, ask, mark, rate, next_funding = parse.parse_prices(
+            self._data_get("/market/data/prices", {"symbol": symbol})
+        )
+        return Quote(symbol, bid, ask, mark, rate, next_funding, self._clock.now(), "rest")
+
+    # ---- account ----------------------------------------------------------------------------------------
+
+    def _account_info(self) -> Any:
+        return self._trade_get("/trade/account/info")
+
+    def account(self) -> Account:
+        """Equity, withdrawable collateral and margin requirements (portfolio margin, USDT)."""
+        return parse.parse_account(self._account_info(), self.exchange_info().contracts)
+
+    def positions(self) -> list[Position]:
+        """Open positions."""
+        return parse.parse_positions(self._account_info())
+
+    def set_leverage(self, symbol: str, leverage: Decimal) -> Decimal:
+        """Set the symbol's initialMarginRate to 1/leverage (rounded up: never more leverage than asked);
+        returns the leverage that rate gives. Unsigned, as in the venue's documented example."""
+        if leverage < 1:
+            raise ValueError(f"leverage must be >= 1, got {leverage}")
+        rate = (1 / leverage).quantize(Decimal("0.000001"), rounding=ROUND_CEILING)
+        self._trade_write("POST", "/trade/account/leverage", {"symbol": symbol, "initialMarginRate": plain(rate)})
+        return (1 / rate).quantize(Decimal("0.0001"), rounding=ROUND_DOWN)
+
+    # ---- orders -----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _order_flags(request: OrderRequest) -> list[str]:
+        flags = ["REDUCE_ONLY"] if request.reduce_only else []
+        if request.order_type is OrderType.LIMIT and request.time_in_force is Tif.IOC:
+            flags.append("IOC")
+        elif request.order_type is OrderType.LIMIT and request.time_in_force is Tif.POST_ONLY:
+            flags.append("POST_ONLY")
+        return flags
+
+    @staticmethod
+    def _order_problems(request: OrderRequest, contract: Contract, flags: list[str]) -> list[str]:
+        problems = []
+        if request.quantity % contract.step_size or not quantity_is_exact(request.quantity, contract):
+            problems.append(f"quantity {request.quantity} is not a multiple of {contract.step_size}")
+        if request.quantity < contract.min_order_size:
+            problems.append(f"quantity {request.quantity} is below the minimum {contract.min_order_size}")
+        if request.price is not None:
+            if request.price % contract.tick_size:
+                problems.append(f"price {request.price} is not a multiple of {contract.tick_size}")
+            if request.price * request.quantity < contract.min_notional:
+                problems.append(f"notional is below the minimum {contract.min_notional}")
+        if len(flags) > 1:
+            problems.append(f"Hibachi takes one order flag, not {' + '.join(flags)}")
+        return problems
+
+    def order_body(self, request: OrderRequest, nonce: int) -> dict[str, Any]:
+        """The POST /trade/order body, signed. Refuses (InvalidOrder, nothing sent) what the venue would."""
+        if not CLIENT_ID_RE.match(request.client_id):
+            raise ValueError(f"Hibachi clientId must be 1-32 of [A-Za-z0-9-], got {request.client_id!r}")
+        contract = self.contract(request.symbol)
+        info = self.exchange_info()
+        flags = self._order_flags(request)
+        problems = self._order_problems(request, contract, flags)
+        if problems:
+            raise InvalidOrder(VENUE, "; ".join(problems), code="LOCAL_CHECK")
+        fee_cap = info.max_fee_rate
+        payload = order_payload(nonce, contract, request.quantity, request.side, request.price, fee_cap)
+        body: dict[str, Any] = {
+            "symbol": request.symbol,
+            "nonce": nonce,
+            "orderType": "MARKET" if request.order_type is OrderType.MARKET else "LIMIT",
+            "side": parse.SIDE_TO_WIRE[request.side],
+            "quantity": plain(request.quantity),
+            "maxFeesPercent": plain(fee_cap),
+            "clientId": request.client_id,
+        }
+        if request.price is not None:
+            body["price"] = plain(request.price)
+        if flags:
+            body["orderFlags"] = flags[0]
+        body["signature"] = self._sign(payload)
+        return body
+
+    def place_order(self, request: OrderRequest) -> OrderResult:
+        """Send an order, then read back what became of it. A lost reply is resolved by lookup, never re-sent."""
+        info = self.exchange_info()
+        if info.status != parse.NORMAL:
+            info = self.exchange_info(max_age_s=0)  # maintenance may have just ended
+            if info.status != parse.NORMAL:
+                raise VenueUnavailable(VENUE, f"exchange is in {info.status}: {info.maintenance_note or ''}".strip(),
+                                       code=info.status)  # fmt: skip
+        nonce = self.nonces.next()
+        body = self.order_body(request, nonce)
+        try:
+            order_id = parse.parse_placed_order_id(self._trade_write("POST", "/trade/order", body))
+        except VenueUnavailable as exc:  # timeout, 5xx, dropped link, garbage: the order may exist
+            return self._resolve_ambiguous(request, nonce, exc)
+        return self._settle(request, order_id)
+
+    def _settle(self, request: OrderRequest, order_id: str) -> OrderResult:
+        """Read the accepted order back; market and IOC orders are polled briefly until they finish."""
+        immediate = request.order_type is OrderType.MARKET or request.time_in_force is Tif.IOC
+        result: OrderResult | None = None
+        for poll in range(self._settle_polls):
+            try:
+                result = self.get_order(request.symbol, request.client_id)
+            except VenueError as exc:
+                log.warning("hibachi order %s (%s) accepted; reading it back failed: %s", request.client_id,
+                            order_id, exc)  # fmt: skip
+            if result is not None and (result.status.is_final or not immediate):
+                return result
+            if poll < self._settle_polls - 1:
+                self._clock.sleep(self._settle_interval_s)
+        # Accepted, but its outcome is not visible yet: say so rather than assume a fill.
+        return result or OrderResult(
+            order_id, request.client_id, request.symbol, request.side, OrderStatus.NEW, request.quantity,
+            Decimal(0), None,
+        )  # fmt: skip
+
+    def _resolve_ambiguous(self, request: OrderRequest, nonce: int, cause: VenueError) -> OrderResult:
+        wait_s = self._nonce_window_s - self.nonces.age_s(nonce) + 0.05
+        if wait_s > 0:
+            self._clock.sleep(wait_s)  # past the window the venue can no longer accept that nonce
+        try:
+            found = self.get_order(request.symbol, request.client_id)
+        except OrderNotFound:
+            raise VenueUnavailable(
+                VENUE, f"order {request.client_id} was not placed ({cause.venue_message})", code=cause.code
+            ) from cause
+        except VenueError as exc:
+            raise OrderOutcomeUnknown(
+                VENUE,
+                f"order {request.client_id}: outcome unknown ({cause.venue_message}; lookup: {exc})",
+                client_id=request.client_id,
+            ) from exc
+        log.warning("hibachi order %s: reply lost (%s), found by lookup: %s", request.client_id, cause, found.status)
+        return found
+
+    def get_order(self, symbol: str, client_id: str) -> OrderResult:
+        """An order by client id, open or finished, with filled quantity, average price and fee from its trades."""
+        result = parse.parse_order(self._trade_get("/trade/order", {"clientId": client_id}))
+        if result.symbol != symbol:
+            raise OrderNotFound(VENUE, f"order {client_id} is on {result.symbol}, not {symbol}")
+        if result.filled_quantity == 0:
+            return result
+        fills = self._order_fills(symbol, result.venue_order_id, result.filled_quantity)
+        filled = sum((f.quantity for f in fills), Decimal(0))
+        if filled < result.filled_quantity:
+            # The order says more filled than the journal shows yet: report nothing rather than guess.
+            raise VenueUnavailable(
+                VENUE, f"order {client_id}: {result.filled_quantity} filled but only {filled} in the trade journal yet"
+            )
+        return dataclasses.replace(
+            result,
+            filled_quantity=filled,
+            average_price=sum((f.price * f.quantity for f in fills), Decimal(0)) / filled,
+            fee=sum((f.fee for f in fills), Decimal(0)),
+        )
+
+    def _order_fills(self, symbol: str, order_id: str, expected: Decimal) -> list[Fill]:
+        found: list[Fill] = []
+        for fills in self._trade_pages(symbol):
+            found.extend(f for f in fills if f.venue_order_id == order_id)
+            if sum((f.quantity for f in found), Decimal(0)) >= expected:
+                break
+        return found
+
+    def _trade_pages(self, symbol: str) -> Any:
+        """Pages of the trade journal for one contract, newest first (paging backwards by journal id)."""
+        contract_id = self.contract(symbol).id
+        cursor: str | None = None
+        for _ in range(MAX_TRADE_PAGES):
+            data = self._trade_get(
+                "/trade/account/trades", {"contractId": contract_id, "limit": TRADES_PAGE, "maxJournalId": cursor}
+            )
+            fills = [f for f in parse.parse_trades(data) if f.symbol == symbol]
+            yield fills
+            if len(data["trades"]) < TRADES_PAGE:
+                return
+            cursor = str(min(int(f.venue_fill_id) for f in fills) - 1)
+
+    def open_orders(self) -> list[OrderResult]:
+        """Every pending order of the account (GET /trade/orders, a bare array)."""
+        data = self._trade_get("/trade/orders")
+        if not isinstance(data, list):
+            raise MalformedResponse(VENUE, "orders: expected an array")
+        return [parse.parse_order(o) for o in data]
+
+    def cancel_order(self, symbol: str, client_id: str) -> OrderResult | None:
+        """Cancel by client id: looked up, then cancelled by orderId (the id the signature covers, spec §2).
+        None: accepted, not yet carried out. A finished order comes back as it ended."""
+        order = self.get_order(symbol, client_id)
+        if order.status.is_final:
+            return order
+        signature = self._sign(cancel_payload(int(order.venue_order_id)))
+        try:
+            self._trade_write("DELETE", "/trade/order", {"orderId": order.venue_order_id, "signature": signature})
+        except OrderNotFound:
+            return self.get_order(symbol, client_id)  # it finished meanwhile
+        return None
+
+    def fills(self, symbol: str, venue_order_id: str | None = None) -> list[Fill]:
+        """Recent own fills of a contract (or of one order), newest first."""
+        if venue_order_id is not None:
+            return self._order_fills(symbol, venue_order_id, Decimal("Infinity"))
+        return next(iter(self._trade_pages(symbol)), [])
+
+    def funding_payments(self, symbol: str) -> list[FundingPayment]:
+        """Recent funding settlements of a contract."""
+        data = self._trade_get(
+            "/trade/account/settlements_history", {"contractId": self.contract(symbol).id, "limit": 100}
+        )
+        return [p for p in parse.parse_settlements(data) if p.symbol == symbol]
+
+    def close(self) -> None:
+        """Close the HTTP session."""
+        self._http.close()
