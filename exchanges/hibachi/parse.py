@@ -75,7 +75,7 @@ class ExchangeInfo:
     @property
     def max_fee_rate(self) -> Decimal:
         """The highest rate any fill may be charged: what maxFeesPercent must cover (CCXT sends the same)."""
-        return max(self.maker_fee, self.taker_fee)
+        return max(self.maker_fee, self.taker_fee).normalize()
 
 
 def classify_rejection(status: int, code: int | None, message: str) -> type[VenueError]:
@@ -89,7 +89,7 @@ def classify_rejection(status: int, code: int | None, message: str) -> type[Venu
         return AuthError
     if "nonce" in lowered:
         return AuthError  # outside the server's window or reused: a clock or program fault, not the order's
-    if "insufficient" in lowered or "margin" in lowered:
+    if "insufficient" in lowered:
         return InsufficientMargin
     if status == 404 or code == CODE_NOT_FOUND:
         return OrderNotFound
