@@ -7,8 +7,11 @@ control socket.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("pair_id", type=int, help="pair id")
         if name == "pairs":
             cmd.add_argument("--state", help="only pairs in this state")
+        if name == "pause":
+            cmd.add_argument("--reason", help="why (shown in status and the event log)")
     return parser
 
 
@@ -92,23 +97,83 @@ def load_or_exit(args: argparse.Namespace) -> Settings:
         raise SystemExit(EXIT_CONFIG) from None
 
 
-def run(settings: Settings) -> int:
-    """Start the engine. Until the actors land, this opens the database and reports what it would trade."""
-    from core.clock import SystemClock  # noqa: PLC0415 - keep `--help` and config errors fast
-    from storage.db import open_database  # noqa: PLC0415
+def run(settings: Settings, close_on_exit: bool = False) -> int:
+    """Run the engine until SIGINT/SIGTERM; serve the control socket meanwhile."""
+    import pykka.debug  # noqa: PLC0415 - keep `--help`, config errors and the CLI commands fast
+    import pynng  # noqa: PLC0415
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = open_database(settings.database_url, SystemClock())
-    markets = ", ".join(m.name for m in settings.trading.markets)
+    from actors.engine import Engine  # noqa: PLC0415
+    from control.server import ControlServer  # noqa: PLC0415
+
+    if not settings.data_dir.exists():
+        settings.data_dir.mkdir(parents=True)
+        settings.data_dir.chmod(0o700)  # the database and the control socket live here
+    engine = Engine(settings)
+    token = settings.control.token.get_secret_value() if settings.control.token else None
+    try:
+        server = ControlServer(settings.control_address, engine.command, token)
+    except pynng.AddressInUse:
+        print(f"another supervisor is already running on {settings.control_address}", file=sys.stderr)
+        engine.db.dispose()
+        return EXIT_FAILURE
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info(
+            "signal %s: stopping (open pairs %s)",
+            signal.Signals(signum).name,
+            "will be closed" if close_on_exit else "stay open",
+        )
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGUSR1, pykka.debug.log_thread_tracebacks)
     log.info(
         "perp-farmer %s mode, data dir %s, database %s, markets %s",
         settings.mode,
         settings.data_dir,
-        engine.url.render_as_string(hide_password=True),
-        markets,
+        engine.db.url.render_as_string(hide_password=True),
+        ", ".join(m.name for m in settings.trading.markets),
     )
-    log.warning("the trading engine is not wired yet: nothing will be traded; exiting")
-    engine.dispose()
+    try:
+        engine.start()
+        server.start()
+        engine.run(stop)
+    finally:
+        server.stop()
+        engine.shutdown(close_positions=close_on_exit)
+        log.info("stopped")
+    return EXIT_OK
+
+
+def control(settings: Settings, args: argparse.Namespace) -> int:
+    """A CLI subcommand: one request to the running supervisor, rendered for a person (or --json)."""
+    from control.client import ControlUnavailableError, call  # noqa: PLC0415
+    from control.render import render  # noqa: PLC0415
+
+    command = args.command
+    request: dict[str, Any] = {}
+    if "pair_id" in args:
+        request["id"] = args.pair_id
+    if getattr(args, "state", None):
+        request["state"] = args.state
+    if getattr(args, "reason", None):
+        request["reason"] = args.reason
+    token = settings.control.token.get_secret_value() if settings.control.token else None
+    try:
+        reply = call(settings.control_address, command, request, token=token)
+    except ControlUnavailableError as exc:
+        print(f"{command}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    if not reply.get("ok"):
+        err = reply.get("error", {})
+        print(f"{command}: {err.get('message', 'failed')} ({err.get('code', '?')})", file=sys.stderr)
+        return EXIT_FAILURE
+    data = reply["data"]
+    print(json.dumps(data, indent=2) if args.json else render(command, data))
+    if command == "health" and not data.get("healthy"):
+        return EXIT_FAILURE
     return EXIT_OK
 
 
@@ -119,9 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings)
     command = args.command or "run"
     if command == "run":
-        return run(settings)
-    print(f"{command}: the control socket is not available yet (the engine is not wired)", file=sys.stderr)
-    return EXIT_FAILURE
+        return run(settings, close_on_exit=getattr(args, "close_on_exit", False))
+    return control(settings, args)
 
 
 if __name__ == "__main__":

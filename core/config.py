@@ -100,6 +100,33 @@ class MonitorConfig(_Section):
     feed_stale_after_s: Decimal = Decimal(15)
 
 
+class PointsConfig(_Section):
+    """Points each venue awards per USD of traded volume, for the per-pair estimate (0: not estimated)."""
+
+    backpack_per_usd: Decimal = Decimal(0)
+    hibachi_per_usd: Decimal = Decimal(0)
+
+
+class EngineConfig(_Section):
+    """Supervision and retry timing of the actors."""
+
+    tick_s: Decimal = Decimal(1)
+    max_restarts: int = 5
+    restart_window_s: Decimal = Decimal(600)
+    restart_backoff_min_s: Decimal = Decimal("0.5")
+    restart_backoff_max_s: Decimal = Decimal(30)
+    leg_retry_min_s: Decimal = Decimal(2)
+    leg_retry_max_s: Decimal = Decimal(120)
+    shutdown_timeout_s: Decimal = Decimal(8)
+
+
+class PaperConfig(_Section):
+    """The built-in venue simulators of paper mode."""
+
+    seed: int = 0
+    collateral_usd: Decimal = Decimal(10000)
+
+
 class DatabaseConfig(_Section):
     """Where every pair, order, fill and event is kept."""
 
@@ -168,6 +195,9 @@ class Settings(BaseSettings):
     database: DatabaseConfig = DatabaseConfig()
     trading: TradingConfig = TradingConfig()
     monitor: MonitorConfig = MonitorConfig()
+    points: PointsConfig = PointsConfig()
+    engine: EngineConfig = EngineConfig()
+    paper: PaperConfig = PaperConfig()
     backpack: BackpackConfig = BackpackConfig()
     hibachi: HibachiConfig = HibachiConfig()
     control: ControlConfig = ControlConfig()
@@ -327,6 +357,19 @@ def check_rules(s: Settings) -> list[str]:
     m = s.monitor
     _rule_gt(problems, "monitor.interval_s", m.interval_s, 0)
     _rule_gt(problems, "monitor.feed_stale_after_s", m.feed_stale_after_s, 0)
+    _rule_ge(problems, "points.backpack_per_usd", s.points.backpack_per_usd, 0)
+    _rule_ge(problems, "points.hibachi_per_usd", s.points.hibachi_per_usd, 0)
+    e = s.engine
+    _rule_gt(problems, "engine.tick_s", e.tick_s, 0)
+    _rule_ge(problems, "engine.max_restarts", e.max_restarts, 0)
+    _rule_gt(problems, "engine.restart_window_s", e.restart_window_s, 0)
+    _rule_gt(problems, "engine.restart_backoff_min_s", e.restart_backoff_min_s, 0)
+    _rule_le(problems, "engine.restart_backoff_min_s", e.restart_backoff_min_s, "engine.restart_backoff_max_s",
+             e.restart_backoff_max_s)  # fmt: skip
+    _rule_gt(problems, "engine.leg_retry_min_s", e.leg_retry_min_s, 0)
+    _rule_le(problems, "engine.leg_retry_min_s", e.leg_retry_min_s, "engine.leg_retry_max_s", e.leg_retry_max_s)
+    _rule_gt(problems, "engine.shutdown_timeout_s", e.shutdown_timeout_s, 0)
+    _rule_gt(problems, "paper.collateral_usd", s.paper.collateral_usd, 0)
     _check_venues(s, problems)
     _check_control(s.control, problems)
     return problems

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from core.domain import OrderPurpose, Side
+from core.domain import OrderPurpose, Side, Venue
 
 # Backpack: clientId is an unsigned 32-bit integer. Layout, high bits first:
 #   pair id (22 bits, up to 4,194,303) | leg (1 bit) | purpose (2 bits) | attempt (7 bits, up to 127)
@@ -83,3 +83,10 @@ def parse_hibachi_client_id(client_id: str) -> OrderKey:
         purpose=OrderPurpose(purpose),
         attempt=int(attempt),
     )
+
+
+def client_id_for(venue: Venue, key: OrderKey) -> str:
+    """The client id in `venue`'s form, as text (what the orders table and the venue clients carry)."""
+    if venue is Venue.BACKPACK:
+        return str(backpack_client_id(key))
+    return hibachi_client_id(key)

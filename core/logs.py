@@ -79,6 +79,9 @@ class JsonFormatter(logging.Formatter):
 TEXT_FORMAT = "%(asctime)s %(levelname)-8s %(name)s: %(message)s"
 
 
+QUIET_LIBRARIES = ("websockets", "pynng", "pykka", "urllib3")
+
+
 def configure_logging(settings: Settings, stream: TextIO | None = None) -> logging.Handler:
     """Install one handler on the root logger per the settings; returns it (tests remove it)."""
     handler = logging.StreamHandler(stream or sys.stderr)
@@ -92,4 +95,7 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> loggi
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.log.level)
+    # Library chatter (every websocket open/close, nng's background dialer) only when debugging.
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     return handler

@@ -41,8 +41,10 @@ class PriceFeed:
         healthy_after_s: float = 5.0,
         ping_interval_s: float = 20.0,
         recv_tick_s: float = 0.5,
+        symbols: tuple[str, ...] = (),
     ) -> None:
         self.venue = venue
+        self.symbols = symbols
         self.url = url
         self.book = book
         self._frames = subscribe_frames

@@ -423,6 +423,12 @@ class Repository:
             rows = conn.execute(select(orders).where(orders.c.pair_id == pair_id).order_by(orders.c.id))
             return [OrderRecord.from_row(r) for r in rows.mappings()]
 
+    def orders_for_position(self, position_id: int) -> list[OrderRecord]:
+        """One leg's orders in the order they were recorded."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(orders).where(orders.c.position_id == position_id).order_by(orders.c.id))
+            return [OrderRecord.from_row(r) for r in rows.mappings()]
+
     def get_order(self, venue: Venue, client_id: str) -> OrderRecord:
         """One order by its venue and client id; NotFoundError when there is none."""
         with self.engine.connect() as conn:

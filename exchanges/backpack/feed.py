@@ -36,5 +36,6 @@ def backpack_feed(
         book or QuoteBook(clock),
         clock,
         on_quote=on_quote,
+        symbols=tuple(symbols),
         **options,
     )

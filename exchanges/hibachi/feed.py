@@ -38,5 +38,6 @@ def hibachi_feed(
         book or QuoteBook(clock),
         clock,
         on_quote=on_quote,
+        symbols=tuple(symbols),
         **options,
     )

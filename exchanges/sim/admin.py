@@ -21,8 +21,10 @@ def apply_fault(engine: SimEngine, ws: SimWsServer | None, spec: dict[str, Any])
     count = int(spec.get("count", 1))
     faults = engine.faults
     if kind == "reject":
-        faults.reject_orders(count, spec["code"], str(spec.get("message", "rejected by simulator")),
-                             int(spec.get("http_status", 400)))  # fmt: skip
+        only = spec.get("reduce_only")
+        message = str(spec.get("message", "rejected by simulator"))
+        status = int(spec.get("http_status", 400))
+        faults.reject_orders(count, spec["code"], message, status, reduce_only=None if only is None else bool(only))
     elif kind == "http_error":
         retry = spec.get("retry_after")
         faults.fail_requests(count, int(spec.get("status", 503)), None if retry is None else float(retry))

@@ -308,7 +308,7 @@ class SimEngine:
         """Validate, then fill (market/IOC), reject (post-only that would take) or rest the order."""
         with self.lock:
             self.tick()
-            injected = self.faults.take_reject()
+            injected = self.faults.take_reject(reduce_only)
             if injected is not None:
                 raise SimRejectError(RejectKind.INJECTED, injected.message, venue_code=injected.code)
             m = self.market(symbol)

@@ -14,6 +14,7 @@ class InjectedReject:
     code: str | int
     message: str
     http_status: int = 400
+    reduce_only: bool | None = None  # None: any order; True: only reduce-only orders (closes, rollbacks)
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,12 @@ class Faults:
             self._partials: list[Decimal] = []
             self.latency_s = 0.0
 
-    def reject_orders(self, count: int, code: str | int, message: str, http_status: int = 400) -> None:
-        """Refuse the next `count` orders with this venue error."""
+    def reject_orders(
+        self, count: int, code: str | int, message: str, http_status: int = 400, *, reduce_only: bool | None = None
+    ) -> None:
+        """Refuse the next `count` orders (or only reduce-only ones) with this venue error."""
         with self._lock:
-            self._rejects.extend([InjectedReject(code, message, http_status)] * count)
+            self._rejects.extend([InjectedReject(code, message, http_status, reduce_only)] * count)
 
     def fail_requests(self, count: int, status: int, retry_after: float | None = None) -> None:
         """Answer the next `count` requests (any path but the admin one) with `status`."""
@@ -65,10 +68,13 @@ class Faults:
         with self._lock:
             self.latency_s = max(0.0, seconds)
 
-    def take_reject(self) -> InjectedReject | None:
-        """Consume one pending order rejection."""
+    def take_reject(self, reduce_only: bool = False) -> InjectedReject | None:
+        """Consume the first pending rejection that applies to an order of this kind."""
         with self._lock:
-            return self._rejects.pop(0) if self._rejects else None
+            for i, reject in enumerate(self._rejects):
+                if reject.reduce_only is None or reject.reduce_only == reduce_only:
+                    return self._rejects.pop(i)
+            return None
 
     def take_http_error(self) -> InjectedHttpError | None:
         """Consume one pending request failure."""

@@ -1,0 +1,310 @@
+"""Closer: closes expired pairs (both legs at once), retries a failed leg until flat, repairs naked pairs.
+
+It also picks up pairs nobody is working on that a crash or a failed open left mid-way (OPENING,
+ROLLING_BACK): their orders are looked up first, then the pair is carried to a state that holds nothing
+unhedged. Retries back off per pair; nothing is ever sent while an earlier order's outcome is unknown.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from actors.base import DeathCallback, SupervisedActor
+from actors.desk import Desk, LegTrader, Reply
+from actors.messages import (
+    CloseAll,
+    ClosePair,
+    CloseResult,
+    FetchPositions,
+    GetStatus,
+    OrderRejected,
+    Positions,
+    RecordOrder,
+    StatusReply,
+    Tick,
+    TransitionPair,
+    UpdateOrder,
+    UpdatePosition,
+)
+from core.clock import Clock
+from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
+from core.ledger import backoff_s, leg_book, net_quantity, points_estimate
+from exchanges.errors import VenueError
+from storage.records import PairRecord, PositionRecord
+from storage.repository import NewOrder
+
+log = logging.getLogger(__name__)
+
+CRITICAL_AFTER_FAILURES = 3
+# A pair left mid-open by a crash is only touched once no live request of its opener can still land.
+ORPHAN_AFTER_S = 120.0
+
+
+@dataclass
+class _Retry:
+    failures: int = 0
+    next_at: datetime | None = None
+
+
+class Closer(SupervisedActor):
+    """Moves pairs to CLOSED (or FAILED) and keeps at it until every leg is flat."""
+
+    def __init__(self, name: str, generation: int, clock: Clock, on_death: DeathCallback | None, *, desk: Desk) -> None:
+        super().__init__(name, generation, clock, on_death)
+        self.desk = desk
+        self.trader = LegTrader(desk)
+        self.engine = desk.settings.engine
+        self.points = {
+            Venue.BACKPACK: desk.settings.points.backpack_per_usd,
+            Venue.HIBACHI: desk.settings.points.hibachi_per_usd,
+        }
+        self._retries: dict[int, _Retry] = {}
+        self.closed = 0
+
+    def handle(self, message: Any) -> Any:
+        """Dispatch one message."""
+        match message:
+            case Tick(now=now):
+                self._on_tick(now)
+                return None
+            case ClosePair(pair_id=pair_id, reason=reason):
+                return CloseResult({pair_id: self.close(self.desk.repo.get_pair(pair_id), reason)})
+            case CloseAll(reason=reason):
+                pairs = self.desk.repo.list_pairs([PairState.OPEN, PairState.CLOSING, PairState.NAKED])
+                return CloseResult({p.id: self.close(p, reason) for p in pairs})
+            case GetStatus():
+                retrying = {str(k): v.failures for k, v in self._retries.items() if v.failures}
+                return StatusReply(self.name, {"closed": self.closed, "retrying": retrying})
+        return super().handle(message)
+
+    # ---- scheduling -------------------------------------------------------------------------------------
+
+    def _on_tick(self, now: datetime) -> None:
+        for pair in self.desk.repo.list_active_pairs():
+            if pair.id in self.desk.claims.claimed():
+                continue
+            retry = self._retries.get(pair.id)
+            if retry is not None and retry.next_at is not None and now < retry.next_at:
+                continue
+            if pair.state is PairState.OPEN and pair.expires_at is not None and now >= pair.expires_at:
+                self.close(pair, "duration expired")
+            elif pair.state in (PairState.CLOSING, PairState.NAKED):
+                self._work(pair)
+            elif (
+                pair.state in (PairState.OPENING, PairState.ROLLING_BACK, PairState.PLANNED)
+                and (now - pair.updated_at).total_seconds() >= ORPHAN_AFTER_S
+            ):
+                self._recover(pair)
+
+    def close(self, pair: PairRecord, reason: str) -> PairState:
+        """Close a pair now (OPEN -> CLOSING, then both legs); returns where it stands."""
+        if not self.desk.claims.claim(pair.id, self.name):
+            return pair.state
+        try:
+            if pair.state is PairState.OPEN:
+                self.desk.write(
+                    TransitionPair(pair.id, PairState.OPEN, PairState.CLOSING, reason, changes={"close_reason": reason})
+                )
+                pair = self.desk.repo.get_pair(pair.id)
+            if pair.state in (PairState.CLOSING, PairState.NAKED):
+                return self._flatten(pair)
+            return pair.state
+        finally:
+            self.desk.claims.release(pair.id)
+
+    def _work(self, pair: PairRecord) -> None:
+        if self.desk.claims.claim(pair.id, self.name):
+            try:
+                self._flatten(pair)
+            finally:
+                self.desk.claims.release(pair.id)
+
+    # ---- flattening -------------------------------------------------------------------------------------
+
+    def _flatten(self, pair: PairRecord) -> PairState:
+        """Resolve unknown orders, send reduce-only orders for what each leg holds (both at once), finish."""
+        purpose = OrderPurpose.CLOSE if pair.state is PairState.CLOSING else OrderPurpose.REPAIR
+        legs = self.desk.repo.positions_for_pair(pair.id)
+        resolved = {leg.id: self.trader.resolve(leg) for leg in legs}
+        if pair.state is PairState.NAKED:
+            self._write_off_vanished(pair, legs, resolved)
+        sends = []
+        for leg in legs:
+            held = net_quantity(self.desk.repo.orders_for_position(leg.id))
+            if resolved[leg.id] and held > 0:
+                order = self.trader.prepare(leg, purpose, held)
+                sends.append((leg, order, self.desk.ask_venue_async(leg.venue, order)))
+        replies: list[Reply] = [self.trader.finish(leg, order, f) for leg, order, f in sends]
+        remaining = {leg.side: net_quantity(self.desk.repo.orders_for_position(leg.id)) for leg in legs}
+        if all(resolved.values()) and not any(remaining.values()):
+            return self._finish(pair, legs)
+        self._failed_attempt(pair, remaining, replies)
+        return pair.state
+
+    def _write_off_vanished(self, pair: PairRecord, legs: list[PositionRecord], resolved: dict[int, bool]) -> None:
+        """A leg the venue no longer holds at all (liquidated, closed by hand) is booked as closed at the mark,
+        so the repair does not chase a position that is gone. Only when no other live pair uses that market."""
+        others = [p for p in self.desk.repo.list_active_pairs() if p.id != pair.id and p.market == pair.market]
+        if others:
+            return
+        for leg in legs:
+            held = net_quantity(self.desk.repo.orders_for_position(leg.id))
+            if not resolved[leg.id] or held == 0:
+                continue
+            try:
+                report: Positions = self.desk.ask_venue(leg.venue, FetchPositions())
+            except VenueError as exc:
+                log.warning("positions of %s not read: %s", leg.venue, exc)
+                continue
+            on_venue = sum(
+                (p.quantity for p in report.items if p.symbol == leg.symbol and p.side is leg.side), Decimal(0)
+            )
+            if on_venue > 0:
+                continue
+            client_id = f"ext-{pair.id}-{leg.side.value[0]}-{self.trader.next_attempt(leg, OrderPurpose.REPAIR)}"
+            self.desk.write(
+                RecordOrder(
+                    NewOrder(
+                        pair_id=pair.id,
+                        position_id=leg.id,
+                        venue=leg.venue,
+                        client_id=client_id,
+                        purpose=OrderPurpose.REPAIR,
+                        attempt=0,
+                        side=leg.side.opposite,
+                        order_type="external",
+                        quantity=held,
+                        reduce_only=True,
+                    )
+                )
+            )
+            self.desk.write(
+                UpdateOrder(
+                    leg.venue,
+                    client_id,
+                    "filled",
+                    filled_quantity=held,
+                    avg_price=leg.mark_price,
+                    fee=Decimal(0),
+                    error="the venue holds nothing: closed outside the farmer",
+                )
+            )
+            self.desk.event(
+                EventLevel.CRITICAL,
+                "leg_vanished",
+                f"pair {pair.id}: the {leg.side} leg on {leg.venue} ({held}) is gone from the venue "
+                "(liquidated or closed by hand); booked as closed at the last mark",
+                pair.id,
+            )
+
+    def _failed_attempt(self, pair: PairRecord, remaining: dict[Side, Decimal], replies: list[Reply]) -> None:
+        retry = self._retries.setdefault(pair.id, _Retry())
+        delay = backoff_s(retry.failures, self.engine.leg_retry_min_s, self.engine.leg_retry_max_s)
+        retry.failures += 1
+        retry.next_at = self.clock.now() + timedelta(seconds=float(delay))
+        errors = "; ".join(f"{r.venue}: {r.message}" for r in replies if isinstance(r, OrderRejected)) or "pending"
+        level = EventLevel.CRITICAL if retry.failures >= CRITICAL_AFTER_FAILURES else EventLevel.WARNING
+        held = {side.value: qty for side, qty in remaining.items() if qty}
+        self.desk.event(
+            level,
+            "close_retry",
+            f"pair {pair.id}: legs still open {held} ({errors}); retry {retry.failures} in {delay}s",
+            pair.id,
+            failures=retry.failures,
+        )
+
+    def _finish(self, pair: PairRecord, legs: list[PositionRecord]) -> PairState:
+        now = self.clock.now()
+        realized = fees = volume = Decimal(0)
+        volume_by_venue: dict[Venue, Decimal] = {}
+        for leg in legs:
+            book = leg_book(leg.side, self.desk.repo.orders_for_position(leg.id))
+            realized += book.realized_pnl
+            fees += book.fees
+            volume += book.volume
+            volume_by_venue[leg.venue] = volume_by_venue.get(leg.venue, Decimal(0)) + book.volume
+            self.desk.write(
+                UpdatePosition(
+                    leg.id,
+                    {
+                        "exit_price": book.exit_price,
+                        "realized_pnl": book.realized_pnl,
+                        "fees": book.fees,
+                        "state": "closed",
+                    },
+                )
+            )
+        points = points_estimate(volume_by_venue, self.points)
+        changes = {
+            "closed_at": now,
+            "close_reason": pair.close_reason or "closed",
+            "realized_pnl": realized - fees,
+            "fees": fees,
+            "volume": volume,
+            "points": points,
+        }
+        was = pair.state
+        self.desk.write(
+            TransitionPair(
+                pair.id,
+                was,
+                PairState.CLOSED,
+                "both legs flat" if was is PairState.CLOSING else "repaired: both legs flat",
+                changes=changes,
+                data={"pnl_before_fees": realized, "fees": fees, "volume": volume, "points": points},
+            )
+        )
+        self._retries.pop(pair.id, None)
+        self.closed += 1
+        return PairState.CLOSED
+
+    # ---- crash leftovers --------------------------------------------------------------------------------
+
+    def _recover(self, pair: PairRecord) -> None:
+        """A pair left in PLANNED/OPENING/ROLLING_BACK by a dead opener: settle its orders, then decide."""
+        if not self.desk.claims.claim(pair.id, self.name):
+            return
+        try:
+            legs = self.desk.repo.positions_for_pair(pair.id)
+            if not all(self.trader.resolve(leg) for leg in legs):
+                return
+            held = [net_quantity(self.desk.repo.orders_for_position(leg.id)) for leg in legs]
+            if pair.state is PairState.PLANNED:
+                self.desk.write(
+                    TransitionPair(pair.id, PairState.PLANNED, PairState.OPENING, "recovered after a crash")
+                )
+                pair = self.desk.repo.get_pair(pair.id)
+            if pair.state is PairState.OPENING and not any(held):
+                self.desk.write(
+                    TransitionPair(
+                        pair.id, PairState.OPENING, PairState.ROLLING_BACK, "recovered after a crash: no leg filled"
+                    )
+                )
+                pair = self.desk.repo.get_pair(pair.id)
+            if pair.state is PairState.ROLLING_BACK and not any(held):
+                self.desk.write(
+                    TransitionPair(
+                        pair.id,
+                        PairState.ROLLING_BACK,
+                        PairState.FAILED,
+                        "recovered after a crash: flat on both venues",
+                        changes={"closed_at": self.clock.now()},
+                    )
+                )
+                return
+            # Something is held: make it flat through the naked-leg repair (alerts, blocks opening).
+            self.desk.write(
+                TransitionPair(
+                    pair.id,
+                    pair.state,
+                    PairState.NAKED,
+                    f"recovered after a crash holding {held}",
+                    level=EventLevel.CRITICAL,
+                )
+            )
+        finally:
+            self.desk.claims.release(pair.id)

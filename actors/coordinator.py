@@ -1,0 +1,409 @@
+"""HedgeCoordinator: opens pairs (both legs at once) and rolls a lone leg back.
+
+The pair is written as OPENING with its client ids before anything is sent, so a crash at any point
+leaves a record the Closer can reconcile. A leg is open only when the venue reports its fill.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from actors.base import DeathCallback, SupervisedActor
+from actors.desk import Desk, LegTrader, Reply
+from actors.messages import (
+    AccountReport,
+    CreatePair,
+    FetchAccount,
+    FetchMarket,
+    GetQuote,
+    GetStatus,
+    LeverageSet,
+    MarketRules,
+    OpenDeclined,
+    OpenNow,
+    OrderAccepted,
+    OrderRejected,
+    PairFailed,
+    PairOpened,
+    QuoteReply,
+    SetLeverage,
+    SetTradingMode,
+    StatusReply,
+    Tick,
+    TradingMode,
+    TransitionPair,
+    UpdatePosition,
+)
+from core.clock import Clock
+from core.config import MarketConfig
+from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
+from core.ledger import backoff_s, leg_book, net_quantity
+from core.planning import OpenPlan, PlanDeclined, VenueView, choose_long_venue, choose_market, plan_open
+from core.sizing import draw_seconds
+from exchanges.errors import VenueError
+from storage.records import PositionRecord
+from storage.repository import LegPlan, PairPlan
+
+log = logging.getLogger(__name__)
+
+ROLLBACK_ATTEMPTS = 3
+DECLINE_RETRY_S = 30
+# States in which a leg may be open without its hedge: no new pair while any pair is in one of them.
+UNHEDGED_STATES = (PairState.NAKED, PairState.ROLLING_BACK)
+SLOT_STATES = (PairState.PLANNED, PairState.OPENING, PairState.OPEN, PairState.CLOSING)
+
+
+@dataclass
+class TradingGate:
+    """Whether opening is allowed; shared so a pause survives an actor restart. Thread-safe."""
+
+    mode: TradingMode = TradingMode.NORMAL
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def set(self, mode: TradingMode, reason: str) -> bool:
+        """Change the mode; True when it changed."""
+        with self._lock:
+            changed = mode is not self.mode
+            self.mode, self.reason = mode, reason
+            return changed
+
+    @property
+    def paused(self) -> bool:
+        """True when opening is paused."""
+        with self._lock:
+            return self.mode is TradingMode.PAUSED
+
+
+class HedgeCoordinator(SupervisedActor):
+    """Decides when to open, plans, sends both legs concurrently, concludes OPEN, FAILED or NAKED."""
+
+    def __init__(
+        self,
+        name: str,
+        generation: int,
+        clock: Clock,
+        on_death: DeathCallback | None,
+        *,
+        desk: Desk,
+        gate: TradingGate,
+        rng: random.Random,
+    ) -> None:
+        super().__init__(name, generation, clock, on_death)
+        self.desk = desk
+        self.trader = LegTrader(desk)
+        self.gate = gate
+        self.rng = rng
+        self.trading = desk.settings.trading
+        self._cooldowns: dict[int, timedelta] = {}
+        self._retry_at: datetime | None = None
+        self._last_decline = ""
+        self.opened = 0
+        self.failed = 0
+
+    def handle(self, message: Any) -> Any:
+        """Dispatch one message."""
+        match message:
+            case Tick(now=now):
+                self._on_tick(now)
+                return None
+            case OpenNow(market=market):
+                return self.open_pair(market)
+            case SetTradingMode(mode=mode, reason=reason):
+                if self.gate.set(mode, reason):
+                    level = EventLevel.WARNING if mode is TradingMode.PAUSED else EventLevel.INFO
+                    self.desk.event(level, f"trading_{mode.value}", f"opening {mode.value}: {reason}")
+                return mode
+            case GetStatus():
+                return StatusReply(
+                    self.name,
+                    {
+                        "mode": self.gate.mode.value,
+                        "reason": self.gate.reason,
+                        "opened": self.opened,
+                        "failed": self.failed,
+                        "last_decline": self._last_decline,
+                    },
+                )
+        return super().handle(message)
+
+    # ---- when -------------------------------------------------------------------------------------------
+
+    def _cooldown_until(self) -> datetime | None:
+        finished = self.desk.repo.list_pairs([PairState.CLOSED, PairState.FAILED], limit=1)
+        if not finished:
+            return None
+        last = finished[0]
+        if last.id not in self._cooldowns:
+            self._cooldowns[last.id] = draw_seconds(self.rng, self.trading.cooldown_min_s, self.trading.cooldown_max_s)
+        return (last.closed_at or last.updated_at) + self._cooldowns[last.id]
+
+    def _on_tick(self, now: datetime) -> None:
+        # Blocked (paused, unhedged leg, slots full) is re-checked every tick; a decline by a venue or by the
+        # sizing rules waits DECLINE_RETRY_S before the next try, so a venue that is down is not hammered.
+        if self.blocked_reason() is not None:
+            return
+        if self._retry_at is not None and now < self._retry_at:
+            return
+        until = self._cooldown_until()
+        if until is not None and now < until:
+            return
+        outcome = self.open_pair(None, quiet=True)
+        self._retry_at = now + timedelta(seconds=DECLINE_RETRY_S) if isinstance(outcome, OpenDeclined) else None
+
+    def blocked_reason(self) -> str | None:
+        """Why no pair may open now, or None."""
+        if self.gate.paused:
+            return f"opening is paused ({self.gate.reason})"
+        active = self.desk.repo.list_active_pairs()
+        unhedged = [p.id for p in active if p.state in UNHEDGED_STATES]
+        if unhedged:
+            return f"pair {unhedged[0]} has an unhedged leg: no new pair until it is repaired"
+        used = sum(1 for p in active if p.state in SLOT_STATES)
+        if used >= self.trading.max_concurrent_pairs:
+            return f"all {self.trading.max_concurrent_pairs} pair slots are in use"
+        return None
+
+    # ---- planning ---------------------------------------------------------------------------------------
+
+    def _view(self, venue: Venue, symbol: str) -> VenueView:
+        rules: MarketRules = self.desk.ask_venue(venue, FetchMarket(symbol))
+        quote: QuoteReply = self.desk.ask_venue(venue, GetQuote(symbol))
+        account: AccountReport = self.desk.ask_venue(venue, FetchAccount())
+        if quote.quote.mark is None:
+            raise VenueError(venue.value, f"no mark price for {symbol}")
+        m = rules.market
+        return VenueView(
+            venue,
+            symbol,
+            quote.quote.mark,
+            m.step_size,
+            m.min_quantity,
+            m.min_notional,
+            m.max_leverage,
+            account.account.available,
+            quote.quote.funding_rate,
+        )
+
+    def _plan(self, market_name: str | None) -> OpenPlan | PlanDeclined:
+        markets = self.trading.markets
+        if market_name is not None:
+            chosen = [m for m in markets if m.name == market_name]
+            if not chosen:
+                return PlanDeclined(f"unknown market {market_name!r}; configured: {', '.join(m.name for m in markets)}")
+            market: MarketConfig = chosen[0]
+        else:
+            market = choose_market(self.rng, markets)
+        symbols = {Venue.BACKPACK: market.backpack_symbol, Venue.HIBACHI: market.hibachi_symbol}
+        try:
+            views = {venue: self._view(venue, symbol) for venue, symbol in symbols.items()}
+        except VenueError as exc:
+            return PlanDeclined(f"venue not ready: {exc}")
+        long_venue, short_venue = choose_long_venue(
+            self.trading.direction_policy, self.rng, {v: views[v].funding_rate for v in views}
+        )
+        return plan_open(self.rng, self.trading, market.name, views[long_venue], views[short_venue])
+
+    def _decline(self, reason: str, quiet: bool) -> OpenDeclined:
+        if reason != self._last_decline or not quiet:
+            self._last_decline = reason
+            self.desk.event(EventLevel.INFO, "open_declined", f"no new pair: {reason}")
+        return OpenDeclined(reason)
+
+    # ---- opening ----------------------------------------------------------------------------------------
+
+    def open_pair(self, market: str | None, *, quiet: bool = False) -> PairOpened | PairFailed | OpenDeclined:
+        """Open one pair now if the rules allow."""
+        reason = self.blocked_reason()
+        if reason is not None:
+            return self._decline(reason, quiet)
+        plan = self._plan(market)
+        if isinstance(plan, PlanDeclined):
+            return self._decline(plan.reason, quiet)
+        leverage_set: dict[Venue, Decimal] = {}
+        for view in (plan.long, plan.short):
+            try:
+                reply: LeverageSet = self.desk.ask_venue(view.venue, SetLeverage(view.symbol, plan.leverage))
+            except VenueError as exc:
+                return self._decline(f"{view.venue}: setting leverage {plan.leverage} failed: {exc}", quiet)
+            leverage_set[view.venue] = reply.leverage
+        self._last_decline = ""
+        pair_id = self.desk.write(
+            CreatePair(
+                PairPlan(
+                    plan.market,
+                    LegPlan(plan.long.venue, plan.long.symbol, Side.LONG),
+                    LegPlan(plan.short.venue, plan.short.symbol, Side.SHORT),
+                    plan.leverage,
+                    plan.notional,
+                    plan.quantity,
+                    int(plan.duration.total_seconds()),
+                )
+            )
+        ).id
+        assert pair_id is not None
+        if not self.desk.claims.claim(pair_id, self.name):
+            raise RuntimeError(f"pair {pair_id} is claimed by another actor at birth")
+        try:
+            return self._open_legs(pair_id, plan, leverage_set)
+        finally:
+            self.desk.claims.release(pair_id)
+
+    def _open_legs(self, pair_id: int, plan: OpenPlan, leverage_set: dict[Venue, Decimal]) -> PairOpened | PairFailed:
+        legs = self.desk.repo.positions_for_pair(pair_id)
+        for leg in legs:
+            self.desk.write(UpdatePosition(leg.id, {"leverage_set": leverage_set[leg.venue]}))
+        self.desk.write(
+            TransitionPair(
+                pair_id,
+                PairState.PLANNED,
+                PairState.OPENING,
+                "sending both legs",
+                data={"quantity": plan.quantity, "leverage": plan.leverage},
+            )
+        )
+        orders = [self.trader.prepare(leg, OrderPurpose.OPEN, plan.quantity) for leg in legs]
+        started = self.clock.monotonic()
+        futures = [self.desk.ask_venue_async(leg.venue, order) for leg, order in zip(legs, orders, strict=True)]
+        replies = [self.trader.finish(leg, order, f) for leg, order, f in zip(legs, orders, futures, strict=True)]
+        elapsed_ms = int((self.clock.monotonic() - started) * 1000)
+        return self._conclude(pair_id, plan, legs, replies, elapsed_ms)
+
+    def _held(self, leg: PositionRecord) -> tuple[bool, Decimal]:
+        resolved = self.trader.resolve(leg)
+        return resolved, net_quantity(self.desk.repo.orders_for_position(leg.id))
+
+    def _conclude(
+        self, pair_id: int, plan: OpenPlan, legs: list[PositionRecord], replies: list[Reply], elapsed_ms: int
+    ) -> PairOpened | PairFailed:
+        held = {leg.side: self._held(leg) for leg in legs}
+        by_side = {leg.side: leg for leg in legs}
+        refusals = "; ".join(
+            f"{r.venue} refused the {leg.side} leg: {r.code + ' ' if r.code else ''}{r.message}"
+            for leg, r in zip(legs, replies, strict=True)
+            if isinstance(r, OrderRejected)
+        )
+        if not all(resolved for resolved, _ in held.values()):
+            return self._naked(pair_id, PairState.OPENING, "the outcome of a leg is unknown after lookups")
+        long_q, short_q = held[Side.LONG][1], held[Side.SHORT][1]
+        if long_q > 0 and short_q > 0:
+            if long_q != short_q:
+                bigger = Side.LONG if long_q > short_q else Side.SHORT
+                self.trader.send(by_side[bigger], OrderPurpose.REPAIR, abs(long_q - short_q))
+                long_q = net_quantity(self.desk.repo.orders_for_position(by_side[Side.LONG].id))
+                short_q = net_quantity(self.desk.repo.orders_for_position(by_side[Side.SHORT].id))
+                if long_q != short_q:
+                    return self._naked(
+                        pair_id,
+                        PairState.OPENING,
+                        f"legs filled unequally ({long_q} vs {short_q}) and trimming the larger one failed",
+                    )
+            return self._opened(pair_id, plan, legs, replies, long_q, elapsed_ms)
+        self.desk.write(
+            TransitionPair(
+                pair_id,
+                PairState.OPENING,
+                PairState.ROLLING_BACK,
+                refusals or "a leg did not fill",
+                level=EventLevel.WARNING,
+            )
+        )
+        lone = [by_side[s] for s, q in ((Side.LONG, long_q), (Side.SHORT, short_q)) if q > 0]
+        for leg in lone:
+            if not self._roll_back(leg):
+                return self._naked(
+                    pair_id,
+                    PairState.ROLLING_BACK,
+                    f"rolling back the {leg.side} leg on {leg.venue} failed ({refusals})",
+                )
+        self.failed += 1
+        reason = refusals or "no leg filled"
+        rolled_back = [leg.venue.value for leg in lone]
+        self.desk.write(
+            TransitionPair(
+                pair_id,
+                PairState.ROLLING_BACK,
+                PairState.FAILED,
+                reason,
+                changes={"closed_at": self.clock.now(), "close_reason": reason},
+                level=EventLevel.WARNING,
+                data={"rolled_back": rolled_back},
+            )
+        )
+        return PairFailed(pair_id, PairState.FAILED, reason)
+
+    def _roll_back(self, leg: PositionRecord) -> bool:
+        for attempt in range(ROLLBACK_ATTEMPTS):
+            held = net_quantity(self.desk.repo.orders_for_position(leg.id))
+            if held == 0:
+                return True
+            reply = self.trader.send(leg, OrderPurpose.ROLLBACK, held)
+            if isinstance(reply, OrderAccepted) and net_quantity(self.desk.repo.orders_for_position(leg.id)) == 0:
+                return True
+            engine = self.desk.settings.engine
+            self.clock.sleep(float(backoff_s(attempt, engine.leg_retry_min_s, engine.leg_retry_max_s)))
+        return net_quantity(self.desk.repo.orders_for_position(leg.id)) == 0
+
+    def _naked(self, pair_id: int, expected: PairState, reason: str) -> PairFailed:
+        self.failed += 1
+        self.desk.write(
+            TransitionPair(
+                pair_id,
+                expected,
+                PairState.NAKED,
+                reason,
+                level=EventLevel.CRITICAL,
+                data={"action": "opening blocked until the closer repairs it"},
+            )
+        )
+        return PairFailed(pair_id, PairState.NAKED, reason)
+
+    def _opened(
+        self,
+        pair_id: int,
+        plan: OpenPlan,
+        legs: list[PositionRecord],
+        replies: list[Reply],
+        quantity: Decimal,
+        elapsed_ms: int,
+    ) -> PairOpened:
+        now = self.clock.now()
+        marks = {plan.long.venue: plan.long.mark, plan.short.venue: plan.short.mark}
+        slippage: dict[str, Decimal] = {}
+        fees = Decimal(0)
+        for leg in legs:
+            book = leg_book(leg.side, self.desk.repo.orders_for_position(leg.id))
+            fees += book.fees
+            if book.entry_price is not None:
+                # Positive: paid more than the mark (long) or sold below it (short).
+                slippage[leg.venue.value] = leg.side.sign * (book.entry_price - marks[leg.venue]) / marks[leg.venue]
+            self.desk.write(
+                UpdatePosition(
+                    leg.id, {"quantity": book.held, "entry_price": book.entry_price, "fees": book.fees, "state": "open"}
+                )
+            )
+        self.opened += 1
+        self.desk.write(
+            TransitionPair(
+                pair_id,
+                PairState.OPENING,
+                PairState.OPEN,
+                f"both legs filled: {quantity} {plan.market}, leverage {plan.leverage}",
+                changes={"opened_at": now, "expires_at": now + plan.duration, "quantity": quantity, "fees": fees},
+                data={
+                    "open_ms": elapsed_ms,
+                    "slippage": slippage,
+                    "fees": fees,
+                    "replies": [type(r).__name__ for r in replies],
+                },
+            )
+        )
+        return PairOpened(pair_id)

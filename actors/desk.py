@@ -1,0 +1,258 @@
+"""What the trading actors share: peers by name, the repository, claims on pairs, and leg order handling.
+
+LegTrader is the one way an order is sent: recorded first (a crash never forgets it), sent, settled
+(an unknown or unfinished outcome is looked up until final), then its result and fills are recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pykka
+
+from actors.base import Directory
+from actors.messages import (
+    LookupOrder,
+    OrderAccepted,
+    OrderInFlight,
+    OrderRejected,
+    OrderUnknown,
+    PlaceOrder,
+    RecordEvent,
+    RecordFills,
+    RecordOrder,
+    UpdateOrder,
+    Written,
+)
+from core.clock import Clock
+from core.config import Settings
+from core.domain import EventLevel, OrderPurpose, Venue
+from core.ids import OrderKey, client_id_for
+from core.ledger import IN_FLIGHT, is_unresolved
+from storage.records import OrderRecord, PositionRecord
+from storage.repository import NewFill, NewOrder, Repository
+
+log = logging.getLogger(__name__)
+
+WRITE_TIMEOUT_S = 30.0
+READ_TIMEOUT_S = 30.0
+# Longest a place can take: a lost reply waits out the venue's window (Backpack 5 s, Hibachi 15 s) and
+# then looks the order up with retries.
+ORDER_TIMEOUT_S = 90.0
+# A recorded order the venue does not know is called dead only once no request of ours can still land.
+UNKNOWN_AFTER_S = 90.0
+SETTLE_LOOKUPS = 5
+SETTLE_PAUSE_S = 0.2
+
+Reply = OrderAccepted | OrderRejected | OrderInFlight
+
+
+def exchange_name(venue: Venue) -> str:
+    """The directory name of a venue's ExchangeActor."""
+    return f"exchange.{venue.value}"
+
+
+class Claims:
+    """Pairs an actor is working on right now, so two actors never trade the same pair at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owners: dict[int, str] = {}
+
+    def claim(self, pair_id: int, owner: str) -> bool:
+        """Take the pair for `owner`; False when someone else holds it."""
+        with self._lock:
+            if self._owners.get(pair_id, owner) != owner:
+                return False
+            self._owners[pair_id] = owner
+            return True
+
+    def release(self, pair_id: int) -> None:
+        """Give the pair back."""
+        with self._lock:
+            self._owners.pop(pair_id, None)
+
+    def release_owner(self, owner: str) -> None:
+        """Drop every claim of `owner` (its actor died)."""
+        with self._lock:
+            for pair_id in [p for p, o in self._owners.items() if o == owner]:
+                del self._owners[pair_id]
+
+    def claimed(self) -> set[int]:
+        """Pairs held by anyone."""
+        with self._lock:
+            return set(self._owners)
+
+
+@dataclass
+class Desk:
+    """Shared collaborators of the trading actors (thread-safe)."""
+
+    directory: Directory
+    repo: Repository
+    clock: Clock
+    settings: Settings
+    claims: Claims = field(default_factory=Claims)
+
+    def write(self, message: Any) -> Written:
+        """Ask the writer; returns once committed."""
+        return self.directory.get("writer").ask(message, timeout=WRITE_TIMEOUT_S)
+
+    def event(self, level: EventLevel, kind: str, message: str, pair_id: int | None = None, **data: Any) -> None:
+        """Store (and log) an event."""
+        self.write(RecordEvent(level, kind, message, pair_id, data))
+
+    def ask_venue(self, venue: Venue, message: Any, timeout: float = READ_TIMEOUT_S) -> Any:
+        """Ask a venue's actor and wait; venue errors propagate."""
+        return self.directory.get(exchange_name(venue)).ask(message, timeout=timeout)
+
+    def ask_venue_async(self, venue: Venue, message: Any) -> pykka.Future[Any]:
+        """Ask a venue's actor without waiting."""
+        return self.directory.get(exchange_name(venue)).ask(message, block=False)
+
+
+class LegTrader:
+    """Sends, settles and records the orders of pair legs."""
+
+    def __init__(self, desk: Desk) -> None:
+        self.desk = desk
+
+    def next_attempt(self, position: PositionRecord, purpose: OrderPurpose) -> int:
+        """Attempt number of the next order of this purpose on this leg."""
+        orders = self.desk.repo.orders_for_position(position.id)
+        return sum(1 for o in orders if o.purpose is purpose)
+
+    def prepare(self, position: PositionRecord, purpose: OrderPurpose, quantity: Decimal) -> PlaceOrder:
+        """Record the order (status created) and return the message that sends it."""
+        key = OrderKey(position.pair_id, position.side, purpose, self.next_attempt(position, purpose))
+        client_id = client_id_for(position.venue, key)
+        side = position.side if purpose is OrderPurpose.OPEN else position.side.opposite
+        reduce_only = purpose is not OrderPurpose.OPEN
+        self.desk.write(
+            RecordOrder(
+                NewOrder(
+                    pair_id=position.pair_id,
+                    position_id=position.id,
+                    venue=position.venue,
+                    client_id=client_id,
+                    purpose=purpose,
+                    attempt=key.attempt,
+                    side=side,
+                    order_type="market",
+                    quantity=quantity,
+                    reduce_only=reduce_only,
+                )
+            )
+        )
+        return PlaceOrder(client_id, position.symbol, side, quantity, reduce_only=reduce_only)
+
+    def send(self, position: PositionRecord, purpose: OrderPurpose, quantity: Decimal) -> Reply:
+        """Record, send, settle and record one order."""
+        order = self.prepare(position, purpose, quantity)
+        future = self.desk.ask_venue_async(position.venue, order)
+        return self.finish(position, order, future)
+
+    def finish(self, position: PositionRecord, order: PlaceOrder, future: pykka.Future[Any]) -> Reply:
+        """Wait for a sent order's reply, settle it, record it."""
+        try:
+            reply: Reply = future.get(timeout=ORDER_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - a dead or wedged venue actor: the order may be out there
+            reply = OrderInFlight(position.venue, order.client_id, f"no reply from the venue actor: {exc!r}")
+        reply = self.settle(position, order.client_id, reply)
+        self.record(reply)
+        return reply
+
+    def settle(self, position: PositionRecord, client_id: str, reply: Reply) -> Reply:
+        """Look an unknown or unfinished order up until its outcome is final (or give up: in flight)."""
+        for _ in range(SETTLE_LOOKUPS):
+            if isinstance(reply, OrderRejected) or (isinstance(reply, OrderAccepted) and reply.status.is_final):
+                return reply
+            self.desk.clock.sleep(SETTLE_PAUSE_S)
+            try:
+                looked = self.desk.ask_venue(position.venue, LookupOrder(position.symbol, client_id))
+            except Exception as exc:  # noqa: BLE001 - venue or actor down: still unknown
+                log.warning("lookup of %s on %s failed: %s", client_id, position.venue, exc)
+                continue
+            if isinstance(looked, OrderUnknown):
+                if isinstance(reply, OrderInFlight):
+                    continue  # the venue may not show it yet; the age rule in `resolve` decides later
+                return OrderInFlight(position.venue, client_id, "accepted, then not found")
+            reply = looked
+        return reply
+
+    def record(self, reply: Reply) -> None:
+        """Write the order's outcome and its fills."""
+        if isinstance(reply, OrderAccepted):
+            self.desk.write(
+                UpdateOrder(
+                    reply.venue,
+                    reply.client_id,
+                    reply.status.value,
+                    venue_order_id=reply.venue_order_id,
+                    filled_quantity=reply.filled_quantity,
+                    avg_price=reply.average_price,
+                    fee=reply.fee,
+                )
+            )
+            if reply.fills:
+                self.desk.write(
+                    RecordFills(
+                        tuple(
+                            NewFill(
+                                reply.venue,
+                                reply.client_id,
+                                f.venue_fill_id,
+                                f.price,
+                                f.quantity,
+                                f.fee,
+                                f.ts,
+                                f.fee_asset,
+                                f.is_maker,
+                            )
+                            for f in reply.fills
+                        )
+                    )
+                )
+        elif isinstance(reply, OrderRejected):
+            error = f"{reply.code}: {reply.message}" if reply.code else reply.message
+            self.desk.write(UpdateOrder(reply.venue, reply.client_id, "rejected", error=error))
+        else:
+            self.desk.write(UpdateOrder(reply.venue, reply.client_id, IN_FLIGHT, error=reply.reason))
+
+    def resolve(self, position: PositionRecord) -> bool:
+        """Settle every unresolved order of a leg by lookup; True when none is left unresolved."""
+        done = True
+        for order in self.desk.repo.orders_for_position(position.id):
+            if not is_unresolved(order):
+                continue
+            if not self._resolve_one(position, order):
+                done = False
+        return done
+
+    def _resolve_one(self, position: PositionRecord, order: OrderRecord) -> bool:
+        try:
+            looked = self.desk.ask_venue(position.venue, LookupOrder(position.symbol, order.client_id))
+        except Exception as exc:  # noqa: BLE001 - venue down: try again on a later tick
+            log.warning("lookup of %s on %s failed: %s", order.client_id, position.venue, exc)
+            return False
+        if isinstance(looked, OrderUnknown):
+            age = self.desk.clock.now() - order.created_at
+            if age < timedelta(seconds=UNKNOWN_AFTER_S):
+                return False  # a request of ours could still land: wait
+            self.desk.write(
+                UpdateOrder(
+                    position.venue,
+                    order.client_id,
+                    "rejected",
+                    error=f"never reached the venue (status was {order.status})",
+                )
+            )
+            return True
+        reply = self.settle(position, order.client_id, looked)
+        self.record(reply)
+        return isinstance(reply, OrderRejected) or (isinstance(reply, OrderAccepted) and reply.status.is_final)

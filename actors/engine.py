@@ -1,0 +1,434 @@
+"""The running product: venues (simulated in paper mode), actors under the supervisor, ticks, commands.
+
+`Engine.start()` brings everything up in dependency order, `step()` is one turn of the main loop
+(supervision + ticks), `command()` serves the control socket, `shutdown()` stops in reverse order.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from datetime import datetime
+from typing import Any
+
+import pykka
+
+from actors.base import DeathCallback, Directory
+from actors.closer import Closer
+from actors.coordinator import HedgeCoordinator, TradingGate
+from actors.desk import Desk
+from actors.exchange import ExchangeActor, VenueFactory
+from actors.messages import CloseAll, ClosePair, CloseResult, GetStatus, RecordEvent, SetTradingMode, Tick, TradingMode
+from actors.monitor import Monitor
+from actors.supervision import ChildSpec, Supervisor, policy_from
+from actors.writer import PersistenceWriter
+from control.protocol import CommandError
+from core.clock import Clock, SystemClock
+from core.config import Mode, Settings
+from core.domain import ACTIVE_STATES, EventLevel, PairState, Venue
+from exchanges.backpack.client import BackpackClient
+from exchanges.backpack.feed import backpack_feed
+from exchanges.feed import PriceFeed
+from exchanges.hibachi.client import HibachiClient
+from exchanges.hibachi.feed import hibachi_feed
+from exchanges.hibachi.signing import make_signer
+from exchanges.paper import PaperVenues
+from storage.db import open_database
+from storage.repository import NotFoundError, Repository
+
+log = logging.getLogger(__name__)
+
+TICKED = ("coordinator", "closer")
+STATUS_TIMEOUT_S = 5.0
+
+
+def _secret(value: Any) -> str | None:
+    return None if value is None else value.get_secret_value()
+
+
+class Engine:
+    """Owns the database, the venues, the actors and their supervisor."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None, *, rng: random.Random | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.rng = rng or random.Random()  # noqa: S311 - draws of leverage and duration, not secrets
+        self.db = open_database(settings.database_url, self.clock)
+        self.repo = Repository(self.db, self.clock)
+        self.directory = Directory()
+        self.gate = TradingGate()
+        self.desk = Desk(self.directory, self.repo, self.clock, settings)
+        self.paper: PaperVenues | None = None
+        self.supervisor = Supervisor(
+            self.clock, self.directory, on_restart=self._on_restart, on_give_up=self._on_give_up
+        )
+        self.started_at: datetime | None = None
+        self._tick_futures: dict[str, pykka.Future[Any]] = {}
+        self._next_tick = 0.0
+        self._next_monitor = 0.0
+        self._lock = threading.Lock()
+
+    # ---- wiring -----------------------------------------------------------------------------------------
+
+    def _symbols(self, venue: Venue) -> list[str]:
+        markets = self.settings.trading.markets
+        return [m.backpack_symbol if venue is Venue.BACKPACK else m.hibachi_symbol for m in markets]
+
+    def _venue_factories(self) -> dict[Venue, VenueFactory]:
+        s, clock = self.settings, self.clock
+        b, h = s.backpack, s.hibachi
+        bp_url, bp_ws, bp_key, bp_secret = b.rest_url, b.ws_url, _secret(b.api_key), _secret(b.api_secret)
+        hb_api, hb_data, hb_ws = h.api_url, h.data_api_url, h.ws_market_url
+        hb_key, hb_account = _secret(h.api_key), h.account_id
+        hb_signer_args: tuple[str, str | None, str | None] | None = None
+        if h.key_type is not None:
+            hb_signer_args = (h.key_type.value, _secret(h.hmac_secret), _secret(h.private_key))
+        if self.paper is not None:
+            bsim, hsim = self.paper.backpack, self.paper.hibachi
+            bp_url, bp_ws, bp_key, bp_secret = bsim.rest_url, bsim.ws_url, bsim.api_key, bsim.api_secret
+            hb_api, hb_data, hb_ws = hsim.api_url, hsim.data_api_url, hsim.ws_market_url
+            hb_key, hb_account = hsim.paper.api_key, hsim.paper.account_id
+            hb_signer_args = ("hmac", hsim.paper.hmac_secret, None)
+        stale = float(s.monitor.feed_stale_after_s)
+
+        def backpack() -> tuple[BackpackClient, PriceFeed]:
+            client = BackpackClient(bp_url, bp_key, bp_secret, window_ms=b.window_ms, clock=clock)
+            return client, backpack_feed(bp_ws, self._symbols(Venue.BACKPACK), clock, reconnect_max_s=min(30, stale))
+
+        def hibachi() -> tuple[HibachiClient, PriceFeed]:
+            signer = None
+            if hb_signer_args is not None:
+                kind, secret, key = hb_signer_args
+                signer = make_signer(kind, hmac_secret=secret, private_key=key)
+            client = HibachiClient(hb_api, hb_data, hb_key, hb_account, signer, clock=clock)
+            return client, hibachi_feed(hb_ws, self._symbols(Venue.HIBACHI), clock, reconnect_max_s=min(30, stale))
+
+        return {Venue.BACKPACK: backpack, Venue.HIBACHI: hibachi}  # type: ignore[dict-item]
+
+    def _specs(self) -> list[ChildSpec]:
+        e = self.settings.engine
+        clock, desk = self.clock, self.desk
+
+        def policy() -> Any:
+            return policy_from(e.max_restarts, e.restart_window_s, e.restart_backoff_min_s, e.restart_backoff_max_s)
+
+        stale = float(self.settings.monitor.feed_stale_after_s)
+        factories = self._venue_factories()
+
+        def exchange(venue: Venue) -> Any:
+            def start(generation: int, on_death: DeathCallback) -> pykka.ActorRef[Any]:
+                return ExchangeActor.start(
+                    f"exchange.{venue.value}",
+                    generation,
+                    clock,
+                    on_death,
+                    venue=venue,
+                    factory=factories[venue],
+                    stale_after_s=stale,
+                )
+
+            return start
+
+        def on(cls: Any, name: str, **kw: Any) -> Any:
+            def start(generation: int, on_death: DeathCallback) -> pykka.ActorRef[Any]:
+                self.desk.claims.release_owner(name)  # a dead generation's claims go with it
+                return cls.start(name, generation, clock, on_death, **kw)
+
+            return start
+
+        return [
+            ChildSpec("writer", on(PersistenceWriter, "writer", repo=self.repo), policy()),
+            ChildSpec("exchange.backpack", exchange(Venue.BACKPACK), policy()),
+            ChildSpec("exchange.hibachi", exchange(Venue.HIBACHI), policy()),
+            ChildSpec("monitor", on(Monitor, "monitor", desk=desk), policy()),
+            ChildSpec("closer", on(Closer, "closer", desk=desk), policy()),
+            ChildSpec(
+                "coordinator", on(HedgeCoordinator, "coordinator", desk=desk, gate=self.gate, rng=self.rng), policy()
+            ),
+        ]
+
+    # ---- lifecycle --------------------------------------------------------------------------------------
+
+    def start(self) -> Engine:
+        """Start the simulators (paper mode) and every actor, in dependency order."""
+        self.started_at = self.clock.now()
+        if self.settings.mode is Mode.PAPER:
+            self.paper = PaperVenues.start(
+                self.clock, seed=self.settings.paper.seed, collateral=self.settings.paper.collateral_usd
+            )
+            log.info(
+                "paper mode: Backpack simulator at %s, Hibachi simulator at %s",
+                self.paper.backpack.rest_url,
+                self.paper.hibachi.api_url,
+            )
+        for spec in self._specs():
+            self.supervisor.start_child(spec)
+        self._event(EventLevel.INFO, "engine_started", f"perp-farmer started in {self.settings.mode} mode")
+        return self
+
+    def step(self) -> None:
+        """One turn of the main loop: supervise, then send the ticks that are due."""
+        self.supervisor.poll()
+        now = self.clock.monotonic()
+        if now >= self._next_tick:
+            self._next_tick = now + float(self.settings.engine.tick_s)
+            for name in TICKED:
+                self._tick(name)
+        if now >= self._next_monitor:
+            self._next_monitor = now + float(self.settings.monitor.interval_s)
+            self._tick("monitor")
+
+    def _tick(self, name: str) -> None:
+        """Send a Tick unless the previous one is still being handled; a tick that raised is a bug: restart."""
+        previous = self._tick_futures.get(name)
+        if previous is not None:
+            try:
+                previous.get(timeout=0)
+            except pykka.Timeout:
+                return  # still busy: never pile ticks up
+            except pykka.ActorDeadError:
+                pass
+            except Exception as exc:  # noqa: BLE001
+                log.error("%s tick failed: %r; restarting it", name, exc)  # noqa: TRY400
+                self.supervisor.restart_now(name, f"tick raised {exc!r}")
+                self._tick_futures.pop(name, None)
+                return
+        ref = self.supervisor.ref(name)
+        if ref is None:
+            return
+        try:
+            self._tick_futures[name] = ref.ask(Tick(self.clock.now()), block=False)
+        except pykka.ActorDeadError:
+            self._tick_futures.pop(name, None)
+
+    def run(self, stop: threading.Event, poll_s: float = 0.1) -> None:
+        """Run the main loop until `stop` is set."""
+        while not stop.wait(poll_s):
+            self.step()
+
+    def shutdown(self, close_positions: bool = False) -> None:
+        """Stop opening, let in-flight orders finish, optionally close everything, stop in reverse order."""
+        timeout = float(self.settings.engine.shutdown_timeout_s)
+        self.gate.set(TradingMode.PAUSED, "shutting down")
+        if close_positions:
+            closer = self.supervisor.ref("closer")
+            if closer is not None:
+                try:
+                    closer.ask(CloseAll("shutdown with --close-on-exit"), timeout=timeout)
+                except Exception as exc:  # noqa: BLE001
+                    log.error("closing on exit did not finish: %r", exc)  # noqa: TRY400
+        with self._lock:
+            self._event(EventLevel.INFO, "engine_stopping", "perp-farmer stopping")
+        self.supervisor.stop_all(timeout)
+        if self.paper is not None:
+            self.paper.stop()
+        self.db.dispose()
+
+    def _event(self, level: EventLevel, kind: str, message: str, **data: Any) -> None:
+        writer = self.supervisor.ref("writer")
+        if writer is not None:
+            try:
+                writer.ask(RecordEvent(level, kind, message, None, data), timeout=5)
+            except Exception as exc:  # noqa: BLE001 - the event goes straight to the database then
+                log.warning("writer did not take event %s: %r", kind, exc)
+            else:
+                return
+        self.repo.add_event(level, kind, message, None, data)
+
+    def _on_restart(self, name: str, restarts: int, error: str) -> None:
+        self._event(
+            EventLevel.WARNING,
+            "actor_restarted",
+            f"actor {name} restarted (restart {restarts}) after: {error}",
+            actor=name,
+            restarts=restarts,
+        )
+
+    def _on_give_up(self, name: str, error: str) -> None:
+        self.gate.set(TradingMode.PAUSED, f"actor {name} keeps failing")
+        self._event(
+            EventLevel.CRITICAL,
+            "actor_given_up",
+            f"actor {name} keeps failing ({error}); opening paused, not restarted again",
+            actor=name,
+        )
+
+    # ---- control commands -------------------------------------------------------------------------------
+
+    def command(self, cmd: str, args: dict[str, Any]) -> Any:
+        """Serve one control command; CommandError for a bad argument."""
+        handlers = {
+            "status": self.status,
+            "health": self.health,
+            "pairs": lambda: self.pairs(args.get("state")),
+            "pair": lambda: self.pair(_pair_id(args)),
+            "pause": lambda: self.pause(str(args.get("reason") or "paused by operator")),
+            "resume": self.resume,
+            "close": lambda: self.close(_pair_id(args)),
+            "close-all": self.close_all,
+        }
+        return handlers[cmd]()
+
+    def _actor_status(self, name: str) -> dict[str, Any]:
+        ref = self.supervisor.ref(name)
+        if ref is None:
+            return {}
+        try:
+            return ref.ask(GetStatus(), timeout=STATUS_TIMEOUT_S).data
+        except Exception:  # noqa: BLE001 - busy or down: the status says so
+            return {"unavailable": True}
+
+    def status(self) -> dict[str, Any]:
+        """Mode, uptime, actors and restarts, feeds, collateral, pairs by state, recent alerts."""
+        now = self.clock.now()
+        monitor = self._actor_status("monitor")
+        counts = self.repo.count_pairs_by_state()
+        alerts = [e for e in self.repo.list_events(limit=200) if e.level is not EventLevel.INFO][:10]
+        return {
+            "mode": self.settings.mode.value,
+            "uptime_s": int((now - self.started_at).total_seconds()) if self.started_at else 0,
+            "trading": {"mode": self.gate.mode.value, "reason": self.gate.reason},
+            "actors": self.supervisor.status(),
+            "feeds": monitor.get("feeds", {}),
+            "collateral_ratio": monitor.get("collateral_ratio", {}),
+            "monitor_ticks": monitor.get("ticks", 0),
+            "pairs": {state.value: counts.get(state, 0) for state in PairState},
+            "open_pairs": [self._pair_row(p) for p in self.repo.list_pairs(ACTIVE_STATES)],
+            "alerts": [
+                {"ts": e.ts, "level": e.level.value, "kind": e.kind, "pair_id": e.pair_id, "message": e.message}
+                for e in alerts
+            ],
+            "coordinator": self._actor_status("coordinator"),
+            "closer": self._actor_status("closer"),
+        }
+
+    def health(self) -> dict[str, Any]:
+        """Healthy when every actor is alive and the database answers."""
+        try:
+            self.repo.count_pairs_by_state()
+            database = True
+        except Exception:  # noqa: BLE001
+            database = False
+        actors = self.supervisor.status()
+        return {
+            "healthy": database and self.supervisor.healthy(),
+            "database": database,
+            "actors": {name: a["alive"] and not a["given_up"] for name, a in actors.items()},
+        }
+
+    @staticmethod
+    def _pair_row(p: Any) -> dict[str, Any]:
+        return {
+            "id": p.id,
+            "market": p.market,
+            "state": p.state.value,
+            "long": p.long_venue.value,
+            "short": p.short_venue.value,
+            "quantity": p.quantity,
+            "leverage": p.leverage,
+            "notional": p.notional,
+            "opened_at": p.opened_at,
+            "expires_at": p.expires_at,
+            "closed_at": p.closed_at,
+            "realized_pnl": p.realized_pnl,
+            "fees": p.fees,
+            "volume": p.volume,
+            "points": p.points,
+            "close_reason": p.close_reason,
+        }
+
+    def pairs(self, state: str | None) -> list[dict[str, Any]]:
+        """Pairs, newest first, optionally in one state."""
+        states = None
+        if state is not None:
+            try:
+                states = [PairState(state)]
+            except ValueError:
+                raise CommandError("bad_request", f"unknown state {state!r}; one of {', '.join(PairState)}") from None
+        return [self._pair_row(p) for p in self.repo.list_pairs(states, limit=200)]
+
+    def pair(self, pair_id: int) -> dict[str, Any]:
+        """One pair with its legs, orders and events."""
+        try:
+            p = self.repo.get_pair(pair_id)
+        except NotFoundError:
+            raise CommandError("not_found", f"no pair {pair_id}") from None
+        legs = [
+            {
+                "venue": x.venue.value,
+                "symbol": x.symbol,
+                "side": x.side.value,
+                "quantity": x.quantity,
+                "entry_price": x.entry_price,
+                "exit_price": x.exit_price,
+                "mark_price": x.mark_price,
+                "unrealized_pnl": x.unrealized_pnl,
+                "realized_pnl": x.realized_pnl,
+                "fees": x.fees,
+                "leverage_set": x.leverage_set,
+                "state": x.state,
+            }
+            for x in self.repo.positions_for_pair(pair_id)
+        ]
+        orders = [
+            {
+                "venue": o.venue.value,
+                "client_id": o.client_id,
+                "purpose": o.purpose.value,
+                "side": o.side.value,
+                "quantity": o.quantity,
+                "status": o.status,
+                "filled": o.filled_quantity,
+                "avg_price": o.avg_price,
+                "fee": o.fee,
+                "error": o.error,
+            }
+            for o in self.repo.orders_for_pair(pair_id)
+        ]
+        events = [
+            {"ts": e.ts, "level": e.level.value, "kind": e.kind, "message": e.message}
+            for e in reversed(self.repo.list_events(pair_id, limit=100))
+        ]
+        return {"pair": self._pair_row(p), "legs": legs, "orders": orders, "events": events}
+
+    def _ask(self, name: str, message: Any, timeout: float) -> Any:
+        ref = self.supervisor.ref(name)
+        if ref is None:
+            raise CommandError("unavailable", f"the {name} is restarting; try again")
+        return ref.ask(message, timeout=timeout)
+
+    def pause(self, reason: str) -> dict[str, Any]:
+        """Stop opening new pairs."""
+        mode = self._ask("coordinator", SetTradingMode(TradingMode.PAUSED, reason), STATUS_TIMEOUT_S * 12)
+        return {"trading": mode.value, "reason": reason}
+
+    def resume(self) -> dict[str, Any]:
+        """Allow opening again."""
+        mode = self._ask(
+            "coordinator", SetTradingMode(TradingMode.NORMAL, "resumed by operator"), STATUS_TIMEOUT_S * 12
+        )
+        return {"trading": mode.value}
+
+    def close(self, pair_id: int) -> dict[str, Any]:
+        """Close one pair now."""
+        try:
+            pair = self.repo.get_pair(pair_id)
+        except NotFoundError:
+            raise CommandError("not_found", f"no pair {pair_id}") from None
+        if pair.state not in (PairState.OPEN, PairState.CLOSING, PairState.NAKED):
+            raise CommandError("bad_state", f"pair {pair_id} is {pair.state}: nothing to close")
+        result: CloseResult = self._ask("closer", ClosePair(pair_id, "closed by operator"), 120)
+        return {"states": {str(k): v.value for k, v in result.states.items()}}
+
+    def close_all(self) -> dict[str, Any]:
+        """Close every open pair now."""
+        result: CloseResult = self._ask("closer", CloseAll("close-all by operator"), 300)
+        return {"states": {str(k): v.value for k, v in result.states.items()}}
+
+
+def _pair_id(args: dict[str, Any]) -> int:
+    value = args.get("id")
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise CommandError("bad_request", 'this command needs "id": a pair id')
+    return int(value)

@@ -1,0 +1,180 @@
+"""ExchangeActor: one per venue. Owns the venue client and its price feed; turns venue errors into outcomes.
+
+Places answer OrderAccepted, OrderRejected (definitive, nothing on the venue) or OrderInFlight (unknown:
+look it up). Reads raise the venue's typed error to the caller, which decides.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from actors.base import DeathCallback, SupervisedActor
+from actors.messages import (
+    AccountReport,
+    FeedState,
+    FetchAccount,
+    FetchFills,
+    FetchMarket,
+    FetchPositions,
+    GetFeedState,
+    GetQuote,
+    LeverageSet,
+    LookupOrder,
+    MarketRules,
+    OrderAccepted,
+    OrderInFlight,
+    OrderRejected,
+    OrderUnknown,
+    PlaceOrder,
+    Positions,
+    QuoteReply,
+    SetLeverage,
+)
+from core.clock import Clock
+from core.domain import Venue
+from exchanges.base import OrderRequest, OrderResult, PerpExchange
+from exchanges.errors import OrderNotFound, OrderOutcomeUnknown, RateLimited, VenueError, VenueUnavailable
+from exchanges.feed import PriceFeed
+
+log = logging.getLogger(__name__)
+
+VenueFactory = Callable[[], tuple[PerpExchange, PriceFeed | None]]
+
+
+class ExchangeActor(SupervisedActor):
+    """The only path to one venue: REST client, websocket feed, freshest quote per market."""
+
+    def __init__(
+        self,
+        name: str,
+        generation: int,
+        clock: Clock,
+        on_death: DeathCallback | None,
+        *,
+        venue: Venue,
+        factory: VenueFactory,
+        stale_after_s: float,
+    ) -> None:
+        super().__init__(name, generation, clock, on_death)
+        self.venue = venue
+        self._factory = factory
+        self._stale_after_s = stale_after_s
+        self.client: PerpExchange | None = None
+        self.feed: PriceFeed | None = None
+
+    def on_start(self) -> None:
+        """Build a fresh client and feed (a restart never reuses the dead generation's connections)."""
+        self.client, self.feed = self._factory()
+        if self.feed is not None:
+            self.feed.start()
+        sync = getattr(self.client, "sync_time", None)
+        if sync is not None:
+            try:
+                offset = sync()
+                log.info("%s clock offset %d ms", self.venue, offset)
+            except VenueError as exc:
+                log.warning("%s: clock sync failed (%s); signing with the local clock", self.venue, exc)
+
+    def release(self) -> None:
+        """Stop the feed thread and close the HTTP session."""
+        if self.feed is not None:
+            self.feed.stop(timeout_s=2)
+        if self.client is not None:
+            self.client.close()
+
+    @property
+    def _client(self) -> PerpExchange:
+        if self.client is None:
+            raise RuntimeError(f"{self.name}: not started")
+        return self.client
+
+    def handle(self, message: Any) -> Any:
+        """Dispatch one message."""
+        c = self._client
+        match message:
+            case PlaceOrder():
+                return self._place(message)
+            case LookupOrder(symbol=symbol, client_id=client_id):
+                try:
+                    return self._accepted(c.get_order(symbol, client_id), client_id)
+                except OrderNotFound:
+                    return OrderUnknown(self.venue, client_id)
+            case GetQuote(symbol=symbol):
+                return QuoteReply(self.venue, self._quote(symbol))
+            case FetchPositions():
+                return Positions(self.venue, tuple(c.positions()), self.clock.now())
+            case FetchAccount():
+                return AccountReport(self.venue, c.account(), self.clock.now())
+            case FetchMarket(symbol=symbol):
+                return MarketRules(self.venue, c.market(symbol))
+            case FetchFills(symbol=symbol, venue_order_id=order_id):
+                return tuple(c.fills(symbol, order_id))
+            case SetLeverage(symbol=symbol, leverage=leverage):
+                return LeverageSet(self.venue, symbol, c.set_leverage(symbol, leverage), c.leverage_scope)
+            case GetFeedState():
+                return self._feed_state()
+        return super().handle(message)
+
+    def _quote(self, symbol: str) -> Any:
+        if self.feed is not None and not self.feed.is_stale(symbol, self._stale_after_s):
+            quote = self.feed.book.get(symbol)
+            if quote is not None and quote.mark is not None and quote.bid is not None and quote.ask is not None:
+                return quote
+        return self._client.quote(symbol)  # the feed is stale, down or incomplete: REST
+
+    def _feed_state(self) -> FeedState:
+        if self.feed is None:
+            return FeedState(self.venue, False, {}, 0)
+        symbols = self.feed.symbols
+        return FeedState(
+            self.venue,
+            self.feed.connected.is_set(),
+            {s: self.feed.age(s) for s in symbols},
+            self.feed.connections,
+        )
+
+    def _accepted(self, result: OrderResult, client_id: str | None = None) -> OrderAccepted:
+        fills: tuple[Any, ...] = ()
+        if result.filled_quantity > 0:
+            try:
+                fills = tuple(self._client.fills(result.symbol, result.venue_order_id))
+            except VenueError as exc:  # the fills can be fetched again later; the order's totals stand
+                log.warning("%s: fills of %s not read: %s", self.venue, result.client_id, exc)
+        fee = result.fee
+        if fee is None and fills:
+            fee = sum((f.fee for f in fills), Decimal(0))
+        return OrderAccepted(
+            self.venue,
+            client_id or result.client_id or "",
+            result.venue_order_id,
+            result.status,
+            result.quantity,
+            result.filled_quantity,
+            result.average_price,
+            fee,
+            fills,
+        )
+
+    def _place(self, m: PlaceOrder) -> OrderAccepted | OrderRejected | OrderInFlight:
+        request = OrderRequest(
+            m.client_id, m.symbol, m.side, m.quantity, m.order_type, m.price, m.time_in_force, m.reduce_only
+        )
+        try:
+            result = self._client.place_order(request)
+        except OrderOutcomeUnknown as exc:
+            return OrderInFlight(self.venue, m.client_id, str(exc))
+        except (RateLimited, VenueUnavailable) as exc:
+            # Known not placed (the client resolved a lost reply by lookup, or nothing was sent).
+            return OrderRejected(self.venue, m.client_id, _code(exc), exc.venue_message, retryable=True)
+        except VenueError as exc:
+            return OrderRejected(self.venue, m.client_id, _code(exc), exc.venue_message)
+        except ValueError as exc:  # refused locally before sending (client id form, rules)
+            return OrderRejected(self.venue, m.client_id, "local", str(exc))
+        return self._accepted(result, m.client_id)
+
+
+def _code(exc: VenueError) -> str | None:
+    return None if exc.code is None else str(exc.code)

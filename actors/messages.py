@@ -1,0 +1,392 @@
+"""Every message between actors, and every reply: frozen dataclasses, grouped by receiver.
+
+Whatever changes the world goes by `ask` (the reply, or the exception, is the outcome); `tell` carries
+only notifications that may be lost (ticks, snapshots).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from core.domain import EventLevel, PairState, Side, Venue
+from exchanges.base import Account, Fill, Market, OrderStatus, OrderType, Position, Quote, TimeInForce
+from storage.repository import NewFill, NewOrder, PairPlan
+
+# ---- to an ExchangeActor ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrder:
+    """Send one order; the reply is OrderAccepted, OrderRejected or OrderInFlight."""
+
+    client_id: str
+    symbol: str
+    side: Side
+    quantity: Decimal
+    order_type: OrderType = OrderType.MARKET
+    price: Decimal | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    reduce_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LookupOrder:
+    """What the venue knows of an order; the reply is OrderAccepted (any status) or OrderUnknown."""
+
+    symbol: str
+    client_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetLeverage:
+    """Set the leverage used for `symbol`."""
+
+    symbol: str
+    leverage: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class GetQuote:
+    """The freshest quote: the feed's if younger than the staleness threshold, else REST."""
+
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True)
+class FetchPositions:
+    """Open positions on the venue (REST)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchAccount:
+    """Equity and margin of the venue account (REST)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchMarket:
+    """A market's trading rules."""
+
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True)
+class FetchFills:
+    """The fills of one order."""
+
+    symbol: str
+    venue_order_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetFeedState:
+    """Age of the feed's last message per symbol, and whether it is connected."""
+
+
+# ---- replies of an ExchangeActor ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAccepted:
+    """The venue has the order; `status` and `filled_quantity` say how far it got."""
+
+    venue: Venue
+    client_id: str
+    venue_order_id: str
+    status: OrderStatus
+    quantity: Decimal
+    filled_quantity: Decimal
+    average_price: Decimal | None
+    fee: Decimal | None
+    fills: tuple[Fill, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRejected:
+    """A definitive refusal: the order does not exist on the venue."""
+
+    venue: Venue
+    client_id: str
+    code: str | None
+    message: str
+    retryable: bool = False  # rate limit, maintenance, "not placed" after a lost reply
+
+
+@dataclass(frozen=True, slots=True)
+class OrderInFlight:
+    """The outcome is unknown (reply lost and the lookup failed): look it up again before anything else."""
+
+    venue: Venue
+    client_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUnknown:
+    """The venue has no order with that client id."""
+
+    venue: Venue
+    client_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeverageSet:
+    """What was set, and whether it applies to the whole account or one market."""
+
+    venue: Venue
+    symbol: str
+    leverage: Decimal
+    scope: str
+
+
+@dataclass(frozen=True, slots=True)
+class Positions:
+    """The venue's open positions."""
+
+    venue: Venue
+    items: tuple[Position, ...]
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AccountReport:
+    """The venue account's margin summary."""
+
+    venue: Venue
+    account: Account
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MarketRules:
+    """A market's rules on one venue."""
+
+    venue: Venue
+    market: Market
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteReply:
+    """A quote and where it came from."""
+
+    venue: Venue
+    quote: Quote
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    """How fresh the venue's websocket feed is."""
+
+    venue: Venue
+    connected: bool
+    ages_s: dict[str, float | None]
+    connections: int
+
+
+# ---- to the PersistenceWriter (ask: the reply means committed) --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CreatePair:
+    """Insert a PLANNED pair with its two legs."""
+
+    plan: PairPlan
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionPair:
+    """Move a pair expected -> to with an event row, in one transaction."""
+
+    pair_id: int
+    expected: PairState
+    to: PairState
+    reason: str
+    changes: dict[str, Any] = field(default_factory=dict)
+    level: EventLevel = EventLevel.INFO
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class UpdatePair:
+    """Change a pair's figures."""
+
+    pair_id: int
+    changes: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class UpdatePosition:
+    """Change a leg's figures."""
+
+    position_id: int
+    changes: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOrder:
+    """Insert an order row before the order is sent."""
+
+    order: NewOrder
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateOrder:
+    """Record what the venue said about an order."""
+
+    venue: Venue
+    client_id: str
+    status: str
+    venue_order_id: str | None = None
+    filled_quantity: Decimal | None = None
+    avg_price: Decimal | None = None
+    fee: Decimal | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFills:
+    """Insert fills (already stored ones are skipped)."""
+
+    fills: tuple[NewFill, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordEvent:
+    """Store an event (logged too)."""
+
+    level: EventLevel
+    kind: str
+    message: str
+    pair_id: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordSnapshot:
+    """Store one monitor reading of a pair (tell: losing one is fine)."""
+
+    pair_id: int
+    long_mark: Decimal | None
+    short_mark: Decimal | None
+    long_upnl: Decimal | None
+    short_upnl: Decimal | None
+    long_collateral_ratio: Decimal | None
+    short_collateral_ratio: Decimal | None
+    divergence: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A write committed; `id` is the new row's id where there is one."""
+
+    id: int | None = None
+
+
+# ---- to the HedgeCoordinator, Closer and Monitor -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Time to look at the world again."""
+
+    now: datetime
+
+
+class TradingMode(StrEnum):
+    """Whether new pairs may open."""
+
+    NORMAL = "normal"
+    PAUSED = "paused"
+
+
+@dataclass(frozen=True, slots=True)
+class SetTradingMode:
+    """Pause or resume opening (closing and monitoring go on)."""
+
+    mode: TradingMode
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class OpenNow:
+    """Open a pair now if the rules allow (ignores the cooldown)."""
+
+    market: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PairOpened:
+    """A pair is OPEN."""
+
+    pair_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class PairFailed:
+    """A pair did not open; its state says whether it is flat (FAILED) or not (NAKED)."""
+
+    pair_id: int
+    state: PairState
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class OpenDeclined:
+    """Nothing was sent: the rules did not allow a pair now."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClosePair:
+    """Close one pair now."""
+
+    pair_id: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CloseAll:
+    """Close every open pair now."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CloseResult:
+    """Where the pairs a close touched stand now."""
+
+    states: dict[int, PairState]
+
+
+@dataclass(frozen=True, slots=True)
+class GetStatus:
+    """An actor's own summary for the status command."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReply:
+    """Free-form status figures of one actor (JSON-able)."""
+
+    name: str
+    data: dict[str, Any]
+
+
+# ---- supervision --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Are you alive and serving?"""
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """Alive: who and which generation."""
+
+    name: str
+    generation: int
+    started_at: datetime

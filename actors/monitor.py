@@ -1,0 +1,319 @@
+"""Monitor: every tick, marks, PnL per leg, collateral ratio per venue, divergence, feed freshness, and
+whether the venues hold what the database says. Raises events when a condition starts and when it clears.
+
+A leg that the venue no longer holds (liquidated, closed by hand) turns its OPEN pair NAKED, after two
+ticks in a row agree, so an order filling between two reads is never mistaken for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Hashable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from actors.base import DeathCallback, SupervisedActor
+from actors.desk import Desk
+from actors.messages import (
+    AccountReport,
+    FeedState,
+    FetchAccount,
+    FetchPositions,
+    GetFeedState,
+    GetQuote,
+    GetStatus,
+    Positions,
+    QuoteReply,
+    RecordSnapshot,
+    StatusReply,
+    Tick,
+    TransitionPair,
+    UpdatePosition,
+)
+from core.clock import Clock
+from core.domain import ACTIVE_STATES, EventLevel, PairState, Side, Venue
+from core.ledger import is_unresolved, leg_book
+from core.risk import collateral_ratio, liquidation_distance, pnl_divergence, unrealized_pnl
+from storage.records import PairRecord
+from storage.repository import TransitionRefusedError
+
+log = logging.getLogger(__name__)
+
+WATCHED_STATES = (PairState.OPEN, PairState.CLOSING, PairState.NAKED)
+MISMATCH_TICKS = 2
+VENUES = (Venue.BACKPACK, Venue.HIBACHI)
+
+
+class Monitor(SupervisedActor):
+    """Reads the venues and the database, records snapshots, raises alerts."""
+
+    def __init__(self, name: str, generation: int, clock: Clock, on_death: DeathCallback | None, *, desk: Desk) -> None:
+        super().__init__(name, generation, clock, on_death)
+        self.desk = desk
+        self.trading = desk.settings.trading
+        self.stale_after_s = float(desk.settings.monitor.feed_stale_after_s)
+        self._active: set[Hashable] = set()
+        self._mismatch: dict[tuple[Venue, str], int] = {}
+        self.summary: dict[str, Any] = {}
+        self.ticks = 0
+
+    def handle(self, message: Any) -> Any:
+        """Dispatch one message."""
+        match message:
+            case Tick(now=now):
+                self.check(now)
+                return None
+            case GetStatus():
+                return StatusReply(self.name, {"ticks": self.ticks, **self.summary})
+        return super().handle(message)
+
+    # ---- alerts -----------------------------------------------------------------------------------------
+
+    def _episode(
+        self,
+        key: Hashable,
+        active: bool,
+        level: EventLevel,
+        kind: str,
+        message: str,
+        pair_id: int | None = None,
+        **data: Any,
+    ) -> None:
+        """An event when a condition starts, and an info event when it clears; nothing while it lasts."""
+        if active and key not in self._active:
+            self._active.add(key)
+            self.desk.event(level, kind, message, pair_id, **data)
+        elif not active and key in self._active:
+            self._active.discard(key)
+            self.desk.event(EventLevel.INFO, f"{kind}_cleared", f"cleared: {kind} ({key})", pair_id)
+
+    # ---- the tick ---------------------------------------------------------------------------------------
+
+    def check(self, now: datetime) -> None:
+        """One full reading."""
+        self.ticks += 1
+        ratios = self._accounts()
+        feeds = self._feeds()
+        positions = self._positions()
+        pairs = self.desk.repo.list_pairs(WATCHED_STATES)
+        readings = [self._pair(p, ratios, positions) for p in pairs]
+        self._reconcile(positions)
+        self.summary = {
+            "at": now.isoformat(),
+            "collateral_ratio": {
+                v.value: (None if r is None else str(r.quantize(Decimal("0.01")))) for v, r in ratios.items()
+            },
+            "feeds": feeds,
+            "pairs": readings,
+        }
+
+    def _accounts(self) -> dict[Venue, Decimal | None]:
+        ratios: dict[Venue, Decimal | None] = {}
+        for venue in VENUES:
+            try:
+                report: AccountReport = self.desk.ask_venue(venue, FetchAccount())
+            except Exception as exc:  # noqa: BLE001 - a venue that cannot be read is itself the alert
+                self._episode(
+                    ("unreachable", venue),
+                    True,
+                    EventLevel.WARNING,
+                    "venue_unreachable",
+                    f"{venue}: account not readable: {exc}",
+                )
+                continue
+            self._episode(("unreachable", venue), False, EventLevel.WARNING, "venue_unreachable", "")
+            acc = report.account
+            ratio = collateral_ratio(acc.equity, acc.maintenance_requirement)
+            ratios[venue] = ratio
+            low = ratio is not None and ratio < self.trading.min_collateral_ratio
+            self._episode(
+                ("collateral", venue),
+                low,
+                EventLevel.CRITICAL,
+                "collateral_low",
+                f"{venue}: collateral ratio {ratio:.2f} is below {self.trading.min_collateral_ratio} "
+                f"(equity {acc.equity:.2f}, maintenance margin {acc.maintenance_requirement:.2f})"
+                if low
+                else "",
+                venue=venue,
+                ratio=ratio,
+            )
+        return ratios
+
+    def _feeds(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for venue in VENUES:
+            try:
+                state: FeedState = self.desk.ask_venue(venue, GetFeedState())
+            except Exception as exc:  # noqa: BLE001
+                out[venue.value] = {"error": str(exc)}
+                continue
+            stale = sorted(s for s, age in state.ages_s.items() if age is None or age > self.stale_after_s)
+            out[venue.value] = {
+                "connected": state.connected,
+                "stale": stale,
+                "connections": state.connections,
+                "ages_s": {s: None if a is None else round(a, 1) for s, a in state.ages_s.items()},
+            }
+            self._episode(
+                ("feed", venue),
+                bool(stale),
+                EventLevel.WARNING,
+                "feed_stale",
+                f"{venue}: price feed stale for {', '.join(stale)}; using REST",
+                venue=venue,
+            )
+        return out
+
+    def _positions(self) -> dict[Venue, Positions | None]:
+        out: dict[Venue, Positions | None] = {}
+        for venue in VENUES:
+            try:
+                out[venue] = self.desk.ask_venue(venue, FetchPositions())
+            except Exception as exc:  # noqa: BLE001
+                log.warning("%s positions not readable: %s", venue, exc)
+                out[venue] = None
+        return out
+
+    def _pair(
+        self, pair: PairRecord, ratios: dict[Venue, Decimal | None], positions: dict[Venue, Positions | None]
+    ) -> dict[str, Any]:
+        legs = self.desk.repo.positions_for_pair(pair.id)
+        marks: dict[Side, Decimal | None] = {}
+        upnl: dict[Side, Decimal | None] = {}
+        distance: dict[str, Decimal | None] = {}
+        for leg in legs:
+            book = leg_book(leg.side, self.desk.repo.orders_for_position(leg.id))
+            mark: Decimal | None = None
+            try:
+                reply: QuoteReply = self.desk.ask_venue(leg.venue, GetQuote(leg.symbol))
+                mark = reply.quote.mark
+            except Exception as exc:  # noqa: BLE001
+                log.warning("%s mark of %s not readable: %s", leg.venue, leg.symbol, exc)
+            marks[leg.side] = mark
+            value = None
+            if mark is not None and book.entry_price is not None and book.held > 0:
+                value = unrealized_pnl(leg.side, book.held, book.entry_price, mark)
+            upnl[leg.side] = value
+            venue_positions = positions.get(leg.venue)
+            liq = None
+            if venue_positions is not None:
+                liq = next(
+                    (
+                        p.liquidation_price
+                        for p in venue_positions.items
+                        if p.symbol == leg.symbol and p.side is leg.side and p.liquidation_price
+                    ),
+                    None,
+                )
+            distance[leg.venue.value] = (
+                None if liq is None or mark is None else liquidation_distance(leg.side, mark, liq)
+            )
+            self.desk.directory.get("writer").tell(
+                UpdatePosition(leg.id, {"mark_price": mark, "unrealized_pnl": value})
+            )
+        long_leg = next(leg for leg in legs if leg.side is Side.LONG)
+        short_leg = next(leg for leg in legs if leg.side is Side.SHORT)
+        divergence = None
+        if upnl.get(Side.LONG) is not None and upnl.get(Side.SHORT) is not None and pair.notional > 0:
+            divergence = pnl_divergence(upnl[Side.LONG], upnl[Side.SHORT], pair.notional)  # type: ignore[arg-type]
+        if pair.state is PairState.OPEN:
+            high = divergence is not None and divergence > self.trading.max_pnl_divergence
+            self._episode(
+                ("divergence", pair.id),
+                high,
+                EventLevel.WARNING,
+                "pnl_divergence",
+                f"pair {pair.id}: PnL divergence {divergence:.4f} is above {self.trading.max_pnl_divergence} "
+                f"(long {upnl[Side.LONG]:.2f}, short {upnl[Side.SHORT]:.2f})"
+                if high
+                else "",
+                pair.id,
+                divergence=divergence,
+            )
+        self.desk.directory.get("writer").tell(
+            RecordSnapshot(
+                pair.id,
+                marks.get(Side.LONG),
+                marks.get(Side.SHORT),
+                upnl.get(Side.LONG),
+                upnl.get(Side.SHORT),
+                ratios.get(long_leg.venue),
+                ratios.get(short_leg.venue),
+                divergence,
+            )
+        )
+        return {
+            "pair_id": pair.id,
+            "state": pair.state.value,
+            "upnl": {s.value: None if v is None else str(v) for s, v in upnl.items()},
+            "divergence": None if divergence is None else str(divergence),
+            "liquidation_distance": {k: None if v is None else str(v) for k, v in distance.items()},
+        }
+
+    # ---- reconciliation ---------------------------------------------------------------------------------
+
+    def _reconcile(self, positions: dict[Venue, Positions | None]) -> None:
+        """Compare, per venue and symbol, what the pairs hold with what the venue holds."""
+        expected: dict[tuple[Venue, str], Decimal] = {}
+        moving: set[tuple[Venue, str]] = set()
+        open_legs: dict[tuple[Venue, str], list[tuple[PairRecord, Side]]] = {}
+        claimed = self.desk.claims.claimed()
+        for pair in self.desk.repo.list_pairs(ACTIVE_STATES):
+            for leg in self.desk.repo.positions_for_pair(pair.id):
+                key = (leg.venue, leg.symbol)
+                orders = self.desk.repo.orders_for_position(leg.id)
+                book = leg_book(leg.side, orders)
+                expected[key] = expected.get(key, Decimal(0)) + leg.side.sign * book.held
+                in_motion = pair.state in (PairState.PLANNED, PairState.OPENING, PairState.ROLLING_BACK)
+                if pair.id in claimed or in_motion or any(is_unresolved(o) for o in orders):
+                    moving.add(key)
+                if pair.state is PairState.OPEN and book.held > 0:
+                    open_legs.setdefault(key, []).append((pair, leg.side))
+        for venue, report in positions.items():
+            if report is None:
+                continue
+            actual: dict[str, Decimal] = {}
+            for p in report.items:
+                actual[p.symbol] = actual.get(p.symbol, Decimal(0)) + p.side.sign * p.quantity
+            symbols = {s for (v, s) in expected if v is venue} | set(actual)
+            for symbol in symbols:
+                key = (venue, symbol)
+                want, have = expected.get(key, Decimal(0)), actual.get(symbol, Decimal(0))
+                if want == have or key in moving:
+                    self._mismatch.pop(key, None)
+                    self._episode(("mismatch", key), False, EventLevel.CRITICAL, "position_mismatch", "")
+                    continue
+                self._mismatch[key] = self._mismatch.get(key, 0) + 1
+                if self._mismatch[key] < MISMATCH_TICKS:
+                    continue
+                self._episode(
+                    ("mismatch", key),
+                    True,
+                    EventLevel.CRITICAL,
+                    "position_mismatch",
+                    f"{venue} {symbol}: the venue holds {have}, the pairs hold {want}",
+                    venue=venue,
+                    symbol=symbol,
+                    venue_quantity=have,
+                    expected=want,
+                )
+                if abs(have) < abs(want):
+                    for pair, side in open_legs.get(key, []):
+                        self._turn_naked(pair, side, venue, have, want)
+
+    def _turn_naked(self, pair: PairRecord, side: Side, venue: Venue, have: Decimal, want: Decimal) -> None:
+        # A refusal means someone moved the pair first (closing): the closer owns it then.
+        with contextlib.suppress(TransitionRefusedError):
+            self.desk.write(
+                TransitionPair(
+                    pair.id,
+                    PairState.OPEN,
+                    PairState.NAKED,
+                    f"the {side} leg on {venue} shrank or vanished (venue {have}, expected {want}): liquidated or "
+                    "closed outside the farmer",
+                    level=EventLevel.CRITICAL,
+                )
+            )

@@ -1,0 +1,94 @@
+"""PersistenceWriter: the only actor that writes to the database; one transaction per message.
+
+Every other actor reads through the repository directly (SQLite WAL: readers never wait for the writer).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from actors.base import DeathCallback, SupervisedActor
+from actors.messages import (
+    CreatePair,
+    RecordEvent,
+    RecordFills,
+    RecordOrder,
+    RecordSnapshot,
+    TransitionPair,
+    UpdateOrder,
+    UpdatePair,
+    UpdatePosition,
+    Written,
+)
+from core.clock import Clock
+from core.domain import EventLevel
+from storage.repository import Repository
+
+log = logging.getLogger("events")
+
+_LOG_LEVEL = {EventLevel.INFO: logging.INFO, EventLevel.WARNING: logging.WARNING, EventLevel.CRITICAL: logging.CRITICAL}
+
+
+class PersistenceWriter(SupervisedActor):
+    """Applies write messages to the repository and answers Written once committed."""
+
+    def __init__(
+        self, name: str, generation: int, clock: Clock, on_death: DeathCallback | None, *, repo: Repository
+    ) -> None:
+        super().__init__(name, generation, clock, on_death)
+        self.repo = repo
+
+    def handle(self, message: Any) -> Any:
+        """Dispatch one write."""
+        r = self.repo
+        match message:
+            case CreatePair(plan=plan):
+                return Written(r.create_pair(plan).id)
+            case TransitionPair():
+                m = message
+                event_id = r.transition_pair(m.pair_id, m.expected, m.to, m.reason, m.changes, m.level, m.data)
+                log.log(_LOG_LEVEL[m.level], "pair %d: %s -> %s: %s", m.pair_id, m.expected, m.to, m.reason)
+                return Written(event_id)
+            case UpdatePair(pair_id=pair_id, changes=changes):
+                r.update_pair(pair_id, **changes)
+                return Written(pair_id)
+            case UpdatePosition(position_id=position_id, changes=changes):
+                r.update_position(position_id, **changes)
+                return Written(position_id)
+            case RecordOrder(order=order):
+                return Written(r.record_order(order).id)
+            case UpdateOrder():
+                m = message
+                row = r.update_order(
+                    m.venue,
+                    m.client_id,
+                    m.status,
+                    venue_order_id=m.venue_order_id,
+                    filled_quantity=m.filled_quantity,
+                    avg_price=m.avg_price,
+                    fee=m.fee,
+                    error=m.error,
+                )
+                return Written(row.id)
+            case RecordFills(fills=fills):
+                return Written(sum(1 for f in fills if r.record_fill(f)))
+            case RecordEvent():
+                m = message
+                log.log(_LOG_LEVEL[m.level], "%s: %s", m.kind, m.message)
+                return Written(r.add_event(m.level, m.kind, m.message, m.pair_id, m.data))
+            case RecordSnapshot():
+                m = message
+                return Written(
+                    r.add_snapshot(
+                        m.pair_id,
+                        long_mark=m.long_mark,
+                        short_mark=m.short_mark,
+                        long_upnl=m.long_upnl,
+                        short_upnl=m.short_upnl,
+                        long_collateral_ratio=m.long_collateral_ratio,
+                        short_collateral_ratio=m.short_collateral_ratio,
+                        divergence=m.divergence,
+                    )
+                )
+        return super().handle(message)

@@ -1,0 +1,152 @@
+"""Replies rendered for a person: short tables and key lines. `--json` bypasses this entirely."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    """A left-aligned text table; None shows as '-'."""
+    cells = [[("-" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines.extend("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells)
+    return "\n".join(lines)
+
+
+def _short_time(value: Any) -> Any:
+    return value[:19].replace("T", " ") if isinstance(value, str) else value
+
+
+def _pairs_table(pairs: list[dict[str, Any]]) -> str:
+    if not pairs:
+        return "no pairs"
+    rows = [
+        (
+            p["id"],
+            p["market"],
+            p["state"],
+            f"{p['long']}/{p['short']}",
+            p["quantity"],
+            p["leverage"],
+            _short_time(p["opened_at"]),
+            _short_time(p["expires_at"] if p["state"] != "closed" else p["closed_at"]),
+            p["realized_pnl"],
+            p["points"],
+        )
+        for p in pairs
+    ]
+    return table(rows, ["id", "market", "state", "long/short", "qty", "lev", "opened", "expires/closed", "pnl", "pts"])
+
+
+def render_status(d: dict[str, Any]) -> str:
+    """The status reply."""
+    lines = [
+        f"mode {d['mode']}, up {d['uptime_s']}s, opening {d['trading']['mode']}"
+        + (f" ({d['trading']['reason']})" if d["trading"].get("reason") else ""),
+        "",
+        table(
+            [
+                (n, "alive" if a["alive"] else "DOWN", a["generation"], a["restarts"], a["last_error"])
+                for n, a in d["actors"].items()
+            ],
+            ["actor", "state", "gen", "restarts", "last error"],
+        ),
+        "",
+    ]
+    feeds = d.get("feeds", {})
+    ratios = d.get("collateral_ratio", {})
+    venue_rows = []
+    for venue in sorted(set(feeds) | set(ratios)):
+        f = feeds.get(venue, {})
+        ages = f.get("ages_s", {})
+        venue_rows.append(
+            (
+                venue,
+                "up" if f.get("connected") else "down",
+                ", ".join(f.get("stale", [])) or "-",
+                max((a for a in ages.values() if a is not None), default=None),
+                ratios.get(venue),
+            )
+        )
+    if venue_rows:
+        lines += [table(venue_rows, ["venue", "feed", "stale", "oldest s", "collateral ratio"]), ""]
+    counts = ", ".join(f"{k} {v}" for k, v in d["pairs"].items() if v)
+    lines += [f"pairs: {counts or 'none yet'}", _pairs_table(d["open_pairs"]) if d["open_pairs"] else ""]
+    if d["alerts"]:
+        lines += ["", "recent alerts:"]
+        lines += [f"  {_short_time(a['ts'])} {a['level']:<8} {a['message']}" for a in d["alerts"]]
+    return "\n".join(lines).rstrip()
+
+
+def render_pair(d: dict[str, Any]) -> str:
+    """One pair with legs, orders and events."""
+    p = d["pair"]
+    lines = [_pairs_table([p]), ""]
+    lines.append(
+        table(
+            [
+                (
+                    x["venue"],
+                    x["side"],
+                    x["symbol"],
+                    x["quantity"],
+                    x["entry_price"],
+                    x["exit_price"],
+                    x["unrealized_pnl"],
+                    x["realized_pnl"],
+                    x["fees"],
+                    x["state"],
+                )
+                for x in d["legs"]
+            ],
+            ["venue", "side", "symbol", "qty", "entry", "exit", "upnl", "pnl", "fees", "state"],
+        )
+    )
+    lines += [
+        "",
+        table(
+            [
+                (
+                    o["venue"],
+                    o["client_id"],
+                    o["purpose"],
+                    o["side"],
+                    o["quantity"],
+                    o["status"],
+                    o["filled"],
+                    o["avg_price"],
+                    o["fee"],
+                    o["error"],
+                )
+                for o in d["orders"]
+            ],
+            ["venue", "client id", "purpose", "side", "qty", "status", "filled", "avg", "fee", "error"],
+        ),
+    ]
+    lines += ["", "events:"] + [f"  {_short_time(e['ts'])} {e['level']:<8} {e['message']}" for e in d["events"]]
+    return "\n".join(lines)
+
+
+def render(cmd: str, data: Any) -> str:
+    """Text for a person, per command."""
+    if cmd == "status":
+        return render_status(data)
+    if cmd == "pairs":
+        return _pairs_table(data)
+    if cmd == "pair":
+        return render_pair(data)
+    if cmd == "health":
+        bad = [n for n, ok in data["actors"].items() if not ok]
+        return (
+            "healthy"
+            if data["healthy"]
+            else f"UNHEALTHY: database {'ok' if data['database'] else 'down'}; "
+            + (f"actors down: {', '.join(bad)}" if bad else "all actors up")
+        )
+    if cmd in ("close", "close-all"):
+        states = data["states"]
+        return "\n".join(f"pair {k}: {v}" for k, v in states.items()) or "nothing to close"
+    return ", ".join(f"{k} {v}" for k, v in data.items())

@@ -1,0 +1,101 @@
+"""A leg's books from its orders: what it holds, what it paid, what it made. Pure.
+
+The orders table is the ledger: a leg holds what its OPEN orders filled minus what its CLOSE, ROLLBACK and
+REPAIR orders filled. An order whose outcome is not known yet blocks every decision about its leg.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+from core.domain import OrderPurpose, Side, Venue
+
+# Order row statuses that are ours, not a venue's: recorded but not sent yet, and sent with no known outcome.
+CREATED = "created"
+IN_FLIGHT = "in_flight"
+UNRESOLVED = frozenset({CREATED, IN_FLIGHT})
+# A venue status after which no further fill can come.
+FINAL = frozenset({"filled", "cancelled", "expired", "rejected"})
+
+
+class OrderLike(Protocol):
+    """The fields of an order row the ledger reads."""
+
+    @property
+    def purpose(self) -> OrderPurpose: ...  # noqa: D102
+    @property
+    def status(self) -> str: ...  # noqa: D102
+    @property
+    def filled_quantity(self) -> Decimal: ...  # noqa: D102
+    @property
+    def avg_price(self) -> Decimal | None: ...  # noqa: D102
+    @property
+    def fee(self) -> Decimal | None: ...  # noqa: D102
+
+
+def is_unresolved(order: OrderLike) -> bool:
+    """Sent (or about to be) and not yet known to be final or rejected: a lookup must settle it first."""
+    return order.status in UNRESOLVED or order.status not in FINAL
+
+
+def net_quantity(orders: Iterable[OrderLike]) -> Decimal:
+    """What the leg holds: opened minus reduced (never negative: reduce-only orders cannot flip a leg)."""
+    total = Decimal(0)
+    for o in orders:
+        total += o.filled_quantity if o.purpose is OrderPurpose.OPEN else -o.filled_quantity
+    return max(total, Decimal(0))
+
+
+def _vwap(orders: list[OrderLike]) -> tuple[Decimal, Decimal | None]:
+    quantity = sum((o.filled_quantity for o in orders), Decimal(0))
+    if quantity == 0:
+        return Decimal(0), None
+    notional = sum((o.filled_quantity * (o.avg_price or Decimal(0)) for o in orders), Decimal(0))
+    return quantity, notional / quantity
+
+
+@dataclass(frozen=True, slots=True)
+class LegBook:
+    """One leg's totals: quantities and prices in and out, fees, volume and realized PnL (before funding)."""
+
+    side: Side
+    opened: Decimal
+    entry_price: Decimal | None
+    reduced: Decimal
+    exit_price: Decimal | None
+    fees: Decimal
+    volume: Decimal
+    realized_pnl: Decimal
+
+    @property
+    def held(self) -> Decimal:
+        """Quantity still open."""
+        return max(self.opened - self.reduced, Decimal(0))
+
+
+def leg_book(side: Side, orders: Iterable[OrderLike]) -> LegBook:
+    """The books of a leg held on `side`, from all its orders."""
+    orders = [o for o in orders if o.filled_quantity > 0]
+    opens = [o for o in orders if o.purpose is OrderPurpose.OPEN]
+    reduces = [o for o in orders if o.purpose is not OrderPurpose.OPEN]
+    opened, entry = _vwap(opens)
+    reduced, exit_ = _vwap(reduces)
+    fees = sum((o.fee or Decimal(0) for o in orders), Decimal(0))
+    volume = sum((o.filled_quantity * (o.avg_price or Decimal(0)) for o in orders), Decimal(0))
+    realized = Decimal(0)
+    if entry is not None and exit_ is not None:
+        realized = side.sign * (exit_ - entry) * min(opened, reduced)
+    return LegBook(side, opened, entry, reduced, exit_, fees, volume, realized)
+
+
+def points_estimate(volume_by_venue: Mapping[Venue, Decimal], per_usd: Mapping[Venue, Decimal]) -> Decimal:
+    """Points a pair earned: each venue's traded volume times its points per USD."""
+    return sum((volume * per_usd.get(venue, Decimal(0)) for venue, volume in volume_by_venue.items()), Decimal(0))
+
+
+def backoff_s(attempt: int, minimum: Decimal, maximum: Decimal) -> Decimal:
+    """Delay before retry number `attempt` (0-based): minimum x 2^attempt, capped at maximum."""
+    return min(maximum, minimum * (2 ** min(attempt, 30)))

@@ -1,0 +1,167 @@
+"""The engine end to end on paper venues: lifecycle, rollback, naked leg and repair, supervision, alerts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal as D
+from typing import Any
+
+from actors.engine import Engine
+from actors.messages import OpenDeclined, OpenNow
+from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
+from tests.helpers import wait_until
+from tests.system.conftest import Running
+
+Factory = Callable[..., Running]
+
+
+def _venue_qty(engine: Engine, venue: Venue, symbol: str) -> D:
+    sims = {Venue.BACKPACK: engine.paper.backpack, Venue.HIBACHI: engine.paper.hibachi}  # type: ignore[union-attr]
+    pos = sims[venue].account().positions.get(symbol)
+    return pos.quantity if pos else D(0)
+
+
+def _flat(engine: Engine) -> bool:
+    sims = (engine.paper.backpack, engine.paper.hibachi)  # type: ignore[union-attr]
+    return all(p.quantity == 0 for sim in sims for p in sim.account().positions.values())
+
+
+def test_pairs_open_get_monitored_expire_and_close(engine_factory: Factory) -> None:
+    run = engine_factory({"trading": {"markets": [{"name": "BTC", "backpack_symbol": "BTC_USDC_PERP",
+                                                   "hibachi_symbol": "BTC/USDT-P"}]}})  # fmt: skip
+    opened = run.wait_pair(PairState.OPEN, what="an open pair")
+    legs = run.repo.positions_for_pair(opened.id)
+    assert [(leg.venue, leg.side) for leg in legs] == [(Venue.BACKPACK, Side.LONG), (Venue.HIBACHI, Side.SHORT)]
+    assert _venue_qty(run.engine, Venue.BACKPACK, "BTC_USDC_PERP") == opened.quantity
+    assert _venue_qty(run.engine, Venue.HIBACHI, "BTC/USDT-P") == -opened.quantity
+    assert D(2) <= opened.leverage <= D(3)
+    assert all(leg.leverage_set is not None and leg.entry_price is not None for leg in legs)
+    assert run.engine.paper.hibachi.account().market_imr["BTC/USDT-P"] == (1 / opened.leverage).quantize(  # type: ignore[union-attr]
+        D("0.000001"), rounding="ROUND_CEILING"
+    )
+    wait_until(lambda: len(run.repo.list_snapshots(opened.id)) >= 2, 20, "snapshots")
+    closed = run.wait_pair(PairState.CLOSED, what="a closed pair")
+    run.wait_pair(PairState.OPEN, what="the next pair after the cooldown")
+    closed = run.repo.get_pair(closed.id)
+    assert closed.close_reason == "duration expired"
+    orders = run.repo.orders_for_pair(closed.id)
+    assert sorted((o.venue, o.purpose, o.status) for o in orders) == sorted([
+        (Venue.BACKPACK, OrderPurpose.OPEN, "filled"), (Venue.BACKPACK, OrderPurpose.CLOSE, "filled"),
+        (Venue.HIBACHI, OrderPurpose.OPEN, "filled"), (Venue.HIBACHI, OrderPurpose.CLOSE, "filled"),
+    ])  # fmt: skip
+    fills = [f for o in orders for f in run.repo.fills_for_order(o.id)]
+    assert sum(f.fee for f in fills) == closed.fees == sum(o.fee for o in orders)  # type: ignore[misc]
+    assert closed.volume == sum(o.filled_quantity * o.avg_price for o in orders)  # type: ignore[operator]
+    legs = run.repo.positions_for_pair(closed.id)
+    assert closed.realized_pnl == sum(leg.realized_pnl for leg in legs) - closed.fees  # type: ignore[operator]
+    assert all(leg.state == "closed" and leg.exit_price is not None for leg in legs)
+    # The database agrees with the venues' own books: every fill of ours is there, fee for fee.
+    for venue, sim in ((Venue.BACKPACK, run.engine.paper.backpack), (Venue.HIBACHI, run.engine.paper.hibachi)):  # type: ignore[union-attr]
+        sim_fees = {f.order_id: f.fee for f in sim.account().fills}
+        for o in orders:
+            if o.venue is venue:
+                assert sim_fees[o.venue_order_id] == o.fee
+
+
+def test_a_refused_long_leg_rolls_the_short_back(engine_factory: Factory) -> None:
+    def fault(engine: Engine) -> None:
+        engine.paper.backpack.engine.faults.reject_orders(1, "INSUFFICIENT_MARGIN", "Not enough margin")  # type: ignore[union-attr]
+
+    run = engine_factory(setup=fault)
+    failed = run.wait_pair(PairState.FAILED)
+    assert "backpack refused the long leg: INSUFFICIENT_MARGIN Not enough margin" in (failed.close_reason or "")
+    orders = run.repo.orders_for_pair(failed.id)
+    rollback = [o for o in orders if o.purpose is OrderPurpose.ROLLBACK]
+    assert [(o.venue, o.side, o.reduce_only, o.status) for o in rollback] == [
+        (Venue.HIBACHI, Side.LONG, True, "filled")
+    ]
+    assert _flat(run.engine) or run.pairs(PairState.OPEN)  # flat, or a later pair has opened meanwhile
+    kinds = run.kinds()
+    assert kinds.index("pair_rolling_back") < kinds.index("pair_failed")
+
+
+def test_a_refused_short_leg_rolls_the_long_back(engine_factory: Factory) -> None:
+    def fault(engine: Engine) -> None:
+        engine.paper.hibachi.engine.faults.reject_orders(1, 4, "Invalid quantity")  # type: ignore[union-attr]
+
+    run = engine_factory({"trading": {"cooldown_min_s": 60, "cooldown_max_s": 60}}, setup=fault)
+    failed = run.wait_pair(PairState.FAILED)
+    assert "hibachi refused the short leg: 4 Invalid quantity" in (failed.close_reason or "")
+    wait_until(lambda: _flat(run.engine), 5, "both venues flat")
+    rollback = [o for o in run.repo.orders_for_pair(failed.id) if o.purpose is OrderPurpose.ROLLBACK]
+    assert [(o.venue, o.side) for o in rollback] == [(Venue.BACKPACK, Side.SHORT)]
+
+
+def test_a_failing_rollback_leaves_the_pair_naked_until_repaired(engine_factory: Factory) -> None:
+    def fault(engine: Engine) -> None:
+        engine.paper.hibachi.engine.faults.reject_orders(1, 4, "Invalid quantity")  # type: ignore[union-attr]
+        # The rollback (three tries) and the first repairs are refused too.
+        engine.paper.backpack.engine.faults.reject_orders(5, "SERVICE_UNAVAILABLE", "Busy", reduce_only=True)  # type: ignore[union-attr]
+
+    run = engine_factory({"trading": {"cooldown_min_s": 60, "cooldown_max_s": 60}}, setup=fault)
+    naked = run.wait_pair(PairState.NAKED, what="a naked pair")
+    assert (
+        _venue_qty(run.engine, Venue.BACKPACK, "BTC_USDC_PERP") > 0
+        or _venue_qty(run.engine, Venue.BACKPACK, "ETH_USDC_PERP") > 0
+    )
+    coordinator = run.engine.supervisor.ref("coordinator")
+    assert coordinator is not None
+    declined = coordinator.ask(OpenNow(), timeout=30)
+    assert isinstance(declined, OpenDeclined) and "unhedged" in declined.reason
+    repaired = run.wait_pair(PairState.CLOSED, what="the repaired pair")
+    assert repaired.id == naked.id
+    assert _flat(run.engine)
+    kinds = run.kinds()
+    story = [k for k in kinds if k in ("pair_opening", "pair_rolling_back", "pair_naked", "close_retry", "pair_closed")]
+    assert story[:3] == ["pair_opening", "pair_rolling_back", "pair_naked"]
+    assert story[-1] == "pair_closed"
+    critical = [e for e in run.repo.list_events(naked.id) if e.level is EventLevel.CRITICAL]
+    assert any(e.kind == "pair_naked" for e in critical)
+
+
+def test_a_crashed_actor_is_restarted_and_trading_goes_on(engine_factory: Factory) -> None:
+    run = engine_factory({"trading": {"min_duration_hours": "0.01", "max_duration_hours": "0.01"}})
+    first = run.wait_pair(PairState.OPEN)
+    monitor = run.engine.supervisor.ref("monitor")
+    assert monitor is not None
+    monitor.tell("not a message any actor knows")  # a bug: the actor dies on it
+    wait_until(lambda: run.engine.supervisor.status()["monitor"]["restarts"] == 1, 10, "a restart")
+    wait_until(lambda: run.engine.supervisor.status()["monitor"]["alive"], 10, "the monitor back")
+    before = len(run.repo.list_snapshots(first.id))
+    wait_until(lambda: len(run.repo.list_snapshots(first.id)) > before, 10, "snapshots after the restart")
+    status = run.engine.command("status", {})
+    assert status["actors"]["monitor"]["restarts"] == 1
+    assert "unexpected message" in status["actors"]["monitor"]["last_error"]
+    assert "actor_restarted" in run.kinds()
+
+
+def _collateral_price(engine: Engine, symbol: str, target: D) -> D:
+    """The price at which the Hibachi short's equity / maintenance margin equals `target`."""
+    sim = engine.paper.hibachi  # type: ignore[union-attr]
+    acc = sim.account()
+    pos = acc.positions[symbol]
+    q, e, m = -pos.quantity, pos.entry_price, sim.engine.markets[symbol].maintenance_margin_rate
+    return ((acc.collateral + q * e) / (q * (1 + target * m))).quantize(D("0.1"))
+
+
+def test_a_price_jump_raises_collateral_and_divergence_alerts(engine_factory: Factory) -> None:
+    overrides: dict[str, Any] = {
+        "paper": {"collateral_usd": 100},
+        "trading": {"min_duration_hours": "0.01", "max_duration_hours": "0.01",
+                    "markets": [{"name": "BTC", "backpack_symbol": "BTC_USDC_PERP", "hibachi_symbol": "BTC/USDT-P"}]},
+    }  # fmt: skip
+    run = engine_factory(overrides)
+    pair = run.wait_pair(PairState.OPEN)
+    paper = run.engine.paper
+    assert paper is not None
+    paper.prices.freeze("BTC")
+    paper.prices.set_price("BTC", _collateral_price(run.engine, "BTC/USDT-P", D("1.25")))
+    wait_until(lambda: "collateral_low" in run.kinds(), 10, "a collateral alert")
+    alert = next(e for e in run.repo.list_events(limit=500) if e.kind == "collateral_low")
+    assert alert.level is EventLevel.CRITICAL
+    assert "hibachi" in alert.message and "below 1.5" in alert.message
+    # A basis between the venues: the legs stop mirroring each other.
+    paper.hibachi.engine.basis = D("-0.2")
+    wait_until(lambda: "pnl_divergence" in run.kinds(), 10, "a divergence warning")
+    warning = next(e for e in run.repo.list_events(pair.id, limit=500) if e.kind == "pnl_divergence")
+    assert warning.level is EventLevel.WARNING
