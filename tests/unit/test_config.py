@@ -326,12 +326,3 @@ def test_help_lists_subcommands(tmp_path: Path) -> None:
     assert proc.returncode == 0
     for name in ("run", "status", "pairs", "pair", "pause", "resume", "close", "close-all", "health"):
         assert f"    {name} " in proc.stdout or f"    {name}\n" in proc.stdout
-
-
-def test_run_in_paper_mode_creates_the_database_and_exits_cleanly(tmp_path: Path) -> None:
-    data = tmp_path / "d"
-    proc = _run(["--data-dir", str(data)], {}, tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert (data / "perp-farmer.db").is_file()
-    assert "paper mode" in proc.stderr
-    assert "Traceback" not in proc.stderr

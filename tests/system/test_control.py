@@ -1,0 +1,160 @@
+"""The control socket over real nng, in front of a real engine; and the CLI as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pynng
+import pytest
+
+from actors.messages import OpenDeclined, OpenNow
+from control.client import ControlUnavailableError, call
+from control.protocol import MAX_REQUEST_BYTES
+from control.server import ControlServer
+from core.domain import PairState
+from tests.helpers import wait_until
+from tests.system.conftest import Running
+
+ROOT = Path(__file__).resolve().parents[2]
+Factory = Callable[..., Running]
+
+
+def _raw(address: str, payload: bytes) -> dict[str, object]:
+    with pynng.Req0(send_timeout=5000, recv_timeout=5000) as sock:
+        sock.dial(address, block=True)
+        sock.send(payload)
+        return json.loads(sock.recv())
+
+
+@pytest.fixture
+def served(engine_factory: Factory, short_dir: Path) -> tuple[Running, str]:
+    run = engine_factory({"trading": {"min_duration_hours": "0.01", "max_duration_hours": "0.01"}})
+    address = f"ipc://{short_dir}/c.ipc"
+    server = ControlServer(address, run.engine.command).start()
+    yield run, address
+    server.stop()
+
+
+def test_every_command_over_the_socket(served: tuple[Running, str], short_dir: Path) -> None:
+    run, address = served
+    assert stat.S_IMODE(os.stat(short_dir / "c.ipc").st_mode) == 0o600
+    pair = run.wait_pair(PairState.OPEN)
+    status = call(address, "status")
+    assert status["ok"] is True
+    data = status["data"]
+    assert data["mode"] == "paper" and data["pairs"]["open"] == 1
+    assert set(data["actors"]) == {
+        "writer",
+        "exchange.backpack",
+        "exchange.hibachi",
+        "monitor",
+        "closer",
+        "coordinator",
+    }
+    assert call(address, "health")["data"]["healthy"] is True
+    assert [p["id"] for p in call(address, "pairs", {"state": "open"})["data"]] == [pair.id]
+    one = call(address, "pair", {"id": pair.id})["data"]
+    assert {leg["side"] for leg in one["legs"]} == {"long", "short"}
+    assert len(one["orders"]) == 2 and one["events"]
+    assert call(address, "pause", {"reason": "maintenance window"})["data"] == {
+        "trading": "paused", "reason": "maintenance window",
+    }  # fmt: skip
+    closed = call(address, "close", {"id": pair.id})["data"]
+    assert closed == {"states": {str(pair.id): "closed"}}
+    coordinator = run.engine.supervisor.ref("coordinator")
+    assert coordinator is not None
+    declined = coordinator.ask(OpenNow(), timeout=30)  # what every tick asks too
+    assert isinstance(declined, OpenDeclined) and "paused (maintenance window)" in declined.reason
+    assert run.pairs(PairState.OPEN) == []
+    assert call(address, "resume")["data"] == {"trading": "normal"}
+    second = run.wait_pair(PairState.OPEN)
+    assert call(address, "close-all")["data"] == {"states": {str(second.id): "closed"}}
+
+
+def test_bad_requests_get_error_replies_and_the_server_keeps_serving(served: tuple[Running, str]) -> None:
+    _run, address = served
+    assert _raw(address, b"{not json")["error"]["code"] == "bad_json"  # type: ignore[index]
+    assert _raw(address, b"[1, 2]")["error"]["code"] == "bad_json"  # type: ignore[index]
+    assert _raw(address, b'{"cmd": "launch"}')["error"]["code"] == "unknown_command"  # type: ignore[index]
+    assert _raw(address, b'{"cmd": 5}')["error"]["code"] == "bad_request"  # type: ignore[index]
+    assert _raw(address, b'{"cmd": "pair", "args": {"id": "x"}}')["error"]["code"] == "bad_request"  # type: ignore[index]
+    assert _raw(address, b'{"cmd": "pair", "args": {"id": 99999}}')["error"]["code"] == "not_found"  # type: ignore[index]
+    assert _raw(address, b'{"cmd": "pairs", "args": {"state": "weird"}}')["error"]["code"] == "bad_request"  # type: ignore[index]
+    huge = json.dumps({"cmd": "status", "pad": "x" * (MAX_REQUEST_BYTES + 1)}).encode()
+    assert _raw(address, huge)["error"]["code"] == "too_large"  # type: ignore[index]
+    assert call(address, "health")["ok"] is True  # still serving
+
+
+def test_a_token_is_required_when_configured(short_dir: Path) -> None:
+    address = f"ipc://{short_dir}/t.ipc"
+    server = ControlServer(address, lambda cmd, args: {"cmd": cmd}, token="s3cret").start()
+    try:
+        assert call(address, "status")["error"]["code"] == "unauthorized"  # type: ignore[index]
+        assert call(address, "status", token="wrong")["error"]["code"] == "unauthorized"  # type: ignore[index]
+        assert call(address, "status", token="s3cret")["data"] == {"cmd": "status"}
+    finally:
+        server.stop()
+
+
+def test_client_reports_a_supervisor_that_is_not_running(short_dir: Path) -> None:
+    with pytest.raises(ControlUnavailableError, match="not running"):
+        call(f"ipc://{short_dir}/nobody.ipc", "status", timeout_s=1)
+
+
+# ---- the command line, in separate processes --------------------------------------------------------------
+
+
+def _cli(args: list[str], cwd: Path, **kw: object) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("APP__")}
+    return subprocess.run([sys.executable, str(ROOT / "supervisor.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=60, check=False, **kw)  # type: ignore[call-overload]  # fmt: skip
+
+
+def test_supervisor_runs_in_paper_mode_and_answers_a_second_process(short_dir: Path) -> None:
+    config = short_dir / "fast.toml"
+    config.write_text(
+        'data_dir = "d"\n[trading]\nmin_duration_hours = 0.02\nmax_duration_hours = 0.02\n'
+        "cooldown_min_s = 0\ncooldown_max_s = 0\n[monitor]\ninterval_s = 1\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("APP__")}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "supervisor.py"), "--config", str(config)], cwd=short_dir,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        started = time.monotonic()
+
+        def open_pair_shown() -> bool:
+            out = _cli(["--config", str(config), "pairs", "--json", "--state", "open"], short_dir)
+            return out.returncode == 0 and len(json.loads(out.stdout)) == 1
+
+        wait_until(open_pair_shown, 30, "an open pair reported by a second process")
+        assert time.monotonic() - started < 10 + 5  # the issue asks 10 s from start; 5 s grace for a slow CI box
+        status = _cli(["--config", str(config), "status"], short_dir)
+        assert status.returncode == 0, status.stderr
+        assert "mode paper" in status.stdout and "open 1" in status.stdout
+        assert "exchange.hibachi" in status.stdout
+        health = _cli(["--config", str(config), "health"], short_dir)
+        assert (health.returncode, health.stdout.strip()) == (0, "healthy")
+        again = subprocess.run([sys.executable, str(ROOT / "supervisor.py"), "--config", str(config)], cwd=short_dir,
+                               env=env, capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        assert again.returncode == 1 and "already running" in again.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        stderr = proc.stderr.read()  # type: ignore[union-attr]
+    assert code == 0, stderr
+    assert "Traceback" not in stderr
+    assert (short_dir / "d" / "perp-farmer.db").is_file()
+    down = _cli(["--config", str(config), "status"], short_dir)
+    assert down.returncode == 1 and "not running" in down.stderr
