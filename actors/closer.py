@@ -19,6 +19,7 @@ from actors.messages import (
     CloseAll,
     ClosePair,
     CloseResult,
+    FetchFunding,
     FetchPositions,
     GetStatus,
     OrderRejected,
@@ -217,16 +218,48 @@ class Closer(SupervisedActor):
             failures=retry.failures,
         )
 
+    def _funding(self, pair: PairRecord, leg: PositionRecord, until: datetime) -> Decimal | None:
+        """Funding the leg's market settled while the pair was open (None if it cannot be attributed).
+
+        Venues report funding per market, not per order: with another pair of ours in the same market at the
+        same time the split would be a guess, so then nothing is attributed."""
+        if pair.opened_at is None:
+            return Decimal(0)
+        opened = pair.opened_at
+        sharing = [
+            p
+            for p in self.desk.repo.list_pairs()
+            if p.id != pair.id
+            and p.market == pair.market
+            and p.opened_at is not None
+            and p.opened_at < until
+            and (p.closed_at or until) > opened
+        ]
+        if sharing:
+            return None
+        try:
+            payments = self.desk.ask_venue(leg.venue, FetchFunding(leg.symbol))
+        except Exception as exc:  # noqa: BLE001 - funding is a figure, never a reason not to close
+            log.warning("funding of %s on %s not read: %s", leg.symbol, leg.venue, exc)
+            return None
+        return sum((p.amount for p in payments if opened <= p.ts <= until), Decimal(0))
+
     def _finish(self, pair: PairRecord, legs: list[PositionRecord]) -> PairState:
         now = self.clock.now()
-        realized = fees = volume = Decimal(0)
+        realized = fees = volume = funding = Decimal(0)
+        funding_known = True
         volume_by_venue: dict[Venue, Decimal] = {}
         for leg in legs:
             book = leg_book(leg.side, self.desk.repo.orders_for_position(leg.id))
+            leg_funding = self._funding(pair, leg, now)
             realized += book.realized_pnl
             fees += book.fees
             volume += book.volume
             volume_by_venue[leg.venue] = volume_by_venue.get(leg.venue, Decimal(0)) + book.volume
+            if leg_funding is None:
+                funding_known = False
+            else:
+                funding += leg_funding
             self.desk.write(
                 UpdatePosition(
                     leg.id,
@@ -234,16 +267,19 @@ class Closer(SupervisedActor):
                         "exit_price": book.exit_price,
                         "realized_pnl": book.realized_pnl,
                         "fees": book.fees,
+                        "funding": leg_funding,
                         "state": "closed",
                     },
                 )
             )
         points = points_estimate(volume_by_venue, self.points)
+        # Realized PnL of the pair: both legs' price PnL, less fees, plus funding received (minus paid).
         changes = {
             "closed_at": now,
             "close_reason": pair.close_reason or "closed",
-            "realized_pnl": realized - fees,
+            "realized_pnl": realized - fees + funding,
             "fees": fees,
+            "funding": funding if funding_known else None,
             "volume": volume,
             "points": points,
         }
@@ -255,7 +291,13 @@ class Closer(SupervisedActor):
                 PairState.CLOSED,
                 "both legs flat" if was is PairState.CLOSING else "repaired: both legs flat",
                 changes=changes,
-                data={"pnl_before_fees": realized, "fees": fees, "volume": volume, "points": points},
+                data={
+                    "pnl_before_fees": realized,
+                    "fees": fees,
+                    "funding": funding,
+                    "volume": volume,
+                    "points": points,
+                },
             )
         )
         self._retries.pop(pair.id, None)

@@ -17,6 +17,7 @@ from actors.messages import (
     FeedState,
     FetchAccount,
     FetchFills,
+    FetchFunding,
     FetchMarket,
     FetchPositions,
     GetFeedState,
@@ -112,6 +113,8 @@ class ExchangeActor(SupervisedActor):
                 return MarketRules(self.venue, c.market(symbol))
             case FetchFills(symbol=symbol, venue_order_id=order_id):
                 return tuple(c.fills(symbol, order_id))
+            case FetchFunding(symbol=symbol):
+                return tuple(c.funding_payments(symbol))
             case SetLeverage(symbol=symbol, leverage=leverage):
                 return LeverageSet(self.venue, symbol, c.set_leverage(symbol, leverage), c.leverage_scope)
             case GetFeedState():

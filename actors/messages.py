@@ -82,6 +82,13 @@ class FetchFills:
 
 
 @dataclass(frozen=True, slots=True)
+class FetchFunding:
+    """Recent funding settlements of one market (the reply is a tuple of FundingPayment)."""
+
+    symbol: str
+
+
+@dataclass(frozen=True, slots=True)
 class GetFeedState:
     """Age of the feed's last message per symbol, and whether it is connected."""
 

@@ -206,6 +206,11 @@ class SimEngine:
         asks = [(mark + gap + i * m.tick_size, m.level_size) for i in range(m.levels)]
         return [b for b in bids if b[0] > 0], asks
 
+    def schedule_funding(self, symbol: str, at_s: int) -> None:
+        """Move the next funding settlement of `symbol` to epoch second `at_s` (tests, demos)."""
+        with self.lock:
+            self._next_funding[symbol] = at_s
+
     def next_funding_ts(self, symbol: str) -> int:
         """Epoch seconds of the next funding settlement of `symbol`."""
         with self.lock:

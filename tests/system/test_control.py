@@ -19,7 +19,10 @@ from actors.messages import OpenDeclined, OpenNow
 from control.client import ControlUnavailableError, call
 from control.protocol import MAX_REQUEST_BYTES
 from control.server import ControlServer
+from core.clock import SystemClock
 from core.domain import PairState
+from storage.db import open_database
+from storage.repository import Repository
 from tests.helpers import wait_until
 from tests.system.conftest import Running
 
@@ -135,7 +138,7 @@ def test_supervisor_runs_in_paper_mode_and_answers_a_second_process(short_dir: P
             return out.returncode == 0 and len(json.loads(out.stdout)) == 1
 
         wait_until(open_pair_shown, 30, "an open pair reported by a second process")
-        assert time.monotonic() - started < 10 + 5  # the issue asks 10 s from start; 5 s grace for a slow CI box
+        assert time.monotonic() - started < 10
         status = _cli(["--config", str(config), "status"], short_dir)
         assert status.returncode == 0, status.stderr
         assert "mode paper" in status.stdout and "open 1" in status.stdout
@@ -158,3 +161,25 @@ def test_supervisor_runs_in_paper_mode_and_answers_a_second_process(short_dir: P
     assert (short_dir / "d" / "perp-farmer.db").is_file()
     down = _cli(["--config", str(config), "status"], short_dir)
     assert down.returncode == 1 and "not running" in down.stderr
+
+
+def test_close_on_exit_closes_open_pairs_before_exiting(short_dir: Path) -> None:
+    config = short_dir / "fast.toml"
+    config.write_text('data_dir = "d"\n[trading]\nmin_duration_hours = 1\nmax_duration_hours = 1\n')
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("APP__")}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "supervisor.py"), "run", "--close-on-exit", "--config",
+                             str(config)], cwd=short_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    try:
+        wait_until(lambda: '"state": "open"' in _cli(["--config", str(config), "pairs", "--json"], short_dir).stdout,
+                   30, "an open pair")  # fmt: skip
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(10)
+    assert code == 0, proc.stderr.read()  # type: ignore[union-attr]
+    db = open_database(f"sqlite:///{short_dir / 'd' / 'perp-farmer.db'}", SystemClock())
+    try:
+        pairs = Repository(db, SystemClock()).list_pairs()
+    finally:
+        db.dispose()
+    assert [(p.state, p.close_reason) for p in pairs] == [(PairState.CLOSED, "shutdown with --close-on-exit")]

@@ -9,6 +9,7 @@ from typing import Any
 from actors.engine import Engine
 from actors.messages import OpenDeclined, OpenNow
 from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
+from exchanges.base import OrderType
 from tests.helpers import wait_until
 from tests.system.conftest import Running
 
@@ -165,3 +166,57 @@ def test_a_price_jump_raises_collateral_and_divergence_alerts(engine_factory: Fa
     wait_until(lambda: "pnl_divergence" in run.kinds(), 10, "a divergence warning")
     warning = next(e for e in run.repo.list_events(pair.id, limit=500) if e.kind == "pnl_divergence")
     assert warning.level is EventLevel.WARNING
+
+
+def test_funding_fees_volume_and_points_are_booked_per_leg_and_pair(engine_factory: Factory) -> None:
+    overrides: dict[str, Any] = {
+        "points": {"backpack_per_usd": "0.5", "hibachi_per_usd": "2"},
+        "trading": {"min_duration_hours": "0.0008", "max_duration_hours": "0.0008",
+                    "cooldown_min_s": 60, "cooldown_max_s": 60,
+                    "markets": [{"name": "BTC", "backpack_symbol": "BTC_USDC_PERP", "hibachi_symbol": "BTC/USDT-P"}]},
+    }  # fmt: skip
+    run = engine_factory(overrides)
+    pair = run.wait_pair(PairState.OPEN)
+    paper = run.engine.paper
+    assert paper is not None
+    due = int(run.engine.clock.now().timestamp()) + 1
+    paper.backpack.engine.schedule_funding("BTC_USDC_PERP", due)
+    paper.hibachi.engine.schedule_funding("BTC/USDT-P", due)
+    closed = run.wait_pair(PairState.CLOSED)
+    assert closed.id == pair.id
+    legs = {leg.venue: leg for leg in run.repo.positions_for_pair(pair.id)}
+    paid = {venue: sum(f.amount for f in sim.account().funding)
+            for venue, sim in ((Venue.BACKPACK, paper.backpack), (Venue.HIBACHI, paper.hibachi))}  # fmt: skip
+    assert paid[Venue.BACKPACK] < 0 < paid[Venue.HIBACHI]  # positive rates: the long pays, the short receives
+    assert {v: leg.funding for v, leg in legs.items()} == paid
+    assert closed.funding == sum(paid.values())
+    assert closed.realized_pnl == sum(leg.realized_pnl for leg in legs.values()) - closed.fees + closed.funding  # type: ignore[operator]
+    orders = run.repo.orders_for_pair(pair.id)
+    volume = {v: sum(o.filled_quantity * o.avg_price for o in orders if o.venue is v) for v in legs}  # type: ignore[misc]
+    assert closed.volume == sum(volume.values())
+    assert closed.points == volume[Venue.BACKPACK] * D("0.5") + volume[Venue.HIBACHI] * D(2)
+
+
+def test_a_leg_closed_outside_the_farmer_turns_the_pair_naked_and_is_repaired(engine_factory: Factory) -> None:
+    overrides: dict[str, Any] = {
+        "trading": {"min_duration_hours": "0.01", "max_duration_hours": "0.01", "cooldown_min_s": 60,
+                    "cooldown_max_s": 60,
+                    "markets": [{"name": "BTC", "backpack_symbol": "BTC_USDC_PERP", "hibachi_symbol": "BTC/USDT-P"}]},
+    }  # fmt: skip
+    run = engine_factory(overrides)
+    pair = run.wait_pair(PairState.OPEN)
+    paper = run.engine.paper
+    assert paper is not None
+    bp = paper.backpack
+    # Someone closes the long by hand on the venue (or the venue liquidates it).
+    bp.engine.place(bp.account(), symbol="BTC_USDC_PERP", side=Side.SHORT, order_type=OrderType.MARKET,
+                    quantity=pair.quantity, reduce_only=True)  # fmt: skip
+    run.wait_pair(PairState.NAKED, what="the pair turned naked")
+    mismatch = next(e for e in run.repo.list_events(limit=500) if e.kind == "position_mismatch")
+    assert mismatch.level is EventLevel.CRITICAL and "backpack BTC_USDC_PERP" in mismatch.message
+    repaired = run.wait_pair(PairState.CLOSED, what="the repair")
+    assert repaired.id == pair.id
+    assert _flat(run.engine)
+    assert "leg_vanished" in run.kinds()
+    external = [o for o in run.repo.orders_for_pair(pair.id) if o.type == "external"]
+    assert [(o.venue, o.filled_quantity) for o in external] == [(Venue.BACKPACK, pair.quantity)]
