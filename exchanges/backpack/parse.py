@@ -94,7 +94,7 @@ def parse_error(status: int, body: str, retry_after: str | None = None) -> Venue
 
 
 def _side(value: Any) -> Side:
-    if value not in _SIDE_FROM_WIRE:
+    if not isinstance(value, str) or value not in _SIDE_FROM_WIRE:
         raise MalformedResponse(VENUE, f"side: unknown value {str(value)[:20]!r}")
     return _SIDE_FROM_WIRE[value]
 
@@ -164,7 +164,7 @@ def parse_depth_top(data: Any) -> tuple[Decimal | None, Decimal | None]:
 
 def parse_order(obj: Any) -> OrderResult:
     """An order object (place, query, cancel, history)."""
-    status = field(VENUE, obj, "status")
+    status = text(VENUE, obj, "status")
     if status not in _STATUS:
         raise MalformedResponse(VENUE, f"status: unknown value {str(status)[:20]!r}")
     executed = non_negative(VENUE, opt_dec(VENUE, obj, "executedQuantity") or Decimal(0), "executedQuantity")
@@ -183,7 +183,7 @@ def parse_order(obj: Any) -> OrderResult:
         status=_STATUS[status],
         quantity=quantity,
         filled_quantity=executed,
-        average_price=(executed_quote / executed) if executed > 0 else None,
+        average_price=positive(VENUE, executed_quote / executed, "average price") if executed > 0 else None,
     )
 
 

@@ -127,7 +127,7 @@ def parse_error(status: int, body: str, retry_after: str | None = None) -> Venue
 
 
 def _side(value: Any, table: Mapping[str, Side], name: str) -> Side:
-    if value not in table:
+    if not isinstance(value, str) or value not in table:
         raise MalformedResponse(VENUE, f"{name}: unknown value {str(value)[:20]!r}")
     return table[value]
 
