@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from actors.base import DeathCallback, SupervisedActor
-from actors.desk import Desk, LegTrader, Reply
+from actors.desk import Desk, LegTrader, Reply, TradingGate
 from actors.messages import (
     AccountReport,
     CreatePair,
@@ -40,6 +38,7 @@ from actors.messages import (
     TransitionPair,
     UpdatePosition,
 )
+from core import failpoints
 from core.clock import Clock
 from core.config import MarketConfig
 from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
@@ -57,30 +56,6 @@ DECLINE_RETRY_S = 30
 # States in which a leg may be open without its hedge: no new pair while any pair is in one of them.
 UNHEDGED_STATES = (PairState.NAKED, PairState.ROLLING_BACK)
 SLOT_STATES = (PairState.PLANNED, PairState.OPENING, PairState.OPEN, PairState.CLOSING)
-
-
-@dataclass
-class TradingGate:
-    """Whether opening is allowed; shared so a pause survives an actor restart. Thread-safe."""
-
-    mode: TradingMode = TradingMode.NORMAL
-    reason: str = ""
-
-    def __post_init__(self) -> None:
-        self._lock = threading.Lock()
-
-    def set(self, mode: TradingMode, reason: str) -> bool:
-        """Change the mode; True when it changed."""
-        with self._lock:
-            changed = mode is not self.mode
-            self.mode, self.reason = mode, reason
-            return changed
-
-    @property
-    def paused(self) -> bool:
-        """True when opening is paused."""
-        with self._lock:
-            return self.mode is TradingMode.PAUSED
 
 
 class HedgeCoordinator(SupervisedActor):
@@ -163,6 +138,9 @@ class HedgeCoordinator(SupervisedActor):
         """Why no pair may open now, or None."""
         if self.gate.paused:
             return f"opening is paused ({self.gate.reason})"
+        blocks = self.gate.blocks
+        if blocks:
+            return next(iter(blocks.values()))
         active = self.desk.repo.list_active_pairs()
         unhedged = [p.id for p in active if p.state in UNHEDGED_STATES]
         if unhedged:
@@ -271,10 +249,15 @@ class HedgeCoordinator(SupervisedActor):
             )
         )
         orders = [self.trader.prepare(leg, OrderPurpose.OPEN, plan.quantity) for leg in legs]
+        failpoints.hit("open.recorded")
+        if failpoints.armed("open.between_legs"):  # the first leg done, the second never sent
+            self.trader.finish(legs[0], orders[0], self.desk.ask_venue_async(legs[0].venue, orders[0]))
+            failpoints.hit("open.between_legs")
         started = self.clock.monotonic()
         futures = [self.desk.ask_venue_async(leg.venue, order) for leg, order in zip(legs, orders, strict=True)]
         replies = [self.trader.finish(leg, order, f) for leg, order, f in zip(legs, orders, futures, strict=True)]
         elapsed_ms = int((self.clock.monotonic() - started) * 1000)
+        failpoints.hit("open.filled")
         return self._conclude(pair_id, plan, legs, replies, elapsed_ms)
 
     def _held(self, leg: PositionRecord) -> tuple[bool, Decimal]:

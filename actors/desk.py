@@ -26,6 +26,7 @@ from actors.messages import (
     RecordEvent,
     RecordFills,
     RecordOrder,
+    TradingMode,
     UpdateOrder,
     Written,
 )
@@ -44,8 +45,9 @@ READ_TIMEOUT_S = 30.0
 # Longest a place can take: a lost reply waits out the venue's window (Backpack 5 s, Hibachi 15 s) and
 # then looks the order up with retries.
 ORDER_TIMEOUT_S = 90.0
-# A recorded order the venue does not know is called dead only once no request of ours can still land.
-UNKNOWN_AFTER_S = 90.0
+# A recorded order the venue does not know is called dead only once no request of ours can still land:
+# the venue's request expiry (signed window, nonce window) after it was recorded, plus this margin.
+UNKNOWN_MARGIN_S = 2.0
 SETTLE_LOOKUPS = 5
 SETTLE_PAUSE_S = 0.2
 
@@ -55,6 +57,48 @@ Reply = OrderAccepted | OrderRejected | OrderInFlight
 def exchange_name(venue: Venue) -> str:
     """The directory name of a venue's ExchangeActor."""
     return f"exchange.{venue.value}"
+
+
+@dataclass
+class TradingGate:
+    """Whether opening is allowed: the operator's mode plus automatic blocks (start-up reconciliation, a venue
+    position nobody accounts for). Shared, so it survives actor restarts. Thread-safe."""
+
+    mode: TradingMode = TradingMode.NORMAL
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._blocks: dict[str, str] = {}
+
+    def block(self, key: str, reason: str) -> None:
+        """Block opening for `reason` until unblock(key)."""
+        with self._lock:
+            self._blocks[key] = reason
+
+    def unblock(self, key: str) -> None:
+        """Lift one block."""
+        with self._lock:
+            self._blocks.pop(key, None)
+
+    @property
+    def blocks(self) -> dict[str, str]:
+        """Current automatic blocks, by key."""
+        with self._lock:
+            return dict(self._blocks)
+
+    def set(self, mode: TradingMode, reason: str) -> bool:
+        """Change the mode; True when it changed."""
+        with self._lock:
+            changed = mode is not self.mode
+            self.mode, self.reason = mode, reason
+            return changed
+
+    @property
+    def paused(self) -> bool:
+        """True when opening is paused."""
+        with self._lock:
+            return self.mode is TradingMode.PAUSED
 
 
 class Claims:
@@ -242,7 +286,7 @@ class LegTrader:
             return False
         if isinstance(looked, OrderUnknown):
             age = self.desk.clock.now() - order.created_at
-            if age < timedelta(seconds=UNKNOWN_AFTER_S):
+            if age < timedelta(seconds=looked.expiry_s + UNKNOWN_MARGIN_S):
                 return False  # a request of ours could still land: wait
             self.desk.write(
                 UpdateOrder(

@@ -16,10 +16,22 @@ import pykka
 
 from actors.base import DeathCallback, Directory
 from actors.closer import Closer
-from actors.coordinator import HedgeCoordinator, TradingGate
-from actors.desk import Desk
+from actors.coordinator import HedgeCoordinator
+from actors.desk import Desk, TradingGate
 from actors.exchange import ExchangeActor, VenueFactory
-from actors.messages import CloseAll, ClosePair, CloseResult, GetStatus, RecordEvent, SetTradingMode, Tick, TradingMode
+from actors.messages import (
+    CloseAll,
+    ClosePair,
+    CloseResult,
+    GetStatus,
+    ReconcilePairs,
+    ReconcilePositions,
+    ReconcileReport,
+    RecordEvent,
+    SetTradingMode,
+    Tick,
+    TradingMode,
+)
 from actors.monitor import Monitor
 from actors.supervision import ChildSpec, Supervisor, policy_from
 from actors.writer import PersistenceWriter
@@ -40,6 +52,9 @@ from storage.repository import NotFoundError, Repository
 log = logging.getLogger(__name__)
 
 TICKED = ("coordinator", "closer")
+STARTUP_BLOCK = "startup"
+RECONCILE_TIMEOUT_S = 300.0
+RECONCILE_RETRY_S = 1.0
 STATUS_TIMEOUT_S = 5.0
 
 
@@ -67,6 +82,7 @@ class Engine:
         self._tick_futures: dict[str, pykka.Future[Any]] = {}
         self._next_tick = 0.0
         self._next_monitor = 0.0
+        self._reconcile_at = 0.0
         self._lock = threading.Lock()
 
     # ---- wiring -----------------------------------------------------------------------------------------
@@ -101,7 +117,9 @@ class Engine:
             if hb_signer_args is not None:
                 kind, secret, key = hb_signer_args
                 signer = make_signer(kind, hmac_secret=secret, private_key=key)
-            client = HibachiClient(hb_api, hb_data, hb_key, hb_account, signer, clock=clock)
+            client = HibachiClient(
+                hb_api, hb_data, hb_key, hb_account, signer, clock=clock, nonce_window_s=float(h.nonce_window_s)
+            )
             return client, hibachi_feed(hb_ws, self._symbols(Venue.HIBACHI), clock, reconnect_max_s=min(30, stale))
 
         return {Venue.BACKPACK: backpack, Venue.HIBACHI: hibachi}  # type: ignore[dict-item]
@@ -141,7 +159,7 @@ class Engine:
             ChildSpec("writer", on(PersistenceWriter, "writer", repo=self.repo), policy()),
             ChildSpec("exchange.backpack", exchange(Venue.BACKPACK), policy()),
             ChildSpec("exchange.hibachi", exchange(Venue.HIBACHI), policy()),
-            ChildSpec("monitor", on(Monitor, "monitor", desk=desk), policy()),
+            ChildSpec("monitor", on(Monitor, "monitor", desk=desk, gate=self.gate), policy()),
             ChildSpec("closer", on(Closer, "closer", desk=desk), policy()),
             ChildSpec(
                 "coordinator", on(HedgeCoordinator, "coordinator", desk=desk, gate=self.gate, rng=self.rng), policy()
@@ -162,15 +180,48 @@ class Engine:
                 self.paper.backpack.rest_url,
                 self.paper.hibachi.api_url,
             )
+        # Nothing opens until every unfinished pair is settled against the venues (issue 6).
+        self.gate.block(STARTUP_BLOCK, "start-up reconciliation has not finished")
         for spec in self._specs():
             self.supervisor.start_child(spec)
         self._event(EventLevel.INFO, "engine_started", f"perp-farmer started in {self.settings.mode} mode")
         return self
 
+    def reconcile(self) -> bool:
+        """Settle unfinished pairs, then compare venue positions with the pairs; lifts the start-up block when
+        both are complete. Returns whether they were."""
+        closer, monitor = self.supervisor.ref("closer"), self.supervisor.ref("monitor")
+        if closer is None or monitor is None:
+            return False
+        try:
+            pairs: ReconcileReport = closer.ask(ReconcilePairs(), timeout=RECONCILE_TIMEOUT_S)
+            positions: ReconcileReport = monitor.ask(ReconcilePositions(), timeout=RECONCILE_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - a venue or actor down: try again shortly
+            log.warning("start-up reconciliation failed: %r; retrying", exc)
+            return False
+        if not (pairs.complete and positions.complete):
+            return False
+        self.gate.unblock(STARTUP_BLOCK)
+        unknown = (
+            f"; venue positions nobody accounts for: {'; '.join(positions.decisions)}" if positions.decisions else ""
+        )
+        self._event(
+            EventLevel.WARNING if unknown else EventLevel.INFO,
+            "reconciled",
+            f"start-up reconciliation done: {len(pairs.decisions)} unfinished pair(s) settled{unknown}",
+        )
+        return True
+
     def step(self) -> None:
-        """One turn of the main loop: supervise, then send the ticks that are due."""
+        """One turn of the main loop: supervise, reconcile until done, then send the ticks that are due."""
         self.supervisor.poll()
         now = self.clock.monotonic()
+        if STARTUP_BLOCK in self.gate.blocks:
+            if now < self._reconcile_at:
+                return
+            if not self.reconcile():
+                self._reconcile_at = now + RECONCILE_RETRY_S
+                return
         if now >= self._next_tick:
             self._next_tick = now + float(self.settings.engine.tick_s)
             for name in TICKED:
@@ -288,7 +339,7 @@ class Engine:
         return {
             "mode": self.settings.mode.value,
             "uptime_s": int((now - self.started_at).total_seconds()) if self.started_at else 0,
-            "trading": {"mode": self.gate.mode.value, "reason": self.gate.reason},
+            "trading": {"mode": self.gate.mode.value, "reason": self.gate.reason, "blocks": self.gate.blocks},
             "actors": self.supervisor.status(),
             "feeds": monitor.get("feeds", {}),
             "collateral_ratio": monitor.get("collateral_ratio", {}),

@@ -102,7 +102,7 @@ class ExchangeActor(SupervisedActor):
                 try:
                     return self._accepted(c.get_order(symbol, client_id), client_id)
                 except OrderNotFound:
-                    return OrderUnknown(self.venue, client_id)
+                    return OrderUnknown(self.venue, client_id, c.request_expiry_s)
             case GetQuote(symbol=symbol):
                 return QuoteReply(self.venue, self._quote(symbol))
             case FetchPositions():

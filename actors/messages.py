@@ -133,10 +133,11 @@ class OrderInFlight:
 
 @dataclass(frozen=True, slots=True)
 class OrderUnknown:
-    """The venue has no order with that client id."""
+    """The venue has no order with that client id; `expiry_s` after sending, none can appear any more."""
 
     venue: Venue
     client_id: str
+    expiry_s: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,6 +368,24 @@ class CloseResult:
     """Where the pairs a close touched stand now."""
 
     states: dict[int, PairState]
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcilePairs:
+    """Start-up: settle every unfinished pair against the venues before anything opens."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcilePositions:
+    """Compare the venues' positions with the pairs now (no waiting for a second reading)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileReport:
+    """What a reconciliation decided, and whether it could settle everything."""
+
+    complete: bool
+    decisions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

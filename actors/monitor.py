@@ -15,9 +15,10 @@ from decimal import Decimal
 from typing import Any
 
 from actors.base import DeathCallback, SupervisedActor
-from actors.desk import Desk
+from actors.desk import Desk, TradingGate
 from actors.messages import (
     AccountReport,
+    CreatePair,
     FeedState,
     FetchAccount,
     FetchPositions,
@@ -26,36 +27,48 @@ from actors.messages import (
     GetStatus,
     Positions,
     QuoteReply,
+    ReconcilePositions,
+    ReconcileReport,
+    RecordOrder,
     RecordSnapshot,
     StatusReply,
     Tick,
     TransitionPair,
+    UpdateOrder,
     UpdatePosition,
 )
 from core.clock import Clock
-from core.domain import ACTIVE_STATES, EventLevel, PairState, Side, Venue
+from core.config import UnknownPositions
+from core.domain import ACTIVE_STATES, EventLevel, OrderPurpose, PairState, Side, Venue
 from core.ledger import is_unresolved, leg_book
 from core.risk import collateral_ratio, liquidation_distance, pnl_divergence, unrealized_pnl
 from storage.records import PairRecord
-from storage.repository import TransitionRefusedError
+from storage.repository import LegPlan, NewOrder, PairPlan, TransitionRefusedError
 
 log = logging.getLogger(__name__)
 
 WATCHED_STATES = (PairState.OPEN, PairState.CLOSING, PairState.NAKED)
 MISMATCH_TICKS = 2
 VENUES = (Venue.BACKPACK, Venue.HIBACHI)
+Key = tuple[Venue, str]
 
 
 class Monitor(SupervisedActor):
     """Reads the venues and the database, records snapshots, raises alerts."""
 
-    def __init__(self, name: str, generation: int, clock: Clock, on_death: DeathCallback | None, *, desk: Desk) -> None:
+    def __init__(
+        self, name: str, generation: int, clock: Clock, on_death: DeathCallback | None, *, desk: Desk, gate: TradingGate
+    ) -> None:
         super().__init__(name, generation, clock, on_death)
         self.desk = desk
         self.trading = desk.settings.trading
         self.stale_after_s = float(desk.settings.monitor.feed_stale_after_s)
         self._active: set[Hashable] = set()
         self._mismatch: dict[tuple[Venue, str], int] = {}
+        self._adopted: set[tuple[Venue, str]] = set()
+        self._last_positions: dict[Venue, Positions | None] = {}
+        self.gate = gate
+        self.policy = desk.settings.reconcile.unknown_positions
         self.summary: dict[str, Any] = {}
         self.ticks = 0
 
@@ -65,6 +78,9 @@ class Monitor(SupervisedActor):
             case Tick(now=now):
                 self.check(now)
                 return None
+            case ReconcilePositions():
+                found = self._reconcile(self._positions(), threshold=1)
+                return ReconcileReport(all(p is not None for p in self._last_positions.values()), tuple(found))
             case GetStatus():
                 return StatusReply(self.name, {"ticks": self.ticks, **self.summary})
         return super().handle(message)
@@ -100,6 +116,7 @@ class Monitor(SupervisedActor):
         pairs = self.desk.repo.list_pairs(WATCHED_STATES)
         readings = [self._pair(p, ratios, positions) for p in pairs]
         self._reconcile(positions)
+        self._adopted &= set(self._mismatch)
         self.summary = {
             "at": now.isoformat(),
             "collateral_ratio": {
@@ -169,6 +186,7 @@ class Monitor(SupervisedActor):
 
     def _positions(self) -> dict[Venue, Positions | None]:
         out: dict[Venue, Positions | None] = {}
+        self._last_positions = out
         for venue in VENUES:
             try:
                 out[venue] = self.desk.ask_venue(venue, FetchPositions())
@@ -255,11 +273,11 @@ class Monitor(SupervisedActor):
 
     # ---- reconciliation ---------------------------------------------------------------------------------
 
-    def _reconcile(self, positions: dict[Venue, Positions | None]) -> None:
-        """Compare, per venue and symbol, what the pairs hold with what the venue holds."""
-        expected: dict[tuple[Venue, str], Decimal] = {}
-        moving: set[tuple[Venue, str]] = set()
-        open_legs: dict[tuple[Venue, str], list[tuple[PairRecord, Side]]] = {}
+    def _expected(self) -> tuple[dict[Key, Decimal], set[Key], dict[Key, list[PairRecord]]]:
+        """What the pairs hold per (venue, symbol); which of those are mid-trade; which pairs hold each."""
+        expected: dict[Key, Decimal] = {}
+        moving: set[Key] = set()
+        holders: dict[Key, list[PairRecord]] = {}
         claimed = self.desk.claims.claimed()
         for pair in self.desk.repo.list_pairs(ACTIVE_STATES):
             for leg in self.desk.repo.positions_for_pair(pair.id):
@@ -270,49 +288,119 @@ class Monitor(SupervisedActor):
                 in_motion = pair.state in (PairState.PLANNED, PairState.OPENING, PairState.ROLLING_BACK)
                 if pair.id in claimed or in_motion or any(is_unresolved(o) for o in orders):
                     moving.add(key)
-                if pair.state is PairState.OPEN and book.held > 0:
-                    open_legs.setdefault(key, []).append((pair, leg.side))
+                if pair.state in (PairState.OPEN, PairState.CLOSING) and book.held > 0:
+                    holders.setdefault(key, []).append(pair)
+        return expected, moving, holders
+
+    def _reconcile(self, positions: dict[Venue, Positions | None], threshold: int = MISMATCH_TICKS) -> list[str]:
+        """Compare, per venue and symbol, what the pairs hold with what the venue holds; act on differences
+        that persist `threshold` readings. Returns what was found."""
+        expected, moving, holders = self._expected()
+        found: list[str] = []
         for venue, report in positions.items():
             if report is None:
                 continue
             actual: dict[str, Decimal] = {}
+            entry: dict[str, Decimal] = {}
             for p in report.items:
                 actual[p.symbol] = actual.get(p.symbol, Decimal(0)) + p.side.sign * p.quantity
-            symbols = {s for (v, s) in expected if v is venue} | set(actual)
-            for symbol in symbols:
+                entry[p.symbol] = p.entry_price
+            for symbol in {s for (v, s) in expected if v is venue} | set(actual):
                 key = (venue, symbol)
                 want, have = expected.get(key, Decimal(0)), actual.get(symbol, Decimal(0))
                 if want == have or key in moving:
                     self._mismatch.pop(key, None)
-                    self._episode(("mismatch", key), False, EventLevel.CRITICAL, "position_mismatch", "")
+                    if want == have:
+                        self._episode(("mismatch", key), False, EventLevel.CRITICAL, "position_mismatch", "")
+                        self.gate.unblock(f"position:{venue.value}:{symbol}")
                     continue
                 self._mismatch[key] = self._mismatch.get(key, 0) + 1
-                if self._mismatch[key] < MISMATCH_TICKS:
-                    continue
-                self._episode(
-                    ("mismatch", key),
-                    True,
-                    EventLevel.CRITICAL,
-                    "position_mismatch",
-                    f"{venue} {symbol}: the venue holds {have}, the pairs hold {want}",
-                    venue=venue,
-                    symbol=symbol,
-                    venue_quantity=have,
-                    expected=want,
-                )
-                if abs(have) < abs(want):
-                    for pair, side in open_legs.get(key, []):
-                        self._turn_naked(pair, side, venue, have, want)
+                if self._mismatch[key] >= threshold:
+                    found.append(self._act(key, want, have, holders.get(key, []), entry.get(symbol)))
+        return found
 
-    def _turn_naked(self, pair: PairRecord, side: Side, venue: Venue, have: Decimal, want: Decimal) -> None:
-        # A refusal means someone moved the pair first (closing): the closer owns it then.
+    def _act(self, key: Key, want: Decimal, have: Decimal, holders: list[PairRecord], entry: Decimal | None) -> str:
+        """A difference that persisted: our leg shrank (pair NAKED), or the venue holds something unknown."""
+        venue, symbol = key
+        message = f"{venue} {symbol}: the venue holds {have}, the pairs hold {want}"
+        self._episode(
+            ("mismatch", key),
+            True,
+            EventLevel.CRITICAL,
+            "position_mismatch",
+            message,
+            venue=venue,
+            symbol=symbol,
+            venue_quantity=have,
+            expected=want,
+        )
+        if want != 0 and have * want >= 0 and abs(have) < abs(want):
+            # Our leg shrank or vanished: liquidated, or closed outside the farmer.
+            for pair in holders:
+                self._turn_naked(pair, venue, have, want)
+        elif self.policy is UnknownPositions.CLOSE:
+            if key not in self._adopted:
+                self._adopted.add(key)
+                self._adopt(venue, symbol, have - want, entry)
+        else:
+            self.gate.block(
+                f"position:{venue.value}:{symbol}",
+                f"{message}: opening is blocked until it is resolved (reconcile.unknown_positions = alert)",
+            )
+        return message
+
+    def _adopt(self, venue: Venue, symbol: str, signed: Decimal, entry_price: Decimal | None) -> None:
+        """Take a position nobody accounts for into a NAKED pair of its own, which the closer flattens."""
+        side = Side.LONG if signed > 0 else Side.SHORT
+        quantity = abs(signed)
+        other = Venue.HIBACHI if venue is Venue.BACKPACK else Venue.BACKPACK
+        name, other_symbol = symbol, symbol
+        for m in self.trading.markets:
+            symbols = {Venue.BACKPACK: m.backpack_symbol, Venue.HIBACHI: m.hibachi_symbol}
+            if symbols[venue] == symbol:
+                name, other_symbol = m.name, symbols[other]
+        mine, theirs = LegPlan(venue, symbol, side), LegPlan(other, other_symbol, side.opposite)
+        long_leg, short_leg = (mine, theirs) if side is Side.LONG else (theirs, mine)
+        notional = quantity * (entry_price or Decimal(0))
+        pair_id = self.desk.write(CreatePair(PairPlan(name, long_leg, short_leg, Decimal(1), notional, quantity, 0))).id
+        assert pair_id is not None
+        leg = next(x for x in self.desk.repo.positions_for_pair(pair_id) if x.venue is venue)
+        client_id = f"ext-{pair_id}-adopt"
+        self.desk.write(
+            RecordOrder(NewOrder(pair_id, leg.id, venue, client_id, OrderPurpose.OPEN, 0, side, "external", quantity))
+        )
+        self.desk.write(
+            UpdateOrder(
+                venue,
+                client_id,
+                "filled",
+                filled_quantity=quantity,
+                avg_price=entry_price,
+                fee=Decimal(0),
+                error="a position found on the venue that no pair accounted for",
+            )
+        )
+        self.desk.write(TransitionPair(pair_id, PairState.PLANNED, PairState.OPENING, "adopting an unknown position"))
+        self.desk.write(
+            TransitionPair(
+                pair_id,
+                PairState.OPENING,
+                PairState.NAKED,
+                f"unknown {side} {quantity} {symbol} on {venue} adopted: the closer flattens it "
+                "(reconcile.unknown_positions = close)",
+                level=EventLevel.CRITICAL,
+            )
+        )
+
+    def _turn_naked(self, pair: PairRecord, venue: Venue, have: Decimal, want: Decimal) -> None:
+        # A refusal means someone moved the pair first: whoever did owns it now.
         with contextlib.suppress(TransitionRefusedError):
             self.desk.write(
                 TransitionPair(
                     pair.id,
-                    PairState.OPEN,
+                    pair.state,
                     PairState.NAKED,
-                    f"the {side} leg on {venue} shrank or vanished (venue {have}, expected {want}): liquidated or "
+                    f"a leg on {venue} shrank or vanished (venue {have}, expected {want}): liquidated or "
                     "closed outside the farmer",
                     level=EventLevel.CRITICAL,
                 )

@@ -46,6 +46,7 @@ def render_status(d: dict[str, Any]) -> str:
     lines = [
         f"mode {d['mode']}, up {d['uptime_s']}s, opening {d['trading']['mode']}"
         + (f" ({d['trading']['reason']})" if d["trading"].get("reason") else ""),
+        *(f"opening blocked: {reason}" for reason in d["trading"].get("blocks", {}).values()),
         "",
         table(
             [

@@ -120,6 +120,19 @@ class EngineConfig(_Section):
     shutdown_timeout_s: Decimal = Decimal(8)
 
 
+class UnknownPositions(StrEnum):
+    """What to do with a venue position no pair accounts for."""
+
+    ALERT = "alert"  # critical event; nothing new opens while it exists
+    CLOSE = "close"  # adopt it into a NAKED pair, which the closer flattens
+
+
+class ReconcileConfig(_Section):
+    """Start-up and continuous reconciliation of the database with the venues."""
+
+    unknown_positions: UnknownPositions = UnknownPositions.ALERT
+
+
 class PaperConfig(_Section):
     """The built-in venue simulators of paper mode."""
 
@@ -154,6 +167,8 @@ class HibachiConfig(_Section):
     api_url: str = "https://api.hibachi.xyz"
     data_api_url: str = "https://data-api.hibachi.xyz"
     ws_market_url: str = "wss://data-api.hibachi.xyz/ws/market"
+    # Spec §4 says nonces must lie within ±15 s of server time; configurable in case the venue changes it.
+    nonce_window_s: Decimal = Decimal(15)
 
 
 class ControlConfig(_Section):
@@ -197,6 +212,7 @@ class Settings(BaseSettings):
     monitor: MonitorConfig = MonitorConfig()
     points: PointsConfig = PointsConfig()
     engine: EngineConfig = EngineConfig()
+    reconcile: ReconcileConfig = ReconcileConfig()
     paper: PaperConfig = PaperConfig()
     backpack: BackpackConfig = BackpackConfig()
     hibachi: HibachiConfig = HibachiConfig()
@@ -370,6 +386,7 @@ def check_rules(s: Settings) -> list[str]:
     _rule_le(problems, "engine.leg_retry_min_s", e.leg_retry_min_s, "engine.leg_retry_max_s", e.leg_retry_max_s)
     _rule_gt(problems, "engine.shutdown_timeout_s", e.shutdown_timeout_s, 0)
     _rule_gt(problems, "paper.collateral_usd", s.paper.collateral_usd, 0)
+    _rule_gt(problems, "hibachi.nonce_window_s", s.hibachi.nonce_window_s, 0)
     _check_venues(s, problems)
     _check_control(s.control, problems)
     return problems

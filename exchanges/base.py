@@ -162,6 +162,11 @@ class PerpExchange(Protocol):
     venue: Venue
     leverage_scope: Literal["account", "market"]
 
+    @property
+    def request_expiry_s(self) -> float:
+        """Seconds after sending beyond which the venue can no longer accept a request of ours."""
+        ...
+
     def markets(self) -> list[Market]:
         """Every perp market with its rules."""
         ...

@@ -59,6 +59,11 @@ class BackpackClient:
 
     # ---- transport --------------------------------------------------------------------------------------
 
+    @property
+    def request_expiry_s(self) -> float:
+        """After this long a request of ours can no longer be accepted (its signed window has passed)."""
+        return (self._signer.window_ms if self._signer else 5000) / 1000
+
     def _now_ms(self) -> int:
         return int(self._clock.now().timestamp() * 1000) + self._offset_ms
 

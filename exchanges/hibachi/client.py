@@ -97,6 +97,11 @@ class HibachiClient:
             read_timeout_s=read_timeout_s, requests_per_s=requests_per_s, get_retries=get_retries, backoff_s=backoff_s,
         )  # fmt: skip
 
+    @property
+    def request_expiry_s(self) -> float:
+        """After this long a request of ours can no longer be accepted (its nonce left the server's window)."""
+        return self._nonce_window_s
+
     # ---- transport --------------------------------------------------------------------------------------
 
     def _credentials(self, what: str) -> tuple[str, int]:

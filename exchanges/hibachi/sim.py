@@ -686,8 +686,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ws-port", type=int, default=0, help="market websocket port (0: any free port)")
     parser.add_argument("--seed", type=int, default=0, help="seed of prices and of the paper account's keys")
     parser.add_argument("--collateral", type=Decimal, default=Decimal(10000), help="USDT in the paper account")
+    parser.add_argument("--nonce-window", type=float, default=NONCE_WINDOW_S, help="accepted nonce age, seconds")
     args = parser.parse_args(argv)
-    sim = HibachiSim(seed=args.seed, collateral=args.collateral, port=args.port, ws_port=args.ws_port).start()
+    sim = HibachiSim(
+        seed=args.seed,
+        collateral=args.collateral,
+        port=args.port,
+        ws_port=args.ws_port,
+        nonce_window_s=args.nonce_window,
+    ).start()
     print(json.dumps(sim.endpoints()), flush=True)
     try:
         threading.Event().wait()

@@ -60,7 +60,18 @@ def engine_state(engine: SimEngine) -> dict[str, Any]:
                     "collateral": str(acc.collateral),
                     "equity": str(engine.equity(acc)),
                     "liquidations": acc.liquidations,
-                    "orders": len(acc.orders),
+                    "orders": [
+                        {
+                            "id": o.id,
+                            "client_id": o.client_id,
+                            "symbol": o.symbol,
+                            "side": o.side.value,
+                            "quantity": str(o.quantity),
+                            "filled": str(o.filled),
+                            "status": o.status.value,
+                        }
+                        for o in acc.orders.values()
+                    ],
                     "positions": {
                         s: {"quantity": str(p.quantity), "entry_price": str(p.entry_price)}
                         for s, p in acc.positions.items()

@@ -220,3 +220,23 @@ def test_a_leg_closed_outside_the_farmer_turns_the_pair_naked_and_is_repaired(en
     assert "leg_vanished" in run.kinds()
     external = [o for o in run.repo.orders_for_pair(pair.id) if o.type == "external"]
     assert [(o.venue, o.filled_quantity) for o in external] == [(Venue.BACKPACK, pair.quantity)]
+
+
+def test_an_unknown_position_is_adopted_and_flattened_when_configured(engine_factory: Factory) -> None:
+    def manual_trade(engine: Engine) -> None:
+        bp = engine.paper.backpack  # type: ignore[union-attr]
+        bp.engine.place(bp.account(), symbol="SOL_USDC_PERP", side=Side.SHORT, order_type=OrderType.MARKET,
+                        quantity=D("3"))  # fmt: skip
+
+    run = engine_factory({"reconcile": {"unknown_positions": "close"}}, setup=manual_trade)
+    adopted = run.wait_pair(PairState.CLOSED, what="the adopted position flattened")
+    assert adopted.market == "SOL_USDC_PERP"  # not a configured market: named by its symbol
+    orders = run.repo.orders_for_pair(adopted.id)
+    assert [(o.type, o.purpose, o.side, o.filled_quantity) for o in orders] == [
+        ("external", OrderPurpose.OPEN, Side.SHORT, D(3)),
+        ("market", OrderPurpose.REPAIR, Side.LONG, D(3)),
+    ]
+    assert _venue_qty(run.engine, Venue.BACKPACK, "SOL_USDC_PERP") == 0
+    kinds = run.kinds()
+    assert kinds.index("position_mismatch") < kinds.index("pair_naked") < kinds.index("pair_closed")
+    run.wait_pair(PairState.OPEN, what="trading going on afterwards")

@@ -1,0 +1,225 @@
+"""kill -9 at each dangerous point, then restart: the venues (separate processes) keep their state, and the
+restarted supervisor must reconcile to a hedged or flat book with no duplicate order on any venue."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from decimal import Decimal as D
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from core.clock import SystemClock
+from core.domain import ACTIVE_STATES, PairState, Venue
+from core.failpoints import ENV as FAILPOINTS_ENV
+from core.ledger import leg_book
+from storage.db import open_database
+from storage.repository import Repository
+from tests.helpers import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+SYMBOLS = {Venue.BACKPACK: "BTC_USDC_PERP", Venue.HIBACHI: "BTC/USDT-P"}
+UNSETTLED = (PairState.PLANNED, PairState.OPENING, PairState.ROLLING_BACK, PairState.NAKED, PairState.CLOSING)
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("APP__") and k != FAILPOINTS_ENV}
+    return env | extra
+
+
+def _spawn_sim(module: str, *args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, "--port", "0", "--seed", "5", *args],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    return proc, json.loads(proc.stdout.readline())  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def venues() -> Iterator[dict[Venue, dict[str, Any]]]:
+    bp_proc, bp = _spawn_sim("exchanges.backpack.sim")
+    hb_proc, hb = _spawn_sim("exchanges.hibachi.sim", "--nonce-window", "2")
+    yield {Venue.BACKPACK: bp, Venue.HIBACHI: hb}
+    for proc in (bp_proc, hb_proc):
+        proc.terminate()
+        proc.wait(10)
+
+
+def _config(directory: Path, venues: dict[Venue, dict[str, Any]], duration_hours: str) -> Path:
+    bp, hb = venues[Venue.BACKPACK], venues[Venue.HIBACHI]
+    path = directory / "crash.toml"
+    path.write_text(f"""
+mode = "live"
+data_dir = "{directory / "data"}"
+[trading]
+min_duration_hours = {duration_hours}
+max_duration_hours = {duration_hours}
+cooldown_min_s = 3600
+cooldown_max_s = 3600
+[[trading.markets]]
+name = "BTC"
+backpack_symbol = "BTC_USDC_PERP"
+hibachi_symbol = "BTC/USDT-P"
+[monitor]
+interval_s = 0.5
+[engine]
+tick_s = 0.1
+[backpack]
+api_key = "{bp["api_key"]}"
+api_secret = "{bp["api_secret"]}"
+rest_url = "{bp["rest"]}"
+ws_url = "{bp["ws"]}"
+window_ms = 1000
+[hibachi]
+api_key = "{hb["api_key"]}"
+account_id = {hb["account_id"]}
+key_type = "hmac"
+hmac_secret = "{hb["hmac_secret"]}"
+api_url = "{hb["api"]}"
+data_api_url = "{hb["data_api"]}"
+ws_market_url = "{hb["ws_market"]}"
+nonce_window_s = 2
+""")
+    return path
+
+
+def _supervisor(config: Path, *failpoints: str) -> subprocess.Popen[str]:
+    env = _env(**({FAILPOINTS_ENV: ",".join(failpoints)} if failpoints else {}))
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "supervisor.py"), "--config", str(config)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _repo(directory: Path) -> tuple[Repository, Any]:
+    db = open_database(f"sqlite:///{directory / 'data' / 'perp-farmer.db'}", SystemClock())
+    return Repository(db, SystemClock()), db
+
+
+def _venue_state(venues: dict[Venue, dict[str, Any]]) -> dict[Venue, dict[str, Any]]:
+    return {v: requests.get(info["admin"], timeout=5).json()["accounts"]["paper"] for v, info in venues.items()}
+
+
+def _check_invariants(directory: Path, venues: dict[Venue, dict[str, Any]]) -> list[Any]:
+    repo, db = _repo(directory)
+    try:
+        state = _venue_state(venues)
+        pairs = repo.list_pairs()
+        expected = {v: D(0) for v in Venue}
+        for pair in repo.list_pairs(ACTIVE_STATES):
+            for leg in repo.positions_for_pair(pair.id):
+                expected[leg.venue] += leg.side.sign * leg_book(leg.side, repo.orders_for_position(leg.id)).held
+        for venue, account in state.items():
+            held = D(account["positions"].get(SYMBOLS[venue], {}).get("quantity", "0"))
+            assert held == expected[venue], f"{venue}: venue holds {held}, the database {expected[venue]}"
+            client_ids = [o["client_id"] for o in account["orders"]]
+            assert None not in client_ids, f"{venue}: an order without a client id"
+            assert len(client_ids) == len(set(client_ids)), f"{venue}: a client id was sent twice: {client_ids}"
+            for client_id in client_ids:
+                repo.get_order(venue, client_id)  # every venue order has its database row
+        for pair in pairs:
+            if pair.state is PairState.OPEN:
+                legs = {leg.side: leg for leg in repo.positions_for_pair(pair.id)}
+                held = [leg_book(s, repo.orders_for_position(legs[s].id)).held for s in legs]
+                assert held[0] == held[1] == pair.quantity, f"pair {pair.id} is not hedged: {held}"
+        return pairs
+    finally:
+        db.dispose()
+
+
+SCENARIOS = [
+    ("open.recorded", "1", PairState.FAILED),
+    ("open.between_legs", "1", PairState.FAILED),
+    ("open.filled", "1", PairState.OPEN),
+    ("close.between_legs", "0.0004", PairState.CLOSED),
+]
+
+
+@pytest.mark.parametrize(("failpoint", "hours", "end"), SCENARIOS, ids=[s[0] for s in SCENARIOS])
+def test_kill_at_a_dangerous_point_then_restart(
+    failpoint: str, hours: str, end: PairState, venues: dict[Venue, dict[str, Any]], short_dir: Path
+) -> None:
+    config = _config(short_dir, venues, hours)
+    doomed = _supervisor(config, failpoint)
+    assert doomed.wait(60) == -signal.SIGKILL, doomed.stderr.read()  # type: ignore[union-attr]
+    assert f"fail point {failpoint}" in doomed.stderr.read()  # type: ignore[union-attr]
+
+    restarted = _supervisor(config)
+    try:
+
+        def settled() -> bool:
+            repo, db = _repo(short_dir)
+            try:
+                kinds = {e.kind for e in repo.list_events(limit=500)}
+                return "reconciled" in kinds and not repo.list_pairs(UNSETTLED)
+            finally:
+                db.dispose()
+
+        wait_until(settled, 40, f"reconciliation after {failpoint}")
+        pairs = _check_invariants(short_dir, venues)
+        assert [p.state for p in pairs] == [end]
+        repo, db = _repo(short_dir)
+        try:
+            decisions = [e.message for e in repo.list_events(limit=500) if e.kind == "reconcile"]
+        finally:
+            db.dispose()
+        assert decisions, "every reconciliation decision is an event"
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        assert restarted.wait(10) == 0, restarted.stderr.read()  # type: ignore[union-attr]
+
+
+def test_an_unknown_position_on_a_venue_blocks_opening(venues: dict[Venue, dict[str, Any]], short_dir: Path) -> None:
+    from core.domain import Side
+    from exchanges.backpack.client import BackpackClient
+    from exchanges.base import OrderRequest
+
+    bp = venues[Venue.BACKPACK]
+    client = BackpackClient(bp["rest"], bp["api_key"], bp["api_secret"])
+    client.place_order(OrderRequest("77", "BTC_USDC_PERP", Side.LONG, D("0.002")))  # placed by hand, not by us
+    config = _config(short_dir, venues, "1")
+    proc = _supervisor(config)
+    try:
+
+        def blocked() -> bool:
+            repo, db = _repo(short_dir)
+            try:
+                return any(e.kind == "position_mismatch" for e in repo.list_events(limit=100))
+            finally:
+                db.dispose()
+
+        wait_until(blocked, 30, "the unknown position reported")
+        status = subprocess.run(
+            [sys.executable, str(ROOT / "supervisor.py"), "--config", str(config), "status", "--json"],
+            cwd=ROOT,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        data = json.loads(status.stdout)
+        assert any("opening is blocked" in reason for reason in data["trading"]["blocks"].values())
+        repo, db = _repo(short_dir)
+        try:
+            assert repo.list_pairs() == []  # nothing opened while the unknown position exists
+        finally:
+            db.dispose()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
