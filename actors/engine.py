@@ -172,8 +172,12 @@ class Engine:
         """Start the simulators (paper mode) and every actor, in dependency order."""
         self.started_at = self.clock.now()
         if self.settings.mode is Mode.PAPER:
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
             self.paper = PaperVenues.start(
-                self.clock, seed=self.settings.paper.seed, collateral=self.settings.paper.collateral_usd
+                self.clock,
+                seed=self.settings.paper.seed,
+                collateral=self.settings.paper.collateral_usd,
+                state_dir=self.settings.data_dir,
             )
             log.info(
                 "paper mode: Backpack simulator at %s, Hibachi simulator at %s",

@@ -511,6 +511,7 @@ class BackpackSim:
             if not 1 <= leverage <= venue_max:
                 return _error(400, "INVALID_CLIENT_REQUEST", f"leverageLimit must be within 1..{venue_max}")
             account.leverage_limit = leverage
+            self.engine.touch()
         return Response(200, None)
 
     def _order_history(self, account: SimAccount, p: dict[str, Any]) -> Response:

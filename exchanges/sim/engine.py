@@ -6,7 +6,6 @@ venue's JSON and turns SimReject kinds into the venue's error codes.
 
 from __future__ import annotations
 
-import itertools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -176,8 +175,9 @@ class SimEngine:
         self.faults = Faults()
         self.accounts: dict[str, SimAccount] = {}
         self.lock = threading.RLock()
-        self._order_ids = itertools.count(578721673790138368)
-        self._trade_ids = itertools.count(1)
+        self.next_order_id = 578721673790138368
+        self.next_trade_id = 1
+        self.version = 0  # grows on every change of state: what a persisting wrapper saves on
         start = clock.now().timestamp()
         self._next_funding = {
             m.symbol: (int(start) // m.funding_interval_s + 1) * m.funding_interval_s for m in markets
@@ -218,11 +218,31 @@ class SimEngine:
 
     # ---- accounts ---------------------------------------------------------------------------------------
 
+    def _new_order_id(self) -> str:
+        self.next_order_id += 1
+        return str(self.next_order_id - 1)
+
+    def _new_trade_id(self) -> int:
+        self.next_trade_id += 1
+        return self.next_trade_id - 1
+
+    def touch(self) -> None:
+        """Note a change of state made outside the engine's own methods (a wire layer setting a field)."""
+        with self.lock:
+            self.version += 1
+
+    @property
+    def next_funding(self) -> dict[str, int]:
+        """Epoch second of each market's next funding settlement (for persistence)."""
+        with self.lock:
+            return dict(self._next_funding)
+
     def open_account(self, name: str, collateral: Decimal) -> SimAccount:
         """Create (or return) an account funded with `collateral`."""
         with self.lock:
             if name not in self.accounts:
                 self.accounts[name] = SimAccount(name=name, collateral=collateral)
+                self.version += 1
             return self.accounts[name]
 
     def leverage_for(self, account: SimAccount, symbol: str) -> Decimal:
@@ -242,6 +262,7 @@ class SimEngine:
                     RejectKind.LEVERAGE, f"initial margin rate {rate} outside [{m.initial_margin_rate}, 1]"
                 )
             account.market_imr[symbol] = rate
+            self.version += 1
 
     def unrealized(self, account: SimAccount) -> Decimal:
         """Sum of positions' PnL at mark."""
@@ -313,13 +334,14 @@ class SimEngine:
         """Validate, then fill (market/IOC), reject (post-only that would take) or rest the order."""
         with self.lock:
             self.tick()
+            self.version += 1
             injected = self.faults.take_reject(reduce_only)
             if injected is not None:
                 raise SimRejectError(RejectKind.INJECTED, injected.message, venue_code=injected.code)
             m = self.market(symbol)
             self._validate(account, m, quantity, price, order_type, client_id)
             order = SimOrder(
-                id=str(next(self._order_ids)),
+                id=self._new_order_id(),
                 client_id=client_id,
                 symbol=symbol,
                 side=side,
@@ -437,6 +459,7 @@ class SimEngine:
             remaining -= qty
 
     def _fill(self, account: SimAccount, order: SimOrder, price: Decimal, qty: Decimal, *, is_maker: bool) -> None:
+        self.version += 1
         rate = self.maker_fee if is_maker else self.taker_fee
         fee = (price * qty * rate).quantize(Decimal("0.00000001"))
         realized = self._apply_position(account, order.symbol, order.side, qty, price)
@@ -447,7 +470,7 @@ class SimEngine:
         order.status = OrderStatus.FILLED if order.filled >= order.quantity else OrderStatus.PARTIALLY_FILLED
         account.fills.append(
             SimFill(
-                trade_id=next(self._trade_ids),
+                trade_id=self._new_trade_id(),
                 order_id=order.id,
                 client_id=order.client_id,
                 symbol=order.symbol,
@@ -488,6 +511,7 @@ class SimEngine:
         with self.lock:
             order = self.find_order(account, order_id=order_id, client_id=client_id, open_only=True)
             order.status = OrderStatus.CANCELLED
+            self.version += 1
             return order
 
     def find_order(
@@ -532,6 +556,7 @@ class SimEngine:
             m = self.markets[symbol]
             due = first_due
             while due <= now:
+                self.version += 1
                 price = self.mark(symbol)
                 for account in self.accounts.values():
                     pos = account.positions.get(symbol)
@@ -548,13 +573,14 @@ class SimEngine:
             self._next_funding[symbol] = due
 
     def _liquidate(self, account: SimAccount) -> None:
+        self.version += 1
         account.liquidations += 1
         for symbol, pos in list(account.positions.items()):
             if not pos.quantity:
                 continue
             side = Side.SHORT if pos.quantity > 0 else Side.LONG
             order = SimOrder(
-                id=str(next(self._order_ids)),
+                id=self._new_order_id(),
                 client_id=None,
                 symbol=symbol,
                 side=side,

@@ -68,6 +68,8 @@ class SimHttpServer:
         self._error_body = error_body
         self._hold_s = hold_s
         self._stopping = threading.Event()
+        # Called after every request the venue handled (persistence hooks in here), before the reply leaves.
+        self.after_request: Callable[[], None] | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -108,10 +110,17 @@ class SimHttpServer:
         if handler is None:
             return Response(404, "Not Found")
         try:
-            return handler(request)
+            response = handler(request)
         except NeverAnswerError:
+            self._after()
             self._stopping.wait(self._hold_s)
             return None
+        self._after()
+        return response
+
+    def _after(self) -> None:
+        if self.after_request is not None:
+            self.after_request()
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self

@@ -223,3 +223,58 @@ def test_an_unknown_position_on_a_venue_blocks_opening(venues: dict[Venue, dict[
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
+
+
+def test_paper_mode_survives_kill_9_with_its_positions(short_dir: Path) -> None:
+    config = short_dir / "paper.toml"
+    config.write_text(
+        f'data_dir = "{short_dir / "data"}"\n[trading]\nmin_duration_hours = 1\nmax_duration_hours = 1\n'
+        "[monitor]\ninterval_s = 0.5\n[engine]\ntick_s = 0.1\n"
+    )
+
+    def pairs(*states: PairState) -> list[Any]:
+        repo, db = _repo(short_dir)
+        try:
+            return repo.list_pairs(list(states) if states else None)
+        finally:
+            db.dispose()
+
+    first = _supervisor(config)
+    try:
+        wait_until(lambda: bool(pairs(PairState.OPEN)), 30, "an open pair")
+    finally:
+        first.kill()
+        first.wait(10)
+    (opened,) = pairs(PairState.OPEN)
+    second = _supervisor(config)
+    try:
+
+        def reconciled_twice() -> bool:
+            repo, db = _repo(short_dir)
+            try:
+                return sum(1 for e in repo.list_events(limit=500) if e.kind == "reconciled") == 2
+            finally:
+                db.dispose()
+
+        wait_until(reconciled_twice, 30, "the second start's reconciliation")
+        status = subprocess.run(
+            [sys.executable, str(ROOT / "supervisor.py"), "--config", str(config), "status", "--json"],
+            cwd=ROOT,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        data = json.loads(status.stdout)
+        assert data["pairs"]["open"] == 1 and data["trading"]["blocks"] == {}
+        assert [p.id for p in pairs(PairState.OPEN)] == [opened.id]  # the same pair, still hedged
+        repo, db = _repo(short_dir)
+        try:
+            kinds = [e.kind for e in repo.list_events(limit=500)]
+        finally:
+            db.dispose()
+        assert "position_mismatch" not in kinds and "pair_naked" not in kinds
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(10) == 0
