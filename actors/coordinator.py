@@ -148,6 +148,8 @@ class HedgeCoordinator(SupervisedActor):
         used = sum(1 for p in active if p.state in SLOT_STATES)
         if used >= self.trading.max_concurrent_pairs:
             return f"all {self.trading.max_concurrent_pairs} pair slots are in use"
+        if {m.name for m in self.trading.markets} <= {p.market for p in active}:
+            return "every configured market already has a live pair (one pair per market)"
         return None
 
     # ---- planning ---------------------------------------------------------------------------------------
@@ -173,13 +175,21 @@ class HedgeCoordinator(SupervisedActor):
 
     def _plan(self, market_name: str | None) -> OpenPlan | PlanDeclined:
         markets = self.trading.markets
+        # One live pair per market: a venue nets every position in a market into one, so two pairs there
+        # would offset each other and their reduce-only closes could find nothing to reduce.
+        busy = {p.market for p in self.desk.repo.list_active_pairs()}
         if market_name is not None:
             chosen = [m for m in markets if m.name == market_name]
             if not chosen:
                 return PlanDeclined(f"unknown market {market_name!r}; configured: {', '.join(m.name for m in markets)}")
+            if market_name in busy:
+                return PlanDeclined(f"market {market_name} already has a live pair (one pair per market)")
             market: MarketConfig = chosen[0]
         else:
-            market = choose_market(self.rng, markets)
+            free = tuple(m for m in markets if m.name not in busy)
+            if not free:
+                return PlanDeclined("every configured market already has a live pair (one pair per market)")
+            market = choose_market(self.rng, free)
         symbols = {Venue.BACKPACK: market.backpack_symbol, Venue.HIBACHI: market.hibachi_symbol}
         try:
             views = {venue: self._view(venue, symbol) for venue, symbol in symbols.items()}

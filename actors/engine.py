@@ -107,9 +107,12 @@ class Engine:
             hb_key, hb_account = hsim.paper.api_key, hsim.paper.account_id
             hb_signer_args = ("hmac", hsim.paper.hmac_secret, None)
         stale = float(s.monitor.feed_stale_after_s)
+        timeout = float(s.engine.venue_timeout_s)
 
         def backpack() -> tuple[BackpackClient, PriceFeed]:
-            client = BackpackClient(bp_url, bp_key, bp_secret, window_ms=b.window_ms, clock=clock)
+            client = BackpackClient(
+                bp_url, bp_key, bp_secret, window_ms=b.window_ms, clock=clock, read_timeout_s=timeout
+            )
             return client, backpack_feed(bp_ws, self._symbols(Venue.BACKPACK), clock, reconnect_max_s=min(30, stale))
 
         def hibachi() -> tuple[HibachiClient, PriceFeed]:
@@ -118,7 +121,14 @@ class Engine:
                 kind, secret, key = hb_signer_args
                 signer = make_signer(kind, hmac_secret=secret, private_key=key)
             client = HibachiClient(
-                hb_api, hb_data, hb_key, hb_account, signer, clock=clock, nonce_window_s=float(h.nonce_window_s)
+                hb_api,
+                hb_data,
+                hb_key,
+                hb_account,
+                signer,
+                clock=clock,
+                nonce_window_s=float(h.nonce_window_s),
+                read_timeout_s=timeout,
             )
             return client, hibachi_feed(hb_ws, self._symbols(Venue.HIBACHI), clock, reconnect_max_s=min(30, stale))
 

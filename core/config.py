@@ -118,6 +118,7 @@ class EngineConfig(_Section):
     leg_retry_min_s: Decimal = Decimal(2)
     leg_retry_max_s: Decimal = Decimal(120)
     shutdown_timeout_s: Decimal = Decimal(8)
+    venue_timeout_s: Decimal = Decimal(10)
 
 
 class UnknownPositions(StrEnum):
@@ -385,6 +386,7 @@ def check_rules(s: Settings) -> list[str]:
     _rule_gt(problems, "engine.leg_retry_min_s", e.leg_retry_min_s, 0)
     _rule_le(problems, "engine.leg_retry_min_s", e.leg_retry_min_s, "engine.leg_retry_max_s", e.leg_retry_max_s)
     _rule_gt(problems, "engine.shutdown_timeout_s", e.shutdown_timeout_s, 0)
+    _rule_gt(problems, "engine.venue_timeout_s", e.venue_timeout_s, 0)
     _rule_gt(problems, "paper.collateral_usd", s.paper.collateral_usd, 0)
     _rule_gt(problems, "hibachi.nonce_window_s", s.hibachi.nonce_window_s, 0)
     _check_venues(s, problems)

@@ -1,0 +1,29 @@
+# perp-farmer: one process (the supervisor), state in /data, health through the control socket.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    APP__DATA_DIR=/data
+
+WORKDIR /app
+# Dependencies first, from pyproject.toml alone, so code changes do not reinstall them.
+COPY pyproject.toml README.md ./
+RUN mkdir -p core storage actors exchanges control \
+    && python - <<'PY'
+import subprocess, sys, tomllib
+deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]
+subprocess.check_call([sys.executable, "-m", "pip", "install", *deps])
+PY
+COPY . .
+RUN pip install --no-deps . \
+    && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin farmer \
+    && mkdir -p /data && chown farmer /data && chmod 0700 /data
+
+USER farmer
+VOLUME ["/data"]
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=30s --timeout=15s --start-period=30s --retries=3 \
+    CMD ["python", "/app/supervisor.py", "health"]
+ENTRYPOINT ["python", "/app/supervisor.py"]
+CMD ["run"]
