@@ -35,6 +35,7 @@ from actors.messages import (
 from actors.monitor import Monitor
 from actors.supervision import ChildSpec, Supervisor, policy_from
 from actors.writer import PersistenceWriter
+from alerts.sinks import dispatcher_from
 from control.protocol import CommandError
 from core.clock import Clock, SystemClock
 from core.config import Mode, Settings
@@ -75,6 +76,7 @@ class Engine:
         self.gate = TradingGate()
         self.desk = Desk(self.directory, self.repo, self.clock, settings)
         self.paper: PaperVenues | None = None
+        self.alerts = dispatcher_from(settings)
         self.supervisor = Supervisor(
             self.clock, self.directory, on_restart=self._on_restart, on_give_up=self._on_give_up
         )
@@ -143,6 +145,7 @@ class Engine:
 
         stale = float(self.settings.monitor.feed_stale_after_s)
         factories = self._venue_factories()
+        notify = self.alerts.submit if self.alerts is not None else None
 
         def exchange(venue: Venue) -> Any:
             def start(generation: int, on_death: DeathCallback) -> pykka.ActorRef[Any]:
@@ -166,7 +169,7 @@ class Engine:
             return start
 
         return [
-            ChildSpec("writer", on(PersistenceWriter, "writer", repo=self.repo), policy()),
+            ChildSpec("writer", on(PersistenceWriter, "writer", repo=self.repo, notify=notify), policy()),
             ChildSpec("exchange.backpack", exchange(Venue.BACKPACK), policy()),
             ChildSpec("exchange.hibachi", exchange(Venue.HIBACHI), policy()),
             ChildSpec("monitor", on(Monitor, "monitor", desk=desk, gate=self.gate), policy()),
@@ -181,6 +184,8 @@ class Engine:
     def start(self) -> Engine:
         """Start the simulators (paper mode) and every actor, in dependency order."""
         self.started_at = self.clock.now()
+        if self.alerts is not None:
+            self.alerts.start()
         if self.settings.mode is Mode.PAPER:
             self.settings.data_dir.mkdir(parents=True, exist_ok=True)
             self.paper = PaperVenues.start(
@@ -286,6 +291,8 @@ class Engine:
         with self._lock:
             self._event(EventLevel.INFO, "engine_stopping", "perp-farmer stopping")
         self.supervisor.stop_all(timeout)
+        if self.alerts is not None:
+            self.alerts.stop()
         if self.paper is not None:
             self.paper.stop()
         self.db.dispose()

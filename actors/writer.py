@@ -6,6 +6,7 @@ Every other actor reads through the repository directly (SQLite WAL: readers nev
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from actors.base import DeathCallback, SupervisedActor
@@ -21,6 +22,7 @@ from actors.messages import (
     UpdatePosition,
     Written,
 )
+from alerts.policy import Alert
 from core.clock import Clock
 from core.domain import EventLevel
 from storage.repository import Repository
@@ -34,10 +36,26 @@ class PersistenceWriter(SupervisedActor):
     """Applies write messages to the repository and answers Written once committed."""
 
     def __init__(
-        self, name: str, generation: int, clock: Clock, on_death: DeathCallback | None, *, repo: Repository
+        self,
+        name: str,
+        generation: int,
+        clock: Clock,
+        on_death: DeathCallback | None,
+        *,
+        repo: Repository,
+        notify: Callable[[Alert], None] | None = None,
     ) -> None:
         super().__init__(name, generation, clock, on_death)
         self.repo = repo
+        self._notify = notify
+
+    def _alert(self, level: EventLevel, kind: str, message: str, pair_id: int | None, data: dict[str, Any]) -> None:
+        """Hand a committed warning or critical event to the alert sinks (never blocks, never raises)."""
+        if self._notify is not None and level is not EventLevel.INFO:
+            try:
+                self._notify(Alert(self.clock.now(), level, kind, message, pair_id, data))
+            except Exception:  # an alert must never cost the write that caused it
+                log.exception("alert not queued")
 
     def handle(self, message: Any) -> Any:
         """Dispatch one write."""
@@ -48,7 +66,22 @@ class PersistenceWriter(SupervisedActor):
             case TransitionPair():
                 m = message
                 event_id = r.transition_pair(m.pair_id, m.expected, m.to, m.reason, m.changes, m.level, m.data)
-                log.log(_LOG_LEVEL[m.level], "pair %d: %s -> %s: %s", m.pair_id, m.expected, m.to, m.reason)
+                log.log(
+                    _LOG_LEVEL[m.level],
+                    "pair %d: %s -> %s: %s",
+                    m.pair_id,
+                    m.expected,
+                    m.to,
+                    m.reason,
+                    extra={"pair": m.pair_id},
+                )
+                self._alert(
+                    m.level,
+                    f"pair_{m.to.value}",
+                    f"pair {m.pair_id}: {m.expected} -> {m.to}: {m.reason}",
+                    m.pair_id,
+                    m.data,
+                )
                 return Written(event_id)
             case UpdatePair(pair_id=pair_id, changes=changes):
                 r.update_pair(pair_id, **changes)
@@ -75,8 +108,10 @@ class PersistenceWriter(SupervisedActor):
                 return Written(sum(1 for f in fills if r.record_fill(f)))
             case RecordEvent():
                 m = message
-                log.log(_LOG_LEVEL[m.level], "%s: %s", m.kind, m.message)
-                return Written(r.add_event(m.level, m.kind, m.message, m.pair_id, m.data))
+                log.log(_LOG_LEVEL[m.level], "%s: %s", m.kind, m.message, extra={"pair": m.pair_id, "fields": m.data})
+                event_id = r.add_event(m.level, m.kind, m.message, m.pair_id, m.data)
+                self._alert(m.level, m.kind, m.message, m.pair_id, m.data)
+                return Written(event_id)
             case RecordSnapshot():
                 m = message
                 return Written(

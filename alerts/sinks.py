@@ -131,3 +131,21 @@ class AlertDispatcher:
                     self.failed += 1
                     # The exception text may carry the URL, and a Telegram URL carries the bot token.
                     log.warning("alert to %s failed: %s", sink.name, type(exc).__name__)
+
+
+def dispatcher_from(settings: Any) -> AlertDispatcher | None:
+    """The dispatcher for the configured sinks, or None when none is configured."""
+    a = settings.alerts
+    sinks: list[Sink] = []
+    if a.webhook_url:
+        sinks.append(WebhookSink(a.webhook_url))
+    if a.telegram_bot_token is not None and a.telegram_chat_id:
+        sinks.append(TelegramSink(a.telegram_bot_token.get_secret_value(), a.telegram_chat_id, a.telegram_api_url))
+    if a.discord_webhook_url is not None:
+        sinks.append(DiscordSink(a.discord_webhook_url.get_secret_value()))
+    if not sinks:
+        return None
+    from core.domain import EventLevel  # noqa: PLC0415
+
+    policy = AlertPolicy(EventLevel(a.min_level), float(a.dedup_window_s), a.max_per_minute)
+    return AlertDispatcher(sinks, policy)

@@ -128,6 +128,27 @@ class UnknownPositions(StrEnum):
     CLOSE = "close"  # adopt it into a NAKED pair, which the closer flattens
 
 
+class AlertsConfig(_Section):
+    """Where warning and critical events are sent (each sink optional), and how often."""
+
+    min_level: Literal["warning", "critical"] = "warning"
+    dedup_window_s: Decimal = Decimal(600)
+    max_per_minute: int = 10
+    webhook_url: str | None = None
+    telegram_bot_token: SecretStr | None = None
+    telegram_chat_id: str | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    discord_webhook_url: SecretStr | None = None
+
+
+class MetricsConfig(_Section):
+    """The optional Prometheus endpoint."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 9464
+
+
 class ReconcileConfig(_Section):
     """Start-up and continuous reconciliation of the database with the venues."""
 
@@ -214,6 +235,8 @@ class Settings(BaseSettings):
     points: PointsConfig = PointsConfig()
     engine: EngineConfig = EngineConfig()
     reconcile: ReconcileConfig = ReconcileConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    metrics: MetricsConfig = MetricsConfig()
     paper: PaperConfig = PaperConfig()
     backpack: BackpackConfig = BackpackConfig()
     hibachi: HibachiConfig = HibachiConfig()
@@ -389,6 +412,18 @@ def check_rules(s: Settings) -> list[str]:
     _rule_gt(problems, "engine.venue_timeout_s", e.venue_timeout_s, 0)
     _rule_gt(problems, "paper.collateral_usd", s.paper.collateral_usd, 0)
     _rule_gt(problems, "hibachi.nonce_window_s", s.hibachi.nonce_window_s, 0)
+    a = s.alerts
+    _rule_ge(problems, "alerts.dedup_window_s", a.dedup_window_s, 0)
+    _rule_ge(problems, "alerts.max_per_minute", a.max_per_minute, 1)
+    if a.webhook_url is not None:
+        _check_url(problems, "alerts.webhook_url", a.webhook_url, ("http", "https"))
+    _check_url(problems, "alerts.telegram_api_url", a.telegram_api_url, ("http", "https"))
+    if (a.telegram_bot_token is None) != (a.telegram_chat_id is None):
+        problems.append("alerts.telegram_bot_token and alerts.telegram_chat_id must be set together")
+    if not 0 < s.metrics.port < 65536:
+        problems.append(f"metrics.port = {s.metrics.port} must be between 1 and 65535")
+    if s.metrics.enabled and s.metrics.host not in ("127.0.0.1", "::1", "localhost") and not s.control.allow_remote:
+        problems.append(f"metrics.host = {s.metrics.host} is not loopback: it needs control.allow_remote = true")
     _check_venues(s, problems)
     _check_control(s.control, problems)
     return problems

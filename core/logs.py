@@ -23,7 +23,7 @@ _CONTEXT_FIELDS = ("actor", "pair", "venue")
 def secret_values(settings: Settings) -> list[str]:
     """Every secret string in the configuration (non-empty ones only)."""
     found = []
-    for section in (settings.backpack, settings.hibachi, settings.control):
+    for section in (settings.backpack, settings.hibachi, settings.control, settings.alerts):
         for value in section.__dict__.values():
             if hasattr(value, "get_secret_value") and value.get_secret_value():
                 found.append(value.get_secret_value())

@@ -28,8 +28,9 @@ def _flat(engine: Engine) -> bool:
 
 
 def test_pairs_open_get_monitored_expire_and_close(engine_factory: Factory) -> None:
-    run = engine_factory({"trading": {"markets": [{"name": "BTC", "backpack_symbol": "BTC_USDC_PERP",
-                                                   "hibachi_symbol": "BTC/USDT-P"}]}})  # fmt: skip
+    run = engine_factory(
+        {"trading": {"markets": [{"name": "BTC", "backpack_symbol": "BTC_USDC_PERP", "hibachi_symbol": "BTC/USDT-P"}]}}
+    )
     opened = run.wait_pair(PairState.OPEN, what="an open pair")
     legs = run.repo.positions_for_pair(opened.id)
     assert [(leg.venue, leg.side) for leg in legs] == [(Venue.BACKPACK, Side.LONG), (Venue.HIBACHI, Side.SHORT)]
@@ -46,10 +47,14 @@ def test_pairs_open_get_monitored_expire_and_close(engine_factory: Factory) -> N
     closed = run.repo.get_pair(closed.id)
     assert closed.close_reason == "duration expired"
     orders = run.repo.orders_for_pair(closed.id)
-    assert sorted((o.venue, o.purpose, o.status) for o in orders) == sorted([
-        (Venue.BACKPACK, OrderPurpose.OPEN, "filled"), (Venue.BACKPACK, OrderPurpose.CLOSE, "filled"),
-        (Venue.HIBACHI, OrderPurpose.OPEN, "filled"), (Venue.HIBACHI, OrderPurpose.CLOSE, "filled"),
-    ])  # fmt: skip
+    assert sorted((o.venue, o.purpose, o.status) for o in orders) == sorted(
+        [
+            (Venue.BACKPACK, OrderPurpose.OPEN, "filled"),
+            (Venue.BACKPACK, OrderPurpose.CLOSE, "filled"),
+            (Venue.HIBACHI, OrderPurpose.OPEN, "filled"),
+            (Venue.HIBACHI, OrderPurpose.CLOSE, "filled"),
+        ]
+    )
     fills = [f for o in orders for f in run.repo.fills_for_order(o.id)]
     assert sum(f.fee for f in fills) == closed.fees == sum(o.fee for o in orders)  # type: ignore[misc]
     assert closed.volume == sum(o.filled_quantity * o.avg_price for o in orders)  # type: ignore[operator]
@@ -148,9 +153,12 @@ def _collateral_price(engine: Engine, symbol: str, target: D) -> D:
 def test_a_price_jump_raises_collateral_and_divergence_alerts(engine_factory: Factory) -> None:
     overrides: dict[str, Any] = {
         "paper": {"collateral_usd": 100},
-        "trading": {"min_duration_hours": "0.01", "max_duration_hours": "0.01",
-                    "markets": [{"name": "BTC", "backpack_symbol": "BTC_USDC_PERP", "hibachi_symbol": "BTC/USDT-P"}]},
-    }  # fmt: skip
+        "trading": {
+            "min_duration_hours": "0.01",
+            "max_duration_hours": "0.01",
+            "markets": [{"name": "BTC", "backpack_symbol": "BTC_USDC_PERP", "hibachi_symbol": "BTC/USDT-P"}],
+        },
+    }
     run = engine_factory(overrides)
     pair = run.wait_pair(PairState.OPEN)
     paper = run.engine.paper
@@ -171,10 +179,14 @@ def test_a_price_jump_raises_collateral_and_divergence_alerts(engine_factory: Fa
 def test_funding_fees_volume_and_points_are_booked_per_leg_and_pair(engine_factory: Factory) -> None:
     overrides: dict[str, Any] = {
         "points": {"backpack_per_usd": "0.5", "hibachi_per_usd": "2"},
-        "trading": {"min_duration_hours": "0.0008", "max_duration_hours": "0.0008",
-                    "cooldown_min_s": 60, "cooldown_max_s": 60,
-                    "markets": [{"name": "BTC", "backpack_symbol": "BTC_USDC_PERP", "hibachi_symbol": "BTC/USDT-P"}]},
-    }  # fmt: skip
+        "trading": {
+            "min_duration_hours": "0.0008",
+            "max_duration_hours": "0.0008",
+            "cooldown_min_s": 60,
+            "cooldown_max_s": 60,
+            "markets": [{"name": "BTC", "backpack_symbol": "BTC_USDC_PERP", "hibachi_symbol": "BTC/USDT-P"}],
+        },
+    }
     run = engine_factory(overrides)
     pair = run.wait_pair(PairState.OPEN)
     paper = run.engine.paper
@@ -185,8 +197,10 @@ def test_funding_fees_volume_and_points_are_booked_per_leg_and_pair(engine_facto
     closed = run.wait_pair(PairState.CLOSED)
     assert closed.id == pair.id
     legs = {leg.venue: leg for leg in run.repo.positions_for_pair(pair.id)}
-    paid = {venue: sum(f.amount for f in sim.account().funding)
-            for venue, sim in ((Venue.BACKPACK, paper.backpack), (Venue.HIBACHI, paper.hibachi))}  # fmt: skip
+    paid = {
+        venue: sum(f.amount for f in sim.account().funding)
+        for venue, sim in ((Venue.BACKPACK, paper.backpack), (Venue.HIBACHI, paper.hibachi))
+    }
     assert paid[Venue.BACKPACK] < 0 < paid[Venue.HIBACHI]  # positive rates: the long pays, the short receives
     assert {v: leg.funding for v, leg in legs.items()} == paid
     assert closed.funding == sum(paid.values())
@@ -199,18 +213,28 @@ def test_funding_fees_volume_and_points_are_booked_per_leg_and_pair(engine_facto
 
 def test_a_leg_closed_outside_the_farmer_turns_the_pair_naked_and_is_repaired(engine_factory: Factory) -> None:
     overrides: dict[str, Any] = {
-        "trading": {"min_duration_hours": "0.01", "max_duration_hours": "0.01", "cooldown_min_s": 60,
-                    "cooldown_max_s": 60,
-                    "markets": [{"name": "BTC", "backpack_symbol": "BTC_USDC_PERP", "hibachi_symbol": "BTC/USDT-P"}]},
-    }  # fmt: skip
+        "trading": {
+            "min_duration_hours": "0.01",
+            "max_duration_hours": "0.01",
+            "cooldown_min_s": 60,
+            "cooldown_max_s": 60,
+            "markets": [{"name": "BTC", "backpack_symbol": "BTC_USDC_PERP", "hibachi_symbol": "BTC/USDT-P"}],
+        },
+    }
     run = engine_factory(overrides)
     pair = run.wait_pair(PairState.OPEN)
     paper = run.engine.paper
     assert paper is not None
     bp = paper.backpack
     # Someone closes the long by hand on the venue (or the venue liquidates it).
-    bp.engine.place(bp.account(), symbol="BTC_USDC_PERP", side=Side.SHORT, order_type=OrderType.MARKET,
-                    quantity=pair.quantity, reduce_only=True)  # fmt: skip
+    bp.engine.place(
+        bp.account(),
+        symbol="BTC_USDC_PERP",
+        side=Side.SHORT,
+        order_type=OrderType.MARKET,
+        quantity=pair.quantity,
+        reduce_only=True,
+    )
     run.wait_pair(PairState.NAKED, what="the pair turned naked")
     mismatch = next(e for e in run.repo.list_events(limit=500) if e.kind == "position_mismatch")
     assert mismatch.level is EventLevel.CRITICAL and "backpack BTC_USDC_PERP" in mismatch.message
@@ -225,8 +249,9 @@ def test_a_leg_closed_outside_the_farmer_turns_the_pair_naked_and_is_repaired(en
 def test_an_unknown_position_is_adopted_and_flattened_when_configured(engine_factory: Factory) -> None:
     def manual_trade(engine: Engine) -> None:
         bp = engine.paper.backpack  # type: ignore[union-attr]
-        bp.engine.place(bp.account(), symbol="SOL_USDC_PERP", side=Side.SHORT, order_type=OrderType.MARKET,
-                        quantity=D("3"))  # fmt: skip
+        bp.engine.place(
+            bp.account(), symbol="SOL_USDC_PERP", side=Side.SHORT, order_type=OrderType.MARKET, quantity=D("3")
+        )
 
     run = engine_factory({"reconcile": {"unknown_positions": "close"}}, setup=manual_trade)
     adopted = run.wait_pair(PairState.CLOSED, what="the adopted position flattened")
@@ -240,3 +265,44 @@ def test_an_unknown_position_is_adopted_and_flattened_when_configured(engine_fac
     kinds = run.kinds()
     assert kinds.index("position_mismatch") < kinds.index("pair_naked") < kinds.index("pair_closed")
     run.wait_pair(PairState.OPEN, what="trading going on afterwards")
+
+
+def test_warnings_and_criticals_reach_the_configured_webhook(engine_factory: Factory) -> None:
+    import json as _json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[dict[str, Any]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(_json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+
+        def fault(engine: Engine) -> None:
+            engine.paper.backpack.engine.faults.reject_orders(1, "INSUFFICIENT_MARGIN", "Not enough margin")  # type: ignore[union-attr]
+
+        run = engine_factory(
+            {
+                "alerts": {"webhook_url": f"http://127.0.0.1:{server.server_address[1]}/hook"},
+                "trading": {"cooldown_min_s": 60, "cooldown_max_s": 60},
+            },
+            setup=fault,
+        )
+        run.wait_pair(PairState.FAILED)
+        wait_until(lambda: any(a["kind"] == "pair_failed" for a in received), 10, "the alert for the failed pair")
+        assert all(a["level"] in ("warning", "critical") for a in received)  # info events stay in the database
+        failed = next(a for a in received if a["kind"] == "pair_failed")
+        assert failed["source"] == "perp-farmer" and failed["pair_id"] is not None
+        assert "INSUFFICIENT_MARGIN" in failed["message"]
+    finally:
+        server.shutdown()
+        server.server_close()
