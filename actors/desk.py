@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -142,6 +143,7 @@ class Desk:
     clock: Clock
     settings: Settings
     claims: Claims = field(default_factory=Claims)
+    metrics: Any = None  # control.metrics.Metrics when the Prometheus endpoint is on
 
     def write(self, message: Any) -> Written:
         """Ask the writer; returns once committed."""
@@ -203,12 +205,18 @@ class LegTrader:
 
     def finish(self, position: PositionRecord, order: PlaceOrder, future: pykka.Future[Any]) -> Reply:
         """Wait for a sent order's reply, settle it, record it."""
+        started = time.perf_counter()
         try:
             reply: Reply = future.get(timeout=ORDER_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - a dead or wedged venue actor: the order may be out there
             reply = OrderInFlight(position.venue, order.client_id, f"no reply from the venue actor: {exc!r}")
         reply = self.settle(position, order.client_id, reply)
         self.record(reply)
+        if self.desk.metrics is not None:
+            result = "rejected" if isinstance(reply, OrderRejected) else "in_flight"
+            if isinstance(reply, OrderAccepted):
+                result = reply.status.value
+            self.desk.metrics.observe_order(position.venue.value, result, time.perf_counter() - started)
         return reply
 
     def settle(self, position: PositionRecord, client_id: str, reply: Reply) -> Reply:

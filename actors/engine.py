@@ -36,6 +36,7 @@ from actors.monitor import Monitor
 from actors.supervision import ChildSpec, Supervisor, policy_from
 from actors.writer import PersistenceWriter
 from alerts.sinks import dispatcher_from
+from control.metrics import Metrics
 from control.protocol import CommandError
 from core.clock import Clock, SystemClock
 from core.config import Mode, Settings
@@ -56,6 +57,7 @@ TICKED = ("coordinator", "closer")
 STARTUP_BLOCK = "startup"
 RECONCILE_TIMEOUT_S = 300.0
 RECONCILE_RETRY_S = 1.0
+METRICS_EVERY_S = 5.0
 STATUS_TIMEOUT_S = 5.0
 
 
@@ -77,6 +79,9 @@ class Engine:
         self.desk = Desk(self.directory, self.repo, self.clock, settings)
         self.paper: PaperVenues | None = None
         self.alerts = dispatcher_from(settings)
+        self.metrics: Metrics | None = Metrics() if settings.metrics.enabled else None
+        self.desk.metrics = self.metrics
+        self._next_metrics = 0.0
         self.supervisor = Supervisor(
             self.clock, self.directory, on_restart=self._on_restart, on_give_up=self._on_give_up
         )
@@ -186,6 +191,9 @@ class Engine:
         self.started_at = self.clock.now()
         if self.alerts is not None:
             self.alerts.start()
+        if self.metrics is not None:
+            port = self.metrics.serve(self.settings.metrics.host, self.settings.metrics.port)
+            log.info("metrics on http://%s:%d/metrics", self.settings.metrics.host, port)
         if self.settings.mode is Mode.PAPER:
             self.settings.data_dir.mkdir(parents=True, exist_ok=True)
             self.paper = PaperVenues.start(
@@ -248,6 +256,17 @@ class Engine:
         if now >= self._next_monitor:
             self._next_monitor = now + float(self.settings.monitor.interval_s)
             self._tick("monitor")
+        if self.metrics is not None and now >= self._next_metrics:
+            self._next_metrics = now + METRICS_EVERY_S
+            self.refresh_metrics()
+
+    def refresh_metrics(self) -> None:
+        """Update the Prometheus gauges from the database, the monitor and the supervisor."""
+        if self.metrics is None:
+            return
+        monitor = self._actor_status("monitor")
+        status = {**monitor, "actors": self.supervisor.status()}
+        self.metrics.refresh(self.repo.count_pairs_by_state(), status, self.repo.count_events_by_level())
 
     def _tick(self, name: str) -> None:
         """Send a Tick unless the previous one is still being handled; a tick that raised is a bug: restart."""
@@ -364,6 +383,8 @@ class Engine:
             "actors": self.supervisor.status(),
             "feeds": monitor.get("feeds", {}),
             "collateral_ratio": monitor.get("collateral_ratio", {}),
+            "equity": monitor.get("equity", {}),
+            "unrealized_pnl": monitor.get("unrealized_pnl"),
             "monitor_ticks": monitor.get("ticks", 0),
             "pairs": {state.value: counts.get(state, 0) for state in PairState},
             "open_pairs": [self._pair_row(p) for p in self.repo.list_pairs(ACTIVE_STATES)],

@@ -66,6 +66,7 @@ class Monitor(SupervisedActor):
         self._active: set[Hashable] = set()
         self._mismatch: dict[tuple[Venue, str], int] = {}
         self._adopted: set[tuple[Venue, str]] = set()
+        self._equity: dict[Venue, Decimal] = {}
         self._last_positions: dict[Venue, Positions | None] = {}
         self.gate = gate
         self.policy = desk.settings.reconcile.unknown_positions
@@ -124,6 +125,10 @@ class Monitor(SupervisedActor):
             },
             "feeds": feeds,
             "pairs": readings,
+            "equity": {v.value: str(e.quantize(Decimal("0.01"))) for v, e in self._equity.items()},
+            "unrealized_pnl": str(
+                sum((Decimal(u) for r in readings for u in r["upnl"].values() if u is not None), Decimal(0))
+            ),
         }
 
     def _accounts(self) -> dict[Venue, Decimal | None]:
@@ -144,6 +149,7 @@ class Monitor(SupervisedActor):
             acc = report.account
             ratio = collateral_ratio(acc.equity, acc.maintenance_requirement)
             ratios[venue] = ratio
+            self._equity[venue] = acc.equity
             low = ratio is not None and ratio < self.trading.min_collateral_ratio
             self._episode(
                 ("collateral", venue),

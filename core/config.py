@@ -420,8 +420,8 @@ def check_rules(s: Settings) -> list[str]:
     _check_url(problems, "alerts.telegram_api_url", a.telegram_api_url, ("http", "https"))
     if (a.telegram_bot_token is None) != (a.telegram_chat_id is None):
         problems.append("alerts.telegram_bot_token and alerts.telegram_chat_id must be set together")
-    if not 0 < s.metrics.port < 65536:
-        problems.append(f"metrics.port = {s.metrics.port} must be between 1 and 65535")
+    if not 0 <= s.metrics.port < 65536:
+        problems.append(f"metrics.port = {s.metrics.port} must be between 0 (any free port) and 65535")
     if s.metrics.enabled and s.metrics.host not in ("127.0.0.1", "::1", "localhost") and not s.control.allow_remote:
         problems.append(f"metrics.host = {s.metrics.host} is not loopback: it needs control.allow_remote = true")
     _check_venues(s, problems)

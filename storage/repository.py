@@ -447,6 +447,11 @@ class Repository:
             rows = conn.execute(select(fills).where(fills.c.order_id == order_id).order_by(fills.c.ts, fills.c.id))
             return [FillRecord.from_row(r) for r in rows.mappings()]
 
+    def count_events_by_level(self) -> dict[str, int]:
+        """How many events of each level are stored."""
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(events.c.level, func.count()).group_by(events.c.level)).all())  # type: ignore[arg-type]
+
     def list_events(self, pair_id: int | None = None, limit: int = 100) -> list[EventRecord]:
         """Most recent events first, for one pair or all."""
         query = select(events).order_by(events.c.id.desc()).limit(limit)

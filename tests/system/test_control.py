@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pynng
 import pytest
+import requests
 
 from actors.messages import OpenDeclined, OpenNow
 from control.client import ControlUnavailableError, call
@@ -183,3 +184,27 @@ def test_close_on_exit_closes_open_pairs_before_exiting(short_dir: Path) -> None
     finally:
         db.dispose()
     assert [(p.state, p.close_reason) for p in pairs] == [(PairState.CLOSED, "shutdown with --close-on-exit")]
+
+
+def test_metrics_endpoint_is_scraped(engine_factory: Factory) -> None:
+    run = engine_factory({"metrics": {"enabled": True, "port": 0}})
+    run.wait_pair(PairState.OPEN)
+    metrics = run.engine.metrics
+    assert metrics is not None and metrics.port
+    wait_until(
+        lambda: all(run.engine.command("status", {})["collateral_ratio"].values() or [None]),
+        10,
+        "a monitor reading with the pair open",
+    )
+    run.engine.refresh_metrics()
+    text = requests.get(f"http://127.0.0.1:{metrics.port}/metrics", timeout=5).text
+    lines = {line.split(" ")[0]: line.split(" ")[1] for line in text.splitlines() if line and not line.startswith("#")}
+    assert lines['perp_farmer_pairs{state="open"}'] == "1.0"
+    assert lines["perp_farmer_open_pairs"] == "1.0"
+    assert float(lines['perp_farmer_equity_usd{venue="backpack"}']) > 9000
+    assert 'perp_farmer_collateral_ratio{venue="hibachi"}' in lines
+    assert float(lines['perp_farmer_orders_total{result="filled",venue="hibachi"}']) >= 1
+    assert float(lines['perp_farmer_order_seconds_count{venue="backpack"}']) >= 1
+    assert lines['perp_farmer_actor_restarts{actor="monitor"}'] == "0.0"
+    assert 'perp_farmer_events{level="info"}' in lines
+    assert any(k.startswith("perp_farmer_feed_age_seconds") for k in lines)
