@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser("run", parents=[common], help="run the engine (the default)")
     run.add_argument("--close-on-exit", action="store_true", help="close every open pair on shutdown")
+    report = sub.add_parser("report", parents=[common], help="volume, fees, funding, PnL and points per pair")
+    report.add_argument("--since", type=_date, help="only pairs created since (YYYY-MM-DD or ISO time, UTC)")
+    report.add_argument("--format", choices=["table", "json", "csv"], default="table", help="output format")
+    report.add_argument("--plot", metavar="FILE.png", help="also draw cumulative volume, PnL and fees")
     for name, text in CONTROL_COMMANDS.items():
         cmd = sub.add_parser(name, parents=[common], help=text)
         cmd.add_argument("--json", action="store_true", help="print the reply's data object as JSON")
@@ -73,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "pause":
             cmd.add_argument("--reason", help="why (shown in status and the event log)")
     return parser
+
+
+def _date(text: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r} (use YYYY-MM-DD)") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -147,6 +160,32 @@ def run(settings: Settings, close_on_exit: bool = False) -> int:
     return EXIT_OK
 
 
+def report(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the report from the database (the supervisor need not run)."""
+    from core.clock import SystemClock  # noqa: PLC0415
+    from reports import summary  # noqa: PLC0415
+    from storage.db import open_database  # noqa: PLC0415
+    from storage.repository import Repository  # noqa: PLC0415
+
+    if settings.database.url is None and not (settings.data_dir / "perp-farmer.db").exists():
+        print(f"report: no database in {settings.data_dir}", file=sys.stderr)
+        return EXIT_FAILURE
+    engine = open_database(settings.database_url, SystemClock())
+    try:
+        rows = summary.build(Repository(engine, SystemClock()), args.since)
+    finally:
+        engine.dispose()
+    render = {"table": summary.as_table, "json": summary.as_json, "csv": summary.as_csv}[args.format]
+    print(render(rows))
+    if args.plot:
+        try:
+            summary.plot(rows, args.plot)
+        except ImportError:
+            print("report: --plot needs matplotlib: pip install 'perp-farmer[plot]'", file=sys.stderr)
+            return EXIT_FAILURE
+    return EXIT_OK
+
+
 def control(settings: Settings, args: argparse.Namespace) -> int:
     """A CLI subcommand: one request to the running supervisor, rendered for a person (or --json)."""
     from control.client import ControlUnavailableError, call  # noqa: PLC0415
@@ -185,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "run"
     if command == "run":
         return run(settings, close_on_exit=getattr(args, "close_on_exit", False))
+    if command == "report":
+        return report(settings, args)
     return control(settings, args)
 
 

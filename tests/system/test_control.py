@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from decimal import Decimal as D
 from pathlib import Path
 
 import pynng
@@ -208,3 +209,31 @@ def test_metrics_endpoint_is_scraped(engine_factory: Factory) -> None:
     assert lines['perp_farmer_actor_restarts{actor="monitor"}'] == "0.0"
     assert 'perp_farmer_events{level="info"}' in lines
     assert any(k.startswith("perp_farmer_feed_age_seconds") for k in lines)
+
+
+def test_report_per_pair_and_total_in_every_format(engine_factory: Factory, short_dir: Path) -> None:
+    run = engine_factory({"points": {"backpack_per_usd": "1", "hibachi_per_usd": "1"}})
+    wait_until(lambda: len(run.pairs(PairState.CLOSED)) >= 2, 30, "two closed pairs")
+    run.engine.command("pause", {})  # returns once the coordinator is idle: nothing new opens after it
+    run.halt()  # no more ticks: the book stands still while the reports are read
+    wait_until(lambda: not run.engine.desk.claims.claimed(), 10, "the closer idle")
+    args = ["--data-dir", str(short_dir), "report"]
+    data = json.loads(_cli([*args, "--format", "json"], short_dir).stdout)
+    pairs, total = data["pairs"], data["total"]
+    assert len(pairs) >= 2
+    closed = [p for p in pairs if p["state"] == "closed"]
+    for p in closed:
+        volume = D(p["volume_backpack"]) + D(p["volume_hibachi"])
+        assert D(p["points"]) == volume  # 1 point per USD on both venues
+        assert D(p["cost_per_1m"]) == (-D(p["realized_pnl"]) / volume * 1_000_000).quantize(D("0.01"))
+    assert D(total["fees"]) == sum(D(p["fees"]) for p in pairs)
+    assert D(total["realized_pnl"]) == sum(D(p["realized_pnl"]) for p in pairs)
+    csv_lines = _cli([*args, "--format", "csv"], short_dir).stdout.strip().splitlines()
+    assert csv_lines[0].startswith("pair,market,state") and csv_lines[-1].startswith("total,")
+    assert len(csv_lines) == len(pairs) + 2
+    table = _cli([*args, "--since", "2000-01-01", "--plot", str(short_dir / "r.png")], short_dir)
+    assert table.returncode == 0, table.stderr
+    assert "cost/1M" in table.stdout and "total" in table.stdout
+    assert (short_dir / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    future = json.loads(_cli([*args, "--format", "json", "--since", "2999-01-01"], short_dir).stdout)
+    assert future["pairs"] == [] and future["total"]["state"] == "0 pairs"
