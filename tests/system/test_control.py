@@ -163,6 +163,7 @@ def test_supervisor_runs_in_paper_mode_and_answers_a_second_process(short_dir: P
     assert (short_dir / "d" / "perp-farmer.db").is_file()
     down = _cli(["--config", str(config), "status"], short_dir)
     assert down.returncode == 1 and "not running" in down.stderr
+    assert _cli(["--config", str(config), "health"], short_dir).returncode == 1  # what a container health check sees
 
 
 def test_close_on_exit_closes_open_pairs_before_exiting(short_dir: Path) -> None:
