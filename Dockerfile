@@ -1,3 +1,4 @@
+# syntax=docker/dockerfile:1
 # perp-farmer: one process (the supervisor), state in /data, health through the control socket.
 FROM python:3.11-slim
 
