@@ -26,11 +26,9 @@ from actors.messages import (
     Positions,
     ReconcilePairs,
     ReconcileReport,
-    RecordOrder,
     StatusReply,
     Tick,
     TransitionPair,
-    UpdateOrder,
     UpdatePosition,
 )
 from core import failpoints
@@ -39,7 +37,6 @@ from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
 from core.ledger import backoff_s, leg_book, net_quantity, points_estimate
 from exchanges.errors import VenueError
 from storage.records import PairRecord, PositionRecord
-from storage.repository import NewOrder
 
 log = logging.getLogger(__name__)
 
@@ -174,33 +171,8 @@ class Closer(SupervisedActor):
             )
             if on_venue > 0:
                 continue
-            client_id = f"ext-{pair.id}-{leg.side.value[0]}-{self.trader.next_attempt(leg, OrderPurpose.REPAIR)}"
-            self.desk.write(
-                RecordOrder(
-                    NewOrder(
-                        pair_id=pair.id,
-                        position_id=leg.id,
-                        venue=leg.venue,
-                        client_id=client_id,
-                        purpose=OrderPurpose.REPAIR,
-                        attempt=0,
-                        side=leg.side.opposite,
-                        order_type="external",
-                        quantity=held,
-                        reduce_only=True,
-                    )
-                )
-            )
-            self.desk.write(
-                UpdateOrder(
-                    leg.venue,
-                    client_id,
-                    "filled",
-                    filled_quantity=held,
-                    avg_price=leg.mark_price,
-                    fee=Decimal(0),
-                    error="the venue holds nothing: closed outside the farmer",
-                )
+            self.trader.book_external(
+                leg, OrderPurpose.REPAIR, held, leg.mark_price, "the venue holds nothing: closed outside the farmer"
             )
             self.desk.event(
                 EventLevel.CRITICAL,

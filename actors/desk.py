@@ -197,6 +197,42 @@ class LegTrader:
         )
         return PlaceOrder(client_id, position.symbol, side, quantity, reduce_only=reduce_only)
 
+    def book_external(
+        self, position: PositionRecord, purpose: OrderPurpose, quantity: Decimal, price: Decimal | None, note: str
+    ) -> None:
+        """Book a change the venue made without an order of ours (a liquidation, a hand trade, a position we
+        adopt) as a filled `external` order, so the leg's books stay the sum of its orders."""
+        attempt = self.next_attempt(position, purpose)
+        client_id = f"ext-{position.pair_id}-{position.side.value[0]}-{purpose.value}-{attempt}"
+        side = position.side if purpose is OrderPurpose.OPEN else position.side.opposite
+        self.desk.write(
+            RecordOrder(
+                NewOrder(
+                    pair_id=position.pair_id,
+                    position_id=position.id,
+                    venue=position.venue,
+                    client_id=client_id,
+                    purpose=purpose,
+                    attempt=attempt,
+                    side=side,
+                    order_type="external",
+                    quantity=quantity,
+                    reduce_only=purpose is not OrderPurpose.OPEN,
+                )
+            )
+        )
+        self.desk.write(
+            UpdateOrder(
+                position.venue,
+                client_id,
+                "filled",
+                filled_quantity=quantity,
+                avg_price=price,
+                fee=Decimal(0),
+                error=note,
+            )
+        )
+
     def send(self, position: PositionRecord, purpose: OrderPurpose, quantity: Decimal) -> Reply:
         """Record, send, settle and record one order."""
         order = self.prepare(position, purpose, quantity)

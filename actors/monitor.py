@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from actors.base import DeathCallback, SupervisedActor
-from actors.desk import Desk, TradingGate
+from actors.desk import Desk, LegTrader, TradingGate
 from actors.messages import (
     AccountReport,
     CreatePair,
@@ -29,12 +29,10 @@ from actors.messages import (
     QuoteReply,
     ReconcilePositions,
     ReconcileReport,
-    RecordOrder,
     RecordSnapshot,
     StatusReply,
     Tick,
     TransitionPair,
-    UpdateOrder,
     UpdatePosition,
 )
 from core.clock import Clock
@@ -43,7 +41,7 @@ from core.domain import ACTIVE_STATES, EventLevel, OrderPurpose, PairState, Side
 from core.ledger import is_unresolved, leg_book
 from core.risk import collateral_ratio, liquidation_distance, pnl_divergence, unrealized_pnl
 from storage.records import PairRecord
-from storage.repository import LegPlan, NewOrder, PairPlan, TransitionRefusedError
+from storage.repository import LegPlan, PairPlan, TransitionRefusedError
 
 log = logging.getLogger(__name__)
 
@@ -371,20 +369,8 @@ class Monitor(SupervisedActor):
         pair_id = self.desk.write(CreatePair(PairPlan(name, long_leg, short_leg, Decimal(1), notional, quantity, 0))).id
         assert pair_id is not None
         leg = next(x for x in self.desk.repo.positions_for_pair(pair_id) if x.venue is venue)
-        client_id = f"ext-{pair_id}-adopt"
-        self.desk.write(
-            RecordOrder(NewOrder(pair_id, leg.id, venue, client_id, OrderPurpose.OPEN, 0, side, "external", quantity))
-        )
-        self.desk.write(
-            UpdateOrder(
-                venue,
-                client_id,
-                "filled",
-                filled_quantity=quantity,
-                avg_price=entry_price,
-                fee=Decimal(0),
-                error="a position found on the venue that no pair accounted for",
-            )
+        LegTrader(self.desk).book_external(
+            leg, OrderPurpose.OPEN, quantity, entry_price, "a position found on the venue that no pair accounted for"
         )
         self.desk.write(TransitionPair(pair_id, PairState.PLANNED, PairState.OPENING, "adopting an unknown position"))
         self.desk.write(

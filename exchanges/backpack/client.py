@@ -14,11 +14,12 @@ from typing import Any, Literal
 
 from core.clock import Clock, SystemClock
 from core.domain import Venue
+from exchanges.ambiguity import resolve_lost_reply
 from exchanges.backpack import parse
 from exchanges.backpack.signing import BackpackSigner, render_value
 from exchanges.base import Account, Fill, FundingPayment, Market, OrderRequest, OrderResult, OrderType, Position, Quote
 from exchanges.base import TimeInForce as Tif
-from exchanges.errors import MalformedResponse, OrderNotFound, OrderOutcomeUnknown, VenueError, VenueUnavailable
+from exchanges.errors import MalformedResponse, OrderNotFound, VenueError, VenueUnavailable
 from exchanges.http import RestTransport
 from exchanges.wire import dec, plain
 
@@ -188,25 +189,10 @@ class BackpackClient:
             return self._resolve_ambiguous(request, sent_at_ms, exc)
 
     def _resolve_ambiguous(self, request: OrderRequest, sent_at_ms: int, cause: VenueError) -> OrderResult:
+        # Past its signed window Backpack can no longer accept that request.
         window_ms = self._signer.window_ms if self._signer else 5000
-        wait_s = (sent_at_ms + window_ms - self._now_ms()) / 1000 + 0.05
-        if wait_s > 0:
-            self._clock.sleep(wait_s)  # past the window the venue can no longer accept that request
-        try:
-            found = self.get_order(request.symbol, request.client_id)
-        except OrderNotFound:
-            # Known dead: the request expired without an order. A retry may use a new attempt number.
-            raise VenueUnavailable(
-                VENUE, f"order {request.client_id} was not placed ({cause.venue_message})", code=cause.code
-            ) from cause
-        except VenueError as exc:
-            raise OrderOutcomeUnknown(
-                VENUE,
-                f"order {request.client_id}: outcome unknown ({cause.venue_message}; lookup: {exc})",
-                client_id=request.client_id,
-            ) from exc
-        log.warning("backpack order %s: reply lost (%s), found by lookup: %s", request.client_id, cause, found.status)
-        return found
+        wait_s = (sent_at_ms + window_ms - self._now_ms()) / 1000
+        return resolve_lost_reply(VENUE, request, cause, wait_s, self._clock, self.get_order)
 
     def get_order(self, symbol: str, client_id: str) -> OrderResult:
         """An order by client id: resting orders from orderQuery, finished ones from order history."""

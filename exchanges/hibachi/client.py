@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from core.clock import Clock, SystemClock
 from core.domain import Venue
+from exchanges.ambiguity import resolve_lost_reply
 from exchanges.base import (
     Account,
     Fill,
@@ -33,7 +34,6 @@ from exchanges.errors import (
     InvalidOrder,
     MalformedResponse,
     OrderNotFound,
-    OrderOutcomeUnknown,
     VenueError,
     VenueUnavailable,
 )
@@ -291,23 +291,9 @@ class HibachiClient:
         )  # fmt: skip
 
     def _resolve_ambiguous(self, request: OrderRequest, nonce: int, cause: VenueError) -> OrderResult:
-        wait_s = self._nonce_window_s - self.nonces.age_s(nonce) + 0.05
-        if wait_s > 0:
-            self._clock.sleep(wait_s)  # past the window the venue can no longer accept that nonce
-        try:
-            found = self.get_order(request.symbol, request.client_id)
-        except OrderNotFound:
-            raise VenueUnavailable(
-                VENUE, f"order {request.client_id} was not placed ({cause.venue_message})", code=cause.code
-            ) from cause
-        except VenueError as exc:
-            raise OrderOutcomeUnknown(
-                VENUE,
-                f"order {request.client_id}: outcome unknown ({cause.venue_message}; lookup: {exc})",
-                client_id=request.client_id,
-            ) from exc
-        log.warning("hibachi order %s: reply lost (%s), found by lookup: %s", request.client_id, cause, found.status)
-        return found
+        # Once its nonce has left the server's window Hibachi can no longer accept that request.
+        wait_s = self._nonce_window_s - self.nonces.age_s(nonce)
+        return resolve_lost_reply(VENUE, request, cause, wait_s, self._clock, self.get_order)
 
     def get_order(self, symbol: str, client_id: str) -> OrderResult:
         """An order by client id, open or finished, with filled quantity, average price and fee from its trades."""

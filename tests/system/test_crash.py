@@ -106,6 +106,20 @@ def _supervisor(config: Path, *failpoints: str) -> subprocess.Popen[str]:
     )
 
 
+def _status_json(config: Path) -> dict[str, Any]:
+    """`supervisor.py status --json` from a second process."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "supervisor.py"), "--config", str(config), "status", "--json"],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
 def _repo(directory: Path) -> tuple[Repository, Any]:
     db = open_database(f"sqlite:///{directory / 'data' / 'perp-farmer.db'}", SystemClock())
     return Repository(db, SystemClock()), db
@@ -204,16 +218,7 @@ def test_an_unknown_position_on_a_venue_blocks_opening(venues: dict[Venue, dict[
                 db.dispose()
 
         wait_until(blocked, 30, "the unknown position reported")
-        status = subprocess.run(
-            [sys.executable, str(ROOT / "supervisor.py"), "--config", str(config), "status", "--json"],
-            cwd=ROOT,
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        )
-        data = json.loads(status.stdout)
+        data = _status_json(config)
         assert any("opening is blocked" in reason for reason in data["trading"]["blocks"].values())
         repo, db = _repo(short_dir)
         try:
@@ -257,16 +262,7 @@ def test_paper_mode_survives_kill_9_with_its_positions(short_dir: Path) -> None:
                 db.dispose()
 
         wait_until(reconciled_twice, 30, "the second start's reconciliation")
-        status = subprocess.run(
-            [sys.executable, str(ROOT / "supervisor.py"), "--config", str(config), "status", "--json"],
-            cwd=ROOT,
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        )
-        data = json.loads(status.stdout)
+        data = _status_json(config)
         assert data["pairs"]["open"] == 1 and data["trading"]["blocks"] == {}
         assert [p.id for p in pairs(PairState.OPEN)] == [opened.id]  # the same pair, still hedged
         repo, db = _repo(short_dir)

@@ -34,7 +34,7 @@ def test_dockerfile_runs_as_non_root_with_a_health_check_and_sigterm() -> None:
     assert re.search(r"^USER farmer$", text, re.MULTILINE)
     assert re.search(r'^VOLUME \["/data"\]$', text, re.MULTILINE)
     assert re.search(r"^STOPSIGNAL SIGTERM$", text, re.MULTILINE)
-    assert 'HEALTHCHECK' in text and 'CMD ["python", "/app/supervisor.py", "health"]' in text
+    assert "HEALTHCHECK" in text and 'CMD ["python", "/app/supervisor.py", "health"]' in text
     assert "pyproject.toml" in text and "APP__DATA_DIR=/data" in text
 
 

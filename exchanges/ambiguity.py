@@ -1,0 +1,42 @@
+"""What a client does with a place whose reply was lost: wait until the venue can no longer accept it, then
+look it up by client id. Never a blind re-send (design §3a)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from core.clock import Clock
+from exchanges.base import OrderRequest, OrderResult
+from exchanges.errors import OrderNotFound, OrderOutcomeUnknown, VenueError, VenueUnavailable
+
+log = logging.getLogger(__name__)
+
+
+def resolve_lost_reply(
+    venue: str,
+    request: OrderRequest,
+    cause: VenueError,
+    wait_s: float,
+    clock: Clock,
+    lookup: Callable[[str, str], OrderResult],
+) -> OrderResult:
+    """After `wait_s` (until the request has expired on the venue) the lookup is final: the order as found,
+    VenueUnavailable "was not placed" (known dead: a retry may use a new attempt number), or
+    OrderOutcomeUnknown when even the lookup failed."""
+    if wait_s > 0:
+        clock.sleep(wait_s + 0.05)
+    try:
+        found = lookup(request.symbol, request.client_id)
+    except OrderNotFound:
+        raise VenueUnavailable(
+            venue, f"order {request.client_id} was not placed ({cause.venue_message})", code=cause.code
+        ) from cause
+    except VenueError as exc:
+        raise OrderOutcomeUnknown(
+            venue,
+            f"order {request.client_id}: outcome unknown ({cause.venue_message}; lookup: {exc})",
+            client_id=request.client_id,
+        ) from exc
+    log.warning("%s order %s: reply lost (%s), found by lookup: %s", venue, request.client_id, cause, found.status)
+    return found
