@@ -31,6 +31,7 @@ from exchanges.sim.engine import RejectKind, SimAccount, SimEngine, SimMarket, S
 from exchanges.sim.faults import InjectedHttpError
 from exchanges.sim.http import NeverAnswerError, Request, Response, SimHttpServer
 from exchanges.sim.price import PriceSource
+from exchanges.sim.venue import SimVenue
 from exchanges.sim.ws import SimWsServer
 
 # Backpack publishes no fee table in our sources; these are typical VIP0 futures rates (configurable).
@@ -118,7 +119,7 @@ def _expected_message(instruction: str, params: Mapping[str, Any], timestamp: st
     return f"{head}&timestamp={timestamp}&window={window}"
 
 
-class BackpackSim:
+class BackpackSim(SimVenue):
     """The simulated venue: REST and websocket servers over a SimEngine, plus its paper account."""
 
     def __init__(
@@ -148,12 +149,8 @@ class BackpackSim:
         self.http = SimHttpServer(self._routes(), admin_handler(self.engine, lambda: self.ws), self.engine.faults,
                                   self._injected_error, port=port)  # fmt: skip
         self.ws = SimWsServer(self._on_ws_message, port=ws_port)
-        self._publish_interval_s = publish_interval_s
-        self._last_sent: dict[str, tuple[Any, ...]] = {}
-        self._stop = threading.Event()
-        self._publisher = threading.Thread(target=self._publish_loop, name="backpack-sim-publisher", daemon=True)
+        self._init_publisher("backpack", publish_interval_s)
         self._update_id = 0
-        self._publish_lock = threading.Lock()
 
     # ---- lifecycle --------------------------------------------------------------------------------------
 
@@ -167,25 +164,6 @@ class BackpackSim:
     def account(self, api_key: str | None = None) -> SimAccount:
         """The account behind an API key (the paper account by default)."""
         return self._keys[api_key or self.api_key]
-
-    def start(self) -> BackpackSim:
-        """Serve REST, websocket and the publisher in background threads."""
-        self.http.start()
-        self.ws.start()
-        self._publisher.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop everything."""
-        self._stop.set()
-        self.http.stop()
-        self.ws.stop()
-
-    def __enter__(self) -> BackpackSim:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def rest_url(self) -> str:
@@ -566,11 +544,6 @@ class BackpackSim:
             return set(), streams, None
         return set(), set(), json.dumps({"id": None, "error": {"code": 4000, "message": "Invalid method"}})
 
-    def freeze(self, asset: str, frozen: bool = True) -> None:
-        """Freeze an asset's price; once this returns, no further frame for it leaves (a quiet feed)."""
-        with self._publish_lock:
-            self.prices.freeze(asset, frozen)
-
     def publish_once(self) -> int:
         """Push bookTicker and markPrice for every market whose values changed; returns frames sent."""
         with self._publish_lock:
@@ -602,18 +575,6 @@ class BackpackSim:
                     f"markPrice.{symbol}", json.dumps({"stream": f"markPrice.{symbol}", "data": data})
                 )
         return sent
-
-    def resend_all(self) -> None:
-        """Forget what was sent, so the next publish sends every stream again (new subscribers)."""
-        self._last_sent.clear()
-
-    def _publish_loop(self) -> None:
-        seen = 0
-        while not self._stop.wait(self._publish_interval_s):
-            if self.ws.subscriptions_made != seen:  # a new subscriber gets every stream at once
-                seen = self.ws.subscriptions_made
-                self.resend_all()
-            self.publish_once()
 
 
 def main(argv: list[str] | None = None) -> int:

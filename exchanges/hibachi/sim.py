@@ -39,6 +39,7 @@ from exchanges.sim.engine import RejectKind, SimAccount, SimEngine, SimMarket, S
 from exchanges.sim.faults import InjectedHttpError
 from exchanges.sim.http import NeverAnswerError, Request, Response, SimHttpServer
 from exchanges.sim.price import PriceSource
+from exchanges.sim.venue import SimVenue
 from exchanges.sim.ws import SimWsServer
 
 MAKER_FEE = Decimal("0.00015")  # spec §6, DOCS and CCXT defaults
@@ -151,7 +152,7 @@ class SimCredentials:
         return False
 
 
-class HibachiSim:
+class HibachiSim(SimVenue):
     """The simulated venue: REST (trade + data paths) and market websocket over a SimEngine."""
 
     def __init__(
@@ -183,11 +184,7 @@ class HibachiSim:
         self.http = SimHttpServer(self._routes(), admin_handler(self.engine, lambda: self.ws), self.engine.faults,
                                   self._injected_error, port=port)  # fmt: skip
         self.ws = SimWsServer(self._on_ws_message, port=ws_port, path="/ws/market")
-        self._publish_interval_s = publish_interval_s
-        self._publish_lock = threading.Lock()
-        self._last_sent: dict[str, tuple[Any, ...]] = {}
-        self._stop = threading.Event()
-        self._publisher = threading.Thread(target=self._publish_loop, name="hibachi-sim-publisher", daemon=True)
+        self._init_publisher("hibachi", publish_interval_s)
 
     # ---- lifecycle --------------------------------------------------------------------------------------
 
@@ -209,25 +206,6 @@ class HibachiSim:
     def account(self, account_id: int | None = None) -> SimAccount:
         """The engine account behind an account id (the paper account by default)."""
         return self._accounts[account_id or self.paper.account_id].account
-
-    def start(self) -> HibachiSim:
-        """Serve REST, websocket and the publisher in background threads."""
-        self.http.start()
-        self.ws.start()
-        self._publisher.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop everything."""
-        self._stop.set()
-        self.http.stop()
-        self.ws.stop()
-
-    def __enter__(self) -> HibachiSim:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def api_url(self) -> str:
@@ -643,11 +621,6 @@ class HibachiSim:
             return set(), keys, None
         return set(), set(), json.dumps({"status": 400, "error": f"Unsupported method {method!r}"})
 
-    def freeze(self, asset: str, frozen: bool = True) -> None:
-        """Freeze an asset's price; once this returns, no further frame for it leaves (a quiet feed)."""
-        with self._publish_lock:
-            self.prices.freeze(asset, frozen)
-
     def publish_once(self) -> int:
         """Push ask_bid_price and mark_price for every contract whose values changed; returns frames sent."""
         with self._publish_lock:
@@ -669,14 +642,6 @@ class HibachiSim:
                     self._last_sent[key] = tuple(data.values())
                     sent += self.ws.publish(key, json.dumps({"symbol": symbol, "topic": topic, "data": data}))
             return sent
-
-    def _publish_loop(self) -> None:
-        seen = 0
-        while not self._stop.wait(self._publish_interval_s):
-            if self.ws.subscriptions_made != seen:  # a new subscriber gets every topic at once
-                seen = self.ws.subscriptions_made
-                self._last_sent.clear()
-            self.publish_once()
 
 
 def main(argv: list[str] | None = None) -> int:
