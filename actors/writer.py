@@ -108,7 +108,13 @@ class PersistenceWriter(SupervisedActor):
                 return Written(sum(1 for f in fills if r.record_fill(f)))
             case RecordEvent():
                 m = message
-                log.log(_LOG_LEVEL[m.level], "%s: %s", m.kind, m.message, extra={"pair": m.pair_id, "fields": m.data})
+                log.log(
+                    _LOG_LEVEL[m.level],
+                    "%s: %s",
+                    m.kind,
+                    m.message,
+                    extra={"pair": m.pair_id, "venue": m.data.get("venue"), "fields": m.data},
+                )
                 event_id = r.add_event(m.level, m.kind, m.message, m.pair_id, m.data)
                 self._alert(m.level, m.kind, m.message, m.pair_id, m.data)
                 return Written(event_id)

@@ -38,5 +38,12 @@ def resolve_lost_reply(
             f"order {request.client_id}: outcome unknown ({cause.venue_message}; lookup: {exc})",
             client_id=request.client_id,
         ) from exc
-    log.warning("%s order %s: reply lost (%s), found by lookup: %s", venue, request.client_id, cause, found.status)
+    log.warning(
+        "%s order %s: reply lost (%s), found by lookup: %s",
+        venue,
+        request.client_id,
+        cause,
+        found.status,
+        extra={"venue": venue},
+    )
     return found

@@ -120,6 +120,7 @@ class _Chaos:
         self._checked_orders: dict[Venue, int] = {}
         self._client_ids: dict[Venue, set[str]] = {Venue.BACKPACK: set(), Venue.HIBACHI: set()}
         self.frozen: dict[str, float] = {}
+        self.maintenance_until: float | None = None
 
     def fail(self, message: str) -> None:
         raise ChaosFailure(f"chaos seed {self.seed}: {message}  (reproduce: CHAOS_SEED={self.seed})")
@@ -152,6 +153,7 @@ class _Chaos:
                 "drop_ws",
                 "freeze",
                 "jump",
+                "maintenance",
                 "clear",
             ]
         )
@@ -188,12 +190,21 @@ class _Chaos:
                 asset = self.rng.choice(ASSETS)
                 self.frozen[asset] = time.monotonic() + self.rng.uniform(0.5, 2)
                 spec = {"kind": "freeze", "asset": asset, "on": True}
+            case "maintenance":  # Hibachi's exchange-info status: no order may be sent there meanwhile
+                hibachi = self._sims()[Venue.HIBACHI]
+                hibachi.status = "SCHEDULED_MAINTENANCE"
+                self.maintenance_until = time.monotonic() + self.rng.uniform(0.2, 1)
+                self.summary.faults[kind] += 1
+                return
             case "jump":
                 spec = {"kind": "jump", "asset": self.rng.choice(ASSETS), "pct": str(self.rng.choice([-3, -1, 1, 3]))}
             case _:
                 spec = {"kind": "clear"}
         apply_fault(engine, sim.ws, spec)
         self.summary.faults[kind] += 1
+        if self.maintenance_until is not None and time.monotonic() > self.maintenance_until:
+            self._sims()[Venue.HIBACHI].status = "NORMAL"
+            self.maintenance_until = None
         for asset, until in list(self.frozen.items()):
             if time.monotonic() > until:
                 for s in self._sims().values():
@@ -341,6 +352,7 @@ class _Chaos:
         for sim in self._sims().values():
             apply_fault(sim.engine, sim.ws, {"kind": "clear"})
         self.frozen.clear()
+        self._sims()[Venue.HIBACHI].status = "NORMAL"
         self.engine.command("pause", {"reason": "chaos run ending"})
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -18,4 +18,13 @@ def test_chaos_keeps_every_invariant(capsys: pytest.CaptureFixture[str]) -> None
         print("\n" + summary.render())
     assert summary.lifecycles >= SECONDS  # about 2+ pair lifecycles per real second, so hundreds per CI run
     assert sum(summary.faults.values()) >= SECONDS
-    assert set(summary.faults) >= {"reject", "reject_close", "http_5xx", "blackhole", "partial_fill", "drop_ws", "jump"}
+    assert set(summary.faults) >= {
+        "reject",
+        "reject_close",
+        "http_5xx",
+        "blackhole",
+        "partial_fill",
+        "drop_ws",
+        "jump",
+        "maintenance",
+    }
