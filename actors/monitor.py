@@ -49,6 +49,7 @@ WATCHED_STATES = (PairState.OPEN, PairState.CLOSING, PairState.NAKED)
 MISMATCH_TICKS = 2
 VENUES = (Venue.BACKPACK, Venue.HIBACHI)
 Key = tuple[Venue, str]
+Expected = tuple[dict[Key, Decimal], set[Key], dict[Key, list[PairRecord]]]
 
 
 class Monitor(SupervisedActor):
@@ -78,7 +79,9 @@ class Monitor(SupervisedActor):
                 self.check(now)
                 return None
             case ReconcilePositions():
-                found = self._reconcile(self._positions(), threshold=1)
+                before = self._expected()
+                positions = self._positions()
+                found = self._reconcile(positions, before, self._expected(), threshold=1)
                 return ReconcileReport(all(p is not None for p in self._last_positions.values()), tuple(found))
             case GetStatus():
                 return StatusReply(self.name, {"ticks": self.ticks, **self.summary})
@@ -111,10 +114,12 @@ class Monitor(SupervisedActor):
         self.ticks += 1
         ratios = self._accounts()
         feeds = self._feeds()
+        before = self._expected()
         positions = self._positions()
+        after = self._expected()
         pairs = self.desk.repo.list_pairs(WATCHED_STATES)
         readings = [self._pair(p, ratios, positions) for p in pairs]
-        self._reconcile(positions)
+        self._reconcile(positions, before, after)
         self._adopted &= set(self._mismatch)
         self.summary = {
             "at": now.isoformat(),
@@ -296,10 +301,29 @@ class Monitor(SupervisedActor):
                     holders.setdefault(key, []).append(pair)
         return expected, moving, holders
 
-    def _reconcile(self, positions: dict[Venue, Positions | None], threshold: int = MISMATCH_TICKS) -> list[str]:
+    def _reconcile(
+        self,
+        positions: dict[Venue, Positions | None],
+        before: Expected,
+        after: Expected,
+        threshold: int = MISMATCH_TICKS,
+    ) -> list[str]:
         """Compare, per venue and symbol, what the pairs hold with what the venue holds; act on differences
-        that persist `threshold` readings. Returns what was found."""
-        expected, moving, holders = self._expected()
+        that persist `threshold` readings. Returns what was found.
+
+        The venues are read between two readings of the database (`before`, `after`): a symbol that was
+        mid-trade at either, or whose expectation changed in between, is not judged this time, since the
+        venue may have been read on the other side of that trade."""
+        expected, moving, holders = after
+        moving = (
+            moving
+            | before[1]
+            | {
+                k
+                for k in before[0].keys() | expected.keys()
+                if before[0].get(k, Decimal(0)) != expected.get(k, Decimal(0))
+            }
+        )
         found: list[str] = []
         for venue, report in positions.items():
             if report is None:
@@ -309,14 +333,17 @@ class Monitor(SupervisedActor):
             for p in report.items:
                 actual[p.symbol] = actual.get(p.symbol, Decimal(0)) + p.side.sign * p.quantity
                 entry[p.symbol] = p.entry_price
-            for symbol in {s for (v, s) in expected if v is venue} | set(actual):
+            flagged = {s for (v, s) in self._mismatch if v is venue}  # a flagged symbol is judged until it clears
+            for symbol in {s for (v, s) in expected if v is venue} | set(actual) | flagged:
                 key = (venue, symbol)
                 want, have = expected.get(key, Decimal(0)), actual.get(symbol, Decimal(0))
-                if want == have or key in moving:
+                if want == have:
                     self._mismatch.pop(key, None)
-                    if want == have:
-                        self._episode(("mismatch", key), False, EventLevel.CRITICAL, "position_mismatch", "")
-                        self.gate.unblock(f"position:{venue.value}:{symbol}")
+                    self._episode(("mismatch", key), False, EventLevel.CRITICAL, "position_mismatch", "")
+                    self.gate.unblock(f"position:{venue.value}:{symbol}")
+                    continue
+                if key in moving:
+                    self._mismatch[key] = min(self._mismatch.get(key, 0), threshold - 1)  # needs a fresh reading
                     continue
                 self._mismatch[key] = self._mismatch.get(key, 0) + 1
                 if self._mismatch[key] >= threshold:

@@ -332,6 +332,10 @@ class _Chaos:
             self.summary.pairs_by_state = {s.value: n for s, n in counts.items()}
             self.summary.lifecycles = counts.get(PairState.CLOSED, 0) + counts.get(PairState.FAILED, 0)
             dead = [name for name, a in status.items() if not a["alive"]]
+            # Nobody trades by hand here: any reported mismatch is a false alarm or a lost position.
+            mismatches = [
+                e.message for e in self.engine.repo.list_events(limit=100000) if e.kind == "position_mismatch"
+            ]
             try:
                 self.engine.shutdown()
             finally:
@@ -340,6 +344,9 @@ class _Chaos:
                 shutil.rmtree(self.dir, ignore_errors=True)
         if dead:
             self.fail(f"actors not alive at the end: {dead}")
+        if mismatches:
+            self.fail(f"{len(mismatches)} position mismatch(es) reported, first: {mismatches[0]}")
+        self.summary.checks["no_position_mismatch"] += 1
         self.summary.checks["actors_alive_at_end"] += 1
         if errors.records:
             first = errors.records[0]
