@@ -14,6 +14,8 @@ from tests.helpers import wait_until
 from tests.system.conftest import Running
 
 Factory = Callable[..., Running]
+# One market only, so a test knows which symbols its pair trades.
+BTC_ONLY = [{"name": "BTC", "backpack_symbol": "BTC_USDC_PERP", "hibachi_symbol": "BTC/USDT-P"}]
 
 
 def _venue_qty(engine: Engine, venue: Venue, symbol: str) -> D:
@@ -28,9 +30,7 @@ def _flat(engine: Engine) -> bool:
 
 
 def test_pairs_open_get_monitored_expire_and_close(engine_factory: Factory) -> None:
-    run = engine_factory(
-        {"trading": {"markets": [{"name": "BTC", "backpack_symbol": "BTC_USDC_PERP", "hibachi_symbol": "BTC/USDT-P"}]}}
-    )
+    run = engine_factory({"trading": {"markets": BTC_ONLY}})
     opened = run.wait_pair(PairState.OPEN, what="an open pair")
     legs = run.repo.positions_for_pair(opened.id)
     assert [(leg.venue, leg.side) for leg in legs] == [(Venue.BACKPACK, Side.LONG), (Venue.HIBACHI, Side.SHORT)]
@@ -73,7 +73,7 @@ def test_a_refused_long_leg_rolls_the_short_back(engine_factory: Factory) -> Non
     def fault(engine: Engine) -> None:
         engine.paper.backpack.engine.faults.reject_orders(1, "INSUFFICIENT_MARGIN", "Not enough margin")  # type: ignore[union-attr]
 
-    run = engine_factory(setup=fault)
+    run = engine_factory({"trading": {"cooldown_min_s": 60, "cooldown_max_s": 60}}, setup=fault)
     failed = run.wait_pair(PairState.FAILED)
     assert "backpack refused the long leg: INSUFFICIENT_MARGIN Not enough margin" in (failed.close_reason or "")
     orders = run.repo.orders_for_pair(failed.id)
@@ -81,7 +81,7 @@ def test_a_refused_long_leg_rolls_the_short_back(engine_factory: Factory) -> Non
     assert [(o.venue, o.side, o.reduce_only, o.status) for o in rollback] == [
         (Venue.HIBACHI, Side.LONG, True, "filled")
     ]
-    assert _flat(run.engine) or run.pairs(PairState.OPEN)  # flat, or a later pair has opened meanwhile
+    wait_until(lambda: _flat(run.engine), 5, "both venues flat")  # the cooldown keeps the next pair away
     kinds = run.kinds()
     assert kinds.index("pair_rolling_back") < kinds.index("pair_failed")
 
@@ -156,7 +156,7 @@ def test_a_price_jump_raises_collateral_and_divergence_alerts(engine_factory: Fa
         "trading": {
             "min_duration_hours": "0.01",
             "max_duration_hours": "0.01",
-            "markets": [{"name": "BTC", "backpack_symbol": "BTC_USDC_PERP", "hibachi_symbol": "BTC/USDT-P"}],
+            "markets": BTC_ONLY,
         },
     }
     run = engine_factory(overrides)
@@ -184,7 +184,7 @@ def test_funding_fees_volume_and_points_are_booked_per_leg_and_pair(engine_facto
             "max_duration_hours": "0.0008",
             "cooldown_min_s": 60,
             "cooldown_max_s": 60,
-            "markets": [{"name": "BTC", "backpack_symbol": "BTC_USDC_PERP", "hibachi_symbol": "BTC/USDT-P"}],
+            "markets": BTC_ONLY,
         },
     }
     run = engine_factory(overrides)
@@ -218,7 +218,7 @@ def test_a_leg_closed_outside_the_farmer_turns_the_pair_naked_and_is_repaired(en
             "max_duration_hours": "0.01",
             "cooldown_min_s": 60,
             "cooldown_max_s": 60,
-            "markets": [{"name": "BTC", "backpack_symbol": "BTC_USDC_PERP", "hibachi_symbol": "BTC/USDT-P"}],
+            "markets": BTC_ONLY,
         },
     }
     run = engine_factory(overrides)
