@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from typing import Any
 
 from core.clock import Clock
 from exchanges.backpack.parse import parse_ws_message
-from exchanges.base import Quote
 from exchanges.feed import PriceFeed
 from exchanges.quotes import QuoteBook
 
@@ -19,13 +18,7 @@ def subscribe_frames(symbols: list[str]) -> list[str]:
 
 
 def backpack_feed(
-    url: str,
-    symbols: list[str],
-    clock: Clock,
-    *,
-    book: QuoteBook | None = None,
-    on_quote: Callable[[Quote], None] | None = None,
-    **options: float,
+    url: str, symbols: list[str], clock: Clock, *, book: QuoteBook | None = None, **options: Any
 ) -> PriceFeed:
     """A PriceFeed for Backpack (not started). The server pings every 60 s; our pings detect dead links."""
     return PriceFeed(
@@ -35,7 +28,6 @@ def backpack_feed(
         parse_ws_message,
         book or QuoteBook(clock),
         clock,
-        on_quote=on_quote,
         symbols=tuple(symbols),
         **options,
     )

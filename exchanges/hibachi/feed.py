@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from typing import Any
 
 from core.clock import Clock
-from exchanges.base import Quote
 from exchanges.feed import PriceFeed
 from exchanges.hibachi.parse import parse_ws_message
 from exchanges.quotes import QuoteBook
@@ -21,13 +20,7 @@ def subscribe_frames(symbols: list[str]) -> list[str]:
 
 
 def hibachi_feed(
-    url: str,
-    symbols: list[str],
-    clock: Clock,
-    *,
-    book: QuoteBook | None = None,
-    on_quote: Callable[[Quote], None] | None = None,
-    **options: float,
+    url: str, symbols: list[str], clock: Clock, *, book: QuoteBook | None = None, **options: Any
 ) -> PriceFeed:
     """A PriceFeed for Hibachi (not started); websocket pings keep the link alive (spec §5)."""
     return PriceFeed(
@@ -37,7 +30,6 @@ def hibachi_feed(
         lambda raw: parse_ws_message(raw, clock.now()),
         book or QuoteBook(clock),
         clock,
-        on_quote=on_quote,
         symbols=tuple(symbols),
         **options,
     )
