@@ -6,8 +6,10 @@ leaves a record the Closer can reconcile. A leg is open only when the venue repo
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
+import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,19 +18,22 @@ from actors.base import DeathCallback, SupervisedActor
 from actors.desk import Desk, LegTrader, Reply, TradingGate
 from actors.messages import (
     AccountReport,
-    CreatePair,
+    BeginOpen,
     FetchAccount,
     FetchMarket,
     GetQuote,
     GetStatus,
     LeverageSet,
     MarketRules,
+    OpenBegun,
     OpenDeclined,
     OpenNow,
+    OpenTiming,
     OrderAccepted,
     OrderRejected,
     PairFailed,
     PairOpened,
+    PlaceOrder,
     QuoteReply,
     SetLeverage,
     SetTradingMode,
@@ -37,6 +42,7 @@ from actors.messages import (
     TradingMode,
     TransitionPair,
     UpdatePosition,
+    WriteBatch,
 )
 from core import failpoints
 from core.clock import Clock
@@ -46,7 +52,7 @@ from core.ledger import backoff_s, leg_book, net_quantity
 from core.planning import OpenPlan, PlanDeclined, VenueView, choose_long_venue, choose_market, plan_open
 from core.sizing import draw_seconds
 from exchanges.errors import VenueError
-from storage.records import PositionRecord
+from storage.records import OrderRecord, PositionRecord
 from storage.repository import LegPlan, PairPlan
 
 log = logging.getLogger(__name__)
@@ -224,8 +230,10 @@ class HedgeCoordinator(SupervisedActor):
                 return self._decline(f"{view.venue}: setting leverage {plan.leverage} failed: {exc}", quiet)
             leverage_set[view.venue] = reply.leverage
         self._last_decline = ""
-        pair_id = self.desk.write(
-            CreatePair(
+        decided_ns = time.monotonic_ns()  # real time: the open's own latency is measured from here
+        # One transaction: the pair, its legs, OPENING and both orders exist together before anything is sent.
+        begun: OpenBegun = self.desk.write(
+            BeginOpen(
                 PairPlan(
                     plan.market,
                     LegPlan(plan.long.venue, plan.long.symbol, Side.LONG),
@@ -234,48 +242,51 @@ class HedgeCoordinator(SupervisedActor):
                     plan.notional,
                     plan.quantity,
                     int(plan.duration.total_seconds()),
-                )
+                ),
+                tuple(leverage_set.items()),
             )
-        ).id
-        assert pair_id is not None
+        )
+        pair_id = begun.pair_id
         if not self.desk.claims.claim(pair_id, self.name):
             raise RuntimeError(f"pair {pair_id} is claimed by another actor at birth")
         try:
-            return self._open_legs(pair_id, plan, leverage_set)
+            return self._open_legs(pair_id, plan, list(begun.legs), list(begun.orders), decided_ns)
         finally:
             self.desk.claims.release(pair_id)
 
-    def _open_legs(self, pair_id: int, plan: OpenPlan, leverage_set: dict[Venue, Decimal]) -> PairOpened | PairFailed:
-        legs = self.desk.repo.positions_for_pair(pair_id)
-        for leg in legs:
-            self.desk.write(UpdatePosition(leg.id, {"leverage_set": leverage_set[leg.venue]}))
-        self.desk.write(
-            TransitionPair(
-                pair_id,
-                PairState.PLANNED,
-                PairState.OPENING,
-                "sending both legs",
-                data={"quantity": plan.quantity, "leverage": plan.leverage},
-            )
-        )
-        orders = [self.trader.prepare(leg, OrderPurpose.OPEN, plan.quantity) for leg in legs]
+    def _open_legs(
+        self, pair_id: int, plan: OpenPlan, legs: list[PositionRecord], records: list[OrderRecord], decided_ns: int
+    ) -> PairOpened | PairFailed:
+        orders = [self.trader.message_for(leg, record) for leg, record in zip(legs, records, strict=True)]
         failpoints.hit("open.recorded")
         if failpoints.armed("open.between_legs"):  # the first leg done, the second never sent
             self.trader.finish(legs[0], orders[0], self.desk.ask_venue_async(legs[0].venue, orders[0]))
             failpoints.hit("open.between_legs")
         started = self.clock.monotonic()
-        futures = [self.desk.ask_venue_async(leg.venue, order) for leg, order in zip(legs, orders, strict=True)]
-        replies = [self.trader.finish(leg, order, f) for leg, order, f in zip(legs, orders, futures, strict=True)]
+        replies = self._send_legs(legs, orders)
         elapsed_ms = int((self.clock.monotonic() - started) * 1000)
         failpoints.hit("open.filled")
-        return self._conclude(pair_id, plan, legs, replies, elapsed_ms)
+        outcome = self._conclude(pair_id, plan, legs, replies, elapsed_ms, decided_ns)
+        timing = OpenTiming(decided_ns, tuple(r.wire for r in replies), time.monotonic_ns())
+        return dataclasses.replace(outcome, timing=timing)
+
+    def _send_legs(self, legs: list[PositionRecord], orders: list[PlaceOrder]) -> list[Reply]:
+        """Both legs at once: each venue's actor gets its order before either reply is awaited."""
+        futures = [self.desk.ask_venue_async(leg.venue, order) for leg, order in zip(legs, orders, strict=True)]
+        return [self.trader.finish(leg, order, f) for leg, order, f in zip(legs, orders, futures, strict=True)]
 
     def _held(self, leg: PositionRecord) -> tuple[bool, Decimal]:
         resolved = self.trader.resolve(leg)
         return resolved, net_quantity(self.desk.repo.orders_for_position(leg.id))
 
     def _conclude(
-        self, pair_id: int, plan: OpenPlan, legs: list[PositionRecord], replies: list[Reply], elapsed_ms: int
+        self,
+        pair_id: int,
+        plan: OpenPlan,
+        legs: list[PositionRecord],
+        replies: list[Reply],
+        elapsed_ms: int,
+        decided_ns: int,
     ) -> PairOpened | PairFailed:
         held = {leg.side: self._held(leg) for leg in legs}
         by_side = {leg.side: leg for leg in legs}
@@ -299,7 +310,7 @@ class HedgeCoordinator(SupervisedActor):
                         PairState.OPENING,
                         f"legs filled unequally ({long_q} vs {short_q}) and trimming the larger one failed",
                     )
-            return self._opened(pair_id, plan, legs, replies, long_q, elapsed_ms)
+            return self._opened(pair_id, plan, legs, replies, long_q, elapsed_ms, decided_ns)
         self.desk.write(
             TransitionPair(
                 pair_id,
@@ -367,36 +378,46 @@ class HedgeCoordinator(SupervisedActor):
         replies: list[Reply],
         quantity: Decimal,
         elapsed_ms: int,
+        decided_ns: int,
     ) -> PairOpened:
         now = self.clock.now()
+        sent = OpenTiming(decided_ns, tuple(r.wire for r in replies), 0)
         marks = {plan.long.venue: plan.long.mark, plan.short.venue: plan.short.mark}
         slippage: dict[str, Decimal] = {}
         fees = Decimal(0)
+        updates: list[UpdatePosition] = []
         for leg in legs:
             book = leg_book(leg.side, self.desk.repo.orders_for_position(leg.id))
             fees += book.fees
             if book.entry_price is not None:
                 # Positive: paid more than the mark (long) or sold below it (short).
                 slippage[leg.venue.value] = leg.side.sign * (book.entry_price - marks[leg.venue]) / marks[leg.venue]
-            self.desk.write(
+            updates.append(
                 UpdatePosition(
                     leg.id, {"quantity": book.held, "entry_price": book.entry_price, "fees": book.fees, "state": "open"}
                 )
             )
         self.opened += 1
-        self.desk.write(
-            TransitionPair(
-                pair_id,
-                PairState.OPENING,
-                PairState.OPEN,
-                f"both legs filled: {quantity} {plan.market}, leverage {plan.leverage}",
-                changes={"opened_at": now, "expires_at": now + plan.duration, "quantity": quantity, "fees": fees},
-                data={
-                    "open_ms": elapsed_ms,
-                    "slippage": slippage,
-                    "fees": fees,
-                    "replies": [type(r).__name__ for r in replies],
-                },
-            )
+        opened = TransitionPair(
+            pair_id,
+            PairState.OPENING,
+            PairState.OPEN,
+            f"both legs filled: {quantity} {plan.market}, leverage {plan.leverage}",
+            changes={"opened_at": now, "expires_at": now + plan.duration, "quantity": quantity, "fees": fees},
+            data={
+                "open_ms": elapsed_ms,
+                # How long one leg was on the wire without the other, and what the engine added before
+                # sending (microseconds, real time).
+                "leg_skew_us": _us(sent.leg_skew_ns),
+                "to_wire_us": _us(sent.to_wire_ns),
+                "slippage": slippage,
+                "fees": fees,
+                "replies": [type(r).__name__ for r in replies],
+            },
         )
+        self.desk.write(WriteBatch((*updates, opened)))  # the legs' books and OPEN commit together
         return PairOpened(pair_id)
+
+
+def _us(ns: int | None) -> int | None:
+    return None if ns is None else ns // 1000

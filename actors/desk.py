@@ -6,6 +6,7 @@ LegTrader is the one way an order is sent: recorded first (a crash never forgets
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -29,7 +30,7 @@ from actors.messages import (
     RecordOrder,
     TradingMode,
     UpdateOrder,
-    Written,
+    WriteBatch,
 )
 from core.clock import Clock
 from core.config import Settings
@@ -145,8 +146,8 @@ class Desk:
     claims: Claims = field(default_factory=Claims)
     metrics: Any = None  # control.metrics.Metrics when the Prometheus endpoint is on
 
-    def write(self, message: Any) -> Written:
-        """Ask the writer; returns once committed."""
+    def write(self, message: Any) -> Any:
+        """Ask the writer; returns (Written, or the message's own reply) once committed."""
         return self.directory.get("writer").ask(message, timeout=WRITE_TIMEOUT_S)
 
     def event(self, level: EventLevel, kind: str, message: str, pair_id: int | None = None, **data: Any) -> None:
@@ -172,6 +173,11 @@ class LegTrader:
         """Attempt number of the next order of this purpose on this leg."""
         orders = self.desk.repo.orders_for_position(position.id)
         return sum(1 for o in orders if o.purpose is purpose)
+
+    @staticmethod
+    def message_for(position: PositionRecord, order: OrderRecord) -> PlaceOrder:
+        """The message that sends an order already recorded (status created) for this leg."""
+        return PlaceOrder(order.client_id, position.symbol, order.side, order.quantity, reduce_only=order.reduce_only)
 
     def prepare(self, position: PositionRecord, purpose: OrderPurpose, quantity: Decimal) -> PlaceOrder:
         """Record the order (status created) and return the message that sends it."""
@@ -246,7 +252,10 @@ class LegTrader:
             reply: Reply = future.get(timeout=ORDER_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - a dead or wedged venue actor: the order may be out there
             reply = OrderInFlight(position.venue, order.client_id, f"no reply from the venue actor: {exc!r}")
+        wire = reply.wire
         reply = self.settle(position, order.client_id, reply)
+        if reply.wire is None and wire is not None:  # a looked-up outcome keeps the timing of the send
+            reply = dataclasses.replace(reply, wire=wire)
         self.record(reply)
         if self.desk.metrics is not None:
             result = "rejected" if isinstance(reply, OrderRejected) else "in_flight"
@@ -276,36 +285,35 @@ class LegTrader:
     def record(self, reply: Reply) -> None:
         """Write the order's outcome and its fills."""
         if isinstance(reply, OrderAccepted):
-            self.desk.write(
-                UpdateOrder(
-                    reply.venue,
-                    reply.client_id,
-                    reply.status.value,
-                    venue_order_id=reply.venue_order_id,
-                    filled_quantity=reply.filled_quantity,
-                    avg_price=reply.average_price,
-                    fee=reply.fee,
+            update = UpdateOrder(
+                reply.venue,
+                reply.client_id,
+                reply.status.value,
+                venue_order_id=reply.venue_order_id,
+                filled_quantity=reply.filled_quantity,
+                avg_price=reply.average_price,
+                fee=reply.fee,
+            )
+            if not reply.fills:
+                self.desk.write(update)
+                return
+            fills = RecordFills(
+                tuple(
+                    NewFill(
+                        reply.venue,
+                        reply.client_id,
+                        f.venue_fill_id,
+                        f.price,
+                        f.quantity,
+                        f.fee,
+                        f.ts,
+                        f.fee_asset,
+                        f.is_maker,
+                    )
+                    for f in reply.fills
                 )
             )
-            if reply.fills:
-                self.desk.write(
-                    RecordFills(
-                        tuple(
-                            NewFill(
-                                reply.venue,
-                                reply.client_id,
-                                f.venue_fill_id,
-                                f.price,
-                                f.quantity,
-                                f.fee,
-                                f.ts,
-                                f.fee_asset,
-                                f.is_maker,
-                            )
-                            for f in reply.fills
-                        )
-                    )
-                )
+            self.desk.write(WriteBatch((update, fills)))  # the order's totals and its fills commit together
         elif isinstance(reply, OrderRejected):
             error = f"{reply.code}: {reply.message}" if reply.code else reply.message
             self.desk.write(UpdateOrder(reply.venue, reply.client_id, "rejected", error=error))

@@ -48,7 +48,7 @@ from exchanges.hibachi.client import HibachiClient
 from exchanges.hibachi.feed import hibachi_feed
 from exchanges.hibachi.signing import make_signer
 from exchanges.paper import PaperVenues
-from storage.db import open_database
+from storage.db import Checkpointer, is_sqlite_file, open_database
 from storage.repository import NotFoundError, Repository
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,8 @@ class Engine:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()  # noqa: S311 - draws of leverage and duration, not secrets
-        self.db = open_database(settings.database_url, self.clock)
+        self.db = open_database(settings.database_url, self.clock, manual_checkpoints=True)
+        self.checkpointer = Checkpointer(self.db) if is_sqlite_file(self.db) else None
         self.repo = Repository(self.db, self.clock)
         self.directory = Directory()
         self.gate = TradingGate()
@@ -118,7 +119,13 @@ class Engine:
 
         def backpack() -> tuple[BackpackClient, PriceFeed]:
             client = BackpackClient(
-                bp_url, bp_key, bp_secret, window_ms=b.window_ms, clock=clock, read_timeout_s=timeout
+                bp_url,
+                bp_key,
+                bp_secret,
+                window_ms=b.window_ms,
+                clock=clock,
+                read_timeout_s=timeout,
+                requests_per_s=float(b.requests_per_s),
             )
             return client, backpack_feed(bp_ws, self._symbols(Venue.BACKPACK), clock, reconnect_max_s=min(30, stale))
 
@@ -136,6 +143,7 @@ class Engine:
                 clock=clock,
                 nonce_window_s=float(h.nonce_window_s),
                 read_timeout_s=timeout,
+                requests_per_s=float(h.requests_per_s),
             )
             return client, hibachi_feed(hb_ws, self._symbols(Venue.HIBACHI), clock, reconnect_max_s=min(30, stale))
 
@@ -189,6 +197,8 @@ class Engine:
     def start(self) -> Engine:
         """Start the simulators (paper mode) and every actor, in dependency order."""
         self.started_at = self.clock.now()
+        if self.checkpointer is not None:
+            self.checkpointer.start()
         if self.alerts is not None:
             self.alerts.start()
         if self.metrics is not None:
@@ -314,6 +324,8 @@ class Engine:
             self.alerts.stop()
         if self.paper is not None:
             self.paper.stop()
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         self.db.dispose()
 
     def _event(self, level: EventLevel, kind: str, message: str, **data: Any) -> None:

@@ -6,6 +6,7 @@ look it up). Reads raise the venue's typed error to the caller, which decides.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from decimal import Decimal
@@ -33,12 +34,14 @@ from actors.messages import (
     Positions,
     QuoteReply,
     SetLeverage,
+    WireTiming,
 )
 from core.clock import Clock
 from core.domain import Venue
 from exchanges.base import OrderRequest, OrderResult, PerpExchange
 from exchanges.errors import OrderNotFound, OrderOutcomeUnknown, RateLimited, VenueError, VenueUnavailable
 from exchanges.feed import PriceFeed
+from exchanges.http import WireMark
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +143,8 @@ class ExchangeActor(SupervisedActor):
         )
 
     def _accepted(self, result: OrderResult, client_id: str | None = None) -> OrderAccepted:
-        fills: tuple[Any, ...] = ()
-        if result.filled_quantity > 0:
+        fills: tuple[Any, ...] = result.fills or ()
+        if result.filled_quantity > 0 and not fills:
             try:
                 fills = tuple(self._client.fills(result.symbol, result.venue_order_id))
             except VenueError as exc:  # the fills can be fetched again later; the order's totals stand
@@ -162,6 +165,18 @@ class ExchangeActor(SupervisedActor):
         )
 
     def _place(self, m: PlaceOrder) -> OrderAccepted | OrderRejected | OrderInFlight:
+        transport = getattr(self._client, "transport", None)
+        if transport is None:  # a client without an HTTP edge (test doubles): nothing to time
+            return self._place_untimed(m)
+        marks: list[WireMark] = []
+        transport.tap = marks.append
+        try:
+            reply = self._place_untimed(m)
+        finally:
+            transport.tap = None
+        return dataclasses.replace(reply, wire=wire_timing(marks))
+
+    def _place_untimed(self, m: PlaceOrder) -> OrderAccepted | OrderRejected | OrderInFlight:
         request = OrderRequest(
             m.client_id, m.symbol, m.side, m.quantity, m.order_type, m.price, m.time_in_force, m.reduce_only
         )
@@ -177,6 +192,18 @@ class ExchangeActor(SupervisedActor):
         except ValueError as exc:  # refused locally before sending (client id form, rules)
             return OrderRejected(self.venue, m.client_id, "local", str(exc))
         return self._accepted(result, m.client_id)
+
+
+def wire_timing(marks: list[WireMark]) -> WireTiming | None:
+    """An order's timing from the requests it took: the first write is the order itself (reads before it,
+    such as a venue-status check, are not), the last reply is when the venue was done with it."""
+    order = next((i for i, mark in enumerate(marks) if mark.method != "GET"), None)
+    if order is None:
+        return None
+    first = marks[order]
+    return WireTiming(
+        first.sent_ns, first.answered_ns, marks[-1].answered_ns, len(marks) - order, first.venue_received_ns
+    )
 
 
 def _code(exc: VenueError) -> str | None:

@@ -14,7 +14,64 @@ from typing import Any
 
 from core.domain import EventLevel, PairState, Side, Venue
 from exchanges.base import Account, Fill, Market, OrderStatus, OrderType, Position, Quote, TimeInForce
+from storage.records import OrderRecord, PositionRecord
 from storage.repository import NewFill, NewOrder, PairPlan
+
+# ---- timing (real time, time.monotonic_ns) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WireTiming:
+    """An order on the wire: its request handed to the HTTP library and its reply read, the last venue reply
+    it needed (read-backs, fills), and the arrival stamp of a loopback simulator (None from a real venue)."""
+
+    sent_ns: int
+    answered_ns: int
+    done_ns: int
+    requests: int
+    venue_received_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenTiming:
+    """One open in real time: decided (plan made, leverage set), each leg on the wire, outcome committed."""
+
+    decided_ns: int
+    legs: tuple[WireTiming | None, ...]
+    concluded_ns: int
+
+    @property
+    def _sent(self) -> list[WireTiming] | None:
+        legs = [leg for leg in self.legs if leg is not None]
+        return legs if len(legs) == len(self.legs) and legs else None
+
+    @property
+    def leg_skew_ns(self) -> int | None:
+        """Between the first and the last leg's request leaving (None if a leg was never sent)."""
+        legs = self._sent
+        return None if legs is None else max(x.sent_ns for x in legs) - min(x.sent_ns for x in legs)
+
+    @property
+    def arrival_skew_ns(self) -> int | None:
+        """Between the legs reaching their venues (loopback simulators only)."""
+        legs = self._sent
+        if legs is None or any(x.venue_received_ns is None for x in legs):
+            return None
+        arrivals = [x.venue_received_ns for x in legs if x.venue_received_ns is not None]
+        return max(arrivals) - min(arrivals)
+
+    @property
+    def to_wire_ns(self) -> int | None:
+        """From the decision to every leg's request on the wire: the engine's cost before sending."""
+        legs = self._sent
+        return None if legs is None else max(x.sent_ns for x in legs) - self.decided_ns
+
+    @property
+    def to_commit_ns(self) -> int | None:
+        """From the last venue reply to the outcome committed: the engine's cost after the venues answered."""
+        legs = self._sent
+        return None if legs is None else self.concluded_ns - max(x.done_ns for x in legs)
+
 
 # ---- to an ExchangeActor ------------------------------------------------------------------------------------
 
@@ -109,6 +166,7 @@ class OrderAccepted:
     average_price: Decimal | None
     fee: Decimal | None
     fills: tuple[Fill, ...] = ()
+    wire: WireTiming | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +178,7 @@ class OrderRejected:
     code: str | None
     message: str
     retryable: bool = False  # rate limit, maintenance, "not placed" after a lost reply
+    wire: WireTiming | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +188,7 @@ class OrderInFlight:
     venue: Venue
     client_id: str
     reason: str
+    wire: WireTiming | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +255,30 @@ class FeedState:
 
 
 # ---- to the PersistenceWriter (ask: the reply means committed) --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BeginOpen:
+    """Plan a pair, move it to OPENING and record both opening orders, in one transaction."""
+
+    plan: PairPlan
+    leverage_set: tuple[tuple[Venue, Decimal], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenBegun:
+    """BeginOpen committed: the pair, its legs (long first) and their orders, ready to send."""
+
+    pair_id: int
+    legs: tuple[PositionRecord, ...]
+    orders: tuple[OrderRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteBatch:
+    """Several writes in one transaction (all commit or none does); answered with a tuple of their replies."""
+
+    items: tuple[Any, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +414,7 @@ class PairOpened:
     """A pair is OPEN."""
 
     pair_id: int
+    timing: OpenTiming | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +424,7 @@ class PairFailed:
     pair_id: int
     state: PairState
     reason: str
+    timing: OpenTiming | None = None
 
 
 @dataclass(frozen=True, slots=True)

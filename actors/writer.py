@@ -11,7 +11,9 @@ from typing import Any
 
 from actors.base import DeathCallback, SupervisedActor
 from actors.messages import (
+    BeginOpen,
     CreatePair,
+    OpenBegun,
     RecordEvent,
     RecordFills,
     RecordOrder,
@@ -20,6 +22,7 @@ from actors.messages import (
     UpdateOrder,
     UpdatePair,
     UpdatePosition,
+    WriteBatch,
     Written,
 )
 from alerts.policy import Alert
@@ -58,7 +61,27 @@ class PersistenceWriter(SupervisedActor):
                 log.exception("alert not queued")
 
     def handle(self, message: Any) -> Any:
-        """Dispatch one write."""
+        """Dispatch one write (or one batch of writes, in a single transaction)."""
+        match message:
+            case BeginOpen(plan=plan, leverage_set=leverage_set):
+                pair, legs, orders = self.repo.begin_open(plan, dict(leverage_set))
+                log.info("pair %d: planned -> opening: sending both legs", pair.id, extra={"pair": pair.id})
+                return OpenBegun(pair.id, tuple(legs), tuple(orders))
+            case WriteBatch(items=items):
+                effects: list[Callable[[], None]] = []
+                with self.repo.batch():
+                    written = tuple(self._apply(item, effects) for item in items)
+                for effect in effects:  # logs and alerts only for what committed
+                    effect()
+                return written
+        now: list[Callable[[], None]] = []
+        result = self._apply(message, now)
+        for effect in now:
+            effect()
+        return result
+
+    def _apply(self, message: Any, effects: list[Callable[[], None]]) -> Any:
+        """Apply one write; its log lines and alerts are appended to `effects`, to run once committed."""
         r = self.repo
         match message:
             case CreatePair(plan=plan):
@@ -66,22 +89,7 @@ class PersistenceWriter(SupervisedActor):
             case TransitionPair():
                 m = message
                 event_id = r.transition_pair(m.pair_id, m.expected, m.to, m.reason, m.changes, m.level, m.data)
-                log.log(
-                    _LOG_LEVEL[m.level],
-                    "pair %d: %s -> %s: %s",
-                    m.pair_id,
-                    m.expected,
-                    m.to,
-                    m.reason,
-                    extra={"pair": m.pair_id},
-                )
-                self._alert(
-                    m.level,
-                    f"pair_{m.to.value}",
-                    f"pair {m.pair_id}: {m.expected} -> {m.to}: {m.reason}",
-                    m.pair_id,
-                    m.data,
-                )
+                effects.append(lambda m=m: self._transitioned(m))
                 return Written(event_id)
             case UpdatePair(pair_id=pair_id, changes=changes):
                 r.update_pair(pair_id, **changes)
@@ -108,15 +116,8 @@ class PersistenceWriter(SupervisedActor):
                 return Written(sum(1 for f in fills if r.record_fill(f)))
             case RecordEvent():
                 m = message
-                log.log(
-                    _LOG_LEVEL[m.level],
-                    "%s: %s",
-                    m.kind,
-                    m.message,
-                    extra={"pair": m.pair_id, "venue": m.data.get("venue"), "fields": m.data},
-                )
                 event_id = r.add_event(m.level, m.kind, m.message, m.pair_id, m.data)
-                self._alert(m.level, m.kind, m.message, m.pair_id, m.data)
+                effects.append(lambda m=m: self._evented(m))
                 return Written(event_id)
             case RecordSnapshot():
                 m = message
@@ -133,3 +134,18 @@ class PersistenceWriter(SupervisedActor):
                     )
                 )
         return super().handle(message)
+
+    def _transitioned(self, m: TransitionPair) -> None:
+        text = f"pair {m.pair_id}: {m.expected} -> {m.to}: {m.reason}"
+        log.log(_LOG_LEVEL[m.level], "%s", text, extra={"pair": m.pair_id})
+        self._alert(m.level, f"pair_{m.to.value}", text, m.pair_id, m.data)
+
+    def _evented(self, m: RecordEvent) -> None:
+        log.log(
+            _LOG_LEVEL[m.level],
+            "%s: %s",
+            m.kind,
+            m.message,
+            extra={"pair": m.pair_id, "venue": m.data.get("venue"), "fields": m.data},
+        )
+        self._alert(m.level, m.kind, m.message, m.pair_id, m.data)

@@ -176,6 +176,8 @@ class BackpackConfig(_Section):
     rest_url: str = "https://api.backpack.exchange"
     ws_url: str = "wss://ws.backpack.exchange"
     window_ms: int = 5000
+    # Spec §4: no numeric limit is published (only 429); ours is to stay at about 10 requests per second.
+    requests_per_s: Decimal = Decimal(10)
 
 
 class HibachiConfig(_Section):
@@ -191,6 +193,8 @@ class HibachiConfig(_Section):
     ws_market_url: str = "wss://data-api.hibachi.xyz/ws/market"
     # Spec §4 says nonces must lie within ±15 s of server time; configurable in case the venue changes it.
     nonce_window_s: Decimal = Decimal(15)
+    # Spec §4: no numeric limit is published; CCXT paces one call per 100 ms, so do we by default.
+    requests_per_s: Decimal = Decimal(10)
 
 
 class ControlConfig(_Section):
@@ -412,6 +416,8 @@ def check_rules(s: Settings) -> list[str]:
     _rule_gt(problems, "engine.venue_timeout_s", e.venue_timeout_s, 0)
     _rule_gt(problems, "paper.collateral_usd", s.paper.collateral_usd, 0)
     _rule_gt(problems, "hibachi.nonce_window_s", s.hibachi.nonce_window_s, 0)
+    _rule_gt(problems, "backpack.requests_per_s", s.backpack.requests_per_s, 0)
+    _rule_gt(problems, "hibachi.requests_per_s", s.hibachi.requests_per_s, 0)
     a = s.alerts
     _rule_ge(problems, "alerts.dedup_window_s", a.dedup_window_s, 0)
     _rule_ge(problems, "alerts.max_per_minute", a.max_per_minute, 1)

@@ -127,6 +127,9 @@ class OrderResult:
     filled_quantity: Decimal
     average_price: Decimal | None
     fee: Decimal | None = None
+    # The executions behind the totals when the client already read them (None: not read), so nobody
+    # pages the venue's fills a second time for the same order.
+    fills: tuple[Fill, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

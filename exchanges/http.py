@@ -7,10 +7,13 @@ attempt (a retried request must carry a fresh timestamp or nonce).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import requests
+from requests.utils import getproxies
 
 from core.clock import Clock
 from exchanges.errors import MalformedResponse, RateLimited, VenueError, VenueUnavailable
@@ -20,6 +23,30 @@ log = logging.getLogger(__name__)
 
 ErrorParser = Callable[[int, str, str | None], VenueError]
 HeaderSource = Callable[[], Mapping[str, str]]
+# Our simulators stamp when a request reached them (time.monotonic_ns); real venues send no such header.
+ARRIVAL_HEADER = "X-Sim-Received-Ns"
+
+
+@dataclass(frozen=True, slots=True)
+class WireMark:
+    """One request on the wire, in real time (time.monotonic_ns, system-wide on Linux): handed to the HTTP
+    library, reply read; and, from a loopback simulator only, when the venue received it."""
+
+    method: str
+    path: str
+    sent_ns: int
+    answered_ns: int
+    venue_received_ns: int | None = None
+
+
+def uses_environment_proxy() -> bool:
+    """True when HTTP(S)_PROXY or ALL_PROXY is set: requests must then read the environment per request."""
+    return any(scheme in getproxies() for scheme in ("http", "https", "all"))
+
+
+def _arrival(headers: Mapping[str, str]) -> int | None:
+    value = headers.get(ARRIVAL_HEADER)
+    return int(value) if value is not None and value.isdigit() else None
 
 
 class RestTransport:
@@ -46,6 +73,11 @@ class RestTransport:
         self._backoff_s = backoff_s
         self.session = requests.Session()
         self.session.headers.update({"User-Agent": "perp-farmer/0.1", "Accept": "application/json"})
+        # With trust_env, requests re-reads proxy variables and ~/.netrc on every request (about 0.35 ms, on
+        # the path between deciding and the order leaving); read them only when a proxy is configured.
+        self.session.trust_env = uses_environment_proxy()
+        # Called with every request's WireMark (the venue's actor times its orders with it).
+        self.tap: Callable[[WireMark], None] | None = None
 
     def request(
         self,
@@ -65,13 +97,17 @@ class RestTransport:
             sent_headers = dict(headers()) if headers is not None else {}
             if data is not None:
                 sent_headers.setdefault("Content-Type", "application/json")
+            # Real time, not the injected clock: this measures the wire itself.
+            sent_ns = time.monotonic_ns()
             try:
                 resp = self.session.request(
                     method, url, params=params or None, data=data, headers=sent_headers, timeout=self._timeout
                 )
             except requests.RequestException as exc:
+                self._mark(method, path, sent_ns, None)
                 error: VenueError = VenueUnavailable(self.venue, f"{method} {path}: {type(exc).__name__}")
             else:
+                self._mark(method, path, sent_ns, resp)
                 if resp.status_code < 400:
                     return resp.status_code, self._decode(resp, path)
                 error = self._parse_error(resp.status_code, resp.text, resp.headers.get("Retry-After"))
@@ -83,6 +119,12 @@ class RestTransport:
             log.info("%s %s %s failed (%s); retry %d in %.2fs", self.venue, method, path, error, attempt + 1, delay)
             self._clock.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _mark(self, method: str, path: str, sent_ns: int, resp: requests.Response | None) -> None:
+        tap = self.tap
+        if tap is not None:
+            arrival = _arrival(resp.headers) if resp is not None else None
+            tap(WireMark(method, path, sent_ns, time.monotonic_ns(), arrival))
 
     def _decode(self, resp: requests.Response, path: str) -> Any:
         if not resp.content:

@@ -5,7 +5,9 @@ Each write is one transaction: a pair's state change and its event row commit to
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -17,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.clock import Clock
 from core.domain import ACTIVE_STATES, EventLevel, OrderPurpose, PairState, Side, Venue, check_transition
+from core.ids import OrderKey, client_id_for
 from storage.records import (
     EventRecord,
     FillRecord,
@@ -154,43 +157,164 @@ def _check_columns(changes: Mapping[str, Any], allowed: frozenset[str], table: s
 
 
 class Repository:
-    """All database access of the engine, over one Engine; safe to share between threads."""
+    """All database access of the engine, over one Engine; safe to share between threads.
+
+    Writes pass their values as execution parameters of a constant statement (never `.values(...)`), so
+    SQLAlchemy reuses the compiled statement instead of rebuilding it: this halves the cost of a write."""
 
     def __init__(self, engine: Engine, clock: Clock) -> None:
         self.engine = engine
         self.clock = clock
+        self._local = threading.local()  # the open batch's connection, per writing thread
+
+    # ---- transactions -----------------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """The open batch's connection, or a transaction of this write's own."""
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            yield conn
+            return
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Every write made inside (by this thread) commits together, or none does: one transaction."""
+        if getattr(self._local, "conn", None) is not None:
+            raise RuntimeError("write batches do not nest")
+        with self.engine.begin() as conn:
+            self._local.conn = conn
+            try:
+                yield
+            finally:
+                self._local.conn = None
 
     # ---- writes -----------------------------------------------------------------------------------------
+
+    def begin_open(
+        self, plan: PairPlan, leverage_set: Mapping[Venue, Decimal]
+    ) -> tuple[PairRecord, list[PositionRecord], list[OrderRecord]]:
+        """Plan a pair, move it to OPENING and record both opening orders (status `created`) in one
+        transaction, so a crash leaves all of it for reconciliation or none of it. Returns the pair, its legs
+        (long first) and their orders."""
+        check_transition(PairState.PLANNED, PairState.OPENING)
+        now = self.clock.now()
+        with self._write() as conn:
+            pair_id = conn.execute(
+                insert(hedge_pairs),
+                {
+                    "market": plan.market,
+                    "long_venue": plan.long.venue.value,
+                    "short_venue": plan.short.venue.value,
+                    "leverage": plan.leverage,
+                    "notional": plan.notional,
+                    "quantity": plan.quantity,
+                    "duration_s": plan.duration_s,
+                    "state": PairState.OPENING.value,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            ).inserted_primary_key[0]
+            position_ids = [
+                conn.execute(
+                    insert(positions),
+                    {
+                        "pair_id": pair_id,
+                        "venue": leg.venue.value,
+                        "symbol": leg.symbol,
+                        "side": leg.side.value,
+                        "quantity": plan.quantity,
+                        "leverage_set": leverage_set[leg.venue],
+                        "state": "pending",
+                        "updated_at": now,
+                    },
+                ).inserted_primary_key[0]
+                for leg in (plan.long, plan.short)
+            ]
+            conn.execute(
+                insert(orders),
+                [
+                    {
+                        "pair_id": pair_id,
+                        "position_id": position_id,
+                        "venue": leg.venue.value,
+                        "client_id": client_id_for(leg.venue, OrderKey(pair_id, leg.side, OrderPurpose.OPEN, 0)),
+                        "purpose": OrderPurpose.OPEN.value,
+                        "attempt": 0,
+                        "side": leg.side.value,
+                        "type": "market",
+                        "reduce_only": False,
+                        "quantity": plan.quantity,
+                        "price": None,
+                        "status": "created",
+                        "filled_quantity": Decimal(0),
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for leg, position_id in zip((plan.long, plan.short), position_ids, strict=True)
+                ],
+            )
+            planned = (
+                f"pair {pair_id} planned: {plan.market} long {plan.long.venue} / short {plan.short.venue}, "
+                f"qty {plan.quantity}, leverage {plan.leverage}"
+            )
+            figures = {"quantity": plan.quantity, "leverage": plan.leverage}
+            self._insert_event(
+                conn, EventLevel.INFO, "pair_planned", planned, pair_id, figures | {"notional": plan.notional}
+            )
+            self._insert_event(
+                conn,
+                EventLevel.INFO,
+                "pair_opening",
+                f"pair {pair_id}: {PairState.PLANNED} -> {PairState.OPENING}: sending both legs",
+                pair_id,
+                {"from": PairState.PLANNED, "to": PairState.OPENING, "reason": "sending both legs", **figures},
+            )
+            pair = self._pair(conn, pair_id)
+            legs = [
+                PositionRecord.from_row(r)
+                for r in conn.execute(select(positions).where(positions.c.pair_id == pair_id)).mappings()
+            ]
+            legs.sort(key=lambda p: p.side is not Side.LONG)
+            by_position = {
+                r["position_id"]: OrderRecord.from_row(r)
+                for r in conn.execute(select(orders).where(orders.c.pair_id == pair_id)).mappings()
+            }
+        return pair, legs, [by_position[leg.id] for leg in legs]
 
     def create_pair(self, plan: PairPlan) -> PairRecord:
         """Insert a PLANNED pair with its two legs and a `pair_planned` event."""
         now = self.clock.now()
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             pair_id = conn.execute(
-                insert(hedge_pairs).values(
-                    market=plan.market,
-                    long_venue=plan.long.venue.value,
-                    short_venue=plan.short.venue.value,
-                    leverage=plan.leverage,
-                    notional=plan.notional,
-                    quantity=plan.quantity,
-                    duration_s=plan.duration_s,
-                    state=PairState.PLANNED.value,
-                    created_at=now,
-                    updated_at=now,
-                )
+                insert(hedge_pairs),
+                {
+                    "market": plan.market,
+                    "long_venue": plan.long.venue.value,
+                    "short_venue": plan.short.venue.value,
+                    "leverage": plan.leverage,
+                    "notional": plan.notional,
+                    "quantity": plan.quantity,
+                    "duration_s": plan.duration_s,
+                    "state": PairState.PLANNED.value,
+                    "created_at": now,
+                    "updated_at": now,
+                },
             ).inserted_primary_key[0]
             for leg in (plan.long, plan.short):
                 conn.execute(
-                    insert(positions).values(
-                        pair_id=pair_id,
-                        venue=leg.venue.value,
-                        symbol=leg.symbol,
-                        side=leg.side.value,
-                        quantity=plan.quantity,
-                        state="pending",
-                        updated_at=now,
-                    )
+                    insert(positions),
+                    {
+                        "pair_id": pair_id,
+                        "venue": leg.venue.value,
+                        "symbol": leg.symbol,
+                        "side": leg.side.value,
+                        "quantity": plan.quantity,
+                        "state": "pending",
+                        "updated_at": now,
+                    },
                 )
             self._insert_event(
                 conn,
@@ -222,11 +346,10 @@ class Repository:
         changes = dict(changes or {})
         _check_columns(changes, _PAIR_UPDATABLE, "hedge_pairs")
         now = self.clock.now()
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             result = conn.execute(
-                update(hedge_pairs)
-                .where(hedge_pairs.c.id == pair_id, hedge_pairs.c.state == expected.value)
-                .values(state=to.value, updated_at=now, **changes)
+                update(hedge_pairs).where(hedge_pairs.c.id == pair_id, hedge_pairs.c.state == expected.value),
+                dict(state=to.value, updated_at=now, **changes),
             )
             if result.rowcount != 1:
                 actual = conn.execute(select(hedge_pairs.c.state).where(hedge_pairs.c.id == pair_id)).scalar()
@@ -243,9 +366,9 @@ class Repository:
     def update_pair(self, pair_id: int, **changes: Any) -> None:
         """Change a pair's figures (PnL, fees, volume...) without a state change."""
         _check_columns(changes, _PAIR_UPDATABLE, "hedge_pairs")
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             result = conn.execute(
-                update(hedge_pairs).where(hedge_pairs.c.id == pair_id).values(updated_at=self.clock.now(), **changes)
+                update(hedge_pairs).where(hedge_pairs.c.id == pair_id), dict(updated_at=self.clock.now(), **changes)
             )
             if result.rowcount != 1:
                 raise NotFoundError(f"pair {pair_id} does not exist")
@@ -253,9 +376,9 @@ class Repository:
     def update_position(self, position_id: int, **changes: Any) -> None:
         """Change a leg's figures."""
         _check_columns(changes, _POSITION_UPDATABLE, "positions")
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             result = conn.execute(
-                update(positions).where(positions.c.id == position_id).values(updated_at=self.clock.now(), **changes)
+                update(positions).where(positions.c.id == position_id), dict(updated_at=self.clock.now(), **changes)
             )
             if result.rowcount != 1:
                 raise NotFoundError(f"position {position_id} does not exist")
@@ -263,25 +386,26 @@ class Repository:
     def record_order(self, order: NewOrder) -> OrderRecord:
         """Insert an order row (status `created`) before it is sent; the client id must be new."""
         now = self.clock.now()
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             order_id = conn.execute(
-                insert(orders).values(
-                    pair_id=order.pair_id,
-                    position_id=order.position_id,
-                    venue=order.venue.value,
-                    client_id=order.client_id,
-                    purpose=order.purpose.value,
-                    attempt=order.attempt,
-                    side=order.side.value,
-                    type=order.order_type,
-                    reduce_only=order.reduce_only,
-                    quantity=order.quantity,
-                    price=order.price,
-                    status="created",
-                    filled_quantity=Decimal(0),
-                    created_at=now,
-                    updated_at=now,
-                )
+                insert(orders),
+                {
+                    "pair_id": order.pair_id,
+                    "position_id": order.position_id,
+                    "venue": order.venue.value,
+                    "client_id": order.client_id,
+                    "purpose": order.purpose.value,
+                    "attempt": order.attempt,
+                    "side": order.side.value,
+                    "type": order.order_type,
+                    "reduce_only": order.reduce_only,
+                    "quantity": order.quantity,
+                    "price": order.price,
+                    "status": "created",
+                    "filled_quantity": Decimal(0),
+                    "created_at": now,
+                    "updated_at": now,
+                },
             ).inserted_primary_key[0]
             row = conn.execute(select(orders).where(orders.c.id == order_id)).mappings().one()
             return OrderRecord.from_row(row)
@@ -310,14 +434,14 @@ class Repository:
             if value is not None:
                 values[key] = value
         where = (orders.c.venue == venue.value, orders.c.client_id == client_id)
-        with self.engine.begin() as conn:
-            if conn.execute(update(orders).where(*where).values(**values)).rowcount != 1:
+        with self._write() as conn:
+            if conn.execute(update(orders).where(*where), dict(**values)).rowcount != 1:
                 raise NotFoundError(f"no {venue} order with client id {client_id}")
             return OrderRecord.from_row(conn.execute(select(orders).where(*where)).mappings().one())
 
     def record_fill(self, fill: NewFill) -> bool:
         """Insert a fill of a known order; False (and nothing written) when that fill is already stored."""
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             order_id = conn.execute(
                 select(orders.c.id).where(orders.c.venue == fill.venue.value, orders.c.client_id == fill.client_id)
             ).scalar()
@@ -326,17 +450,18 @@ class Repository:
             try:
                 with conn.begin_nested():
                     conn.execute(
-                        insert(fills).values(
-                            order_id=order_id,
-                            venue=fill.venue.value,
-                            venue_fill_id=fill.venue_fill_id,
-                            price=fill.price,
-                            quantity=fill.quantity,
-                            fee=fill.fee,
-                            fee_asset=fill.fee_asset,
-                            is_maker=fill.is_maker,
-                            ts=fill.ts,
-                        )
+                        insert(fills),
+                        {
+                            "order_id": order_id,
+                            "venue": fill.venue.value,
+                            "venue_fill_id": fill.venue_fill_id,
+                            "price": fill.price,
+                            "quantity": fill.quantity,
+                            "fee": fill.fee,
+                            "fee_asset": fill.fee_asset,
+                            "is_maker": fill.is_maker,
+                            "ts": fill.ts,
+                        },
                     )
             except IntegrityError:
                 return False
@@ -351,7 +476,7 @@ class Repository:
         data: Mapping[str, Any] | None = None,
     ) -> int:
         """Store an event; returns its id."""
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             return self._insert_event(conn, level, kind, message, pair_id, data or {})
 
     def add_snapshot(
@@ -368,19 +493,20 @@ class Repository:
         ts: datetime | None = None,
     ) -> int:
         """Store one monitor reading of a pair."""
-        with self.engine.begin() as conn:
+        with self._write() as conn:
             return conn.execute(
-                insert(snapshots).values(
-                    ts=ts or self.clock.now(),
-                    pair_id=pair_id,
-                    long_mark=long_mark,
-                    short_mark=short_mark,
-                    long_upnl=long_upnl,
-                    short_upnl=short_upnl,
-                    long_collateral_ratio=long_collateral_ratio,
-                    short_collateral_ratio=short_collateral_ratio,
-                    divergence=divergence,
-                )
+                insert(snapshots),
+                {
+                    "ts": ts or self.clock.now(),
+                    "pair_id": pair_id,
+                    "long_mark": long_mark,
+                    "short_mark": short_mark,
+                    "long_upnl": long_upnl,
+                    "short_upnl": short_upnl,
+                    "long_collateral_ratio": long_collateral_ratio,
+                    "short_collateral_ratio": short_collateral_ratio,
+                    "divergence": divergence,
+                },
             ).inserted_primary_key[0]
 
     # ---- reads ------------------------------------------------------------------------------------------
@@ -484,12 +610,13 @@ class Repository:
         data: Mapping[str, Any],
     ) -> int:
         return conn.execute(
-            insert(events).values(
-                ts=self.clock.now(),
-                level=level.value,
-                kind=kind,
-                pair_id=pair_id,
-                message=message,
-                data=jsonable(data),
-            )
+            insert(events),
+            {
+                "ts": self.clock.now(),
+                "level": level.value,
+                "kind": kind,
+                "pair_id": pair_id,
+                "message": message,
+                "data": jsonable(data),
+            },
         ).inserted_primary_key[0]

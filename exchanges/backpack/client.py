@@ -61,6 +61,11 @@ class BackpackClient:
     # ---- transport --------------------------------------------------------------------------------------
 
     @property
+    def transport(self) -> RestTransport:
+        """The HTTP edge (its `tap` times every request)."""
+        return self._http
+
+    @property
     def request_expiry_s(self) -> float:
         """After this long a request of ours can no longer be accepted (its signed window has passed)."""
         return (self._signer.window_ms if self._signer else 5000) / 1000
@@ -210,8 +215,8 @@ class BackpackClient:
                 raise OrderNotFound(VENUE, f"no order with clientId {client_id}", http_status=404) from None
             result = found
         if result.filled_quantity > 0:
-            fee = sum((f.fee for f in self.fills(symbol, result.venue_order_id)), Decimal(0))
-            result = dataclasses.replace(result, fee=fee)
+            fills = tuple(self.fills(symbol, result.venue_order_id))
+            result = dataclasses.replace(result, fee=sum((f.fee for f in fills), Decimal(0)), fills=fills)
         return result
 
     def cancel_order(self, symbol: str, client_id: str) -> OrderResult | None:

@@ -104,6 +104,11 @@ class HibachiClient:
 
     # ---- transport --------------------------------------------------------------------------------------
 
+    @property
+    def transport(self) -> RestTransport:
+        """The HTTP edge (its `tap` times every request)."""
+        return self._http
+
     def _credentials(self, what: str) -> tuple[str, int]:
         if not self._api_key or self._account_id is None:
             raise VenueError(VENUE, f"{what} needs hibachi.api_key and hibachi.account_id")
@@ -314,6 +319,7 @@ class HibachiClient:
             filled_quantity=filled,
             average_price=sum((f.price * f.quantity for f in fills), Decimal(0)) / filled,
             fee=sum((f.fee for f in fills), Decimal(0)),
+            fills=tuple(fills),
         )
 
     def _order_fills(self, symbol: str, order_id: str, expected: Decimal) -> list[Fill]:

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from exchanges.http import ARRIVAL_HEADER
 from exchanges.sim.faults import Faults, InjectedHttpError
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ class SimHttpServer:
                 log.debug("sim http: " + format, *args)
 
             def _serve(self) -> None:
+                self._received_ns = time.monotonic_ns()  # read by benchmarks through ARRIVAL_HEADER
                 parts = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 if length > MAX_BODY:
@@ -165,6 +167,7 @@ class SimHttpServer:
                 self.send_response(response.status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(payload)))
+                self.send_header(ARRIVAL_HEADER, str(self._received_ns))
                 for key, value in response.headers.items():
                     self.send_header(key, value)
                 self.end_headers()
