@@ -48,7 +48,7 @@ from core import failpoints
 from core.clock import Clock
 from core.config import MarketConfig
 from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
-from core.ledger import backoff_s, leg_book, net_quantity
+from core.ledger import backoff_s, is_unresolved, leg_book, net_quantity
 from core.planning import OpenPlan, PlanDeclined, VenueView, choose_long_venue, choose_market, plan_open
 from core.sizing import draw_seconds
 from exchanges.errors import VenueError
@@ -275,9 +275,13 @@ class HedgeCoordinator(SupervisedActor):
         futures = [self.desk.ask_venue_async(leg.venue, order) for leg, order in zip(legs, orders, strict=True)]
         return [self.trader.finish(leg, order, f) for leg, order, f in zip(legs, orders, futures, strict=True)]
 
-    def _held(self, leg: PositionRecord) -> tuple[bool, Decimal]:
+    def _held(self, leg: PositionRecord) -> tuple[bool, list[OrderRecord]]:
+        """Whether every order of the leg has a known outcome, and its orders (read once when they have)."""
+        orders = self.desk.repo.orders_for_position(leg.id)
+        if not any(is_unresolved(o) for o in orders):
+            return True, orders
         resolved = self.trader.resolve(leg)
-        return resolved, net_quantity(self.desk.repo.orders_for_position(leg.id))
+        return resolved, self.desk.repo.orders_for_position(leg.id)
 
     def _conclude(
         self,
@@ -297,9 +301,11 @@ class HedgeCoordinator(SupervisedActor):
         )
         if not all(resolved for resolved, _ in held.values()):
             return self._naked(pair_id, PairState.OPENING, "the outcome of a leg is unknown after lookups")
-        long_q, short_q = held[Side.LONG][1], held[Side.SHORT][1]
+        books = {side: orders for side, (_, orders) in held.items()}
+        long_q, short_q = net_quantity(books[Side.LONG]), net_quantity(books[Side.SHORT])
         if long_q > 0 and short_q > 0:
             if long_q != short_q:
+                books = {}  # the trim changed them: read again
                 bigger = Side.LONG if long_q > short_q else Side.SHORT
                 self.trader.send(by_side[bigger], OrderPurpose.REPAIR, abs(long_q - short_q))
                 long_q = net_quantity(self.desk.repo.orders_for_position(by_side[Side.LONG].id))
@@ -310,7 +316,7 @@ class HedgeCoordinator(SupervisedActor):
                         PairState.OPENING,
                         f"legs filled unequally ({long_q} vs {short_q}) and trimming the larger one failed",
                     )
-            return self._opened(pair_id, plan, legs, replies, long_q, elapsed_ms, decided_ns)
+            return self._opened(pair_id, plan, legs, replies, long_q, elapsed_ms, decided_ns, books)
         self.desk.write(
             TransitionPair(
                 pair_id,
@@ -379,6 +385,7 @@ class HedgeCoordinator(SupervisedActor):
         quantity: Decimal,
         elapsed_ms: int,
         decided_ns: int,
+        books: dict[Side, list[OrderRecord]],
     ) -> PairOpened:
         now = self.clock.now()
         sent = OpenTiming(decided_ns, tuple(r.wire for r in replies), 0)
@@ -387,7 +394,8 @@ class HedgeCoordinator(SupervisedActor):
         fees = Decimal(0)
         updates: list[UpdatePosition] = []
         for leg in legs:
-            book = leg_book(leg.side, self.desk.repo.orders_for_position(leg.id))
+            orders = books.get(leg.side) or self.desk.repo.orders_for_position(leg.id)
+            book = leg_book(leg.side, orders)
             fees += book.fees
             if book.entry_price is not None:
                 # Positive: paid more than the mark (long) or sold below it (short).

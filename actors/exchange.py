@@ -140,6 +140,7 @@ class ExchangeActor(SupervisedActor):
             self.feed.connected.is_set(),
             {s: self.feed.age(s) for s in symbols},
             self.feed.connections,
+            self.feed.book.message_count,
         )
 
     def _accepted(self, result: OrderResult, client_id: str | None = None) -> OrderAccepted:

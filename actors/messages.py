@@ -252,6 +252,7 @@ class FeedState:
     connected: bool
     ages_s: dict[str, float | None]
     connections: int
+    messages: int = 0  # data messages applied since the feed started
 
 
 # ---- to the PersistenceWriter (ask: the reply means committed) --------------------------------------------

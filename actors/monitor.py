@@ -34,6 +34,7 @@ from actors.messages import (
     Tick,
     TransitionPair,
     UpdatePosition,
+    WriteBatch,
 )
 from core.clock import Clock
 from core.config import UnknownPositions
@@ -118,7 +119,10 @@ class Monitor(SupervisedActor):
         positions = self._positions()
         after = self._expected()
         pairs = self.desk.repo.list_pairs(WATCHED_STATES)
-        readings = [self._pair(p, ratios, positions) for p in pairs]
+        writes: list[Any] = []
+        readings = [self._pair(p, ratios, positions, writes) for p in pairs]
+        if writes:  # marks and snapshots of the whole tick in one transaction, not three per pair
+            self.desk.directory.get("writer").tell(WriteBatch(tuple(writes)))
         self._reconcile(positions, before, after)
         self._adopted &= set(self._mismatch)
         self.summary = {
@@ -181,6 +185,7 @@ class Monitor(SupervisedActor):
                 "connected": state.connected,
                 "stale": stale,
                 "connections": state.connections,
+                "messages": state.messages,
                 "ages_s": {s: None if a is None else round(a, 1) for s, a in state.ages_s.items()},
             }
             self._episode(
@@ -205,7 +210,11 @@ class Monitor(SupervisedActor):
         return out
 
     def _pair(
-        self, pair: PairRecord, ratios: dict[Venue, Decimal | None], positions: dict[Venue, Positions | None]
+        self,
+        pair: PairRecord,
+        ratios: dict[Venue, Decimal | None],
+        positions: dict[Venue, Positions | None],
+        writes: list[Any],
     ) -> dict[str, Any]:
         legs = self.desk.repo.positions_for_pair(pair.id)
         marks: dict[Side, Decimal | None] = {}
@@ -238,9 +247,7 @@ class Monitor(SupervisedActor):
             distance[leg.venue.value] = (
                 None if liq is None or mark is None else liquidation_distance(leg.side, mark, liq)
             )
-            self.desk.directory.get("writer").tell(
-                UpdatePosition(leg.id, {"mark_price": mark, "unrealized_pnl": value})
-            )
+            writes.append(UpdatePosition(leg.id, {"mark_price": mark, "unrealized_pnl": value}))
         long_leg = next(leg for leg in legs if leg.side is Side.LONG)
         short_leg = next(leg for leg in legs if leg.side is Side.SHORT)
         divergence = None
@@ -260,7 +267,7 @@ class Monitor(SupervisedActor):
                 pair.id,
                 divergence=divergence,
             )
-        self.desk.directory.get("writer").tell(
+        writes.append(
             RecordSnapshot(
                 pair.id,
                 marks.get(Side.LONG),

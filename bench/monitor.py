@@ -1,0 +1,121 @@
+"""Sections 6 and 7: one Monitor tick with 10, 100 and 1,000 open pairs, and the control socket's `status`
+round trip with those pairs in the database. The venues hold exactly what the pairs say, so every tick
+does the full reading and finds nothing to act on."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+from typing import Any
+
+from actors.engine import Engine
+from actors.messages import OrderAccepted, PlaceOrder, Tick
+from bench.report import BenchError, Figure
+from bench.venues import SimProcesses, live_settings, scratch_dir, start_engine
+from control.client import call
+from control.server import ControlServer
+from core.domain import OrderPurpose, PairState, Side, Venue
+from core.ids import MAX_PAIR_ID, OrderKey, client_id_for
+from storage.repository import LegPlan, PairPlan
+
+QUANTITY = Decimal("0.001")
+SYMBOLS = {Venue.BACKPACK: "BTC_USDC_PERP", Venue.HIBACHI: "BTC/USDT-P"}
+ONLY_BTC = {
+    "markets": [{"name": "BTC", "backpack_symbol": SYMBOLS[Venue.BACKPACK], "hibachi_symbol": SYMBOLS[Venue.HIBACHI]}]
+}
+
+
+def _add_pairs(engine: Engine, count: int, price: Decimal) -> None:
+    """Open pairs in the database: long Backpack, short Hibachi, filled at `price`, expiring in a year."""
+    repo = engine.repo
+    plan = PairPlan(
+        "BTC",
+        LegPlan(Venue.BACKPACK, SYMBOLS[Venue.BACKPACK], Side.LONG),
+        LegPlan(Venue.HIBACHI, SYMBOLS[Venue.HIBACHI], Side.SHORT),
+        Decimal(2),
+        QUANTITY * price,
+        QUANTITY,
+        365 * 86400,
+    )
+    now = engine.clock.now()
+    for _ in range(count):
+        pair, legs, orders = repo.begin_open(plan, {Venue.BACKPACK: Decimal(2), Venue.HIBACHI: Decimal(2)})
+        with repo.batch():
+            for leg, order in zip(legs, orders, strict=True):
+                repo.update_order(
+                    order.venue, order.client_id, "filled", filled_quantity=QUANTITY, avg_price=price, fee=Decimal(0)
+                )
+                repo.update_position(leg.id, quantity=QUANTITY, entry_price=price, fees=Decimal(0), state="open")
+            repo.transition_pair(
+                pair.id,
+                PairState.OPENING,
+                PairState.OPEN,
+                "bench",
+                changes={"opened_at": now, "expires_at": now.replace(year=now.year + 1), "quantity": QUANTITY},
+            )
+
+
+def _top_up_venues(engine: Engine, count: int, stage: int) -> None:
+    """Give each venue the position the new pairs account for (one order per venue)."""
+    for venue, side in ((Venue.BACKPACK, Side.LONG), (Venue.HIBACHI, Side.SHORT)):
+        key = OrderKey(MAX_PAIR_ID - stage, side, OrderPurpose.OPEN, 0)
+        order = PlaceOrder(client_id_for(venue, key), SYMBOLS[venue], side, QUANTITY * count)
+        reply = engine.directory.get(f"exchange.{venue.value}").ask(order, timeout=60)
+        if not isinstance(reply, OrderAccepted) or reply.filled_quantity != QUANTITY * count:
+            raise BenchError(f"{venue}: the bench's position was not filled: {reply}")
+
+
+def _tick_ms(monitor: Any, engine: Engine) -> float:
+    started = time.perf_counter()
+    monitor.ask(Tick(engine.clock.now()), timeout=600)
+    return (time.perf_counter() - started) * 1000
+
+
+def run(sims: SimProcesses, sizes: tuple[int, ...], ticks: int, status_calls: int) -> list[Figure]:
+    """Grow the book through `sizes`, timing `ticks` Monitor ticks at each; then `status` over the socket."""
+    sims.set_latency(0)
+    data_dir = scratch_dir()
+    engine = start_engine(live_settings(sims, data_dir, {"trading": ONLY_BTC}))
+    figures: list[Figure] = []
+    server = None
+    try:
+        monitor = engine.supervisor.ref("monitor")
+        price = Decimal(sims.state(Venue.BACKPACK)["marks"][SYMBOLS[Venue.BACKPACK]])
+        have = 0
+        for stage, size in enumerate(sizes):
+            _add_pairs(engine, size - have, price)
+            _top_up_venues(engine, size - have, stage)
+            have = size
+            _tick_ms(monitor, engine)  # the first reading after a change only confirms it (two readings)
+            durations = [_tick_ms(monitor, engine) for _ in range(ticks)]
+            if engine.repo.list_pairs([PairState.NAKED]) or engine.gate.blocks:
+                raise BenchError(f"the Monitor found a difference with {size} pairs: {engine.gate.blocks}")
+            figures.append(
+                Figure.spread(
+                    "6 monitor tick",
+                    f"{size:,} open pairs",
+                    durations,
+                    "ms",
+                    f"{sum(durations) / len(durations) / size:.2f} ms per pair",
+                )
+            )
+        address = f"ipc://{data_dir}/bench.ipc"
+        server = ControlServer(address, engine.command).start()
+        call(address, "status")
+        round_trips = []
+        for _ in range(status_calls):
+            started = time.perf_counter()
+            reply = call(address, "status", timeout_s=60)
+            round_trips.append((time.perf_counter() - started) * 1000)
+            if not reply.get("ok"):
+                raise BenchError(f"status failed: {reply}")
+        figures.append(
+            Figure.spread(
+                "7 control", f"`status` round trip, {have:,} open pairs", round_trips, "ms", "nng ipc, JSON reply"
+            )
+        )
+    finally:
+        if server is not None:
+            server.stop()
+        engine.shutdown()
+    return figures
