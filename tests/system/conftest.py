@@ -48,7 +48,8 @@ class Running:
 
     def halt(self) -> None:
         self.stop.set()
-        self.thread.join(10)
+        if self.thread.is_alive():
+            self.thread.join(10)
 
     @property
     def repo(self) -> Any:

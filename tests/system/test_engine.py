@@ -7,7 +7,7 @@ from decimal import Decimal as D
 from typing import Any
 
 from actors.engine import Engine
-from actors.messages import OpenDeclined, OpenNow
+from actors.messages import OpenDeclined, OpenNow, PairFailed, PairOpened
 from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
 from exchanges.base import OrderType
 from tests.helpers import wait_until
@@ -306,3 +306,37 @@ def test_warnings_and_criticals_reach_the_configured_webhook(engine_factory: Fac
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_an_open_reports_its_timing_and_each_leg_took_only_the_requests_it_needs(engine_factory: Factory) -> None:
+    run = engine_factory({"trading": {"markets": BTC_ONLY}}, start_loop=False)
+    engine = run.engine
+    wait_until(engine.reconcile, 10, "start-up reconciliation")
+    opened = engine.supervisor.ref("coordinator").ask(OpenNow("BTC"), timeout=30)
+    assert isinstance(opened, PairOpened)
+    timing = opened.timing
+    assert timing is not None and all(leg is not None for leg in timing.legs)
+    assert timing.decided_ns < min(leg.sent_ns for leg in timing.legs if leg)  # type: ignore[union-attr]
+    assert timing.concluded_ns > max(leg.done_ns for leg in timing.legs if leg)  # type: ignore[union-attr]
+    assert 0 <= (timing.leg_skew_ns or 0) < timing.to_wire_ns  # type: ignore[operator]
+    # Backpack: the order, then its fills. Hibachi: the order, its read-back, the trade journal; the fills
+    # that came with the read-back are not paged a second time.
+    venues = [leg.venue for leg in run.repo.positions_for_pair(opened.pair_id)]
+    requests = {venue: leg.requests for venue, leg in zip(venues, timing.legs, strict=True) if leg}
+    assert requests == {Venue.BACKPACK: 2, Venue.HIBACHI: 3}
+    event = next(e for e in run.repo.list_events(opened.pair_id) if e.kind == "pair_open")
+    assert event.data["leg_skew_us"] == timing.leg_skew_ns // 1000  # type: ignore[operator]
+    assert event.data["to_wire_us"] == timing.to_wire_ns // 1000  # type: ignore[operator]
+    fills = [f for o in run.repo.orders_for_pair(opened.pair_id) for f in run.repo.fills_for_order(o.id)]
+    assert len(fills) == 2  # recorded together with their orders' totals
+
+
+def test_a_rolled_back_open_reports_its_timing(engine_factory: Factory) -> None:
+    def fault(engine: Engine) -> None:
+        engine.paper.hibachi.engine.faults.reject_orders(1, 4, "Invalid quantity")  # type: ignore[union-attr]
+
+    run = engine_factory({"trading": {"markets": BTC_ONLY}}, start_loop=False, setup=fault)
+    wait_until(run.engine.reconcile, 10, "start-up reconciliation")
+    failed = run.engine.supervisor.ref("coordinator").ask(OpenNow("BTC"), timeout=30)
+    assert isinstance(failed, PairFailed) and failed.state is PairState.FAILED
+    assert failed.timing is not None and failed.timing.concluded_ns > failed.timing.decided_ns

@@ -143,6 +143,8 @@ RULES = [
     ({"trading": {"min_leverage": "0.5"}}, "trading.min_leverage = 0.5 must be >= 1"),
     ({"trading": {"max_leverage": "30"}}, "trading.max_leverage = 30 must be <= 25"),
     ({"trading": {"min_duration_hours": "0"}}, "trading.min_duration_hours = 0 must be > 0"),
+    ({"backpack": {"requests_per_s": "0"}}, "backpack.requests_per_s = 0 must be > 0"),
+    ({"hibachi": {"requests_per_s": "-1"}}, "hibachi.requests_per_s = -1 must be > 0"),
     (
         {"trading": {"min_duration_hours": "9"}},
         "trading.min_duration_hours = 9 must be <= trading.max_duration_hours = 8",

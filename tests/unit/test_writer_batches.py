@@ -1,0 +1,61 @@
+"""The PersistenceWriter's batches: one transaction, and alerts only for what committed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal as D
+
+import pykka
+import pytest
+
+from actors.messages import BeginOpen, OpenBegun, TransitionPair, UpdatePosition, WriteBatch, Written
+from actors.writer import PersistenceWriter
+from alerts.policy import Alert
+from core.clock import FakeClock
+from core.domain import EventLevel, PairState, Side, Venue
+from storage.repository import LegPlan, PairPlan, Repository, TransitionRefusedError
+
+PLAN = PairPlan(
+    "BTC",
+    LegPlan(Venue.BACKPACK, "BTC_USDC_PERP", Side.LONG),
+    LegPlan(Venue.HIBACHI, "BTC/USDT-P", Side.SHORT),
+    D(2),
+    D(1000),
+    D("0.01"),
+    3600,
+)
+
+
+@pytest.fixture
+def writer(repo: Repository, clock: FakeClock) -> Iterator[tuple[pykka.ActorRef[PersistenceWriter], list[Alert]]]:
+    alerts: list[Alert] = []
+    ref = PersistenceWriter.start("writer", 0, clock, None, repo=repo, notify=alerts.append)
+    yield ref, alerts
+    ref.stop()
+
+
+def test_begin_open_and_a_batch_commit_and_alert_once_committed(
+    writer: tuple[pykka.ActorRef[PersistenceWriter], list[Alert]], repo: Repository
+) -> None:
+    ref, alerts = writer
+    begun = ref.ask(BeginOpen(PLAN, ((Venue.BACKPACK, D(2)), (Venue.HIBACHI, D(3)))))
+    assert isinstance(begun, OpenBegun)
+    assert [leg.leverage_set for leg in begun.legs] == [D(2), D(3)]
+    naked = TransitionPair(begun.pair_id, PairState.OPENING, PairState.NAKED, "test", level=EventLevel.CRITICAL)
+    written = ref.ask(WriteBatch((UpdatePosition(begun.legs[0].id, {"quantity": D("0.005")}), naked)))
+    assert isinstance(written, tuple) and all(isinstance(w, Written) for w in written)
+    assert repo.get_pair(begun.pair_id).state is PairState.NAKED
+    assert [a.kind for a in alerts] == ["pair_naked"]
+
+
+def test_a_failed_batch_writes_nothing_and_alerts_nothing(
+    writer: tuple[pykka.ActorRef[PersistenceWriter], list[Alert]], repo: Repository
+) -> None:
+    ref, alerts = writer
+    begun = ref.ask(BeginOpen(PLAN, ((Venue.BACKPACK, D(2)), (Venue.HIBACHI, D(3)))))
+    naked = TransitionPair(begun.pair_id, PairState.OPENING, PairState.NAKED, "first", level=EventLevel.CRITICAL)
+    refused = TransitionPair(begun.pair_id, PairState.OPEN, PairState.CLOSING, "not OPEN", level=EventLevel.WARNING)
+    with pytest.raises(TransitionRefusedError):
+        ref.ask(WriteBatch((naked, refused)))
+    assert repo.get_pair(begun.pair_id).state is PairState.OPENING
+    assert alerts == []
