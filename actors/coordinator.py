@@ -51,6 +51,7 @@ from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
 from core.ledger import backoff_s, is_unresolved, leg_book, net_quantity
 from core.planning import OpenPlan, PlanDeclined, VenueView, choose_long_venue, choose_market, plan_open
 from core.sizing import draw_seconds
+from exchanges.base import OrderStatus
 from exchanges.errors import VenueError
 from storage.records import OrderRecord, PositionRecord
 from storage.repository import LegPlan, PairPlan
@@ -266,14 +267,28 @@ class HedgeCoordinator(SupervisedActor):
         replies = self._send_legs(legs, orders)
         elapsed_ms = int((self.clock.monotonic() - started) * 1000)
         failpoints.hit("open.filled")
-        outcome = self._conclude(pair_id, plan, legs, replies, elapsed_ms, decided_ns)
+        outcome: PairOpened | PairFailed
+        if all(_filled(reply, plan.quantity) for reply in replies):
+            # The common case: both legs filled in full. Their results, the legs' books and OPEN are one
+            # transaction, so nothing stands between the last reply and the commit but that write.
+            books = {
+                leg.side: [_with_fill(record, reply)] for leg, record, reply in zip(legs, records, replies, strict=True)
+            }  # type: ignore[arg-type]
+            results = [w for reply in replies for w in self.trader.writes_for(reply)]
+            outcome = self._opened(pair_id, plan, legs, replies, plan.quantity, elapsed_ms, decided_ns, books, results)
+        else:
+            for reply in replies:
+                self.trader.record(reply)
+            outcome = self._conclude(pair_id, plan, legs, replies, elapsed_ms, decided_ns)
         timing = OpenTiming(decided_ns, tuple(r.wire for r in replies), time.monotonic_ns())
         return dataclasses.replace(outcome, timing=timing)
 
     def _send_legs(self, legs: list[PositionRecord], orders: list[PlaceOrder]) -> list[Reply]:
         """Both legs at once: each venue's actor gets its order before either reply is awaited."""
         futures = [self.desk.ask_venue_async(leg.venue, order) for leg, order in zip(legs, orders, strict=True)]
-        return [self.trader.finish(leg, order, f) for leg, order, f in zip(legs, orders, futures, strict=True)]
+        return [
+            self.trader.finish(leg, order, f, record=False) for leg, order, f in zip(legs, orders, futures, strict=True)
+        ]
 
     def _held(self, leg: PositionRecord) -> tuple[bool, list[OrderRecord]]:
         """Whether every order of the leg has a known outcome, and its orders (read once when they have)."""
@@ -386,6 +401,7 @@ class HedgeCoordinator(SupervisedActor):
         elapsed_ms: int,
         decided_ns: int,
         books: dict[Side, list[OrderRecord]],
+        results: list[Any] | None = None,
     ) -> PairOpened:
         now = self.clock.now()
         sent = OpenTiming(decided_ns, tuple(r.wire for r in replies), 0)
@@ -423,8 +439,24 @@ class HedgeCoordinator(SupervisedActor):
                 "replies": [type(r).__name__ for r in replies],
             },
         )
-        self.desk.write(WriteBatch((*updates, opened)))  # the legs' books and OPEN commit together
+        self.desk.write(WriteBatch((*(results or ()), *updates, opened)))  # books and OPEN commit together
         return PairOpened(pair_id)
+
+
+def _filled(reply: Reply, quantity: Decimal) -> bool:
+    return isinstance(reply, OrderAccepted) and reply.status is OrderStatus.FILLED and reply.filled_quantity == quantity
+
+
+def _with_fill(order: OrderRecord, reply: OrderAccepted) -> OrderRecord:
+    """The order as it reads once `reply` is recorded (the ledger computed before that write commits)."""
+    return dataclasses.replace(
+        order,
+        status=reply.status.value,
+        venue_order_id=reply.venue_order_id,
+        filled_quantity=reply.filled_quantity,
+        avg_price=reply.average_price,
+        fee=reply.fee,
+    )
 
 
 def _us(ns: int | None) -> int | None:

@@ -245,8 +245,11 @@ class LegTrader:
         future = self.desk.ask_venue_async(position.venue, order)
         return self.finish(position, order, future)
 
-    def finish(self, position: PositionRecord, order: PlaceOrder, future: pykka.Future[Any]) -> Reply:
-        """Wait for a sent order's reply, settle it, record it."""
+    def finish(
+        self, position: PositionRecord, order: PlaceOrder, future: pykka.Future[Any], *, record: bool = True
+    ) -> Reply:
+        """Wait for a sent order's reply, settle it, and record it (unless the caller records it itself, in a
+        transaction of its own: `record=False`)."""
         started = time.perf_counter()
         try:
             reply: Reply = future.get(timeout=ORDER_TIMEOUT_S)
@@ -256,7 +259,8 @@ class LegTrader:
         reply = self.settle(position, order.client_id, reply)
         if reply.wire is None and wire is not None:  # a looked-up outcome keeps the timing of the send
             reply = dataclasses.replace(reply, wire=wire)
-        self.record(reply)
+        if record:
+            self.record(reply)
         if self.desk.metrics is not None:
             result = "rejected" if isinstance(reply, OrderRejected) else "in_flight"
             if isinstance(reply, OrderAccepted):
@@ -283,42 +287,36 @@ class LegTrader:
         return reply
 
     def record(self, reply: Reply) -> None:
-        """Write the order's outcome and its fills."""
-        if isinstance(reply, OrderAccepted):
-            update = UpdateOrder(
-                reply.venue,
-                reply.client_id,
-                reply.status.value,
-                venue_order_id=reply.venue_order_id,
-                filled_quantity=reply.filled_quantity,
-                avg_price=reply.average_price,
-                fee=reply.fee,
-            )
-            if not reply.fills:
-                self.desk.write(update)
-                return
-            fills = RecordFills(
-                tuple(
-                    NewFill(
-                        reply.venue,
-                        reply.client_id,
-                        f.venue_fill_id,
-                        f.price,
-                        f.quantity,
-                        f.fee,
-                        f.ts,
-                        f.fee_asset,
-                        f.is_maker,
-                    )
-                    for f in reply.fills
-                )
-            )
-            self.desk.write(WriteBatch((update, fills)))  # the order's totals and its fills commit together
-        elif isinstance(reply, OrderRejected):
+        """Write the order's outcome and its fills (one transaction)."""
+        writes = self.writes_for(reply)
+        self.desk.write(writes[0] if len(writes) == 1 else WriteBatch(writes))
+
+    @staticmethod
+    def writes_for(reply: Reply) -> tuple[UpdateOrder | RecordFills, ...]:
+        """The writes that record an order's outcome: its totals, then its fills."""
+        if isinstance(reply, OrderRejected):
             error = f"{reply.code}: {reply.message}" if reply.code else reply.message
-            self.desk.write(UpdateOrder(reply.venue, reply.client_id, "rejected", error=error))
-        else:
-            self.desk.write(UpdateOrder(reply.venue, reply.client_id, IN_FLIGHT, error=reply.reason))
+            return (UpdateOrder(reply.venue, reply.client_id, "rejected", error=error),)
+        if isinstance(reply, OrderInFlight):
+            return (UpdateOrder(reply.venue, reply.client_id, IN_FLIGHT, error=reply.reason),)
+        update = UpdateOrder(
+            reply.venue,
+            reply.client_id,
+            reply.status.value,
+            venue_order_id=reply.venue_order_id,
+            filled_quantity=reply.filled_quantity,
+            avg_price=reply.average_price,
+            fee=reply.fee,
+        )
+        if not reply.fills:
+            return (update,)
+        fills = tuple(
+            NewFill(
+                reply.venue, reply.client_id, f.venue_fill_id, f.price, f.quantity, f.fee, f.ts, f.fee_asset, f.is_maker
+            )
+            for f in reply.fills
+        )
+        return update, RecordFills(fills)
 
     def resolve(self, position: PositionRecord) -> bool:
         """Settle every unresolved order of a leg by lookup; True when none is left unresolved."""

@@ -101,7 +101,7 @@ class PersistenceWriter(SupervisedActor):
                 return Written(r.record_order(order).id)
             case UpdateOrder():
                 m = message
-                row = r.update_order(
+                order_id = r.mark_order(
                     m.venue,
                     m.client_id,
                     m.status,
@@ -111,7 +111,7 @@ class PersistenceWriter(SupervisedActor):
                     fee=m.fee,
                     error=m.error,
                 )
-                return Written(row.id)
+                return Written(order_id)
             case RecordFills(fills=fills):
                 return Written(sum(1 for f in fills if r.record_fill(f)))
             case RecordEvent():

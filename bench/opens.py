@@ -25,7 +25,7 @@ class SequentialCoordinator(HedgeCoordinator):
 
     def _send_legs(self, legs: list[PositionRecord], orders: list[PlaceOrder]) -> list[Reply]:
         return [
-            self.trader.finish(leg, order, self.desk.ask_venue_async(leg.venue, order))
+            self.trader.finish(leg, order, self.desk.ask_venue_async(leg.venue, order), record=False)
             for leg, order in zip(legs, orders, strict=True)
         ]
 

@@ -423,6 +423,32 @@ class Repository:
         error: str | None = None,
     ) -> OrderRecord:
         """Record what the venue says about an order; fields left None keep their stored value."""
+        order_id = self.mark_order(
+            venue,
+            client_id,
+            status,
+            venue_order_id=venue_order_id,
+            filled_quantity=filled_quantity,
+            avg_price=avg_price,
+            fee=fee,
+            error=error,
+        )
+        with self._write() as conn:
+            return OrderRecord.from_row(conn.execute(select(orders).where(orders.c.id == order_id)).mappings().one())
+
+    def mark_order(
+        self,
+        venue: Venue,
+        client_id: str,
+        status: str,
+        *,
+        venue_order_id: str | None = None,
+        filled_quantity: Decimal | None = None,
+        avg_price: Decimal | None = None,
+        fee: Decimal | None = None,
+        error: str | None = None,
+    ) -> int:
+        """update_order() in one statement, without reading the row back; returns the order's id."""
         values: dict[str, Any] = {"status": status, "updated_at": self.clock.now()}
         for key, value in (
             ("venue_order_id", venue_order_id),
@@ -435,9 +461,10 @@ class Repository:
                 values[key] = value
         where = (orders.c.venue == venue.value, orders.c.client_id == client_id)
         with self._write() as conn:
-            if conn.execute(update(orders).where(*where), dict(**values)).rowcount != 1:
-                raise NotFoundError(f"no {venue} order with client id {client_id}")
-            return OrderRecord.from_row(conn.execute(select(orders).where(*where)).mappings().one())
+            order_id = conn.execute(update(orders).where(*where).returning(orders.c.id), values).scalar()
+        if order_id is None:
+            raise NotFoundError(f"no {venue} order with client id {client_id}")
+        return int(order_id)
 
     def record_fill(self, fill: NewFill) -> bool:
         """Insert a fill of a known order; False (and nothing written) when that fill is already stored."""
