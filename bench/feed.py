@@ -4,6 +4,7 @@ quote is when it becomes visible through the ExchangeActor (the path the Monitor
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -66,6 +67,8 @@ def run(sims: SimProcesses, seconds: float, paced_rate: int) -> list[Figure]:
         [sys.executable, "-m", "bench.flood"], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     assert flood.stdin is not None and flood.stdout is not None
+    if hasattr(os, "sched_setaffinity"):  # the sender is a venue too: it runs where the simulators run
+        os.sched_setaffinity(flood.pid, os.sched_getaffinity(sims.procs[0].pid))
     url = json.loads(flood.stdout.readline())["ws"]
     sims.set_latency(0)
     only_btc = {"markets": [{"name": "BTC", "backpack_symbol": SYMBOL, "hibachi_symbol": "BTC/USDT-P"}]}

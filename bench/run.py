@@ -23,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="fewer samples: the whole run in under a minute")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="simulated venue latency per request")
     parser.add_argument("--opens", type=int, help="opens each way (default 200, quick 20)")
+    parser.add_argument("--no-pin", action="store_true", help="do not give the simulators a core of their own")
     parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections (repeatable)")
     return parser
 
@@ -42,15 +43,15 @@ def main(argv: list[str] | None = None) -> int:
     # positions must not meet the previous section's on the venues.
     if "opens" in chosen:
         _progress(f"opens: {n_opens} each way, {args.latency_ms:g} ms venues")
-        with SimProcesses.running() as sims:
+        with SimProcesses.running(pin=not args.no_pin) as sims:
             figures += opens.run(sims, n_opens, 6 if quick else 40, args.latency_ms / 1000)
     if "feed" in chosen:
         _progress("feed: websocket flood")
-        with SimProcesses.running() as sims:
+        with SimProcesses.running(pin=not args.no_pin) as sims:
             figures += feed.run(sims, 2.0 if quick else 5.0, 2000)
     if "monitor" in chosen:
         _progress("monitor: 10, 100 and 1,000 open pairs; control socket")
-        with SimProcesses.running() as sims:
+        with SimProcesses.running(pin=not args.no_pin) as sims:
             figures += monitor.run(sims, (10, 100, 1000), 2 if quick else 5, 20 if quick else 200)
     if "footprint" in chosen:
         hours, speed = (0.5, 120.0) if quick else (1.0, 60.0)
@@ -62,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         f"perp-farmer benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {'quick' if quick else 'full'} run "
         f"in {time.monotonic() - started:.0f} s",
         f"machine: {cores()} cores, {platform.machine()}, Python {platform.python_version()}, {platform.system()}",
-        f"loopback figures against the project's venue simulators (separate processes), "
-        f"{args.latency_ms:g} ms added per venue request where stated; engine log: {log_dir / 'bench.log'}",
+        f"loopback figures against the project's venue simulators (separate processes"
+        f"{'' if args.no_pin else ', on a core of their own'}), {args.latency_ms:g} ms added per venue request "
+        f"where stated; engine log: {log_dir / 'bench.log'}",
     ]
     print(render(figures, header))
     return 0
