@@ -41,7 +41,7 @@ from core.config import UnknownPositions
 from core.domain import ACTIVE_STATES, EventLevel, OrderPurpose, PairState, Side, Venue
 from core.ledger import is_unresolved, leg_book
 from core.risk import collateral_ratio, liquidation_distance, pnl_divergence, unrealized_pnl
-from storage.records import PairRecord
+from storage.records import OrderRecord, PairRecord, PositionRecord
 from storage.repository import LegPlan, PairPlan, TransitionRefusedError
 
 log = logging.getLogger(__name__)
@@ -119,8 +119,9 @@ class Monitor(SupervisedActor):
         positions = self._positions()
         after = self._expected()
         pairs = self.desk.repo.list_pairs(WATCHED_STATES)
+        books = self.desk.repo.legs_with_orders(p.id for p in pairs)
         writes: list[Any] = []
-        readings = [self._pair(p, ratios, positions, writes) for p in pairs]
+        readings = [self._pair(p, books.get(p.id, []), ratios, positions, writes) for p in pairs]
         if writes:  # marks and snapshots of the whole tick in one transaction, not three per pair
             self.desk.directory.get("writer").tell(WriteBatch(tuple(writes)))
         self._reconcile(positions, before, after)
@@ -212,16 +213,17 @@ class Monitor(SupervisedActor):
     def _pair(
         self,
         pair: PairRecord,
+        legs_orders: list[tuple[PositionRecord, list[OrderRecord]]],
         ratios: dict[Venue, Decimal | None],
         positions: dict[Venue, Positions | None],
         writes: list[Any],
     ) -> dict[str, Any]:
-        legs = self.desk.repo.positions_for_pair(pair.id)
+        legs = [leg for leg, _ in legs_orders]
         marks: dict[Side, Decimal | None] = {}
         upnl: dict[Side, Decimal | None] = {}
         distance: dict[str, Decimal | None] = {}
-        for leg in legs:
-            book = leg_book(leg.side, self.desk.repo.orders_for_position(leg.id))
+        for leg, orders in legs_orders:
+            book = leg_book(leg.side, orders)
             mark: Decimal | None = None
             try:
                 reply: QuoteReply = self.desk.ask_venue(leg.venue, GetQuote(leg.symbol))
@@ -295,10 +297,11 @@ class Monitor(SupervisedActor):
         moving: set[Key] = set()
         holders: dict[Key, list[PairRecord]] = {}
         claimed = self.desk.claims.claimed()
-        for pair in self.desk.repo.list_pairs(ACTIVE_STATES):
-            for leg in self.desk.repo.positions_for_pair(pair.id):
+        pairs = self.desk.repo.list_pairs(ACTIVE_STATES)
+        books = self.desk.repo.legs_with_orders(p.id for p in pairs)
+        for pair in pairs:
+            for leg, orders in books.get(pair.id, []):
                 key = (leg.venue, leg.symbol)
-                orders = self.desk.repo.orders_for_position(leg.id)
                 book = leg_book(leg.side, orders)
                 expected[key] = expected.get(key, Decimal(0)) + leg.side.sign * book.held
                 in_motion = pair.state in (PairState.PLANNED, PairState.OPENING, PairState.ROLLING_BACK)

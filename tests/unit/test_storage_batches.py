@@ -13,7 +13,7 @@ from core.clock import FakeClock
 from core.domain import OrderPurpose, PairState, Side, Venue
 from core.ids import OrderKey, client_id_for
 from storage.db import Checkpointer, is_sqlite_file, open_database
-from storage.repository import LegPlan, PairPlan, Repository, TransitionRefusedError
+from storage.repository import LegPlan, NewOrder, PairPlan, Repository, TransitionRefusedError
 
 PLAN = PairPlan(
     market="BTC",
@@ -110,3 +110,28 @@ def test_without_manual_checkpoints_sqlite_keeps_its_own(tmp_path: Path, clock: 
         assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar() == 1000
     assert not is_sqlite_file(open_database("sqlite://", clock))
     db.dispose()
+
+
+def test_legs_with_orders_reads_many_pairs_as_reading_them_one_by_one(repo: Repository) -> None:
+    first, _, _ = repo.begin_open(PLAN, LEVERAGE)
+    second, legs, orders = repo.begin_open(PLAN, LEVERAGE)
+    repo.record_order(
+        NewOrder(
+            second.id,
+            legs[1].id,
+            Venue.BACKPACK,
+            "77",
+            OrderPurpose.CLOSE,
+            0,
+            Side.LONG,
+            "market",
+            D("0.0153"),
+            reduce_only=True,
+        )
+    )
+    books = repo.legs_with_orders([first.id, second.id])
+    for pair_id in (first.id, second.id):
+        one_by_one = [(leg, repo.orders_for_position(leg.id)) for leg in repo.positions_for_pair(pair_id)]
+        assert books[pair_id] == one_by_one
+    assert [o.client_id for o in books[second.id][1][1]] == [orders[1].client_id, "77"]
+    assert repo.legs_with_orders([]) == {}
