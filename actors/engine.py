@@ -534,6 +534,7 @@ class Engine:
 
 def _pair_id(args: dict[str, Any]) -> int:
     value = args.get("id")
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+    text = str(value)
+    if isinstance(value, bool) or not isinstance(value, int | str) or not (text.isascii() and text.isdigit()):
         raise CommandError("bad_request", 'this command needs "id": a pair id')
     return int(value)

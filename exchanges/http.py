@@ -46,7 +46,7 @@ def uses_environment_proxy() -> bool:
 
 def _arrival(headers: Mapping[str, str]) -> int | None:
     value = headers.get(ARRIVAL_HEADER)
-    return int(value) if value is not None and value.isdigit() else None
+    return int(value) if value is not None and value.isascii() and value.isdigit() else None
 
 
 class RestTransport:

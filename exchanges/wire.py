@@ -78,7 +78,9 @@ def integer(venue: str, value: Any, name: str) -> int:
         raise MalformedResponse(venue, f"{name}: expected an integer, got bool")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.lstrip("-").isdigit() and len(value) < 40:
+    # isascii: str.isdigit() is also true for "²" and other digits int() refuses.
+    digits = value.removeprefix("-") if isinstance(value, str) else ""
+    if digits.isascii() and digits.isdigit() and len(value) < 40:
         return int(value)
     raise MalformedResponse(venue, f"{name}: expected an integer, got {str(value)[:40]!r}")
 

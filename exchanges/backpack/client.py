@@ -164,7 +164,7 @@ class BackpackClient:
     @staticmethod
     def order_body(request: OrderRequest) -> dict[str, Any]:
         """The orderExecute payload for a request (exactly the fields that are signed)."""
-        if not request.client_id.isdigit() or int(request.client_id) >= 2**32:
+        if not (request.client_id.isascii() and request.client_id.isdigit()) or int(request.client_id) >= 2**32:
             raise ValueError(f"Backpack clientId must be a uint32, got {request.client_id!r}")
         body: dict[str, Any] = {
             "symbol": request.symbol,

@@ -195,7 +195,7 @@ class BackpackSim(SimVenue):
         window = request.headers.get("x-window") or "5000"
         if not api_key or not signature or not timestamp:
             return _error(401, "UNAUTHORIZED", "Missing authentication headers")
-        if not timestamp.isdigit() or not window.isdigit():
+        if not (timestamp.isascii() and timestamp.isdigit() and window.isascii() and window.isdigit()):
             return _error(400, "INVALID_CLIENT_REQUEST", "Invalid timestamp or window")
         if int(window) > MAX_WINDOW_MS:
             return _error(400, "INVALID_CLIENT_REQUEST", f"Window must be at most {MAX_WINDOW_MS}")

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from exchanges.backpack import parse as bp
 from exchanges.errors import MalformedResponse, VenueError
 from exchanges.hibachi import parse as hb
+from exchanges.wire import integer
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -198,3 +199,12 @@ def test_a_number_sent_as_a_json_float_is_refused() -> None:
     with pytest.raises(MalformedResponse, match="expected a decimal string"):
         hb.parse_prices(HB_PRICES | {"markPrice": 65000.1})
     assert hb.parse_prices(HB_PRICES)[2] == D(65000)
+
+
+@pytest.mark.parametrize("raw", ["²", "-²", "١٢", "1²", "", "-"])
+def test_integers_are_ascii_digits_only(raw: str) -> None:
+    # Found by the property test above: "²".isdigit() is true but int("²") raises a bare ValueError.
+    with pytest.raises(MalformedResponse, match="expected an integer"):
+        integer("hibachi", raw, "timestamp")
+    assert integer("hibachi", "-12", "timestamp") == -12
+
