@@ -11,6 +11,7 @@ import dataclasses
 import json
 import logging
 import re
+from collections.abc import Iterator
 from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 from typing import Any, Literal
 
@@ -323,26 +324,29 @@ class HibachiClient:
         )
 
     def _order_fills(self, symbol: str, order_id: str, expected: Decimal) -> list[Fill]:
+        # Our fills are the newest entries of a page of up to 100: only entries naming the order are parsed
+        # (parsing a whole page took ~2 ms between the venue's last reply and OPEN committed).
         found: list[Fill] = []
-        for fills in self._trade_pages(symbol):
-            found.extend(f for f in fills if f.venue_order_id == order_id)
+        for items in self._trade_pages(symbol):
+            candidates = (parse.parse_trade(item) for item in items if parse.may_belong_to(item, order_id))
+            found.extend(f for f in candidates if f.venue_order_id == order_id and f.symbol == symbol)
             if sum((f.quantity for f in found), Decimal(0)) >= expected:
                 break
         return found
 
-    def _trade_pages(self, symbol: str) -> Any:
-        """Pages of the trade journal for one contract, newest first (paging backwards by journal id)."""
+    def _trade_pages(self, symbol: str) -> Iterator[list[Any]]:
+        """Pages of raw trade-journal entries for one contract, newest first (paging backwards by journal id)."""
         contract_id = self.contract(symbol).id
         cursor: str | None = None
         for _ in range(MAX_TRADE_PAGES):
             data = self._trade_get(
                 "/trade/account/trades", {"contractId": contract_id, "limit": TRADES_PAGE, "maxJournalId": cursor}
             )
-            fills = [f for f in parse.parse_trades(data) if f.symbol == symbol]
-            yield fills
-            if len(data["trades"]) < TRADES_PAGE:
+            items = parse.trade_items(data)
+            yield items
+            if len(items) < TRADES_PAGE:
                 return
-            cursor = str(min(int(f.venue_fill_id) for f in fills) - 1)
+            cursor = str(min(parse.trade_journal_id(item) for item in items) - 1)
 
     def open_orders(self) -> list[OrderResult]:
         """Every pending order of the account (GET /trade/orders, a bare array)."""
@@ -368,7 +372,8 @@ class HibachiClient:
         """Recent own fills of a contract (or of one order), newest first."""
         if venue_order_id is not None:
             return self._order_fills(symbol, venue_order_id, Decimal("Infinity"))
-        return next(iter(self._trade_pages(symbol)), [])
+        first = next(iter(self._trade_pages(symbol)), [])
+        return [f for f in (parse.parse_trade(item) for item in first) if f.symbol == symbol]
 
     def funding_payments(self, symbol: str) -> list[FundingPayment]:
         """Recent funding settlements of a contract."""

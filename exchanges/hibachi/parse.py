@@ -312,32 +312,57 @@ def _trade_time(item: Any) -> datetime:
     return ts
 
 
-def parse_trades(obj: Any) -> list[Fill]:
-    """GET /trade/account/trades. Only our own side's order id is set (SDK 0.3.2), so it is the one for `side`."""
+def trade_items(obj: Any) -> list[Any]:
+    """GET /trade/account/trades: the raw journal entries, unparsed (a page holds up to 100 of them)."""
     trades = field(VENUE, obj, "trades")
     if not isinstance(trades, list):
         raise MalformedResponse(VENUE, "trades: expected an array")
-    out = []
-    for item in trades:
-        side = _side(field(VENUE, item, "side"), _TRADE_SIDE, "side")
-        order_key = "bidOrderId" if side is Side.LONG else "askOrderId"
-        is_taker = item.get("isTaker")
-        out.append(
-            Fill(
-                venue_fill_id=str(integer(VENUE, field(VENUE, item, "id"), "id")),
-                venue_order_id=_order_id(field(VENUE, item, order_key)),
-                client_id=None,
-                symbol=text(VENUE, item, "symbol"),
-                side=side,
-                price=positive(VENUE, dec_field(VENUE, item, "price"), "price"),
-                quantity=positive(VENUE, dec_field(VENUE, item, "quantity"), "quantity"),
-                fee=dec_field(VENUE, item, "fee"),
-                fee_asset="USDT",
-                is_maker=None if is_taker is None else not bool(is_taker),
-                ts=_trade_time(item),
-            )
-        )
-    return out
+    return trades
+
+
+def trade_journal_id(item: Any) -> int:
+    """A journal entry's id, the cursor for paging backwards."""
+    return integer(VENUE, field(VENUE, item, "id"), "id")
+
+
+def may_belong_to(item: Any, order_id: str) -> bool:
+    """Cheap pre-check before parsing an entry: does either order id field name `order_id`? (The exact test,
+    on our own side's id, is made on the parsed fill.)"""
+    for key in ("bidOrderId", "askOrderId"):
+        value = item.get(key) if isinstance(item, dict) else None
+        if value is None:
+            continue
+        try:
+            if _order_id(value) == order_id:
+                return True
+        except MalformedResponse:
+            return True  # let the full parse report it
+    return False
+
+
+def parse_trade(item: Any) -> Fill:
+    """One journal entry. Only our own side's order id is set (SDK 0.3.2), so it is the one for `side`."""
+    side = _side(field(VENUE, item, "side"), _TRADE_SIDE, "side")
+    order_key = "bidOrderId" if side is Side.LONG else "askOrderId"
+    is_taker = item.get("isTaker")
+    return Fill(
+        venue_fill_id=str(trade_journal_id(item)),
+        venue_order_id=_order_id(field(VENUE, item, order_key)),
+        client_id=None,
+        symbol=text(VENUE, item, "symbol"),
+        side=side,
+        price=positive(VENUE, dec_field(VENUE, item, "price"), "price"),
+        quantity=positive(VENUE, dec_field(VENUE, item, "quantity"), "quantity"),
+        fee=dec_field(VENUE, item, "fee"),
+        fee_asset="USDT",
+        is_maker=None if is_taker is None else not bool(is_taker),
+        ts=_trade_time(item),
+    )
+
+
+def parse_trades(obj: Any) -> list[Fill]:
+    """GET /trade/account/trades, every entry parsed."""
+    return [parse_trade(item) for item in trade_items(obj)]
 
 
 def parse_settlements(obj: Any) -> list[FundingPayment]:

@@ -208,3 +208,12 @@ def test_integers_are_ascii_digits_only(raw: str) -> None:
         integer("hibachi", raw, "timestamp")
     assert integer("hibachi", "-12", "timestamp") == -12
 
+
+def test_a_trade_entry_is_matched_to_its_order_before_it_is_parsed() -> None:
+    (item,) = HB_TRADES["trades"]
+    own = hb.parse_trade(item).venue_order_id
+    assert hb.may_belong_to(item, own)
+    assert not hb.may_belong_to(item, own + "0")
+    assert hb.may_belong_to(item | {"bidOrderId": "x", "askOrderId": "x"}, "1")  # odd form: the full parse decides
+    with pytest.raises(MalformedResponse):
+        hb.parse_trade(item | {"bidOrderId": "x", "askOrderId": "x"})
