@@ -35,6 +35,7 @@ from actors.messages import (
     PairOpened,
     PlaceOrder,
     QuoteReply,
+    RecordFills,
     SetLeverage,
     SetTradingMode,
     StatusReply,
@@ -274,7 +275,7 @@ class HedgeCoordinator(SupervisedActor):
             books = {
                 leg.side: [_with_fill(record, reply)] for leg, record, reply in zip(legs, records, replies, strict=True)
             }  # type: ignore[arg-type]
-            results = [w for reply in replies for w in self.trader.writes_for(reply)]
+            results = _one_fills_write([w for reply in replies for w in self.trader.writes_for(reply)])
             outcome = self._opened(pair_id, plan, legs, replies, plan.quantity, elapsed_ms, decided_ns, books, results)
         else:
             for reply in replies:
@@ -445,6 +446,14 @@ class HedgeCoordinator(SupervisedActor):
 
 def _filled(reply: Reply, quantity: Decimal) -> bool:
     return isinstance(reply, OrderAccepted) and reply.status is OrderStatus.FILLED and reply.filled_quantity == quantity
+
+
+def _one_fills_write(writes: list[Any]) -> list[Any]:
+    """The same writes with every leg's fills in one RecordFills (stored in three statements, not three per
+    leg), after the orders they belong to."""
+    fills = tuple(f for w in writes if isinstance(w, RecordFills) for f in w.fills)
+    others = [w for w in writes if not isinstance(w, RecordFills)]
+    return [*others, RecordFills(fills)] if fills else others
 
 
 def _with_fill(order: OrderRecord, reply: OrderAccepted) -> OrderRecord:

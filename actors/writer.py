@@ -113,7 +113,7 @@ class PersistenceWriter(SupervisedActor):
                 )
                 return Written(order_id)
             case RecordFills(fills=fills):
-                return Written(sum(1 for f in fills if r.record_fill(f)))
+                return Written(r.record_fills(fills))
             case RecordEvent():
                 m = message
                 event_id = r.add_event(m.level, m.kind, m.message, m.pair_id, m.data)

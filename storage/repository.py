@@ -6,7 +6,7 @@ Each write is one transaction: a pair's state change and its event row commit to
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,8 +14,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, tuple_, update
 
 from core.clock import Clock
 from core.domain import ACTIVE_STATES, EventLevel, OrderPurpose, PairState, Side, Venue, check_transition
@@ -118,6 +117,30 @@ def jsonable(value: Any) -> Any:
     raise TypeError(f"event data holds a {type(value).__name__}, which has no JSON form")
 
 
+# Built once: constructing a RETURNING statement costs more than executing its cached compiled form. The
+# multi-row ones return rows in no promised order (asking for parameter order makes SQLite run one INSERT
+# per row), so their rows are matched up by content.
+_INSERT_PAIR_RETURNING = insert(hedge_pairs).returning(*hedge_pairs.c)
+_INSERT_POSITIONS_RETURNING = insert(positions).returning(*positions.c)
+_INSERT_ORDERS_RETURNING = insert(orders).returning(*orders.c)
+# The row is named by bound parameters (prefixed: plain column names are taken by the SET clause), so one
+# statement object serves every call and SQLAlchemy reuses its compiled form.
+_UPDATE_PAIR = update(hedge_pairs).where(hedge_pairs.c.id == bindparam("w_id"))
+_TRANSITION_PAIR = update(hedge_pairs).where(
+    hedge_pairs.c.id == bindparam("w_id"), hedge_pairs.c.state == bindparam("w_state")
+)
+_UPDATE_POSITION = update(positions).where(positions.c.id == bindparam("w_id"))
+_MARK_ORDER = (
+    update(orders)
+    .where(orders.c.venue == bindparam("w_venue"), orders.c.client_id == bindparam("w_client_id"))
+    .returning(orders.c.id)
+)
+_ORDER_IDS = select(orders.c.venue, orders.c.client_id, orders.c.id).where(
+    tuple_(orders.c.venue, orders.c.client_id).in_(bindparam("keys", expanding=True))
+)
+_STORED_FILLS = select(fills.c.venue, fills.c.venue_fill_id).where(
+    tuple_(fills.c.venue, fills.c.venue_fill_id).in_(bindparam("keys", expanding=True))
+)
 _PAIR_UPDATABLE = frozenset(
     {
         "leverage",
@@ -201,88 +224,100 @@ class Repository:
         (long first) and their orders."""
         check_transition(PairState.PLANNED, PairState.OPENING)
         now = self.clock.now()
+        # Four statements, each row returned by its own INSERT (RETURNING goes through the same column types
+        # as a read): every statement here stands between deciding to open and the orders leaving.
         with self._write() as conn:
-            pair_id = conn.execute(
-                insert(hedge_pairs),
-                {
-                    "market": plan.market,
-                    "long_venue": plan.long.venue.value,
-                    "short_venue": plan.short.venue.value,
-                    "leverage": plan.leverage,
-                    "notional": plan.notional,
-                    "quantity": plan.quantity,
-                    "duration_s": plan.duration_s,
-                    "state": PairState.OPENING.value,
-                    "created_at": now,
-                    "updated_at": now,
-                },
-            ).inserted_primary_key[0]
-            position_ids = [
+            pair = PairRecord.from_row(
                 conn.execute(
-                    insert(positions),
+                    _INSERT_PAIR_RETURNING,
                     {
-                        "pair_id": pair_id,
-                        "venue": leg.venue.value,
-                        "symbol": leg.symbol,
-                        "side": leg.side.value,
+                        "market": plan.market,
+                        "long_venue": plan.long.venue.value,
+                        "short_venue": plan.short.venue.value,
+                        "leverage": plan.leverage,
+                        "notional": plan.notional,
                         "quantity": plan.quantity,
-                        "leverage_set": leverage_set[leg.venue],
-                        "state": "pending",
-                        "updated_at": now,
-                    },
-                ).inserted_primary_key[0]
-                for leg in (plan.long, plan.short)
-            ]
-            conn.execute(
-                insert(orders),
-                [
-                    {
-                        "pair_id": pair_id,
-                        "position_id": position_id,
-                        "venue": leg.venue.value,
-                        "client_id": client_id_for(leg.venue, OrderKey(pair_id, leg.side, OrderPurpose.OPEN, 0)),
-                        "purpose": OrderPurpose.OPEN.value,
-                        "attempt": 0,
-                        "side": leg.side.value,
-                        "type": "market",
-                        "reduce_only": False,
-                        "quantity": plan.quantity,
-                        "price": None,
-                        "status": "created",
-                        "filled_quantity": Decimal(0),
+                        "duration_s": plan.duration_s,
+                        "state": PairState.OPENING.value,
                         "created_at": now,
                         "updated_at": now,
-                    }
-                    for leg, position_id in zip((plan.long, plan.short), position_ids, strict=True)
+                    },
+                )
+                .mappings()
+                .one()
+            )
+            sides = (plan.long, plan.short)
+            legs = sorted(
+                (
+                    PositionRecord.from_row(row)
+                    for row in conn.execute(
+                        _INSERT_POSITIONS_RETURNING,
+                        [
+                            {
+                                "pair_id": pair.id,
+                                "venue": leg.venue.value,
+                                "symbol": leg.symbol,
+                                "side": leg.side.value,
+                                "quantity": plan.quantity,
+                                "leverage_set": leverage_set[leg.venue],
+                                "state": "pending",
+                                "updated_at": now,
+                            }
+                            for leg in sides
+                        ],
+                    ).mappings()
+                ),
+                key=lambda p: p.side is not Side.LONG,
+            )
+            opening = [
+                OrderRecord.from_row(row)
+                for row in conn.execute(
+                    _INSERT_ORDERS_RETURNING,
+                    [
+                        {
+                            "pair_id": pair.id,
+                            "position_id": position.id,
+                            "venue": leg.venue.value,
+                            "client_id": client_id_for(leg.venue, OrderKey(pair.id, leg.side, OrderPurpose.OPEN, 0)),
+                            "purpose": OrderPurpose.OPEN.value,
+                            "attempt": 0,
+                            "side": leg.side.value,
+                            "type": "market",
+                            "reduce_only": False,
+                            "quantity": plan.quantity,
+                            "price": None,
+                            "status": "created",
+                            "filled_quantity": Decimal(0),
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for leg, position in zip(sides, legs, strict=True)
+                    ],
+                ).mappings()
+            ]
+            opening.sort(key=lambda o: o.side is not Side.LONG)
+            figures = {"quantity": plan.quantity, "leverage": plan.leverage}
+            conn.execute(
+                insert(events),
+                [
+                    self._event_row(
+                        EventLevel.INFO,
+                        "pair_planned",
+                        f"pair {pair.id} planned: {plan.market} long {plan.long.venue} / short {plan.short.venue}, "
+                        f"qty {plan.quantity}, leverage {plan.leverage}",
+                        pair.id,
+                        figures | {"notional": plan.notional},
+                    ),
+                    self._event_row(
+                        EventLevel.INFO,
+                        "pair_opening",
+                        f"pair {pair.id}: {PairState.PLANNED} -> {PairState.OPENING}: sending both legs",
+                        pair.id,
+                        {"from": PairState.PLANNED, "to": PairState.OPENING, "reason": "sending both legs", **figures},
+                    ),
                 ],
             )
-            planned = (
-                f"pair {pair_id} planned: {plan.market} long {plan.long.venue} / short {plan.short.venue}, "
-                f"qty {plan.quantity}, leverage {plan.leverage}"
-            )
-            figures = {"quantity": plan.quantity, "leverage": plan.leverage}
-            self._insert_event(
-                conn, EventLevel.INFO, "pair_planned", planned, pair_id, figures | {"notional": plan.notional}
-            )
-            self._insert_event(
-                conn,
-                EventLevel.INFO,
-                "pair_opening",
-                f"pair {pair_id}: {PairState.PLANNED} -> {PairState.OPENING}: sending both legs",
-                pair_id,
-                {"from": PairState.PLANNED, "to": PairState.OPENING, "reason": "sending both legs", **figures},
-            )
-            pair = self._pair(conn, pair_id)
-            legs = [
-                PositionRecord.from_row(r)
-                for r in conn.execute(select(positions).where(positions.c.pair_id == pair_id)).mappings()
-            ]
-            legs.sort(key=lambda p: p.side is not Side.LONG)
-            by_position = {
-                r["position_id"]: OrderRecord.from_row(r)
-                for r in conn.execute(select(orders).where(orders.c.pair_id == pair_id)).mappings()
-            }
-        return pair, legs, [by_position[leg.id] for leg in legs]
+        return pair, legs, opening  # long first: the order the plan gave them
 
     def create_pair(self, plan: PairPlan) -> PairRecord:
         """Insert a PLANNED pair with its two legs and a `pair_planned` event."""
@@ -348,8 +383,8 @@ class Repository:
         now = self.clock.now()
         with self._write() as conn:
             result = conn.execute(
-                update(hedge_pairs).where(hedge_pairs.c.id == pair_id, hedge_pairs.c.state == expected.value),
-                dict(state=to.value, updated_at=now, **changes),
+                _TRANSITION_PAIR,
+                dict(state=to.value, updated_at=now, **changes, w_id=pair_id, w_state=expected.value),
             )
             if result.rowcount != 1:
                 actual = conn.execute(select(hedge_pairs.c.state).where(hedge_pairs.c.id == pair_id)).scalar()
@@ -367,9 +402,7 @@ class Repository:
         """Change a pair's figures (PnL, fees, volume...) without a state change."""
         _check_columns(changes, _PAIR_UPDATABLE, "hedge_pairs")
         with self._write() as conn:
-            result = conn.execute(
-                update(hedge_pairs).where(hedge_pairs.c.id == pair_id), dict(updated_at=self.clock.now(), **changes)
-            )
+            result = conn.execute(_UPDATE_PAIR, dict(updated_at=self.clock.now(), **changes, w_id=pair_id))
             if result.rowcount != 1:
                 raise NotFoundError(f"pair {pair_id} does not exist")
 
@@ -377,9 +410,7 @@ class Repository:
         """Change a leg's figures."""
         _check_columns(changes, _POSITION_UPDATABLE, "positions")
         with self._write() as conn:
-            result = conn.execute(
-                update(positions).where(positions.c.id == position_id), dict(updated_at=self.clock.now(), **changes)
-            )
+            result = conn.execute(_UPDATE_POSITION, dict(updated_at=self.clock.now(), **changes, w_id=position_id))
             if result.rowcount != 1:
                 raise NotFoundError(f"position {position_id} does not exist")
 
@@ -459,40 +490,55 @@ class Repository:
         ):
             if value is not None:
                 values[key] = value
-        where = (orders.c.venue == venue.value, orders.c.client_id == client_id)
         with self._write() as conn:
-            order_id = conn.execute(update(orders).where(*where).returning(orders.c.id), values).scalar()
+            order_id = conn.execute(_MARK_ORDER, values | {"w_venue": venue.value, "w_client_id": client_id}).scalar()
         if order_id is None:
             raise NotFoundError(f"no {venue} order with client id {client_id}")
         return int(order_id)
 
     def record_fill(self, fill: NewFill) -> bool:
         """Insert a fill of a known order; False (and nothing written) when that fill is already stored."""
+        return self.record_fills([fill]) == 1
+
+    def record_fills(self, new: Sequence[NewFill]) -> int:
+        """Insert the fills not yet stored (known by venue and fill id), in three statements whatever their
+        number; returns how many were new. Every fill's order must exist (NotFoundError, nothing written)."""
+        if not new:
+            return 0
         with self._write() as conn:
-            order_id = conn.execute(
-                select(orders.c.id).where(orders.c.venue == fill.venue.value, orders.c.client_id == fill.client_id)
-            ).scalar()
-            if order_id is None:
-                raise NotFoundError(f"fill {fill.venue_fill_id} for unknown {fill.venue} order {fill.client_id}")
-            try:
-                with conn.begin_nested():
-                    conn.execute(
-                        insert(fills),
-                        {
-                            "order_id": order_id,
-                            "venue": fill.venue.value,
-                            "venue_fill_id": fill.venue_fill_id,
-                            "price": fill.price,
-                            "quantity": fill.quantity,
-                            "fee": fill.fee,
-                            "fee_asset": fill.fee_asset,
-                            "is_maker": fill.is_maker,
-                            "ts": fill.ts,
-                        },
-                    )
-            except IntegrityError:
-                return False
-            return True
+            order_keys = sorted({(f.venue.value, f.client_id) for f in new})
+            order_ids = {(v, c): i for v, c, i in conn.execute(_ORDER_IDS, {"keys": order_keys})}
+            for f in new:
+                if (f.venue.value, f.client_id) not in order_ids:
+                    raise NotFoundError(f"fill {f.venue_fill_id} for unknown {f.venue} order {f.client_id}")
+            seen = {
+                (v, i)
+                for v, i in conn.execute(_STORED_FILLS, {"keys": [(f.venue.value, f.venue_fill_id) for f in new]})
+            }
+            rows = []
+            for f in new:
+                key = (f.venue.value, f.venue_fill_id)
+                if key in seen:
+                    continue
+                seen.add(key)  # the same fill twice in one call is stored once
+                rows.append(
+                    {
+                        "order_id": order_ids[(f.venue.value, f.client_id)],
+                        "venue": f.venue.value,
+                        "venue_fill_id": f.venue_fill_id,
+                        "price": f.price,
+                        "quantity": f.quantity,
+                        "fee": f.fee,
+                        "fee_asset": f.fee_asset,
+                        "is_maker": f.is_maker,
+                        "ts": f.ts,
+                    }
+                )
+            if rows:
+                # Only the persistence writer writes, inside this transaction: nothing can store one of these
+                # between the check above and this insert (the unique constraint would still refuse it).
+                conn.execute(insert(fills), rows)
+            return len(rows)
 
     def add_event(
         self,
@@ -658,14 +704,17 @@ class Repository:
         pair_id: int | None,
         data: Mapping[str, Any],
     ) -> int:
-        return conn.execute(
-            insert(events),
-            {
-                "ts": self.clock.now(),
-                "level": level.value,
-                "kind": kind,
-                "pair_id": pair_id,
-                "message": message,
-                "data": jsonable(data),
-            },
-        ).inserted_primary_key[0]
+        row = self._event_row(level, kind, message, pair_id, data)
+        return conn.execute(insert(events), row).inserted_primary_key[0]
+
+    def _event_row(
+        self, level: EventLevel, kind: str, message: str, pair_id: int | None, data: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            "ts": self.clock.now(),
+            "level": level.value,
+            "kind": kind,
+            "pair_id": pair_id,
+            "message": message,
+            "data": jsonable(data),
+        }

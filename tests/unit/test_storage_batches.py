@@ -13,7 +13,16 @@ from core.clock import FakeClock
 from core.domain import OrderPurpose, PairState, Side, Venue
 from core.ids import OrderKey, client_id_for
 from storage.db import Checkpointer, is_sqlite_file, open_database
-from storage.repository import LegPlan, NewOrder, PairPlan, Repository, TransitionRefusedError
+from storage.records import OrderRecord
+from storage.repository import (
+    LegPlan,
+    NewFill,
+    NewOrder,
+    NotFoundError,
+    PairPlan,
+    Repository,
+    TransitionRefusedError,
+)
 
 PLAN = PairPlan(
     market="BTC",
@@ -35,7 +44,10 @@ def test_begin_open_writes_an_opening_pair_with_its_legs_and_both_orders(repo: R
         (Side.LONG, Venue.HIBACHI, D("3")),
         (Side.SHORT, Venue.BACKPACK, D("2")),
     ]
+    # The rows come back from the INSERTs themselves: they must read exactly as a later read does.
+    assert pair == repo.get_pair(pair.id)
     assert legs == repo.positions_for_pair(pair.id)
+    assert orders == sorted(repo.orders_for_pair(pair.id), key=lambda o: o.side is not Side.LONG)
     assert [(o.position_id, o.side, o.quantity, o.status, o.reduce_only) for o in orders] == [
         (legs[0].id, Side.LONG, D("0.0153"), "created", False),
         (legs[1].id, Side.SHORT, D("0.0153"), "created", False),
@@ -50,6 +62,24 @@ def test_begin_open_leaves_nothing_when_it_fails(repo: Repository) -> None:
     with pytest.raises(KeyError):  # no leverage for the short venue: fails after the pair row was inserted
         repo.begin_open(PLAN, {Venue.HIBACHI: D(3)})
     assert [p.id for p in repo.list_pairs()] == [pair.id]
+
+
+def test_fills_are_recorded_in_bulk_each_once(repo: Repository, clock: FakeClock) -> None:
+    _, _, (long_order, short_order) = repo.begin_open(PLAN, LEVERAGE)
+
+    def fill(order: OrderRecord, fill_id: str, quantity: str) -> NewFill:
+        return NewFill(order.venue, order.client_id, fill_id, D("65000"), D(quantity), D("0.1"), clock.now())
+
+    assert repo.record_fills([fill(long_order, "7", "0.01")]) == 1
+    batch = [fill(long_order, "7", "0.01"), fill(long_order, "8", "0.0053"), fill(short_order, "8", "0.0153")]
+    assert repo.record_fills([*batch, batch[1]]) == 2  # "7" was stored before; "8" twice is one fill
+    stored = {(f.venue_fill_id, f.quantity) for o in (long_order, short_order) for f in repo.fills_for_order(o.id)}
+    assert stored == {("7", D("0.01")), ("8", D("0.0053")), ("8", D("0.0153"))}  # fill ids are per venue
+    with pytest.raises(NotFoundError):
+        repo.record_fills(
+            [fill(long_order, "9", "0.01"), NewFill(Venue.HIBACHI, "nope", "10", D(1), D(1), D(0), clock.now())]
+        )
+    assert len(repo.fills_for_order(long_order.id)) == 2  # nothing of the refused call was written
 
 
 def test_a_batch_commits_every_write_or_none(repo: Repository) -> None:
