@@ -49,6 +49,7 @@ from core import failpoints
 from core.clock import Clock
 from core.config import MarketConfig
 from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
+from core.gate import LegGate
 from core.ledger import backoff_s, is_unresolved, leg_book, net_quantity
 from core.planning import OpenPlan, PlanDeclined, VenueView, choose_long_venue, choose_market, plan_open
 from core.sizing import draw_seconds
@@ -285,7 +286,10 @@ class HedgeCoordinator(SupervisedActor):
         return dataclasses.replace(outcome, timing=timing)
 
     def _send_legs(self, legs: list[PositionRecord], orders: list[PlaceOrder]) -> list[Reply]:
-        """Both legs at once: each venue's actor gets its order before either reply is awaited."""
+        """Both legs at once: each venue's actor gets its order before either reply is awaited, and each
+        order request, once built and signed, waits for the other's so that they leave together."""
+        gate = LegGate(len(orders))
+        orders = [dataclasses.replace(order, gate=gate) for order in orders]
         futures = [self.desk.ask_venue_async(leg.venue, order) for leg, order in zip(legs, orders, strict=True)]
         return [
             self.trader.finish(leg, order, f, record=False) for leg, order, f in zip(legs, orders, futures, strict=True)

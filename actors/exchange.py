@@ -167,14 +167,22 @@ class ExchangeActor(SupervisedActor):
 
     def _place(self, m: PlaceOrder) -> OrderAccepted | OrderRejected | OrderInFlight:
         transport = getattr(self._client, "transport", None)
-        if transport is None:  # a client without an HTTP edge (test doubles): nothing to time
-            return self._place_untimed(m)
+        if transport is None:  # a client without an HTTP edge (test doubles): nothing to time or hold
+            try:
+                return self._place_untimed(m)
+            finally:
+                if m.gate is not None:
+                    m.gate.abandon()
         marks: list[WireMark] = []
         transport.tap = marks.append
+        transport.gate = m.gate
         try:
             reply = self._place_untimed(m)
         finally:
             transport.tap = None
+            transport.gate = None
+            if m.gate is not None:  # refused before sending, or sent: the other leg must not wait for this one
+                m.gate.abandon()
         return dataclasses.replace(reply, wire=wire_timing(marks))
 
     def _place_untimed(self, m: PlaceOrder) -> OrderAccepted | OrderRejected | OrderInFlight:

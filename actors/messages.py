@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from core.domain import EventLevel, PairState, Side, Venue
+from core.gate import LegGate
 from exchanges.base import Account, Fill, Market, OrderStatus, OrderType, Position, Quote, TimeInForce
 from storage.records import OrderRecord, PositionRecord
 from storage.repository import NewFill, NewOrder, PairPlan
@@ -88,6 +89,8 @@ class PlaceOrder:
     price: Decimal | None = None
     time_in_force: TimeInForce = TimeInForce.GTC
     reduce_only: bool = False
+    # Set for the legs of an open: the order request, once built and signed, waits there for the other leg's.
+    gate: LegGate | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

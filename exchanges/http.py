@@ -16,6 +16,7 @@ import requests
 from requests.utils import getproxies
 
 from core.clock import Clock
+from core.gate import LegGate
 from exchanges.errors import MalformedResponse, RateLimited, VenueError, VenueUnavailable
 from exchanges.ratelimit import RateLimiter
 
@@ -78,6 +79,8 @@ class RestTransport:
         self.session.trust_env = uses_environment_proxy()
         # Called with every request's WireMark (the venue's actor times its orders with it).
         self.tap: Callable[[WireMark], None] | None = None
+        # The next write request waits here, built and signed, for the other leg of an open (one use).
+        self.gate: LegGate | None = None
 
     def request(
         self,
@@ -97,13 +100,20 @@ class RestTransport:
             sent_headers = dict(headers()) if headers is not None else {}
             if data is not None:
                 sent_headers.setdefault("Content-Type", "application/json")
-            # Real time, not the injected clock: this measures the wire itself.
-            sent_ns = time.monotonic_ns()
+            gate, self.gate = (self.gate, None) if method != "GET" else (None, self.gate)
+            sent_ns = 0
             try:
-                resp = self.session.request(
-                    method, url, params=params or None, data=data, headers=sent_headers, timeout=self._timeout
-                )
+                # Session.request() in two halves: everything that can be done before the gate is.
+                request = requests.Request(method, url, params=params or None, data=data, headers=sent_headers)
+                prepared = self.session.prepare_request(request)
+                settings = self.session.merge_environment_settings(prepared.url, {}, None, None, None)
+                if gate is not None:
+                    gate.ready()
+                # Real time, not the injected clock: this measures the wire itself.
+                sent_ns = time.monotonic_ns()
+                resp = self.session.send(prepared, timeout=self._timeout, allow_redirects=True, **settings)
             except requests.RequestException as exc:
+                sent_ns = sent_ns or time.monotonic_ns()
                 self._mark(method, path, sent_ns, None)
                 error: VenueError = VenueUnavailable(self.venue, f"{method} {path}: {type(exc).__name__}")
             else:
