@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         with SimProcesses.running(pin=not args.no_pin) as sims:
             figures += monitor.run(sims, (10, 100, 1000), 2 if quick else 5, 20 if quick else 200)
     if "footprint" in chosen:
-        hours, speed = (0.5, 120.0) if quick else (1.0, 60.0)
+        hours, speed = (0.3, 120.0) if quick else (1.0, 60.0)  # quick: the whole run stays under a minute
         _progress(f"footprint: {hours:g} simulated hour(s) at {speed:g}x")
         figures += footprint.run(hours, speed)
     if "signing" in chosen:
