@@ -141,6 +141,34 @@ _ORDER_IDS = select(orders.c.venue, orders.c.client_id, orders.c.id).where(
 _STORED_FILLS = select(fills.c.venue, fills.c.venue_fill_id).where(
     tuple_(fills.c.venue, fills.c.venue_fill_id).in_(bindparam("keys", expanding=True))
 )
+
+
+def _long_first(record: PositionRecord | OrderRecord) -> bool:
+    """Sort key: the long leg (or its order) before the short one."""
+    return record.side is not Side.LONG
+
+
+def _order_row(order: NewOrder, now: datetime) -> dict[str, Any]:
+    """The row of an order about to be sent: status `created`, nothing filled yet."""
+    return {
+        "pair_id": order.pair_id,
+        "position_id": order.position_id,
+        "venue": order.venue.value,
+        "client_id": order.client_id,
+        "purpose": order.purpose.value,
+        "attempt": order.attempt,
+        "side": order.side.value,
+        "type": order.order_type,
+        "reduce_only": order.reduce_only,
+        "quantity": order.quantity,
+        "price": order.price,
+        "status": "created",
+        "filled_quantity": Decimal(0),
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 _PAIR_UPDATABLE = frozenset(
     {
         "leverage",
@@ -267,35 +295,32 @@ class Repository:
                         ],
                     ).mappings()
                 ),
-                key=lambda p: p.side is not Side.LONG,
+                key=_long_first,
             )
             opening = [
                 OrderRecord.from_row(row)
                 for row in conn.execute(
                     _INSERT_ORDERS_RETURNING,
                     [
-                        {
-                            "pair_id": pair.id,
-                            "position_id": position.id,
-                            "venue": leg.venue.value,
-                            "client_id": client_id_for(leg.venue, OrderKey(pair.id, leg.side, OrderPurpose.OPEN, 0)),
-                            "purpose": OrderPurpose.OPEN.value,
-                            "attempt": 0,
-                            "side": leg.side.value,
-                            "type": "market",
-                            "reduce_only": False,
-                            "quantity": plan.quantity,
-                            "price": None,
-                            "status": "created",
-                            "filled_quantity": Decimal(0),
-                            "created_at": now,
-                            "updated_at": now,
-                        }
+                        _order_row(
+                            NewOrder(
+                                pair_id=pair.id,
+                                position_id=position.id,
+                                venue=leg.venue,
+                                client_id=client_id_for(leg.venue, OrderKey(pair.id, leg.side, OrderPurpose.OPEN, 0)),
+                                purpose=OrderPurpose.OPEN,
+                                attempt=0,
+                                side=leg.side,
+                                order_type="market",
+                                quantity=plan.quantity,
+                            ),
+                            now,
+                        )
                         for leg, position in zip(sides, legs, strict=True)
                     ],
                 ).mappings()
             ]
-            opening.sort(key=lambda o: o.side is not Side.LONG)
+            opening.sort(key=_long_first)
             figures = {"quantity": plan.quantity, "leverage": plan.leverage}
             conn.execute(
                 insert(events),
@@ -418,27 +443,7 @@ class Repository:
         """Insert an order row (status `created`) before it is sent; the client id must be new."""
         now = self.clock.now()
         with self._write() as conn:
-            order_id = conn.execute(
-                insert(orders),
-                {
-                    "pair_id": order.pair_id,
-                    "position_id": order.position_id,
-                    "venue": order.venue.value,
-                    "client_id": order.client_id,
-                    "purpose": order.purpose.value,
-                    "attempt": order.attempt,
-                    "side": order.side.value,
-                    "type": order.order_type,
-                    "reduce_only": order.reduce_only,
-                    "quantity": order.quantity,
-                    "price": order.price,
-                    "status": "created",
-                    "filled_quantity": Decimal(0),
-                    "created_at": now,
-                    "updated_at": now,
-                },
-            ).inserted_primary_key[0]
-            row = conn.execute(select(orders).where(orders.c.id == order_id)).mappings().one()
+            row = conn.execute(_INSERT_ORDERS_RETURNING, _order_row(order, now)).mappings().one()
             return OrderRecord.from_row(row)
 
     def update_order(
@@ -614,7 +619,7 @@ class Repository:
         with self.engine.connect() as conn:
             rows = conn.execute(select(positions).where(positions.c.pair_id == pair_id).order_by(positions.c.id))
             legs = [PositionRecord.from_row(r) for r in rows.mappings()]
-        return sorted(legs, key=lambda p: p.side is not Side.LONG)
+        return sorted(legs, key=_long_first)
 
     def orders_for_pair(self, pair_id: int) -> list[OrderRecord]:
         """The pair's orders in the order they were recorded."""
@@ -646,7 +651,7 @@ class Repository:
                 order = OrderRecord.from_row(r)
                 by_leg.setdefault(order.position_id, []).append(order)
         out: dict[int, list[tuple[PositionRecord, list[OrderRecord]]]] = {}
-        for leg in sorted(legs, key=lambda p: p.side is not Side.LONG):
+        for leg in sorted(legs, key=_long_first):
             out.setdefault(leg.pair_id, []).append((leg, by_leg[leg.id]))
         return out
 

@@ -328,8 +328,10 @@ def trade_journal_id(item: Any) -> int:
 def may_belong_to(item: Any, order_id: str) -> bool:
     """Cheap pre-check before parsing an entry: does either order id field name `order_id`? (The exact test,
     on our own side's id, is made on the parsed fill.)"""
+    if not isinstance(item, dict):
+        return True  # not an entry at all: let the full parse report it
     for key in ("bidOrderId", "askOrderId"):
-        value = item.get(key) if isinstance(item, dict) else None
+        value = item.get(key)
         if value is None:
             continue
         try:

@@ -215,5 +215,6 @@ def test_a_trade_entry_is_matched_to_its_order_before_it_is_parsed() -> None:
     assert hb.may_belong_to(item, own)
     assert not hb.may_belong_to(item, own + "0")
     assert hb.may_belong_to(item | {"bidOrderId": "x", "askOrderId": "x"}, "1")  # odd form: the full parse decides
+    assert hb.may_belong_to("not an entry", "1")  # the full parse refuses it rather than skipping it
     with pytest.raises(MalformedResponse):
         hb.parse_trade(item | {"bidOrderId": "x", "askOrderId": "x"})

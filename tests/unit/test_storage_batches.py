@@ -145,7 +145,7 @@ def test_without_manual_checkpoints_sqlite_keeps_its_own(tmp_path: Path, clock: 
 def test_legs_with_orders_reads_many_pairs_as_reading_them_one_by_one(repo: Repository) -> None:
     first, _, _ = repo.begin_open(PLAN, LEVERAGE)
     second, legs, orders = repo.begin_open(PLAN, LEVERAGE)
-    repo.record_order(
+    closing = repo.record_order(
         NewOrder(
             second.id,
             legs[1].id,
@@ -159,6 +159,8 @@ def test_legs_with_orders_reads_many_pairs_as_reading_them_one_by_one(repo: Repo
             reduce_only=True,
         )
     )
+    assert closing == repo.get_order(Venue.BACKPACK, "77")  # the row RETURNING gave back reads as stored
+    assert (closing.status, closing.filled_quantity, closing.reduce_only) == ("created", D(0), True)
     books = repo.legs_with_orders([first.id, second.id])
     for pair_id in (first.id, second.id):
         one_by_one = [(leg, repo.orders_for_position(leg.id)) for leg in repo.positions_for_pair(pair_id)]
