@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -64,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser("run", parents=[common], help="run the engine (the default)")
     run.add_argument("--close-on-exit", action="store_true", help="close every open pair on shutdown")
+    run.add_argument(
+        "--paused", action="store_true", help="start with opening paused (kept until `resume`, across restarts)"
+    )
     report = sub.add_parser("report", parents=[common], help="volume, fees, funding, PnL and points per pair")
     report.add_argument("--since", type=_date, help="only pairs created since (YYYY-MM-DD or ISO time, UTC)")
     report.add_argument("--format", choices=["table", "json", "csv"], default="table", help="output format")
@@ -110,17 +114,35 @@ def load_or_exit(args: argparse.Namespace) -> Settings:
         raise SystemExit(EXIT_CONFIG) from None
 
 
-def run(settings: Settings, close_on_exit: bool = False) -> int:
-    """Run the engine until SIGINT/SIGTERM; serve the control socket meanwhile."""
+def run(settings: Settings, close_on_exit: bool = False, paused: bool = False) -> int:
+    """Run the engine until SIGINT/SIGTERM (exit 0) or until it cannot go on (exit 1); serve the control
+    socket meanwhile."""
+    from storage.lock import InstanceLock, InstanceLockedError  # noqa: PLC0415 - keep the CLI commands fast
+
+    if not settings.data_dir.exists():
+        settings.data_dir.mkdir(parents=True)
+        settings.data_dir.chmod(0o700)  # the database and the control socket live here
+    try:
+        lock = InstanceLock(settings.data_dir).acquire()
+    except InstanceLockedError as exc:
+        print(f"run: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        code = _serve(settings, close_on_exit, paused)
+    finally:
+        lock.release()
+    _exit_if_threads_linger(code)
+    return code
+
+
+def _serve(settings: Settings, close_on_exit: bool, paused: bool) -> int:
+    """The engine and the control socket, from start to a clean stop; the exit status."""
     import pykka.debug  # noqa: PLC0415 - keep `--help`, config errors and the CLI commands fast
     import pynng  # noqa: PLC0415
 
     from actors.engine import Engine  # noqa: PLC0415
     from control.server import ControlServer  # noqa: PLC0415
 
-    if not settings.data_dir.exists():
-        settings.data_dir.mkdir(parents=True)
-        settings.data_dir.chmod(0o700)  # the database and the control socket live here
     engine = Engine(settings)
     token = settings.control.token.get_secret_value() if settings.control.token else None
     try:
@@ -149,15 +171,31 @@ def run(settings: Settings, close_on_exit: bool = False) -> int:
         engine.db.url.render_as_string(hide_password=True),
         ", ".join(m.name for m in settings.trading.markets),
     )
+    fatal: str | None = None
     try:
-        engine.start()
+        engine.start(paused_reason="started with --paused" if paused else None)
         server.start()
-        engine.run(stop)
+        fatal = engine.run(stop)
     finally:
         server.stop()
         engine.shutdown(close_positions=close_on_exit)
-        log.info("stopped")
+    if fatal is not None:
+        log.critical("stopped: %s", fatal)
+        return EXIT_FAILURE
+    log.info("stopped")
     return EXIT_OK
+
+
+def _exit_if_threads_linger(code: int) -> None:
+    """An actor still inside a venue call keeps a non-daemon thread alive, and with it a process that trades
+    nothing and that a container would never restart: end the process once shutdown has done its part."""
+    lingering = [t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if lingering:
+        log.error("threads still running after shutdown (%s); exiting without them", ", ".join(lingering))
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def report(settings: Settings, args: argparse.Namespace) -> int:
@@ -223,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings)
     command = args.command or "run"
     if command == "run":
-        return run(settings, close_on_exit=getattr(args, "close_on_exit", False))
+        return run(settings, close_on_exit=getattr(args, "close_on_exit", False), paused=getattr(args, "paused", False))
     if command == "report":
         return report(settings, args)
     return control(settings, args)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -19,6 +20,7 @@ from actors.closer import Closer
 from actors.coordinator import HedgeCoordinator
 from actors.desk import Desk, TradingGate
 from actors.exchange import ExchangeActor, VenueFactory
+from actors.health import HEARTBEAT_EVERY_S, HealthTracker
 from actors.messages import (
     CloseAll,
     ClosePair,
@@ -28,13 +30,14 @@ from actors.messages import (
     ReconcilePositions,
     ReconcileReport,
     RecordEvent,
-    SetTradingMode,
+    SetMeta,
     Tick,
     TradingMode,
 )
 from actors.monitor import Monitor
 from actors.supervision import ChildSpec, Supervisor, policy_from
 from actors.writer import PersistenceWriter
+from alerts.policy import Alert
 from alerts.sinks import dispatcher_from
 from control.metrics import Metrics
 from control.protocol import CommandError
@@ -49,6 +52,7 @@ from exchanges.hibachi.feed import hibachi_feed
 from exchanges.hibachi.signing import make_signer
 from exchanges.paper import PaperVenues
 from storage.db import Checkpointer, is_sqlite_file, open_database
+from storage.failure import is_storage_failure
 from storage.repository import NotFoundError, Repository
 
 log = logging.getLogger(__name__)
@@ -57,6 +61,9 @@ TICKED = ("coordinator", "closer")
 STARTUP_BLOCK = "startup"
 RECONCILE_TIMEOUT_S = 300.0
 RECONCILE_RETRY_S = 1.0
+RECONCILE_RETRY_MAX_S = 30.0
+PAUSE_KEY = "trading.pause"  # the operator's pause, kept in the database so that a restart keeps it
+HEARTBEAT_KEY = "engine.heartbeat"
 METRICS_EVERY_S = 5.0
 STATUS_TIMEOUT_S = 5.0
 
@@ -92,6 +99,11 @@ class Engine:
         self._next_monitor = 0.0
         self._reconcile_at = 0.0
         self._lock = threading.Lock()
+        self.health_tracker = HealthTracker()
+        self._heartbeat: pykka.Future[Any] | None = None
+        self._next_heartbeat = 0.0
+        self._fatal: str | None = None
+        self._fatal_lock = threading.Lock()
 
     # ---- wiring -----------------------------------------------------------------------------------------
 
@@ -182,7 +194,11 @@ class Engine:
             return start
 
         return [
-            ChildSpec("writer", on(PersistenceWriter, "writer", repo=self.repo, notify=notify), policy()),
+            ChildSpec(
+                "writer",
+                on(PersistenceWriter, "writer", repo=self.repo, notify=notify, on_storage_failure=self._storage_failed),
+                policy(),
+            ),
             ChildSpec("exchange.backpack", exchange(Venue.BACKPACK), policy()),
             ChildSpec("exchange.hibachi", exchange(Venue.HIBACHI), policy()),
             ChildSpec("monitor", on(Monitor, "monitor", desk=desk, gate=self.gate), policy()),
@@ -194,9 +210,12 @@ class Engine:
 
     # ---- lifecycle --------------------------------------------------------------------------------------
 
-    def start(self) -> Engine:
-        """Start the simulators (paper mode) and every actor, in dependency order."""
+    def start(self, *, paused_reason: str | None = None) -> Engine:
+        """Start the simulators (paper mode) and every actor, in dependency order; `paused_reason` starts
+        with opening paused (as `run --paused` does), and a pause kept from an earlier run is restored."""
         self.started_at = self.clock.now()
+        self.health_tracker.started(self.clock.monotonic())
+        self._restore_pause(paused_reason)
         if self.checkpointer is not None:
             self.checkpointer.start()
         if self.alerts is not None:
@@ -222,7 +241,20 @@ class Engine:
         for spec in self._specs():
             self.supervisor.start_child(spec)
         self._event(EventLevel.INFO, "engine_started", f"perp-farmer started in {self.settings.mode} mode")
+        if paused_reason is not None:
+            self._persist_pause(paused_reason)
         return self
+
+    def _restore_pause(self, paused_reason: str | None) -> None:
+        """Pause before any actor runs when asked to, or when the last run ended paused."""
+        reason = paused_reason
+        if reason is None:
+            kept = self.repo.get_meta(PAUSE_KEY)
+            if kept is not None:
+                reason = str(json.loads(kept).get("reason") or "paused before the last stop")
+        if reason is not None:
+            self.gate.set(TradingMode.PAUSED, reason)
+            log.warning("opening is paused (%s); `resume` allows it again", reason)
 
     def reconcile(self) -> bool:
         """Settle unfinished pairs, then compare venue positions with the pairs; lifts the start-up block when
@@ -234,10 +266,18 @@ class Engine:
             pairs: ReconcileReport = closer.ask(ReconcilePairs(), timeout=RECONCILE_TIMEOUT_S)
             positions: ReconcileReport = monitor.ask(ReconcilePositions(), timeout=RECONCILE_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - a venue or actor down: try again shortly
-            log.warning("start-up reconciliation failed: %r; retrying", exc)
+            if is_storage_failure(exc):
+                self._storage_failed(exc)
+                return False
+            failures = self.health_tracker.reconcile_failed(repr(exc))
+            # The first failures are expected (a venue still starting); a run of them is a condition to fix.
+            level = logging.WARNING if failures < self.health_tracker.reconcile_failures_unhealthy else logging.ERROR
+            log.log(level, "start-up reconciliation failed (%d in a row): %r; retrying", failures, exc)
             return False
         if not (pairs.complete and positions.complete):
+            self.health_tracker.reconcile_failed("an order's outcome or a venue position is not settled yet")
             return False
+        self.health_tracker.reconciled()
         self.gate.unblock(STARTUP_BLOCK)
         unknown = (
             f"; venue positions nobody accounts for: {'; '.join(positions.decisions)}" if positions.decisions else ""
@@ -249,15 +289,25 @@ class Engine:
         )
         return True
 
+    @property
+    def fatal(self) -> str | None:
+        """Why the process must stop now (the database cannot be written), or None."""
+        with self._fatal_lock:
+            return self._fatal
+
     def step(self) -> None:
-        """One turn of the main loop: supervise, reconcile until done, then send the ticks that are due."""
-        self.supervisor.poll()
+        """One turn of the main loop: supervise, prove the database writable, reconcile until done, then send
+        the ticks that are due."""
         now = self.clock.monotonic()
+        self.health_tracker.stepped(now)
+        self.supervisor.poll()
+        self._check_heartbeat(now)
         if STARTUP_BLOCK in self.gate.blocks:
             if now < self._reconcile_at:
                 return
             if not self.reconcile():
-                self._reconcile_at = now + RECONCILE_RETRY_S
+                failures = max(1, self.health_tracker.reconcile_failures)
+                self._reconcile_at = now + min(RECONCILE_RETRY_MAX_S, RECONCILE_RETRY_S * 2 ** (failures - 1))
                 return
         if now >= self._next_tick:
             self._next_tick = now + float(self.settings.engine.tick_s)
@@ -278,6 +328,47 @@ class Engine:
         status = {**monitor, "actors": self.supervisor.status()}
         self.metrics.refresh(self.repo.count_pairs_by_state(), status, self.repo.count_events_by_level())
 
+    def _check_heartbeat(self, now: float) -> None:
+        """Every HEARTBEAT_EVERY_S, have the writer commit a small row: the proof `health` needs that the
+        database still takes writes, and how a full disk is noticed even when nothing else is written."""
+        if self._heartbeat is not None:
+            try:
+                self._heartbeat.get(timeout=0)
+            except pykka.Timeout:
+                return
+            except Exception as exc:  # noqa: BLE001 - the writer is down or the write failed
+                self.health_tracker.write_failed(type(exc).__name__)
+                if is_storage_failure(exc):
+                    self._storage_failed(exc)
+            else:
+                self.health_tracker.wrote(now)
+            self._heartbeat = None
+        if now < self._next_heartbeat:
+            return
+        writer = self.supervisor.ref("writer")
+        if writer is None:
+            return
+        self._next_heartbeat = now + HEARTBEAT_EVERY_S
+        try:
+            self._heartbeat = writer.ask(SetMeta(HEARTBEAT_KEY, self.clock.now().isoformat()), block=False)
+        except pykka.ActorDeadError:
+            self._heartbeat = None
+
+    def _storage_failed(self, exc: BaseException) -> None:
+        """The database refused a write for a reason that will not pass by itself (full disk, read-only,
+        I/O error, corruption): alert a person without the database, stop opening, and make the process exit
+        non-zero so that the container is restarted and the start-up check names the problem."""
+        with self._fatal_lock:
+            if self._fatal is not None:
+                return
+            self._fatal = f"the database cannot be written: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            reason = self._fatal
+        self.health_tracker.write_failed(reason)
+        self.gate.set(TradingMode.PAUSED, "the database cannot be written")
+        log.critical("%s; stopping so that the process is restarted", reason)
+        if self.alerts is not None:
+            self.alerts.submit(Alert(self.clock.now(), EventLevel.CRITICAL, "storage_failed", reason))
+
     def _tick(self, name: str) -> None:
         """Send a Tick unless the previous one is still being handled; a tick that raised is a bug: restart."""
         previous = self._tick_futures.get(name)
@@ -288,8 +379,11 @@ class Engine:
                 return  # still busy: never pile ticks up
             except pykka.ActorDeadError:
                 pass
-            except Exception as exc:  # noqa: BLE001
-                log.error("%s tick failed: %r; restarting it", name, exc)  # noqa: TRY400
+            except Exception as exc:
+                if is_storage_failure(exc):
+                    self._storage_failed(exc)
+                log.exception("%s tick failed; restarting it", name)
+                self._event(EventLevel.WARNING, "tick_failed", f"{name} tick raised {exc!r}; restarting it", actor=name)
                 self.supervisor.restart_now(name, f"tick raised {exc!r}")
                 self._tick_futures.pop(name, None)
                 return
@@ -301,34 +395,59 @@ class Engine:
         except pykka.ActorDeadError:
             self._tick_futures.pop(name, None)
 
-    def run(self, stop: threading.Event, poll_s: float = 0.1) -> None:
-        """Run the main loop until `stop` is set."""
+    def run(self, stop: threading.Event, poll_s: float = 0.1) -> str | None:
+        """Run the main loop until `stop` is set or the engine cannot go on; returns why not (or None)."""
         while not stop.wait(poll_s):
-            self.step()
+            try:
+                self.step()
+            except Exception as exc:
+                if not is_storage_failure(exc):
+                    raise
+                self._storage_failed(exc)
+            if self.fatal is not None:
+                return self.fatal
+        return None
 
-    def shutdown(self, close_positions: bool = False) -> None:
-        """Stop opening, let in-flight orders finish, optionally close everything, stop in reverse order."""
+    def shutdown(self, close_positions: bool = False) -> bool:
+        """Stop opening, let in-flight orders finish, optionally close everything, stop in reverse order.
+        Every step runs even when an earlier one failed; returns whether all of them succeeded."""
         timeout = float(self.settings.engine.shutdown_timeout_s)
         self.gate.set(TradingMode.PAUSED, "shutting down")
+        clean = True
         if close_positions:
-            closer = self.supervisor.ref("closer")
-            if closer is not None:
-                try:
-                    closer.ask(CloseAll("shutdown with --close-on-exit"), timeout=timeout)
-                except Exception as exc:  # noqa: BLE001
-                    log.error("closing on exit did not finish: %r", exc)  # noqa: TRY400
-        with self._lock:
-            self._event(EventLevel.INFO, "engine_stopping", "perp-farmer stopping")
-        self.supervisor.stop_all(timeout)
+            clean &= self._shutdown_step("closing every pair", lambda: self._close_on_exit(timeout))
+        if self.fatal is None:
+            clean &= self._shutdown_step(
+                "recording the stop", lambda: self._event(EventLevel.INFO, "engine_stopping", "perp-farmer stopping")
+            )
+        busy: list[str] = []
+        clean &= self._shutdown_step("stopping the actors", lambda: busy.extend(self.supervisor.stop_all(timeout)))
+        clean &= not busy
         if self.alerts is not None:
-            self.alerts.stop()
+            clean &= self._shutdown_step("delivering alerts", self.alerts.stop)
         if self.paper is not None:
-            self.paper.stop()
+            clean &= self._shutdown_step("stopping the paper venues", self.paper.stop)
         if self.checkpointer is not None:
-            self.checkpointer.stop()
-        self.db.dispose()
+            clean &= self._shutdown_step("the final WAL checkpoint", self.checkpointer.stop)
+        clean &= self._shutdown_step("closing the database", self.db.dispose)
+        return clean
+
+    @staticmethod
+    def _shutdown_step(what: str, step: Any) -> bool:
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - one failed step must not skip the ones after it
+            log.error("shutdown: %s failed: %s", what, f"{type(exc).__name__}: {exc}".splitlines()[0])  # noqa: TRY400
+            return False
+        return True
+
+    def _close_on_exit(self, timeout: float) -> None:
+        closer = self.supervisor.ref("closer")
+        if closer is not None:
+            closer.ask(CloseAll("shutdown with --close-on-exit"), timeout=timeout)
 
     def _event(self, level: EventLevel, kind: str, message: str, **data: Any) -> None:
+        """Record an engine event through the writer; never raises (a failing store is handled elsewhere)."""
         writer = self.supervisor.ref("writer")
         if writer is not None:
             try:
@@ -337,7 +456,12 @@ class Engine:
                 log.warning("writer did not take event %s: %r", kind, exc)
             else:
                 return
-        self.repo.add_event(level, kind, message, None, data)
+        try:
+            self.repo.add_event(level, kind, message, None, data)
+        except Exception as exc:  # noqa: BLE001 - the log line is the record of last resort
+            log.error("event %s not stored (%s): %s", kind, type(exc).__name__, message)  # noqa: TRY400
+            if is_storage_failure(exc):
+                self._storage_failed(exc)
 
     def _on_restart(self, name: str, restarts: int, error: str) -> None:
         self._event(
@@ -409,17 +533,24 @@ class Engine:
         }
 
     def health(self) -> dict[str, Any]:
-        """Healthy when every actor is alive and the database answers."""
+        """Healthy when the main loop turns, the database took a write lately and answers a read,
+        reconciliation is not failing again and again, and every actor is alive."""
+        problems = self.health_tracker.problems(self.clock.monotonic())
         try:
             self.repo.count_pairs_by_state()
             database = True
-        except Exception:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001
             database = False
+            problems.append(f"the database does not answer a read: {type(exc).__name__}")
         actors = self.supervisor.status()
+        problems += [f"actor {name} is down" for name, a in actors.items() if not a["alive"] or a["given_up"]]
+        if self.fatal is not None:
+            problems.append(self.fatal)
         return {
-            "healthy": database and self.supervisor.healthy(),
-            "database": database,
+            "healthy": not problems,
+            "database": database and self.fatal is None,
             "actors": {name: a["alive"] and not a["given_up"] for name, a in actors.items()},
+            "problems": problems,
         }
 
     @staticmethod
@@ -504,16 +635,26 @@ class Engine:
         return ref.ask(message, timeout=timeout)
 
     def pause(self, reason: str) -> dict[str, Any]:
-        """Stop opening new pairs."""
-        mode = self._ask("coordinator", SetTradingMode(TradingMode.PAUSED, reason), STATUS_TIMEOUT_S * 12)
-        return {"trading": mode.value, "reason": reason}
+        """Stop opening new pairs, at once (an open already on the wire finishes) and across restarts."""
+        # The gate is shared and thread-safe: setting it here does not wait behind an open the coordinator is
+        # busy with, and the coordinator reads it before every decision to open.
+        changed = self.gate.set(TradingMode.PAUSED, reason)
+        self._persist_pause(reason)
+        if changed:
+            self._event(EventLevel.WARNING, "trading_paused", f"opening paused: {reason}")
+        return {"trading": TradingMode.PAUSED.value, "reason": reason}
 
     def resume(self) -> dict[str, Any]:
         """Allow opening again."""
-        mode = self._ask(
-            "coordinator", SetTradingMode(TradingMode.NORMAL, "resumed by operator"), STATUS_TIMEOUT_S * 12
-        )
-        return {"trading": mode.value}
+        self._persist_pause(None)
+        if self.gate.set(TradingMode.NORMAL, "resumed by operator"):
+            self._event(EventLevel.INFO, "trading_normal", "opening resumed by operator")
+        return {"trading": TradingMode.NORMAL.value}
+
+    def _persist_pause(self, reason: str | None) -> None:
+        """Keep the pause in the database; a pause that cannot be kept is refused, not half done."""
+        value = None if reason is None else json.dumps({"reason": reason, "since": self.clock.now().isoformat()})
+        self._ask("writer", SetMeta(PAUSE_KEY, value), STATUS_TIMEOUT_S)
 
     def close(self, pair_id: int) -> dict[str, Any]:
         """Close one pair now."""

@@ -361,6 +361,14 @@ class RecordEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class SetMeta:
+    """Store (or with None, remove) one small named value that must survive a restart, e.g. a pause."""
+
+    key: str
+    value: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class RecordSnapshot:
     """Store one monitor reading of a pair (tell: losing one is fine)."""
 

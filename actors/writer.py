@@ -18,6 +18,7 @@ from actors.messages import (
     RecordFills,
     RecordOrder,
     RecordSnapshot,
+    SetMeta,
     TransitionPair,
     UpdateOrder,
     UpdatePair,
@@ -28,6 +29,7 @@ from actors.messages import (
 from alerts.policy import Alert
 from core.clock import Clock
 from core.domain import EventLevel
+from storage.failure import is_storage_failure
 from storage.repository import Repository
 
 log = logging.getLogger("events")
@@ -47,10 +49,12 @@ class PersistenceWriter(SupervisedActor):
         *,
         repo: Repository,
         notify: Callable[[Alert], None] | None = None,
+        on_storage_failure: Callable[[BaseException], None] | None = None,
     ) -> None:
         super().__init__(name, generation, clock, on_death)
         self.repo = repo
         self._notify = notify
+        self._on_storage_failure = on_storage_failure
 
     def _alert(self, level: EventLevel, kind: str, message: str, pair_id: int | None, data: dict[str, Any]) -> None:
         """Hand a committed warning or critical event to the alert sinks (never blocks, never raises)."""
@@ -61,7 +65,15 @@ class PersistenceWriter(SupervisedActor):
                 log.exception("alert not queued")
 
     def handle(self, message: Any) -> Any:
-        """Dispatch one write (or one batch of writes, in a single transaction)."""
+        """Dispatch one write; a failing store is reported to the runtime before the error goes back."""
+        try:
+            return self._handle(message)
+        except Exception as exc:
+            if self._on_storage_failure is not None and is_storage_failure(exc):
+                self._on_storage_failure(exc)
+            raise
+
+    def _handle(self, message: Any) -> Any:
         match message:
             case BeginOpen(plan=plan, leverage_set=leverage_set):
                 pair, legs, orders = self.repo.begin_open(plan, dict(leverage_set))
@@ -112,6 +124,9 @@ class PersistenceWriter(SupervisedActor):
                     error=m.error,
                 )
                 return Written(order_id)
+            case SetMeta(key=key, value=value):
+                r.set_meta(key, value)
+                return Written(None)
             case RecordFills(fills=fills):
                 return Written(r.record_fills(fills))
             case RecordEvent():

@@ -1,0 +1,308 @@
+"""What a hostile review broke in the running process: a full disk, a second supervisor, a pause that waited or
+was forgotten, a shutdown that raised, a tick error nobody saw, and a health check that said yes regardless."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from actors.closer import Closer
+from actors.coordinator import HedgeCoordinator
+from actors.engine import PAUSE_KEY
+from actors.messages import OpenNow, ReconcilePairs, Tick, TradingMode
+from core.domain import PairState
+from tests.helpers import wait_until
+from tests.system.conftest import Running
+
+ROOT = Path(__file__).resolve().parents[2]
+Factory = Callable[..., Running]
+BTC_ONLY = [{"name": "BTC", "backpack_symbol": "BTC_USDC_PERP", "hibachi_symbol": "BTC/USDT-P"}]
+HOLD = {"trading": {"markets": BTC_ONLY, "min_duration_hours": 1, "max_duration_hours": 1}}
+
+
+def _fill_database(engine: Any) -> None:
+    """From now on every connection of `engine` refuses to grow the file: SQLite's own "database or disk is
+    full" (SQLITE_FULL), which is what a full disk gives."""
+
+    def cap(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        pages = cursor.execute("PRAGMA page_count").fetchone()[0]
+        cursor.execute(f"PRAGMA max_page_count = {pages}")
+        cursor.close()
+
+    event.listen(engine, "connect", cap)
+    engine.dispose()  # pooled connections reconnect, capped
+
+
+def _fill_with_snapshots(run: Running) -> None:
+    """Writes that need new pages: the monitor's per-tick snapshots of an open pair."""
+    run.wait_pair(PairState.OPEN, what="an open pair whose snapshots need new pages")
+
+
+# ---- item 2: a full disk stops the process instead of hanging it -------------------------------------------
+
+
+def test_a_database_that_cannot_be_written_stops_the_engine_with_a_critical_alert(engine_factory: Factory) -> None:
+    run = engine_factory(HOLD, start_loop=False)
+    sent: list[Any] = []
+    run.engine.alerts = type("Sink", (), {"submit": lambda _self, alert: sent.append(alert), "stop": lambda _s: None})()
+    reason: list[str | None] = []
+    loop = threading.Thread(target=lambda: reason.append(run.engine.run(run.stop, 0.02)), daemon=True)
+    loop.start()
+    _fill_with_snapshots(run)
+    _fill_database(run.engine.db)
+    loop.join(30)
+    assert not loop.is_alive(), "the main loop went on with a database that refuses writes"
+    assert reason and reason[0] is not None and "database cannot be written" in reason[0]
+    assert [a.kind for a in sent if a.level.value == "critical"] == ["storage_failed"]
+    health = run.engine.health()
+    assert health["healthy"] is False and health["database"] is False
+    assert run.engine.shutdown() in (True, False)  # returns, whatever it could not do
+
+
+def test_a_full_disk_makes_the_process_exit_non_zero_within_seconds(short_dir: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.fail("this test mounts a small tmpfs and needs root, as CI has")
+    mount = short_dir / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], check=True)
+    try:
+        config = short_dir / "c.toml"
+        config.write_text(
+            f'data_dir = "{mount / "d"}"\n[control]\naddress = "ipc://{short_dir}/c.ipc"\n'
+            "[trading]\nmin_duration_hours = 1\nmax_duration_hours = 1\n[monitor]\ninterval_s = 0.2\n"
+        )
+        proc = _supervisor(config, short_dir)
+        try:
+            wait_until(lambda: _pairs(config, short_dir, "open") >= 1, 30, "an open pair")
+            filler = mount / "filler"
+            with filler.open("wb") as out, pytest.raises(OSError, match="No space left"):
+                while True:
+                    out.write(b"\0" * (1 << 16))
+                    out.flush()
+            code = proc.wait(60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        stderr = proc.stderr.read()  # type: ignore[union-attr]
+        assert code == 1, stderr[-2000:]
+        assert "the database cannot be written" in stderr
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+# ---- item 5: one supervisor per data dir --------------------------------------------------------------------
+
+
+def _supervisor(config: Path, cwd: Path, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("APP__")}
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "supervisor.py"), "--config", str(config), "run", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _cli(config: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("APP__")}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "supervisor.py"), "--config", str(config), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _pairs(config: Path, cwd: Path, state: str) -> int:
+    out = _cli(config, cwd, "pairs", "--json", "--state", state)
+    return len(json.loads(out.stdout)) if out.returncode == 0 else -1
+
+
+@pytest.fixture
+def stopper() -> Iterator[list[subprocess.Popen[str]]]:
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def test_a_second_supervisor_on_the_same_data_dir_is_refused(
+    short_dir: Path, stopper: list[subprocess.Popen[str]]
+) -> None:
+    first, second = short_dir / "a.toml", short_dir / "b.toml"
+    for path, sock in ((first, "a.ipc"), (second, "b.ipc")):  # another control address, the same data dir
+        path.write_text(f'data_dir = "d"\n[control]\naddress = "ipc://{short_dir}/{sock}"\n')
+    stopper.append(_supervisor(first, short_dir))
+    wait_until(lambda: _cli(first, short_dir, "health").returncode == 0, 30, "the first supervisor healthy")
+    again = _supervisor(second, short_dir)
+    stopper.append(again)
+    code = again.wait(30)
+    stderr = again.stderr.read()  # type: ignore[union-attr]
+    assert code == 1 and "already running on data dir" in stderr, stderr[-2000:]
+    assert f"pid {stopper[0].pid}" in stderr
+    assert _cli(first, short_dir, "health").returncode == 0  # the first one is untouched
+
+
+# ---- item 7: pause answers at once and is kept ------------------------------------------------------------------
+
+
+def _block_opens(monkeypatch: pytest.MonkeyPatch, release: threading.Event) -> threading.Event:
+    """Make the coordinator's next open hang until `release` (an open waiting on a slow venue); returns an
+    event set once the coordinator is inside it."""
+    busy = threading.Event()
+    original = HedgeCoordinator.open_pair
+
+    def slow_open(actor: HedgeCoordinator, market: str | None = None) -> Any:
+        busy.set()
+        release.wait(30)
+        return original(actor, market)
+
+    monkeypatch.setattr(HedgeCoordinator, "open_pair", slow_open)
+    return busy
+
+
+def test_pause_is_answered_while_the_coordinator_is_busy_opening(
+    engine_factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = engine_factory(HOLD, start_loop=False)
+    release = threading.Event()
+    busy = _block_opens(monkeypatch, release)
+    try:
+        run.engine.supervisor.ref("coordinator").tell(OpenNow())  # type: ignore[union-attr]
+        assert busy.wait(10)
+        reply: list[Any] = []
+        pauser = threading.Thread(target=lambda: reply.append(run.engine.command("pause", {"reason": "r"})))
+        pauser.start()
+        pauser.join(10)
+        assert reply == [{"trading": "paused", "reason": "r"}], "pause waited behind the open"
+        assert run.engine.gate.paused
+        assert json.loads(run.engine.repo.get_meta(PAUSE_KEY))["reason"] == "r"
+    finally:
+        release.set()
+
+
+def test_pause_survives_a_restart_and_run_paused_starts_paused(engine_factory: Factory) -> None:
+    first = engine_factory(HOLD, start_loop=False)
+    first.engine.command("pause", {"reason": "holiday"})
+    first.engine.shutdown()
+    again = engine_factory(HOLD)
+    assert again.engine.gate.paused and again.engine.gate.reason == "holiday"
+    wait_until(lambda: "reconciled" in again.kinds(), 20, "start-up reconciliation")
+    wait_until(lambda: (again.engine._actor_status("monitor").get("ticks") or 0) >= 3, 20, "monitor ticks")
+    assert again.pairs() == []  # nothing opened while paused
+    again.engine.command("resume", {})
+    assert again.engine.repo.get_meta(PAUSE_KEY) is None
+    again.wait_pair(PairState.OPEN, what="a pair once resumed")
+
+
+def test_run_paused_keeps_opening_paused_until_resume(short_dir: Path, stopper: list[subprocess.Popen[str]]) -> None:
+    config = short_dir / "c.toml"
+    config.write_text('data_dir = "d"\n[monitor]\ninterval_s = 0.2\n')
+    stopper.append(_supervisor(config, short_dir, "--paused"))
+    wait_until(lambda: _cli(config, short_dir, "health").returncode == 0, 30, "a healthy supervisor")
+    status = json.loads(_cli(config, short_dir, "status", "--json").stdout)
+    assert status["trading"]["mode"] == TradingMode.PAUSED.value
+    assert status["trading"]["reason"] == "started with --paused"
+    assert _cli(config, short_dir, "resume").returncode == 0
+    wait_until(lambda: _pairs(config, short_dir, "open") >= 1, 30, "a pair once resumed")
+
+
+# ---- item 9: shutdown never raises -----------------------------------------------------------------------------
+
+
+def test_shutdown_with_an_open_outlasting_the_timeout_still_checkpoints(
+    engine_factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = engine_factory({**HOLD, "engine": {"shutdown_timeout_s": "0.5"}}, start_loop=False)
+    release = threading.Event()
+    busy = _block_opens(monkeypatch, release)
+    try:
+        run.engine.supervisor.ref("coordinator").tell(OpenNow())  # type: ignore[union-attr]
+        assert busy.wait(10)
+        assert run.engine.checkpointer is not None
+        checkpoints = run.engine.checkpointer.done
+        assert run.engine.shutdown() is False  # stopping the busy coordinator failed: said, not raised
+        assert run.engine.checkpointer.done > checkpoints  # the final checkpoint still ran
+    finally:
+        release.set()
+
+
+# ---- item 4 (engine side): a tick that raises is logged with its traceback and recorded ------------------------
+
+
+def test_a_tick_that_raises_is_logged_with_traceback_and_recorded(
+    engine_factory: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = {"n": 0}
+    original = Closer.handle
+
+    def flaky(self: Closer, message: Any) -> Any:
+        if isinstance(message, Tick):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise RuntimeError("closer bug")
+        return original(self, message)
+
+    Closer.handle = flaky  # type: ignore[method-assign]
+    try:
+        with caplog.at_level(logging.ERROR, logger="actors.engine"):
+            run = engine_factory(HOLD)
+            wait_until(lambda: "tick_failed" in run.kinds(), 20, "a tick_failed event")
+            wait_until(lambda: run.engine.supervisor.status()["closer"]["restarts"] >= 1, 20, "the closer restarted")
+    finally:
+        Closer.handle = original  # type: ignore[method-assign]
+    failed = [r for r in caplog.records if "tick failed" in r.getMessage()]
+    assert failed and failed[0].exc_info is not None and "closer bug" in str(failed[0].exc_info[1])
+
+
+# ---- health tells the truth -----------------------------------------------------------------------------------
+
+
+def test_health_is_false_while_reconciliation_keeps_failing(
+    engine_factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = Closer.handle
+
+    def refuse(self: Closer, message: Any) -> Any:
+        if isinstance(message, ReconcilePairs):
+            raise RuntimeError("venue refuses our keys")
+        return original(self, message)
+
+    monkeypatch.setattr(Closer, "handle", refuse)
+    run = engine_factory(HOLD)
+    wait_until(lambda: run.engine.health_tracker.reconcile_failures >= 5, 120, "five failed reconciliations")
+    health = run.engine.health()
+    assert health["healthy"] is False
+    assert any(re.search(r"reconciliation failed \d+ times in a row", p) for p in health["problems"])
+    assert run.pairs() == []
+
+
+def test_health_is_true_on_a_running_engine(engine_factory: Factory) -> None:
+    run = engine_factory(HOLD)
+    run.wait_pair(PairState.OPEN, what="an open pair")
+    wait_until(lambda: run.engine.health()["healthy"], 20, "a healthy engine")
+    assert run.engine.health()["problems"] == []
