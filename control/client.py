@@ -11,7 +11,8 @@ from control.protocol import request
 
 
 class ControlUnavailableError(Exception):
-    """Nothing answers on the control address (the supervisor is not running) or it timed out."""
+    """Nothing answers on the control address (the supervisor is not running), it timed out, or its reply
+    is not a control reply."""
 
 
 def call(address: str, cmd: str, args: dict[str, Any] | None = None, *, token: str | None = None,
@@ -22,14 +23,27 @@ def call(address: str, cmd: str, args: dict[str, Any] | None = None, *, token: s
         with pynng.Req0(send_timeout=timeout_ms, recv_timeout=timeout_ms) as sock:
             sock.dial(address, block=True)
             sock.send(request(cmd, args, token))
-            raw = sock.recv()
+            # recv_msg, not recv: pynng's recv() raises RuntimeError on an empty message
+            raw = sock.recv_msg().bytes
     except pynng.ConnectionRefused:
         raise ControlUnavailableError(f"the supervisor is not running (nothing listens on {address})") from None
     except pynng.Timeout:
-        raise ControlUnavailableError(f"no reply from {address} within {timeout_s:.0f}s") from None
+        raise ControlUnavailableError(f"no reply from {address} within {timeout_s:g}s") from None
     except pynng.NNGException as exc:
         raise ControlUnavailableError(f"{address}: {exc}") from None
-    reply = json.loads(raw)
-    if not isinstance(reply, dict):
-        raise ControlUnavailableError("malformed reply")
+    return _parse_reply(address, raw)
+
+
+def _parse_reply(address: str, raw: bytes) -> dict[str, Any]:
+    """The reply object, or ControlUnavailableError saying why it is not one (never its raw bytes)."""
+    try:
+        reply = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ControlUnavailableError(f"malformed reply from {address}: {len(raw)} bytes, not JSON") from None
+    if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
+        raise ControlUnavailableError(f'malformed reply from {address}: not an object with "ok"')
+    if reply["ok"] and "data" not in reply:
+        raise ControlUnavailableError(f'malformed reply from {address}: "ok" without "data"')
+    if not reply["ok"] and not isinstance(reply.get("error"), dict):
+        raise ControlUnavailableError(f'malformed reply from {address}: no "error" object')
     return reply

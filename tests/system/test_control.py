@@ -95,6 +95,13 @@ def test_bad_requests_get_error_replies_and_the_server_keeps_serving(served: tup
     assert _raw(address, b'{"cmd": "pairs", "args": {"state": "weird"}}')["error"]["code"] == "bad_request"  # type: ignore[index]
     huge = json.dumps({"cmd": "status", "pad": "x" * (MAX_REQUEST_BYTES + 1)}).encode()
     assert _raw(address, huge)["error"]["code"] == "too_large"  # type: ignore[index]
+    assert _raw(address, b"")["error"]["code"] == "bad_json"  # type: ignore[index]
+    assert _raw(address, b"[" * 30_000)["error"]["code"] == "bad_json"  # type: ignore[index]
+    too_big = json.dumps({"cmd": "pair", "args": {"id": 2**63}}).encode()
+    assert _raw(address, too_big)["error"]["code"] == "bad_request"  # type: ignore[index]
+    long_reason = json.dumps({"cmd": "pause", "args": {"reason": "r" * 201}}).encode()
+    assert _raw(address, long_reason)["error"]["code"] == "bad_request"  # type: ignore[index]
+    assert call(address, "pair", {"id": str(2**63 - 1)})["error"]["code"] == "not_found"  # type: ignore[index]
     assert call(address, "health")["ok"] is True  # still serving
 
 
