@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
 # perp-farmer: one process (the supervisor), state in /data, health through the control socket.
+# Needs BuildKit (Docker 23+ default, or DOCKER_BUILDKIT=1): the dependency step is a heredoc RUN.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -16,7 +17,16 @@ import subprocess, sys, tomllib
 deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]
 subprocess.check_call([sys.executable, "-m", "pip", "install", *deps])
 PY
-COPY . .
+# Only what the package is built from, named one by one (with .dockerignore as a second fence), so a local
+# .env, config.toml, .git, tests or database never land in /app.
+COPY supervisor.py ./
+COPY core ./core
+COPY storage ./storage
+COPY actors ./actors
+COPY exchanges ./exchanges
+COPY control ./control
+COPY alerts ./alerts
+COPY reports ./reports
 RUN pip install --no-deps . \
     && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin farmer \
     && mkdir -p /data && chown farmer /data && chmod 0700 /data

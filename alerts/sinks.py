@@ -1,4 +1,8 @@
-"""Alert sinks: each turns an Alert into one HTTP request. Failures raise; the dispatcher logs them."""
+"""Alert sinks: each turns an Alert into one HTTP request. Failures raise; the dispatcher logs them.
+
+Webhook URLs and the Telegram bot token carry credentials: sinks keep them as SecretStr and read the value only
+to build the request that sends an alert, so no repr, status or log of a sink can show them.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import requests
+from pydantic import SecretStr
 
 from alerts.policy import Alert, AlertPolicy
 from storage.repository import jsonable
@@ -34,12 +39,12 @@ class WebhookSink:
 
     name = "webhook"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: SecretStr) -> None:
         self.url = url
 
     def request(self, alert: Alert) -> tuple[str, dict[str, Any]]:
         """POST url {ts, level, kind, message, pair_id, data, suppressed}."""
-        return self.url, jsonable(
+        return self.url.get_secret_value(), jsonable(
             {
                 "source": "perp-farmer",
                 "ts": alert.ts,
@@ -58,13 +63,14 @@ class TelegramSink:
 
     name = "telegram"
 
-    def __init__(self, bot_token: str, chat_id: str, api_url: str = "https://api.telegram.org") -> None:
-        self._url = f"{api_url.rstrip('/')}/bot{bot_token}/sendMessage"
+    def __init__(self, bot_token: SecretStr, chat_id: str, api_url: str = "https://api.telegram.org") -> None:
+        self.bot_token = bot_token
         self.chat_id = chat_id
+        self.api_url = api_url.rstrip("/")
 
     def request(self, alert: Alert) -> tuple[str, dict[str, Any]]:
         """POST /bot<token>/sendMessage {chat_id, text, disable_web_page_preview}."""
-        return self._url, {
+        return f"{self.api_url}/bot{self.bot_token.get_secret_value()}/sendMessage", {
             "chat_id": self.chat_id,
             "text": alert.text[:TELEGRAM_LIMIT],
             "disable_web_page_preview": True,
@@ -76,12 +82,12 @@ class DiscordSink:
 
     name = "discord"
 
-    def __init__(self, webhook_url: str) -> None:
+    def __init__(self, webhook_url: SecretStr) -> None:
         self.url = webhook_url
 
     def request(self, alert: Alert) -> tuple[str, dict[str, Any]]:
         """POST webhook {content, allowed_mentions: none}."""
-        return self.url, {"content": alert.text[:DISCORD_LIMIT], "allowed_mentions": {"parse": []}}
+        return self.url.get_secret_value(), {"content": alert.text[:DISCORD_LIMIT], "allowed_mentions": {"parse": []}}
 
 
 class AlertDispatcher:
@@ -137,12 +143,12 @@ def dispatcher_from(settings: Any) -> AlertDispatcher | None:
     """The dispatcher for the configured sinks, or None when none is configured."""
     a = settings.alerts
     sinks: list[Sink] = []
-    if a.webhook_url:
+    if a.webhook_url is not None:
         sinks.append(WebhookSink(a.webhook_url))
     if a.telegram_bot_token is not None and a.telegram_chat_id:
-        sinks.append(TelegramSink(a.telegram_bot_token.get_secret_value(), a.telegram_chat_id, a.telegram_api_url))
+        sinks.append(TelegramSink(a.telegram_bot_token, a.telegram_chat_id, a.telegram_api_url))
     if a.discord_webhook_url is not None:
-        sinks.append(DiscordSink(a.discord_webhook_url.get_secret_value()))
+        sinks.append(DiscordSink(a.discord_webhook_url))
     if not sinks:
         return None
     from core.domain import EventLevel  # noqa: PLC0415

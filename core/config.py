@@ -1,7 +1,7 @@
 """Configuration: one pydantic-settings model, loaded from defaults < TOML < environment < command line.
 
 Errors come out as one line each that names the key, the value and the rule, e.g.
-`trading.min_leverage = 4.0 must be <= trading.max_leverage = 3.0`.
+`trading.min_leverage = 4.0 must be <= trading.max_leverage = 3.0`. A secret's value is never shown.
 """
 
 from __future__ import annotations
@@ -24,6 +24,19 @@ ENV_PREFIX = "APP__"
 DEFAULT_CONFIG_FILE = Path("config.toml")
 # A sanity cap, not a venue limit: each venue's own maximum is checked against its markets at start.
 MAX_LEVERAGE_CAP = Decimal(25)
+# Shortest accepted value per secret. Every accepted secret is scrubbed from the logs whatever its length,
+# so a 1-3 character "secret" would mangle every log line; real ones are far longer than these floors.
+SECRET_MIN_LENGTH: dict[str, int] = {
+    "backpack.api_key": 43,  # base64 of a 32-byte ED25519 public key: 44 characters, 43 unpadded (spec §2)
+    "backpack.api_secret": 43,  # base64 of the 32-byte seed: 44 (88 for a 64-byte seed+public key)
+    "hibachi.api_key": 16,  # format undocumented; the paper simulator issues 32 characters
+    "hibachi.hmac_secret": 32,  # 44 characters in practice (spec §2)
+    "control.token": 32,  # secrets.token_urlsafe(32) gives 43
+    "alerts.telegram_bot_token": 32,  # "<bot id>:<35-character secret>"
+}
+# hibachi.private_key is checked by its format (64 hex digits); the webhook URLs as http(s) URLs, scrubbed whole.
+GENERATE_COMMAND = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+HIDDEN = "'**********'"
 
 
 class ConfigError(Exception):
@@ -134,7 +147,7 @@ class AlertsConfig(_Section):
     min_level: Literal["warning", "critical"] = "warning"
     dedup_window_s: Decimal = Decimal(600)
     max_per_minute: int = 10
-    webhook_url: str | None = None
+    webhook_url: SecretStr | None = None  # a webhook URL usually carries its token
     telegram_bot_token: SecretStr | None = None
     telegram_chat_id: str | None = None
     telegram_api_url: str = "https://api.telegram.org"
@@ -283,7 +296,7 @@ class Settings(BaseSettings):
 
 def _fmt(value: object) -> str:
     if isinstance(value, SecretStr):
-        return "'**********'"
+        return HIDDEN
     if isinstance(value, StrEnum):
         return str(value)
     return str(value)
@@ -335,10 +348,23 @@ def _check_trading(t: TradingConfig, problems: list[str]) -> None:
         problems.append(f"trading.markets: market name {name!r} appears more than once")
 
 
-def _check_url(problems: list[str], key: str, url: str, schemes: tuple[str, ...]) -> None:
-    parsed = urlparse(url)
-    if parsed.scheme not in schemes or not parsed.hostname:
-        problems.append(f"{key} = {url} must be a {' or '.join(schemes)} URL with a host")
+def _check_url(problems: list[str], key: str, url: str | SecretStr, schemes: tuple[str, ...]) -> None:
+    try:
+        parsed = urlparse(url.get_secret_value() if isinstance(url, SecretStr) else url)
+        ok = parsed.scheme in schemes and bool(parsed.hostname)
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        ok = False
+    if not ok:
+        problems.append(f"{key} = {_fmt(url)} must be a {' or '.join(schemes)} URL with a host")
+
+
+def _check_secret_lengths(s: Settings, problems: list[str]) -> None:
+    for key, minimum in SECRET_MIN_LENGTH.items():
+        section, name = key.split(".")
+        value = getattr(getattr(s, section), name)
+        if value is not None and len(value.get_secret_value()) < minimum:
+            how = f"; make one with: {GENERATE_COMMAND}" if key == "control.token" else ""
+            problems.append(f"{key} must be at least {minimum} characters (no real one is shorter){how}")
 
 
 def _check_venues(s: Settings, problems: list[str]) -> None:
@@ -352,11 +378,11 @@ def _check_venues(s: Settings, problems: list[str]) -> None:
         problems.append(f"backpack.window_ms = {b.window_ms} must be between 1 and 60000 (venue maximum)")
     if h.key_type is HibachiKeyType.HMAC and h.hmac_secret is None:
         problems.append("hibachi.key_type = hmac requires hibachi.hmac_secret")
-    if h.key_type is HibachiKeyType.ECDSA:
-        if h.private_key is None:
-            problems.append("hibachi.key_type = ecdsa requires hibachi.private_key")
-        elif not re.fullmatch(r"(0x)?[0-9a-fA-F]{64}", h.private_key.get_secret_value()):
-            problems.append("hibachi.private_key = '**********' must be 64 hex digits (optionally 0x-prefixed)")
+    if h.key_type is HibachiKeyType.ECDSA and h.private_key is None:
+        problems.append("hibachi.key_type = ecdsa requires hibachi.private_key")
+    # Checked whatever the key type, so that every accepted private key is long enough to scrub from logs.
+    if h.private_key is not None and not re.fullmatch(r"(0x)?[0-9a-fA-F]{64}", h.private_key.get_secret_value()):
+        problems.append(f"hibachi.private_key = {HIDDEN} must be 64 hex digits (optionally 0x-prefixed)")
     if h.key_type is None and (h.hmac_secret is not None or h.private_key is not None):
         problems.append("hibachi.key_type must be set to hmac or ecdsa when a Hibachi signing key is given")
     if s.mode is Mode.LIVE:
@@ -383,14 +409,22 @@ def _check_control(c: ControlConfig, problems: list[str]) -> None:
     if not c.address.startswith("tcp://"):
         problems.append(f"control.address = {c.address} must start with ipc:// or tcp://")
         return
-    host = urlparse(c.address).hostname or ""
+    try:
+        host = urlparse(c.address).hostname or ""
+    except ValueError:
+        host = ""
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = False
-    if not loopback and not (c.allow_remote and c.token is not None):
+    if not loopback and not c.allow_remote:
+        problems.append(f"control.address = {c.address} is not loopback: it needs control.allow_remote = true")
+    # Loopback too: any local user can connect to a TCP port, unlike the 0600 ipc socket file.
+    if c.token is None:
         problems.append(
-            f"control.address = {c.address} is not loopback: it needs control.allow_remote = true and control.token"
+            f"control.address = {c.address} needs control.token (a tcp:// control address, loopback included, "
+            f"is reachable by every local user), at least {SECRET_MIN_LENGTH['control.token']} characters; "
+            f"make one with: {GENERATE_COMMAND}"
         )
 
 
@@ -423,6 +457,8 @@ def check_rules(s: Settings) -> list[str]:
     _rule_ge(problems, "alerts.max_per_minute", a.max_per_minute, 1)
     if a.webhook_url is not None:
         _check_url(problems, "alerts.webhook_url", a.webhook_url, ("http", "https"))
+    if a.discord_webhook_url is not None:
+        _check_url(problems, "alerts.discord_webhook_url", a.discord_webhook_url, ("http", "https"))
     _check_url(problems, "alerts.telegram_api_url", a.telegram_api_url, ("http", "https"))
     if (a.telegram_bot_token is None) != (a.telegram_chat_id is None):
         problems.append("alerts.telegram_bot_token and alerts.telegram_chat_id must be set together")
@@ -432,11 +468,27 @@ def check_rules(s: Settings) -> list[str]:
         problems.append(f"metrics.host = {s.metrics.host} is not loopback: it needs control.allow_remote = true")
     _check_venues(s, problems)
     _check_control(s.control, problems)
+    _check_secret_lengths(s, problems)
     return problems
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Loading
+
+
+def _may_hold_a_secret(loc: tuple[int | str, ...]) -> bool:
+    """Whether the value at `loc` is, contains or may be a secret: anything but a known non-secret field."""
+    model: type[BaseModel] = Settings
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return True  # unknown key, or an error on a whole section: its value is not ours to judge
+        if "SecretStr" in str(field.annotation):
+            return True
+        if not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return False
+        model = field.annotation
+    return True  # a whole section, which may hold its secrets
 
 
 def _format_validation_error(exc: ValidationError) -> list[str]:
@@ -452,7 +504,8 @@ def _format_validation_error(exc: ValidationError) -> list[str]:
         elif err["type"] == "missing":
             lines.append(f"{key}: required")
         else:
-            shown = "'**********'" if any(w in key for w in ("secret", "private_key", "token")) else repr(value)
+            shown = HIDDEN if _may_hold_a_secret(tuple(err["loc"])) else repr(value)
+            # pydantic's message names the expected type, never the input; the input is only shown when known safe.
             lines.append(f"{key} = {shown}: {err['msg']}")
     return lines
 

@@ -17,13 +17,15 @@ from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# As long as real ones (config refuses shorter), so the scrubber is tested on realistic values.
 SECRETS = {
-    "APP__BACKPACK__API_KEY": "bpKEY-3c1d9e2f7a6b5c4d",
-    "APP__BACKPACK__API_SECRET": "bpSECRET-9f8e7d6c5b4a3210",
+    "APP__BACKPACK__API_KEY": "bpKEY-3c1d9e2f7a6b5c4d-1122334455667788aabbccdd",
+    "APP__BACKPACK__API_SECRET": "bpSECRET-9f8e7d6c5b4a3210-1122334455667788aabbcc",
     "APP__HIBACHI__API_KEY": "hbKEY-1a2b3c4d5e6f7a8b",
-    "APP__HIBACHI__HMAC_SECRET": "hbHMAC-0f1e2d3c4b5a6978",
-    "APP__CONTROL__TOKEN": "ctlTOKEN-5566778899aabb",
-    "APP__ALERTS__TELEGRAM_BOT_TOKEN": "tgTOKEN-123456:ABCdefGHI",
+    "APP__HIBACHI__HMAC_SECRET": "hbHMAC-0f1e2d3c4b5a6978-1122334455667788aabb",
+    "APP__CONTROL__TOKEN": "ctlTOKEN-5566778899aabb-1122334455667788",
+    "APP__ALERTS__TELEGRAM_BOT_TOKEN": "123456:tgTOKEN-ABCdefGHI-1122334455667788",
+    "APP__ALERTS__WEBHOOK_URL": "http://127.0.0.1:9/hook/whTOKEN-99887766",
 }
 
 

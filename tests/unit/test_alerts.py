@@ -7,12 +7,15 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from alerts.policy import Alert, AlertPolicy
-from alerts.sinks import AlertDispatcher, DiscordSink, TelegramSink, WebhookSink
+from alerts.sinks import AlertDispatcher, DiscordSink, TelegramSink, WebhookSink, dispatcher_from
+from core.config import load_settings
 from core.domain import EventLevel
 from tests.helpers import wait_until
 
@@ -79,9 +82,9 @@ def server() -> Iterator[tuple[str, list[tuple[str, dict[str, Any]]]]]:
 def test_each_sink_sends_its_exact_request(server: tuple[str, list[tuple[str, dict[str, Any]]]]) -> None:
     url, received = server
     sinks = [
-        WebhookSink(f"{url}/hook"),
-        TelegramSink("123:ABC", "-100200", api_url=url),
-        DiscordSink(f"{url}/api/webhooks/1/xyz"),
+        WebhookSink(SecretStr(f"{url}/hook")),
+        TelegramSink(SecretStr("123:ABC"), "-100200", api_url=url),
+        DiscordSink(SecretStr(f"{url}/api/webhooks/1/xyz")),
     ]
     dispatcher = AlertDispatcher(sinks, AlertPolicy(EventLevel.WARNING, 600, 10)).start()
     try:
@@ -114,7 +117,8 @@ def test_each_sink_sends_its_exact_request(server: tuple[str, list[tuple[str, di
 
 def test_a_failing_sink_is_counted_and_does_not_leak_its_url(caplog: pytest.LogCaptureFixture) -> None:
     dispatcher = AlertDispatcher(
-        [TelegramSink("SECRET-TOKEN", "1", api_url="http://127.0.0.1:9")], AlertPolicy(EventLevel.WARNING, 0, 10)
+        [TelegramSink(SecretStr("SECRET-TOKEN"), "1", api_url="http://127.0.0.1:9")],
+        AlertPolicy(EventLevel.WARNING, 0, 10),
     ).start()
     try:
         dispatcher.submit(_alert())
@@ -122,3 +126,33 @@ def test_a_failing_sink_is_counted_and_does_not_leak_its_url(caplog: pytest.LogC
     finally:
         dispatcher.stop()
     assert "SECRET-TOKEN" not in caplog.text
+
+
+def test_sinks_from_settings_hold_their_urls_and_token_only_as_secrets(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    secrets = ("HOOK-" + "h" * 20, "TGBOT-" + "t" * 30, "DISCORD-" + "d" * 20)
+    settings = load_settings(
+        overrides={
+            "alerts": {
+                "webhook_url": f"https://hooks.example.invalid/{secrets[0]}",
+                "telegram_bot_token": f"123456:{secrets[1]}",
+                "telegram_chat_id": "-100200",
+                "discord_webhook_url": f"https://discord.example.invalid/api/webhooks/1/{secrets[2]}",
+            }
+        }
+    )
+    dispatcher = dispatcher_from(settings)
+    assert dispatcher is not None and [sink.name for sink in dispatcher.sinks] == ["webhook", "telegram", "discord"]
+    # What a repr, a debugger, a status dump or a log of the objects shows: no secret.
+    shown = repr(dispatcher.sinks) + "".join(f"{vars(sink)}{sink!r}{sink}" for sink in dispatcher.sinks)
+    for secret in secrets:
+        assert secret not in shown
+    # The secret value is read only to build the request that sends the alert.
+    urls = [sink.request(_alert())[0] for sink in dispatcher.sinks]
+    assert urls == [
+        f"https://hooks.example.invalid/{secrets[0]}",
+        f"https://api.telegram.org/bot123456:{secrets[1]}/sendMessage",
+        f"https://discord.example.invalid/api/webhooks/1/{secrets[2]}",
+    ]

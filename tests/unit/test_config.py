@@ -10,12 +10,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 import supervisor
-from core.config import ConfigError, HibachiKeyType, Mode, load_settings
+from core.config import SECRET_MIN_LENGTH, ConfigError, HibachiKeyType, Mode, Settings, load_settings
 from core.logs import REDACTED, RedactingFilter, configure_logging, secret_values
 
 ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "tok-" + "0123456789abcdef" * 2  # 36 characters
 
 
 @pytest.fixture(autouse=True)
@@ -187,12 +189,20 @@ RULES = [
     ),
     ({"control": {"address": "udp://x"}}, "control.address = udp://x must start with ipc:// or tcp://"),
     (
-        {"control": {"address": "tcp://10.0.0.5:9000"}},
-        "control.address = tcp://10.0.0.5:9000 is not loopback",
+        {"control": {"address": "tcp://10.0.0.5:9000", "token": "t" * 32}},
+        "control.address = tcp://10.0.0.5:9000 is not loopback: it needs control.allow_remote = true",
     ),
     (
         {"control": {"address": "tcp://10.0.0.5:9000", "allow_remote": True}},
-        "needs control.allow_remote = true and control.token",
+        "control.address = tcp://10.0.0.5:9000 needs control.token",
+    ),
+    (
+        {"control": {"address": "tcp://127.0.0.1:9000"}},
+        "control.address = tcp://127.0.0.1:9000 needs control.token",
+    ),
+    (
+        {"control": {"address": "tcp://10.0.0.5:9000", "allow_remote": True, "token": "x"}},
+        "control.token must be at least 32 characters",
     ),
 ]
 
@@ -212,36 +222,58 @@ def test_valid_non_default_settings_pass() -> None:
     s = load_settings(
         overrides={
             "mode": "live",
-            "backpack": {"api_key": "k", "api_secret": "s"},
+            "backpack": {"api_key": "k" * 44, "api_secret": "s" * 44},
             "hibachi": {
-                "api_key": "k",
+                "api_key": "k" * 32,
                 "account_id": 7,
                 "key_type": "ecdsa",
                 "private_key": "0x" + "11" * 32,
             },
-            "control": {"address": "tcp://10.0.0.5:9000", "allow_remote": True, "token": "t0ken-value"},
+            "control": {"address": "tcp://10.0.0.5:9000", "allow_remote": True, "token": TOKEN},
         }
     )
     assert s.hibachi.key_type is HibachiKeyType.ECDSA
     assert s.control.address == "tcp://10.0.0.5:9000"
-    assert load_settings(overrides={"control": {"address": "tcp://127.0.0.1:0"}}).control.address
+    loopback = load_settings(overrides={"control": {"address": "tcp://127.0.0.1:0", "token": TOKEN}})
+    assert loopback.control.address == "tcp://127.0.0.1:0"
+    assert load_settings(overrides={"control": {"address": "ipc:///tmp/x.ipc"}}).control.token is None
+
+
+def test_tcp_token_error_says_how_to_make_one_and_never_echoes_the_token() -> None:
+    for address in ("tcp://127.0.0.1:9000", "tcp://[::1]:9000", "tcp://localhost:9000", "tcp://0.0.0.0:9000"):
+        short = "Zq9-" + "w" * 27  # 31 characters
+        problems = _problems(control={"address": address, "allow_remote": True, "token": short})
+        assert any("control.token must be at least 32 characters" in p for p in problems), problems
+        assert "secrets.token_urlsafe(32)" in "\n".join(problems)
+        assert not any(short in p or "Zq9" in p for p in problems), problems
+        missing = _problems(control={"address": address, "allow_remote": True})
+        assert any("needs control.token" in p and "token_urlsafe" in p for p in missing), missing
 
 
 # ---- secrets ---------------------------------------------------------------------------------------------
 
 SECRETS = {
-    "backpack": {"api_key": "BPKEY-visible-nowhere", "api_secret": "BPSECRET-visible-nowhere"},
+    "backpack": {
+        "api_key": "BPKEY-visible-nowhere-" + "k" * 24,
+        "api_secret": "BPSECRET-visible-nowhere-" + "s" * 24,
+    },
     "hibachi": {
         "api_key": "HBKEY-visible-nowhere",
         "key_type": "hmac",
-        "hmac_secret": "HBHMAC-visible-nowhere",
+        "hmac_secret": "HBHMAC-visible-nowhere-" + "h" * 16,
     },
-    "control": {"token": "TOKEN-visible-nowhere"},
+    "control": {"token": "TOKEN-visible-nowhere-" + "t" * 16},
+    "alerts": {
+        "webhook_url": "https://hooks.example.invalid/T0/B0/WEBHOOK-visible-nowhere",
+        "telegram_bot_token": "123456789:TG-visible-nowhere-" + "g" * 16,
+        "telegram_chat_id": "-100200",
+        "discord_webhook_url": "https://discord.example.invalid/api/webhooks/1/DISCORD-visible-nowhere",
+    },
 }
 
 
 def _all_secret_strings() -> list[str]:
-    return [v for section in SECRETS.values() for k, v in section.items() if k != "key_type"]
+    return [v for section in SECRETS.values() for k, v in section.items() if k not in ("key_type", "telegram_chat_id")]
 
 
 def test_secrets_never_in_repr_str_or_dump() -> None:
@@ -250,7 +282,7 @@ def test_secrets_never_in_repr_str_or_dump() -> None:
     for secret in _all_secret_strings():
         assert secret not in rendered
     assert s.backpack.api_secret is not None
-    assert s.backpack.api_secret.get_secret_value() == "BPSECRET-visible-nowhere"
+    assert s.backpack.api_secret.get_secret_value() == SECRETS["backpack"]["api_secret"]
 
 
 def test_secret_in_a_bad_value_is_not_echoed() -> None:
@@ -258,16 +290,150 @@ def test_secret_in_a_bad_value_is_not_echoed() -> None:
     assert not any("not-a-key-but-secret" in p for p in problems)
 
 
+def _secret_keys(model: type[BaseModel] = Settings, prefix: str = "") -> list[str]:
+    keys = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys.extend(_secret_keys(annotation, f"{prefix}{name}."))
+        elif "SecretStr" in str(annotation):
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+SECRET_KEYS = _secret_keys()
+
+
+def test_the_secret_fields_are_the_ones_expected() -> None:
+    # A new credential or URL that can carry one must be a SecretStr; this list makes adding one a decision.
+    assert sorted(SECRET_KEYS) == [
+        "alerts.discord_webhook_url",
+        "alerts.telegram_bot_token",
+        "alerts.webhook_url",
+        "backpack.api_key",
+        "backpack.api_secret",
+        "control.token",
+        "hibachi.api_key",
+        "hibachi.hmac_secret",
+        "hibachi.private_key",
+    ]
+
+
+def _nest(key: str, value: object) -> dict[str, dict[str, object]]:
+    section, name = key.split(".")
+    return {section: {name: value}}
+
+
+# Values of every wrong shape; each problem line is checked for every rendering of the value.
+BAD_SECRET_VALUES: list[tuple[object, tuple[str, ...]]] = [
+    (987654321, ("987654321",)),
+    (9876.54321, ("9876.54321", "9876")),
+    (True, ("True", "true")),
+    (["SECRETLISTVALUE"], ("SECRETLIST",)),
+    ({"SECRETDICTKEY": "SECRETDICTVALUE"}, ("SECRETDICT",)),
+    ("SHRTsv", ("SHRTsv",)),
+    ("ftp://SECRETHOST/SECRETPATH-" + "x" * 40, ("SECRETHOST", "SECRETPATH")),
+    ("0xZZ" + "SECRETHEX" * 8, ("SECRETHEX", "0xZZ")),
+]
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)  # JSON scalars and string lists are valid TOML
+
+
+@pytest.mark.parametrize("source", ["toml", "flags"])
+@pytest.mark.parametrize("key", SECRET_KEYS)
+def test_no_config_error_ever_contains_a_secret_value(key: str, source: str, tmp_path: Path) -> None:
+    section, name = key.split(".")
+    for value, renderings in BAD_SECRET_VALUES:
+        path = tmp_path / "bad.toml"
+        path.write_text(f"[{section}]\n{name} = {_toml_value(value)}\n")
+        try:
+            load_settings(path) if source == "toml" else load_settings(overrides=_nest(key, value))
+        except ConfigError as exc:
+            problems = exc.lines
+        else:
+            # Only a long string can be accepted: a URL as an API key, a 40-character string as a token.
+            assert isinstance(value, str) and len(value) > 40, (key, value)
+            continue
+        assert problems, (key, value)
+        for line in problems:
+            for shown in renderings:
+                assert shown not in line, (key, value, line)
+
+
+def test_a_section_of_the_wrong_type_is_not_echoed() -> None:
+    for section in ("backpack", "hibachi", "control", "alerts"):
+        problems = _problems(**{section: "SECTION-SECRET-VALUE"})
+        assert problems and not any("SECTION-SECRET-VALUE" in p for p in problems), problems
+
+
+def test_wrong_type_of_a_secret_still_names_the_key_and_rule() -> None:
+    assert _problems(backpack={"api_secret": 12345}) == [
+        "backpack.api_secret = '**********': Input should be a valid string"
+    ]
+
+
+_PARTNERS: dict[str, dict[str, dict[str, object]]] = {
+    "hibachi.hmac_secret": {"hibachi": {"key_type": "hmac"}},
+    "alerts.telegram_bot_token": {"alerts": {"telegram_chat_id": "7"}},
+}
+
+
+@pytest.mark.parametrize("key", sorted(SECRET_MIN_LENGTH))
+def test_implausibly_short_secrets_are_refused(key: str) -> None:
+    minimum = SECRET_MIN_LENGTH[key]
+    assert minimum >= 16
+    section, name = key.split(".")
+    extra = _PARTNERS.get(key, {})
+
+    def settings_with(value: str) -> dict[str, dict[str, object]]:
+        merged = {k: dict(v) for k, v in extra.items()}
+        merged.setdefault(section, {})[name] = value
+        return merged
+
+    short = "q" * (minimum - 1)
+    problems = _problems(**settings_with(short))
+    assert any(f"{key} must be at least {minimum} characters" in p for p in problems), problems
+    assert not any(short in p for p in problems)
+    assert _problems(**settings_with("q"))  # the one-character token of the review
+    s = load_settings(overrides=settings_with("q" * minimum))
+    assert "q" * minimum in secret_values(s)
+
+
+def test_every_non_url_secret_has_a_minimum_length() -> None:
+    urls = {"alerts.webhook_url", "alerts.discord_webhook_url", "hibachi.private_key"}  # checked by format
+    assert set(SECRET_MIN_LENGTH) == set(SECRET_KEYS) - urls
+
+
+def test_hibachi_private_key_format_is_checked_whatever_the_key_type() -> None:
+    problems = _problems(hibachi={"key_type": "hmac", "hmac_secret": "h" * 44, "private_key": "0x12"})
+    assert any("hibachi.private_key = '**********' must be 64 hex digits" in p for p in problems), problems
+
+
+def test_webhook_urls_are_secret_and_checked_without_echo() -> None:
+    s = load_settings(overrides={"alerts": {"webhook_url": "https://h.example.invalid/hook?token=HOOKSECRET"}})
+    assert s.alerts.webhook_url is not None
+    assert s.alerts.webhook_url.get_secret_value().endswith("HOOKSECRET")
+    assert "HOOKSECRET" not in repr(s) + s.model_dump_json()
+    for key in ("webhook_url", "discord_webhook_url"):
+        problems = _problems(alerts={key: "ftp://h.example.invalid/HOOKSECRET"})
+        assert any(f"alerts.{key} = '**********' must be a http or https URL" in p for p in problems), problems
+        assert not any("HOOKSECRET" in p for p in problems)
+
+
 def test_log_lines_have_secrets_scrubbed() -> None:
     s = load_settings(overrides=SECRETS)
-    assert sorted(secret_values(s)) == sorted(_all_secret_strings())
+    assert set(_all_secret_strings()) <= set(secret_values(s))
     stream = io.StringIO()
     handler = configure_logging(s, stream)
     try:
         logger = logging.getLogger("test.secrets")
-        logger.warning("venue echoed %s back", "BPSECRET-visible-nowhere")
+        logger.warning("venue echoed %s back", SECRETS["backpack"]["api_secret"])
         try:
-            raise RuntimeError("boom with HBHMAC-visible-nowhere inside")
+            raise RuntimeError(f"boom with {SECRETS['hibachi']['hmac_secret']} inside")
         except RuntimeError:
             logger.exception("failed")
     finally:
