@@ -117,7 +117,9 @@ def load_or_exit(args: argparse.Namespace) -> Settings:
 def run(settings: Settings, close_on_exit: bool = False, paused: bool = False) -> int:
     """Run the engine until SIGINT/SIGTERM (exit 0) or until it cannot go on (exit 1); serve the control
     socket meanwhile."""
-    from storage.lock import InstanceLock, InstanceLockedError  # noqa: PLC0415 - keep the CLI commands fast
+    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - keep the CLI commands fast
+
+    from storage.lock import DatabaseLock, InstanceLock, InstanceLockedError  # noqa: PLC0415
 
     if not settings.data_dir.exists():
         settings.data_dir.mkdir(parents=True)
@@ -128,8 +130,16 @@ def run(settings: Settings, close_on_exit: bool = False, paused: bool = False) -
         print(f"run: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     try:
+        db_lock = DatabaseLock(settings.database_url).acquire()
+    except (InstanceLockedError, SQLAlchemyError) as exc:
+        lock.release()
+        reason = str(exc) if isinstance(exc, InstanceLockedError) else f"cannot reach the database: {exc.orig or exc}"
+        print(f"run: {reason}".splitlines()[0], file=sys.stderr)
+        return EXIT_FAILURE
+    try:
         code = _serve(settings, close_on_exit, paused)
     finally:
+        db_lock.release()
         lock.release()
     _exit_if_threads_linger(code)
     return code

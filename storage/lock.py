@@ -1,6 +1,7 @@
 """One supervisor per data dir (and per PostgreSQL database): two engines trading the same accounts from the
-same records would each think the other's orders unknown. The lock is an OS lock on a file in the data dir,
-released by the kernel when the process dies (even by kill -9), so it never goes stale."""
+same records would each think the other's orders unknown. The data-dir lock is an OS lock on a file, released
+by the kernel when the process dies (even by kill -9); the database lock is a PostgreSQL session advisory lock,
+released by the server when the holding connection ends. Neither can go stale."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ import os
 from pathlib import Path
 from typing import IO
 
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
 LOCK_NAME = "supervisor.lock"
+# The advisory-lock key (a bigint) every perp-farmer supervisor takes on its database: b"perpfarm" as an integer.
+ADVISORY_KEY = int.from_bytes(b"perpfarm", "big") - (1 << 63)
 
 
 class InstanceLockedError(RuntimeError):
@@ -49,3 +55,53 @@ class InstanceLock:
             fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
             self._file.close()
             self._file = None
+
+
+class DatabaseLock:
+    """A session advisory lock on a PostgreSQL database, held on a connection of its own for the life of
+    the process; for other databases (SQLite lives in the data dir, whose lock covers it) it does nothing."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: Engine | None = None
+        self._conn: Connection | None = None
+
+    @staticmethod
+    def applies_to(url: str) -> bool:
+        """True for a PostgreSQL URL."""
+        return make_url(url).get_backend_name() == "postgresql"
+
+    def acquire(self) -> DatabaseLock:
+        """Take the lock or raise InstanceLockedError; a no-op for a database that is not PostgreSQL."""
+        if not self.applies_to(self.url):
+            return self
+        engine = create_engine(self.url)
+        conn = engine.connect()
+        taken = conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_KEY}).scalar()
+        conn.commit()
+        if not taken:
+            holder = conn.execute(
+                text(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                    " AND classid = :high AND objid = :low"
+                ),
+                {"high": (ADVISORY_KEY >> 32) & 0xFFFFFFFF, "low": ADVISORY_KEY & 0xFFFFFFFF},
+            ).scalar()
+            conn.close()
+            engine.dispose()
+            where = make_url(self.url).render_as_string(hide_password=True)
+            raise InstanceLockedError(
+                f"another supervisor (server pid {holder}) is already running on database {where}; "
+                "stop it first, or give this one its own database"
+            )
+        self._engine, self._conn = engine, conn
+        return self
+
+    def release(self) -> None:
+        """Unlock and close the connection (the server unlocks on its own if the process dies)."""
+        if self._conn is not None:
+            self._conn.close()  # ending the session releases a session-level advisory lock
+            self._conn = None
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
