@@ -128,12 +128,12 @@ class AlertDispatcher:
     def _run(self) -> None:
         while (alert := self._queue.get()) is not None:
             for sink in self.sinks:
-                url, body = sink.request(alert)
                 try:
+                    url, body = sink.request(alert)
                     reply = self._session.post(url, json=body, timeout=TIMEOUT_S)
                     reply.raise_for_status()
                     self.delivered += 1
-                except requests.RequestException as exc:
+                except Exception as exc:  # noqa: BLE001 - one bad sink or alert must not end delivery for all
                     self.failed += 1
                     # The exception text may carry the URL, and a Telegram URL carries the bot token.
                     log.warning("alert to %s failed: %s", sink.name, type(exc).__name__)

@@ -156,3 +156,26 @@ def test_sinks_from_settings_hold_their_urls_and_token_only_as_secrets(
         f"https://api.telegram.org/bot123456:{secrets[1]}/sendMessage",
         f"https://discord.example.invalid/api/webhooks/1/{secrets[2]}",
     ]
+
+
+def test_a_sink_that_raises_while_building_its_request_does_not_stop_the_others(
+    server: tuple[str, list[tuple[str, dict[str, Any]]]],
+) -> None:
+    url, received = server
+
+    class Broken:
+        name = "broken"
+
+        def request(self, alert: Alert) -> tuple[str, dict[str, Any]]:
+            raise ValueError(f"cannot render {alert.kind}")
+
+    dispatcher = AlertDispatcher(
+        [Broken(), WebhookSink(SecretStr(f"{url}/hook"))], AlertPolicy(EventLevel.WARNING, 0, 10)
+    ).start()
+    try:
+        dispatcher.submit(_alert())
+        dispatcher.submit(_alert("storage_failed"))
+        wait_until(lambda: len(received) == 2, what="both alerts through the working sink")
+    finally:
+        dispatcher.stop()
+    assert dispatcher.failed == 2 and dispatcher.delivered == 2
