@@ -23,8 +23,9 @@ from core.domain import OrderPurpose, Side, Venue
 # takes a new CLOSE attempt per refused try with backoff up to engine.leg_retry_max_s (120 s by default), so
 # 1,023 attempts last a venue refusing closes for about 34 hours; pairs last hours, so 524,287 are decades.
 # Collision odds: a database that used pair ids up to P mints ids below P * 2**13 before the XOR, so two
-# databases share any id at all only when their masks differ by less than that: about P / 2**19 (1,000
-# pairs: 0.2%). That residue is what the age rule below (predates_our_order) is for.
+# databases share any id at all only when their masks XOR to below the next power of two above that:
+# P / 2**19 to P / 2**18 (1,000 pairs: 0.2%). No 32-bit scheme does much better (N ids each: N*N / 2**32);
+# that residue is what the age rule below (predates_our_order) is for.
 _PAIR_BITS, _LEG_BITS, _PURPOSE_BITS, _ATTEMPT_BITS = 19, 1, 2, 10
 MAX_PAIR_ID = (1 << _PAIR_BITS) - 1
 MAX_ATTEMPT = (1 << _ATTEMPT_BITS) - 1
