@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -35,10 +35,10 @@ from actors.messages import (
 from core.clock import Clock
 from core.config import Settings
 from core.domain import EventLevel, OrderPurpose, Venue
-from core.ids import OrderKey, client_id_for
+from core.ids import OrderKey, client_id_for, external_client_id, predates_our_order
 from core.ledger import IN_FLIGHT, is_unresolved
 from storage.records import OrderRecord, PositionRecord
-from storage.repository import NewFill, NewOrder, Repository
+from storage.repository import NewFill, NewOrder, NotFoundError, Repository
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,18 @@ ORDER_TIMEOUT_S = 90.0
 UNKNOWN_MARGIN_S = 2.0
 SETTLE_LOOKUPS = 5
 SETTLE_PAUSE_S = 0.2
+# A recorded order whose lookup finds only an older order under its id (another database's) is called dead
+# once even the slowest place of ours is over: the venue's expiry is not in such a reply, this bounds it.
+NOT_OURS_WAIT_S = ORDER_TIMEOUT_S + UNKNOWN_MARGIN_S
+NOT_OURS = "not_ours"
 
 Reply = OrderAccepted | OrderRejected | OrderInFlight
+
+
+def venue_created_bound(reply: OrderAccepted) -> datetime | None:
+    """The latest the venue can have created the order: its earliest fill, since an order fills only once
+    it exists. None without fills. (OrderAccepted does not carry the venue's creation time itself.)"""
+    return min((f.ts for f in reply.fills), default=None)
 
 
 def exchange_name(venue: Venue) -> str:
@@ -182,7 +192,7 @@ class LegTrader:
     def prepare(self, position: PositionRecord, purpose: OrderPurpose, quantity: Decimal) -> PlaceOrder:
         """Record the order (status created) and return the message that sends it."""
         key = OrderKey(position.pair_id, position.side, purpose, self.next_attempt(position, purpose))
-        client_id = client_id_for(position.venue, key)
+        client_id = client_id_for(position.venue, key, self.desk.repo.client_id_namespace)
         side = position.side if purpose is OrderPurpose.OPEN else position.side.opposite
         reduce_only = purpose is not OrderPurpose.OPEN
         self.desk.write(
@@ -209,7 +219,7 @@ class LegTrader:
         """Book a change the venue made without an order of ours (a liquidation, a hand trade, a position we
         adopt) as a filled `external` order, so the leg's books stay the sum of its orders."""
         attempt = self.next_attempt(position, purpose)
-        client_id = f"ext-{position.pair_id}-{position.side.value[0]}-{purpose.value}-{attempt}"
+        client_id = external_client_id(OrderKey(position.pair_id, position.side, purpose, attempt))
         side = position.side if purpose is OrderPurpose.OPEN else position.side.opposite
         self.desk.write(
             RecordOrder(
@@ -256,6 +266,18 @@ class LegTrader:
         except Exception as exc:  # noqa: BLE001 - a dead or wedged venue actor: the order may be out there
             reply = OrderInFlight(position.venue, order.client_id, f"no reply from the venue actor: {exc!r}")
         wire = reply.wire
+        if self.not_ours(position, order.client_id, reply):
+            # Only a lost reply's lookup, made once our request could no longer land, answers a place with an
+            # order older than ours: ours was not placed (Hibachi refuses a reused id), and the one found is
+            # another database's. Its fills are never booked.
+            reply = OrderRejected(
+                position.venue,
+                order.client_id,
+                NOT_OURS,
+                "not placed: the order found under this id by lookup was created before ours",
+                retryable=True,
+                wire=wire,
+            )
         reply = self.settle(position, order.client_id, reply)
         if reply.wire is None and wire is not None:  # a looked-up outcome keeps the timing of the send
             reply = dataclasses.replace(reply, wire=wire)
@@ -268,8 +290,11 @@ class LegTrader:
             self.desk.metrics.observe_order(position.venue.value, result, time.perf_counter() - started)
         return reply
 
-    def settle(self, position: PositionRecord, client_id: str, reply: Reply) -> Reply:
-        """Look an unknown or unfinished order up until its outcome is final (or give up: in flight)."""
+    def settle(
+        self, position: PositionRecord, client_id: str, reply: Reply, created_at: datetime | None = None
+    ) -> Reply:
+        """Look an unknown or unfinished order up until its outcome is final (or give up: in flight). A lookup
+        that finds an order older than ours (`created_at`: our row's, read when needed) counts as not found."""
         for _ in range(SETTLE_LOOKUPS):
             if isinstance(reply, OrderRejected) or (isinstance(reply, OrderAccepted) and reply.status.is_final):
                 return reply
@@ -279,12 +304,31 @@ class LegTrader:
             except Exception as exc:  # noqa: BLE001 - venue or actor down: still unknown
                 log.warning("lookup of %s on %s failed: %s", client_id, position.venue, exc)
                 continue
-            if isinstance(looked, OrderUnknown):
+            if isinstance(looked, OrderUnknown) or self.not_ours(position, client_id, looked, created_at):
                 if isinstance(reply, OrderInFlight):
                     continue  # the venue may not show it yet; the age rule in `resolve` decides later
                 return OrderInFlight(position.venue, client_id, "accepted, then not found")
             reply = looked
         return reply
+
+    def not_ours(
+        self, position: PositionRecord, client_id: str, reply: Any, created_at: datetime | None = None
+    ) -> bool:
+        """True when the venue's order under our id was created before our row for it (core.ids age rule):
+        another database's order, whose fills must never be booked. `created_at` is our row's; when not
+        given it is read, only for an order old enough to be in question."""
+        if not isinstance(reply, OrderAccepted):
+            return False
+        venue_created = venue_created_bound(reply)
+        # No row of ours is younger than now: a venue order that does not predate now cannot predate it.
+        if venue_created is None or not predates_our_order(venue_created, self.desk.clock.now()):
+            return False
+        if created_at is None:
+            try:
+                created_at = self.desk.repo.get_order(position.venue, client_id).created_at
+            except NotFoundError:
+                return False
+        return predates_our_order(venue_created, created_at)
 
     def record(self, reply: Reply) -> None:
         """Write the order's outcome and its fills (one transaction)."""
@@ -334,19 +378,21 @@ class LegTrader:
         except Exception as exc:  # noqa: BLE001 - venue down: try again on a later tick
             log.warning("lookup of %s on %s failed: %s", order.client_id, position.venue, exc)
             return False
-        if isinstance(looked, OrderUnknown):
-            age = self.desk.clock.now() - order.created_at
-            if age < timedelta(seconds=looked.expiry_s + UNKNOWN_MARGIN_S):
+        not_ours = self.not_ours(position, order.client_id, looked, order.created_at)
+        if isinstance(looked, OrderUnknown) or not_ours:
+            wait_s = looked.expiry_s + UNKNOWN_MARGIN_S if isinstance(looked, OrderUnknown) else NOT_OURS_WAIT_S
+            if self.desk.clock.now() - order.created_at < timedelta(seconds=wait_s):
                 return False  # a request of ours could still land: wait
+            found = "; the order found under its id was created before it: not ours" if not_ours else ""
             self.desk.write(
                 UpdateOrder(
                     position.venue,
                     order.client_id,
                     "rejected",
-                    error=f"never reached the venue (status was {order.status})",
+                    error=f"never reached the venue (status was {order.status}){found}",
                 )
             )
             return True
-        reply = self.settle(position, order.client_id, looked)
+        reply = self.settle(position, order.client_id, looked, order.created_at)
         self.record(reply)
         return isinstance(reply, OrderRejected) or (isinstance(reply, OrderAccepted) and reply.status.is_final)

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 
 from core.clock import Clock
+from core.ids import predates_our_order
 from exchanges.base import OrderRequest, OrderResult
 from exchanges.errors import OrderNotFound, OrderOutcomeUnknown, VenueError, VenueUnavailable
 
@@ -22,8 +23,9 @@ def resolve_lost_reply(
     lookup: Callable[[str, str], OrderResult],
 ) -> OrderResult:
     """After `wait_s` (until the request has expired on the venue) the lookup is final: the order as found,
-    VenueUnavailable "was not placed" (known dead: a retry may use a new attempt number), or
-    OrderOutcomeUnknown when even the lookup failed."""
+    VenueUnavailable "was not placed" (known dead: a retry may use a new attempt number; also when the order
+    found was created before our row, `request.created_at`: another database's), or OrderOutcomeUnknown when
+    even the lookup failed."""
     if wait_s > 0:
         clock.sleep(wait_s + 0.05)
     try:
@@ -38,6 +40,15 @@ def resolve_lost_reply(
             f"order {request.client_id}: outcome unknown ({cause.venue_message}; lookup: {exc})",
             client_id=request.client_id,
         ) from exc
+    if predates_our_order(found.created_at, request.created_at):
+        # Ours would have been created after its row; an older order under our id is another database's,
+        # and past the wait ours can no longer land: never book that one's fills as ours.
+        raise VenueUnavailable(
+            venue,
+            f"order {request.client_id} was not placed ({cause.venue_message}); the order found under that id "
+            f"was created at {found.created_at}, before ours ({request.created_at}): not ours",
+            code=cause.code,
+        ) from cause
     log.warning(
         "%s order %s: reply lost (%s), found by lookup: %s",
         venue,

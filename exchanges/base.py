@@ -104,6 +104,9 @@ class OrderRequest:
     price: Decimal | None = None
     time_in_force: TimeInForce = TimeInForce.GTC
     reduce_only: bool = False
+    # When our order row was written (before sending). A lost reply's lookup that finds an order the venue
+    # created earlier than this found another database's order under the same id, not ours. None: unknown.
+    created_at: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.quantity <= 0:
@@ -130,6 +133,8 @@ class OrderResult:
     # The executions behind the totals when the client already read them (None: not read), so nobody
     # pages the venue's fills a second time for the same order.
     fills: tuple[Fill, ...] | None = None
+    # When the venue created the order (None: the reply did not say), for telling ours from an older one.
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,10 +15,11 @@ from enum import Enum
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
 
 from core.clock import Clock
 from core.domain import ACTIVE_STATES, EventLevel, OrderPurpose, PairState, Side, Venue, check_transition
-from core.ids import OrderKey, client_id_for
+from core.ids import OrderKey, check_namespace, client_id_for, new_namespace
 from storage.records import (
     EventRecord,
     FillRecord,
@@ -27,7 +28,10 @@ from storage.records import (
     PositionRecord,
     SnapshotRecord,
 )
-from storage.schema import events, fills, hedge_pairs, orders, positions, snapshots
+from storage.schema import events, fills, hedge_pairs, meta, orders, positions, snapshots
+
+# The meta key of the database's client-id namespace: drawn once, never changed (core/ids.py).
+CLIENT_ID_NAMESPACE_KEY = "client_id_namespace"
 
 
 class TransitionRefusedError(Exception):
@@ -217,6 +221,38 @@ class Repository:
         self.engine = engine
         self.clock = clock
         self._local = threading.local()  # the open batch's connection, per writing thread
+        # Drawn here, on the first open of a database (new or made before namespaces existed), so it exists
+        # before any order is minted; every later open reads the same one.
+        self.client_id_namespace = self._client_id_namespace()
+
+    def _client_id_namespace(self) -> str:
+        stored = self.get_meta(CLIENT_ID_NAMESPACE_KEY)
+        if stored is None:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(meta), {"key": CLIENT_ID_NAMESPACE_KEY, "value": new_namespace()})
+            except IntegrityError:
+                pass  # another process opening the same database drew one first: theirs stands
+            stored = self.get_meta(CLIENT_ID_NAMESPACE_KEY)
+        if stored is None:
+            raise RuntimeError("the client-id namespace could not be stored")
+        return check_namespace(stored)
+
+    # ---- meta -------------------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        """The value stored under `key` in the meta table, or None."""
+        with self.engine.connect() as conn:
+            value: str | None = conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+        return value
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store `value` under `key` (insert or replace). The client-id namespace cannot be changed."""
+        if key == CLIENT_ID_NAMESPACE_KEY:
+            raise ValueError("the client-id namespace is fixed for the life of the database")
+        with self._write() as conn:
+            if conn.execute(update(meta).where(meta.c.key == key), {"value": value}).rowcount == 0:
+                conn.execute(insert(meta), {"key": key, "value": value})
 
     # ---- transactions -----------------------------------------------------------------------------------
 
@@ -307,7 +343,11 @@ class Repository:
                                 pair_id=pair.id,
                                 position_id=position.id,
                                 venue=leg.venue,
-                                client_id=client_id_for(leg.venue, OrderKey(pair.id, leg.side, OrderPurpose.OPEN, 0)),
+                                client_id=client_id_for(
+                                    leg.venue,
+                                    OrderKey(pair.id, leg.side, OrderPurpose.OPEN, 0),
+                                    self.client_id_namespace,
+                                ),
                                 purpose=OrderPurpose.OPEN,
                                 attempt=0,
                                 side=leg.side,

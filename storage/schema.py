@@ -1,4 +1,4 @@
-"""Tables (design §4): hedge_pairs, positions, orders, fills, events, snapshots, and schema_version.
+"""Tables (design §4): hedge_pairs, positions, orders, fills, events, snapshots, schema_version, and meta.
 
 `fills` is a table of its own (the design folds fills into orders): the product promises every fill
 is kept, and one order can fill in several pieces at several prices.
@@ -31,6 +31,14 @@ schema_version = Table(
     metadata,
     Column("version", Integer, primary_key=True),
     Column("applied_at", UTCDateTime, nullable=False),
+)
+
+# Small settings that belong to this database: its client-id namespace (core/ids.py), persisted flags.
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
 )
 
 hedge_pairs = Table(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -162,6 +163,22 @@ def parse_depth_top(data: Any) -> tuple[Decimal | None, Decimal | None]:
     return (max(bids) if bids else None, min(asks) if asks else None)
 
 
+def _created_at(obj: Any) -> datetime | None:
+    """`createdAt`: epoch ms on the live-order endpoints, a naive ISO string in order history (spec §3).
+    Absent or in neither form: None (the age rule then cannot disown the order, and the order still parses)."""
+    value = obj.get("createdAt") if isinstance(obj, Mapping) else None
+    try:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return from_millis(VENUE, value, "createdAt")
+        if isinstance(value, str):
+            if value.isascii() and value.isdigit():
+                return from_millis(VENUE, int(value), "createdAt")
+            return from_naive_iso(VENUE, value, "createdAt")
+    except MalformedResponse:
+        return None
+    return None
+
+
 def parse_order(obj: Any) -> OrderResult:
     """An order object (place, query, cancel, history)."""
     status = text(VENUE, obj, "status")
@@ -184,6 +201,7 @@ def parse_order(obj: Any) -> OrderResult:
         quantity=quantity,
         filled_quantity=executed,
         average_price=positive(VENUE, executed_quote / executed, "average price") if executed > 0 else None,
+        created_at=_created_at(obj),
     )
 
 

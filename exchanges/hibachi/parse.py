@@ -30,6 +30,7 @@ from exchanges.wire import (
     dec,
     dec_field,
     field,
+    from_millis,
     from_seconds,
     integer,
     non_negative,
@@ -276,6 +277,19 @@ def parse_positions(obj: Any) -> list[Position]:
     return out
 
 
+def _created_at(obj: Any) -> datetime | None:
+    """`creationTime` (epoch seconds, whole) of an order, or history's `createdAt` (epoch ms). Absent or
+    unreadable: None (the age rule then cannot disown the order, and the order still parses)."""
+    try:
+        if obj.get("creationTime") is not None:
+            return from_seconds(VENUE, obj["creationTime"], "creationTime")
+        if obj.get("createdAt") is not None:
+            return from_millis(VENUE, obj["createdAt"], "createdAt")
+    except MalformedResponse:
+        return None
+    return None
+
+
 def parse_order(obj: Any) -> OrderResult:
     """One order of GET /trade/order or /trade/orders. Filled = total - available; the client refines it
     (average price, fee) from the trade journal."""
@@ -296,6 +310,7 @@ def parse_order(obj: Any) -> OrderResult:
         quantity=total,
         filled_quantity=non_negative(VENUE, filled, "filled quantity"),
         average_price=None,
+        created_at=_created_at(obj),
     )
 
 

@@ -6,13 +6,14 @@ from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from core.clock import FakeClock
 from core.domain import EventLevel, IllegalTransitionError, OrderPurpose, PairState, Side, Venue
 from storage.db import SchemaVersionError, create_schema, make_engine, open_database
 from storage.repository import (
+    CLIENT_ID_NAMESPACE_KEY,
     LegPlan,
     NewFill,
     NewOrder,
@@ -290,3 +291,55 @@ def test_in_memory_url_works() -> None:
     with engine.connect() as conn:
         assert conn.execute(select(hedge_pairs)).all() == []
     engine.dispose()
+
+
+def _open(path: Path, clock: FakeClock) -> tuple[Engine, Repository]:
+    engine = open_database(f"sqlite:///{path}", clock)
+    return engine, Repository(engine, clock)
+
+
+def test_each_database_draws_its_own_client_id_namespace_and_keeps_it(tmp_path: Path) -> None:
+    # The review: a new database restarted at pair 1 and minted last week's client ids again.
+    clock = FakeClock()
+    first, repo_a = _open(tmp_path / "a.db", clock)
+    second, repo_b = _open(tmp_path / "b.db", clock)
+    assert repo_a.client_id_namespace != repo_b.client_id_namespace
+    _, _, orders_a = repo_a.begin_open(PLAN, {Venue.BACKPACK: D(2), Venue.HIBACHI: D(2)})
+    _, _, orders_b = repo_b.begin_open(PLAN, {Venue.BACKPACK: D(2), Venue.HIBACHI: D(2)})
+    assert orders_a[0].pair_id == orders_b[0].pair_id == 1
+    assert {o.client_id for o in orders_a}.isdisjoint(o.client_id for o in orders_b)
+    namespace = repo_a.client_id_namespace
+    first.dispose()
+    again, reopened = _open(tmp_path / "a.db", clock)
+    assert reopened.client_id_namespace == namespace
+    assert reopened.get_meta(CLIENT_ID_NAMESPACE_KEY) == namespace
+    for engine in (again, second):
+        engine.dispose()
+
+
+def test_an_older_database_gains_a_namespace_and_keeps_its_stored_orders(tmp_path: Path) -> None:
+    clock = FakeClock()
+    engine, repo = _open(tmp_path / "old.db", clock)
+    pair = repo.create_pair(PLAN)
+    long_leg, short_leg = repo.positions_for_pair(pair.id)
+    repo.record_order(_order(pair.id, long_leg.id, "1024"))
+    repo.record_order(_order(pair.id, short_leg.id, "pf-1-S-open-0", Venue.HIBACHI))
+    with engine.begin() as conn:  # what a database made before the meta table existed looks like
+        conn.execute(text("DROP TABLE meta"))
+    engine.dispose()
+    engine, repo = _open(tmp_path / "old.db", clock)
+    assert repo.get_meta(CLIENT_ID_NAMESPACE_KEY) == repo.client_id_namespace
+    assert repo.get_order(Venue.BACKPACK, "1024").pair_id == pair.id
+    assert repo.get_order(Venue.HIBACHI, "pf-1-S-open-0").pair_id == pair.id
+    engine.dispose()
+
+
+def test_meta_values_are_stored_and_replaced_but_the_namespace_is_fixed(repo: Repository) -> None:
+    assert repo.get_meta("paused") is None
+    repo.set_meta("paused", "maintenance")
+    assert repo.get_meta("paused") == "maintenance"
+    repo.set_meta("paused", "")
+    assert repo.get_meta("paused") == ""
+    with pytest.raises(ValueError, match="fixed"):
+        repo.set_meta(CLIENT_ID_NAMESPACE_KEY, "aaaaaaa")
+    assert repo.get_meta(CLIENT_ID_NAMESPACE_KEY) == repo.client_id_namespace

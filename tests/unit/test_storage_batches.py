@@ -52,8 +52,13 @@ def test_begin_open_writes_an_opening_pair_with_its_legs_and_both_orders(repo: R
         (legs[0].id, Side.LONG, D("0.0153"), "created", False),
         (legs[1].id, Side.SHORT, D("0.0153"), "created", False),
     ]
-    assert orders[0].client_id == client_id_for(Venue.HIBACHI, OrderKey(pair.id, Side.LONG, OrderPurpose.OPEN, 0))
-    assert orders[1].client_id == client_id_for(Venue.BACKPACK, OrderKey(pair.id, Side.SHORT, OrderPurpose.OPEN, 0))
+    namespace = repo.client_id_namespace
+    assert orders[0].client_id == client_id_for(
+        Venue.HIBACHI, OrderKey(pair.id, Side.LONG, OrderPurpose.OPEN, 0), namespace
+    )
+    assert orders[1].client_id == client_id_for(
+        Venue.BACKPACK, OrderKey(pair.id, Side.SHORT, OrderPurpose.OPEN, 0), namespace
+    )
     assert [e.kind for e in reversed(repo.list_events(pair.id))] == ["pair_planned", "pair_opening"]
 
 

@@ -1,0 +1,197 @@
+"""The age rule: an order a lookup finds under our client id, created before our own order row, belongs to
+an earlier database (whose ids the venues kept) and is never booked as ours."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.desk import NOT_OURS, NOT_OURS_WAIT_S, LegTrader
+from actors.messages import (
+    LookupOrder,
+    OrderAccepted,
+    OrderInFlight,
+    OrderRejected,
+    PlaceOrder,
+    RecordFills,
+    UpdateOrder,
+)
+from core.clock import FakeClock
+from core.domain import OrderPurpose, Side, Venue
+from exchanges.ambiguity import resolve_lost_reply
+from exchanges.backpack import parse as bp_parse
+from exchanges.base import Fill, OrderRequest, OrderResult, OrderStatus
+from exchanges.errors import VenueUnavailable
+from exchanges.hibachi import parse as hb_parse
+from storage.db import open_database
+from storage.records import OrderRecord, PositionRecord
+from storage.repository import LegPlan, NewOrder, PairPlan, Repository
+
+START = datetime(2026, 3, 1, 12, tzinfo=UTC)
+WEEK = timedelta(days=7)
+CLIENT_ID = "pfabcdefg-1-S-open-0"
+SYMBOL = "BTC/USDT-P"
+
+
+# ---- venue creation times -----------------------------------------------------------------------------
+
+
+def _bp_order(**extra: Any) -> dict[str, Any]:
+    return {"id": "11", "clientId": 8192, "symbol": "BTC_USDC_PERP", "side": "Bid", "status": "Filled",
+            "quantity": "0.01", "executedQuantity": "0.01", "executedQuoteQuantity": "650"} | extra  # fmt: skip
+
+
+def _hb_order(**extra: Any) -> dict[str, Any]:
+    return {"orderId": "22", "clientId": CLIENT_ID, "symbol": SYMBOL, "side": "ASK", "status": "FILLED",
+            "totalQuantity": "0.01", "availableQuantity": "0"} | extra  # fmt: skip
+
+
+def test_backpack_orders_carry_their_creation_time_in_both_forms() -> None:
+    assert bp_parse.parse_order(_bp_order(createdAt=1772366400123)).created_at == datetime(
+        2026, 3, 1, 12, 0, 0, 123000, tzinfo=UTC
+    )  # live endpoints: ms
+    assert bp_parse.parse_order(_bp_order(createdAt="2026-03-01T12:00:00.123")).created_at == datetime(
+        2026, 3, 1, 12, 0, 0, 123000, tzinfo=UTC
+    )  # history: naive ISO in UTC
+    assert bp_parse.parse_order(_bp_order()).created_at is None
+    assert bp_parse.parse_order(_bp_order(createdAt="yesterday")).created_at is None
+
+
+def test_hibachi_orders_carry_their_creation_time() -> None:
+    assert hb_parse.parse_order(_hb_order(creationTime=1772366400)).created_at == START  # seconds
+    assert hb_parse.parse_order(_hb_order(createdAt=1772366400000)).created_at == START  # history: ms
+    assert hb_parse.parse_order(_hb_order()).created_at is None
+    assert hb_parse.parse_order(_hb_order(creationTime="soon")).created_at is None
+
+
+# ---- a lost reply's lookup (venue clients) ------------------------------------------------------------
+
+
+def _found(created_at: datetime | None) -> OrderResult:
+    return OrderResult("22", CLIENT_ID, SYMBOL, Side.SHORT, OrderStatus.FILLED, D("0.01"), D("0.01"), D("65000"),
+                       created_at=created_at)  # fmt: skip
+
+
+def _lost(found: OrderResult, ours: datetime | None) -> OrderResult:
+    request = OrderRequest(CLIENT_ID, SYMBOL, Side.SHORT, D("0.01"), created_at=ours)
+    cause = VenueUnavailable("hibachi", "ReadTimeout")
+    return resolve_lost_reply("hibachi", request, cause, 0, FakeClock(START), lambda _s, _c: found)
+
+
+def test_a_lost_reply_whose_lookup_finds_an_older_order_was_not_placed() -> None:
+    with pytest.raises(VenueUnavailable, match="was not placed.*not ours") as info:
+        _lost(_found(START - WEEK), START)
+    assert type(info.value) is VenueUnavailable  # known dead: the open rolls back instead of booking a fill
+
+
+def test_a_lost_reply_whose_lookup_finds_our_order_returns_it() -> None:
+    assert _lost(_found(START - timedelta(seconds=1)), START).status is OrderStatus.FILLED  # whole seconds
+    assert _lost(_found(START - WEEK), None).status is OrderStatus.FILLED  # our time unknown: no rule
+
+
+# ---- the desk: places, settling lookups and reconciliation -------------------------------------------
+
+
+class _Clock(FakeClock):
+    """A fake clock whose sleeps pass at once (the settle loop pauses between lookups)."""
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+
+
+class _Future:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def get(self, timeout: float | None = None) -> Any:
+        return self.value
+
+
+class _Desk:
+    """What LegTrader uses of a Desk: the repository, the clock, writes and venue lookups (scripted)."""
+
+    def __init__(self, repo: Repository, clock: FakeClock, lookups: list[Any]) -> None:
+        self.repo, self.clock, self.metrics = repo, clock, None
+        self.writes: list[Any] = []
+        self.lookups = lookups
+
+    def write(self, message: Any) -> Any:
+        self.writes.append(message)
+
+    def ask_venue(self, venue: Venue, message: Any, timeout: float = 0) -> Any:
+        assert isinstance(message, LookupOrder)
+        return self.lookups.pop(0) if len(self.lookups) > 1 else self.lookups[0]
+
+
+@pytest.fixture
+def fake_clock() -> _Clock:
+    return _Clock(START)
+
+
+@pytest.fixture
+def leg(tmp_path: Path, fake_clock: _Clock) -> Iterator[tuple[Repository, PositionRecord, OrderRecord]]:
+    engine = open_database(f"sqlite:///{tmp_path / 'desk.db'}", fake_clock)
+    repo = Repository(engine, fake_clock)
+    long, short = LegPlan(Venue.BACKPACK, "BTC_USDC_PERP", Side.LONG), LegPlan(Venue.HIBACHI, SYMBOL, Side.SHORT)
+    pair = repo.create_pair(PairPlan("BTC", long, short, D(2), D(650), D("0.01"), 3600))
+    position = repo.positions_for_pair(pair.id)[1]
+    order = repo.record_order(
+        NewOrder(pair.id, position.id, Venue.HIBACHI, CLIENT_ID, OrderPurpose.OPEN, 0, Side.SHORT, "market", D("0.01"))
+    )
+    yield repo, position, order
+    engine.dispose()
+
+
+def _accepted(fill_ts: datetime) -> OrderAccepted:
+    fill = Fill("t1", "22", CLIENT_ID, SYMBOL, Side.SHORT, D("65000"), D("0.01"), D("0.1"), "USDT", False, fill_ts)
+    return OrderAccepted(Venue.HIBACHI, CLIENT_ID, "22", OrderStatus.FILLED, D("0.01"), D("0.01"), D("65000"), D("0.1"),
+                         (fill,))  # fmt: skip
+
+
+def _place(leg: tuple[Repository, PositionRecord, OrderRecord], clock: FakeClock, reply: Any) -> Any:
+    repo, position, _ = leg
+    trader = LegTrader(_Desk(repo, clock, [reply]))  # type: ignore[arg-type]
+    message = PlaceOrder(CLIENT_ID, SYMBOL, Side.SHORT, D("0.01"))
+    return trader.finish(position, message, _Future(reply), record=False)  # type: ignore[arg-type]
+
+
+def test_a_place_answered_with_last_weeks_filled_order_is_not_booked(leg: Any, fake_clock: _Clock) -> None:
+    fake_clock.advance(2)  # the reply comes after our row was written
+    reply = _place(leg, fake_clock, _accepted(START - WEEK))
+    assert isinstance(reply, OrderRejected)
+    assert reply.code == NOT_OURS and reply.retryable
+
+
+def test_a_place_answered_with_our_own_fill_is_booked(leg: Any, fake_clock: _Clock) -> None:
+    fake_clock.advance(2)
+    reply = _place(leg, fake_clock, _accepted(START + timedelta(seconds=1)))
+    assert isinstance(reply, OrderAccepted) and reply.filled_quantity == D("0.01")
+
+
+def test_settling_lookups_that_find_only_an_older_order_leave_ours_in_flight(leg: Any, fake_clock: _Clock) -> None:
+    repo, position, _ = leg
+    trader = LegTrader(_Desk(repo, fake_clock, [_accepted(START - WEEK)]))  # type: ignore[arg-type]
+    reply = trader.settle(position, CLIENT_ID, OrderInFlight(Venue.HIBACHI, CLIENT_ID, "reply lost"))
+    assert isinstance(reply, OrderInFlight)
+
+
+def test_reconciliation_never_books_an_older_order_and_calls_ours_dead_once_it_cannot_land(
+    leg: Any, fake_clock: _Clock
+) -> None:
+    repo, position, _ = leg
+    desk = _Desk(repo, fake_clock, [_accepted(START - WEEK)])
+    trader = LegTrader(desk)  # type: ignore[arg-type]
+    fake_clock.advance(10)
+    assert trader.resolve(position) is False  # a request of ours could still land
+    assert desk.writes == []
+    fake_clock.advance(NOT_OURS_WAIT_S)
+    assert trader.resolve(position) is True
+    assert not any(isinstance(w, RecordFills) for w in desk.writes)
+    [update] = desk.writes
+    assert isinstance(update, UpdateOrder)
+    assert update.status == "rejected" and "not ours" in (update.error or "")
