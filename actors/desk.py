@@ -61,9 +61,12 @@ Reply = OrderAccepted | OrderRejected | OrderInFlight
 
 
 def venue_created_bound(reply: OrderAccepted) -> datetime | None:
-    """The latest the venue can have created the order: its earliest fill, since an order fills only once
-    it exists. None without fills. (OrderAccepted does not carry the venue's creation time itself.)"""
-    return min((f.ts for f in reply.fills), default=None)
+    """The latest the venue can have created the order: its creation time where the reply gives one, else
+    its earliest fill (an order fills only once it exists). None when the reply shows neither."""
+    times = [f.ts for f in reply.fills]
+    if reply.created_at is not None:
+        times.append(reply.created_at)
+    return min(times, default=None)
 
 
 def exchange_name(venue: Venue) -> str:
@@ -187,7 +190,14 @@ class LegTrader:
     @staticmethod
     def message_for(position: PositionRecord, order: OrderRecord) -> PlaceOrder:
         """The message that sends an order already recorded (status created) for this leg."""
-        return PlaceOrder(order.client_id, position.symbol, order.side, order.quantity, reduce_only=order.reduce_only)
+        return PlaceOrder(
+            order.client_id,
+            position.symbol,
+            order.side,
+            order.quantity,
+            reduce_only=order.reduce_only,
+            created_at=order.created_at,
+        )
 
     def prepare(self, position: PositionRecord, purpose: OrderPurpose, quantity: Decimal) -> PlaceOrder:
         """Record the order (status created) and return the message that sends it."""
@@ -195,6 +205,7 @@ class LegTrader:
         client_id = client_id_for(position.venue, key, self.desk.repo.client_id_namespace)
         side = position.side if purpose is OrderPurpose.OPEN else position.side.opposite
         reduce_only = purpose is not OrderPurpose.OPEN
+        written_from = self.desk.clock.now()  # the row's created_at is no earlier: a safe bound for the age rule
         self.desk.write(
             RecordOrder(
                 NewOrder(
@@ -211,7 +222,7 @@ class LegTrader:
                 )
             )
         )
-        return PlaceOrder(client_id, position.symbol, side, quantity, reduce_only=reduce_only)
+        return PlaceOrder(client_id, position.symbol, side, quantity, reduce_only=reduce_only, created_at=written_from)
 
     def book_external(
         self, position: PositionRecord, purpose: OrderPurpose, quantity: Decimal, price: Decimal | None, note: str

@@ -163,6 +163,7 @@ class ExchangeActor(SupervisedActor):
             result.average_price,
             fee,
             fills,
+            created_at=result.created_at,
         )
 
     def _place(self, m: PlaceOrder) -> OrderAccepted | OrderRejected | OrderInFlight:
@@ -187,7 +188,15 @@ class ExchangeActor(SupervisedActor):
 
     def _place_untimed(self, m: PlaceOrder) -> OrderAccepted | OrderRejected | OrderInFlight:
         request = OrderRequest(
-            m.client_id, m.symbol, m.side, m.quantity, m.order_type, m.price, m.time_in_force, m.reduce_only
+            m.client_id,
+            m.symbol,
+            m.side,
+            m.quantity,
+            m.order_type,
+            m.price,
+            m.time_in_force,
+            m.reduce_only,
+            created_at=m.created_at,
         )
         try:
             result = self._client.place_order(request)

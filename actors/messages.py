@@ -91,6 +91,9 @@ class PlaceOrder:
     reduce_only: bool = False
     # Set for the legs of an open: the order request, once built and signed, waits there for the other leg's.
     gate: LegGate | None = field(default=None, compare=False)
+    # When our order row was written: a lost reply's lookup that finds an order older than this under our
+    # client id has found another database's order, not ours (core/ids.py predates_our_order).
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +173,7 @@ class OrderAccepted:
     fee: Decimal | None
     fills: tuple[Fill, ...] = ()
     wire: WireTiming | None = None
+    created_at: datetime | None = None  # the venue's own creation time, where its reply gives one
 
 
 @dataclass(frozen=True, slots=True)

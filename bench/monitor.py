@@ -59,7 +59,8 @@ def _top_up_venues(engine: Engine, count: int, stage: int) -> None:
     """Give each venue the position the new pairs account for (one order per venue)."""
     for venue, side in ((Venue.BACKPACK, Side.LONG), (Venue.HIBACHI, Side.SHORT)):
         key = OrderKey(MAX_PAIR_ID - stage, side, OrderPurpose.OPEN, 0)
-        order = PlaceOrder(client_id_for(venue, key), SYMBOLS[venue], side, QUANTITY * count)
+        client_id = client_id_for(venue, key, engine.repo.client_id_namespace)
+        order = PlaceOrder(client_id, SYMBOLS[venue], side, QUANTITY * count)
         reply = engine.directory.get(f"exchange.{venue.value}").ask(order, timeout=60)
         if not isinstance(reply, OrderAccepted) or reply.filled_quantity != QUANTITY * count:
             raise BenchError(f"{venue}: the bench's position was not filled: {reply}")

@@ -14,7 +14,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from core.clock import Clock
@@ -246,12 +246,15 @@ class Repository:
             value: str | None = conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
         return value
 
-    def set_meta(self, key: str, value: str) -> None:
-        """Store `value` under `key` (insert or replace). The client-id namespace cannot be changed."""
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Store `value` under `key` (insert or replace; None removes it). The client-id namespace cannot be
+        changed."""
         if key == CLIENT_ID_NAMESPACE_KEY:
             raise ValueError("the client-id namespace is fixed for the life of the database")
         with self._write() as conn:
-            if conn.execute(update(meta).where(meta.c.key == key), {"value": value}).rowcount == 0:
+            if value is None:
+                conn.execute(delete(meta).where(meta.c.key == key))
+            elif conn.execute(update(meta).where(meta.c.key == key), {"value": value}).rowcount == 0:
                 conn.execute(insert(meta), {"key": key, "value": value})
 
     # ---- transactions -----------------------------------------------------------------------------------

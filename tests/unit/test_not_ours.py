@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from actors.desk import NOT_OURS, NOT_OURS_WAIT_S, LegTrader
+from actors.exchange import ExchangeActor
 from actors.messages import (
     LookupOrder,
     OrderAccepted,
@@ -195,3 +196,37 @@ def test_reconciliation_never_books_an_older_order_and_calls_ours_dead_once_it_c
     [update] = desk.writes
     assert isinstance(update, UpdateOrder)
     assert update.status == "rejected" and "not ours" in (update.error or "")
+
+
+def test_an_older_order_without_fills_is_disowned_by_its_venue_creation_time(leg: Any, fake_clock: _Clock) -> None:
+    fake_clock.advance(2)
+    old = OrderAccepted(Venue.HIBACHI, CLIENT_ID, "22", OrderStatus.NEW, D("0.01"), D(0), None, None,
+                        created_at=START - WEEK)  # fmt: skip
+    reply = _place(leg, fake_clock, old)
+    assert isinstance(reply, OrderRejected) and reply.code == NOT_OURS
+
+
+class _Client:
+    """A venue client double that keeps the requests it is given and answers with an old order."""
+
+    def __init__(self) -> None:
+        self.requests: list[OrderRequest] = []
+
+    def place_order(self, request: OrderRequest) -> OrderResult:
+        self.requests.append(request)
+        return OrderResult("22", request.client_id, request.symbol, request.side, OrderStatus.NEW, request.quantity,
+                           D(0), None, None, created_at=START - WEEK)  # fmt: skip
+
+
+def test_the_exchange_actor_carries_creation_times_both_ways() -> None:
+    client = _Client()
+    actor = ExchangeActor.start(
+        "exchange.hibachi", 0, FakeClock(START), None, venue=Venue.HIBACHI, factory=lambda: (client, None),
+        stale_after_s=5,
+    )  # fmt: skip
+    try:
+        reply = actor.ask(PlaceOrder(CLIENT_ID, SYMBOL, Side.SHORT, D("0.01"), created_at=START), timeout=10)
+    finally:
+        actor.stop()
+    assert [r.created_at for r in client.requests] == [START]  # our row's time reaches the lost-reply rule
+    assert isinstance(reply, OrderAccepted) and reply.created_at == START - WEEK  # the venue's reaches the desk
