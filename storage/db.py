@@ -1,4 +1,4 @@
-"""Engine factory: SQLite in WAL mode with foreign keys on, or any other SQLAlchemy URL."""
+"""Engine factory: SQLite in WAL mode with foreign keys on and synchronous=FULL, or any other SQLAlchemy URL."""
 
 from __future__ import annotations
 
@@ -27,12 +27,13 @@ CHECKPOINT_EVERY_S = 2.0
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, manual_checkpoints: bool = False) -> None:
     cursor = dbapi_connection.cursor()
-    # Foreign keys are per connection and off by default in SQLite; WAL lets readers run beside the writer;
-    # NORMAL sync is safe under WAL (a power cut may lose the last commits, never corrupts).
+    # Foreign keys are per connection and off by default in SQLite; WAL lets readers run beside the writer.
+    # FULL syncs the WAL at every commit: under NORMAL a power cut can lose the last commits, and with them the
+    # intent rows (client ids) of orders already sent, which reconciliation then cannot look up.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=FULL")
     if manual_checkpoints:  # a Checkpointer thread does them, so no commit ever pays for one
         cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
