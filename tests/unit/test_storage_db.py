@@ -2,15 +2,72 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
+from decimal import Decimal as D
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import text
+import pytest
+from sqlalchemy import Engine, event, insert, text
+from sqlalchemy.exc import OperationalError
 
-from storage.db import make_engine
+from core.clock import FakeClock
+from core.domain import Side, Venue
+from storage.checks import DatabaseProblem, check_database, describe_storage_error, probe_write
+from storage.db import make_engine, open_database
+from storage.repository import LegPlan, PairPlan, Repository
+from storage.schema import schema_version
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PLAN = PairPlan(
+    market="BTC",
+    long=LegPlan(Venue.BACKPACK, "BTC_USDC_PERP", Side.LONG),
+    short=LegPlan(Venue.HIBACHI, "BTC/USDT-P", Side.SHORT),
+    leverage=D("2"),
+    notional=D("1000"),
+    quantity=D("0.0153"),
+    duration_s=3600,
+)
 
 
 def _url(path: Path) -> str:
     return f"sqlite:///{path}"
+
+
+def _ro_url(path: Path) -> str:
+    return f"sqlite:///file:{path}?mode=ro&uri=true"
+
+
+def _database_with_pairs(path: Path, pairs: int = 1) -> None:
+    engine = open_database(_url(path), FakeClock())
+    repo = Repository(engine, FakeClock())
+    with repo.batch():
+        for _ in range(pairs):
+            repo.create_pair(PLAN)
+    engine.dispose()
+
+
+def _big_sqlite_file(path: Path, rows: int = 3000) -> int:
+    """A real database of about 100 pages (checkpointed, no -wal); returns its page count."""
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT)")
+    conn.execute("CREATE INDEX t_a ON t (a)")
+    conn.executemany("INSERT INTO t (a) VALUES (?)", [(f"row {i} " + "x" * 50,) for i in range(rows)])
+    conn.commit()
+    pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+    conn.close()
+    return pages
+
+
+def _problem(url: str) -> DatabaseProblem:
+    with pytest.raises(DatabaseProblem) as caught:
+        check_database(url)
+    message = str(caught.value)
+    assert "\n" not in message
+    return caught.value
 
 
 # ---- synchronous=FULL -------------------------------------------------------------------------------------
@@ -21,3 +78,140 @@ def test_sqlite_connections_sync_every_commit(tmp_path: Path) -> None:
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
     engine.dispose()
+
+
+# ---- check_database ---------------------------------------------------------------------------------------
+
+
+def test_check_passes_a_healthy_database_and_a_new_one(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    _database_with_pairs(path)
+    check_database(_url(path))
+    check_database(_url(tmp_path / "new" / "y.db"))
+    assert (tmp_path / "new").is_dir()
+    assert not (tmp_path / "new" / "y.db").exists()  # a check creates no database
+    check_database("sqlite://")
+
+
+def test_check_names_a_directory_that_cannot_be_created(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    path = tmp_path / "file" / "data" / "x.db"
+    problem = _problem(_url(path))
+    assert str(path) in str(problem)
+    assert "cannot create its directory" in str(problem)
+
+
+def test_check_refuses_a_file_that_cannot_be_written(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    _database_with_pairs(path)
+    problem = _problem(_ro_url(path))
+    assert str(path) in str(problem)
+    assert "read-only" in problem.problem
+    assert "write access" in problem.fix
+
+
+def test_check_refuses_a_file_that_is_no_database(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    _database_with_pairs(path)
+    with path.open("r+b") as f:
+        f.write(b"this is not sqlite!!")
+    problem = _problem(_url(path))
+    assert str(path) in str(problem)
+    assert "not a SQLite database" in problem.problem
+    assert "backup" in problem.fix
+
+
+def test_check_refuses_a_truncated_file(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    pages = _big_sqlite_file(path)
+    os.truncate(path, pages * 4096 // 2)
+    problem = _problem(_url(path))
+    assert "corrupt" in problem.problem
+    assert "backup" in problem.fix
+
+
+def test_check_finds_a_corrupt_page_in_the_middle(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    pages = _big_sqlite_file(path)
+    with path.open("r+b") as f:
+        f.seek(4096 * (pages // 2))
+        f.write(bytes(range(256)) * 16)
+    conn = sqlite3.connect(path)  # opening and a small read still work: only a full check finds it
+    assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (2,)
+    conn.close()
+    problem = _problem(_url(path))
+    assert str(path) in str(problem)
+    assert "corrupt (quick_check: " in problem.problem
+    assert "restore the latest backup" in problem.fix
+
+
+def test_check_of_another_backend_without_its_driver_is_one_line() -> None:
+    problem = _problem("mysql://farmer:secret@127.0.0.1:1/farm")
+    assert "secret" not in str(problem)
+    assert "driver" in str(problem)
+    assert "not a database URL" in str(_problem("data/perp-farmer.db"))
+
+
+# ---- describe_storage_error, probe_write ------------------------------------------------------------------
+
+
+def _limit_pages(engine: Engine, extra: int) -> None:
+    """Every connection of `engine` may grow the file by `extra` pages only: SQLite then reports a real
+    "database or disk is full"."""
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        pages = dbapi_connection.execute("PRAGMA page_count").fetchone()[0]
+        dbapi_connection.execute(f"PRAGMA max_page_count = {pages + extra}")
+
+    event.listen(engine, "connect", on_connect)
+
+
+def test_a_full_database_is_described_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    _database_with_pairs(path)
+    engine = make_engine(_url(path))
+    _limit_pages(engine, 0)
+    with pytest.raises(OperationalError) as caught, engine.begin() as conn:
+        conn.execute(
+            insert(schema_version), [{"version": 100 + i, "applied_at": FakeClock().now()} for i in range(500)]
+        )
+    engine.dispose()
+    line = describe_storage_error(caught.value, str(path))
+    assert line == (
+        f"database {path}: the disk (or the database's size limit) is full; free space on that filesystem, then restart"
+    )
+
+
+def test_probe_write_commits_a_real_write_and_leaves_no_trace(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    engine = open_database(_url(path), FakeClock(), manual_checkpoints=True)
+    with engine.connect() as conn:
+        tables = conn.execute(text("SELECT name FROM sqlite_master ORDER BY name")).scalars().all()
+    wal_before = Path(f"{path}-wal").stat().st_size
+    probe_write(engine)
+    assert Path(f"{path}-wal").stat().st_size > wal_before  # a frame was committed to the WAL
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT name FROM sqlite_master ORDER BY name")).scalars().all() == tables
+        assert conn.execute(text("PRAGMA user_version")).scalar() == 0
+    engine.dispose()
+
+
+def test_probe_write_fails_on_a_full_database(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    _database_with_pairs(path)
+    engine = make_engine(_url(path))
+    _limit_pages(engine, 3)  # room for a small row still, not for the probe's 16 KiB
+    with pytest.raises(DatabaseProblem) as caught:
+        probe_write(engine)
+    engine.dispose()
+    assert str(caught.value).startswith(f"database {path}: the disk (or the database's size limit) is full")
+
+
+def test_probe_write_fails_on_a_read_only_database(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    _database_with_pairs(path)
+    engine = make_engine(_ro_url(path))
+    with pytest.raises(DatabaseProblem) as caught:
+        probe_write(engine)
+    engine.dispose()
+    assert "read-only" in caught.value.problem
