@@ -14,7 +14,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from core.clock import SystemClock
 from core.domain import Venue
+from storage.checks import DatabaseProblem, database_label
+from storage.db import open_database_readonly
 from storage.repository import Repository, jsonable
 
 MILLION = Decimal(1_000_000)
@@ -93,6 +98,18 @@ def build(repo: Repository, since: datetime | None = None) -> list[Row]:
     )
     total = Row(**{**asdict(total), "cost_per_1m": _cost_per_1m(total.realized_pnl, total.volume)})
     return [*rows, total]
+
+
+def load(url: str, since: datetime | None = None) -> list[Row]:
+    """build() over the database at `url` opened read-only (nothing in it changes; the supervisor may run).
+    Raises DatabaseProblem, one line, when it cannot be read."""
+    engine = open_database_readonly(url)
+    try:
+        return build(Repository(engine, SystemClock()), since)
+    except SQLAlchemyError as exc:  # e.g. a corrupt page met halfway through
+        raise DatabaseProblem.from_error(exc, database_label(url)) from exc
+    finally:
+        engine.dispose()
 
 
 FIELDS = (

@@ -1,18 +1,21 @@
-"""Engine factory: SQLite in WAL mode with foreign keys on, or any other SQLAlchemy URL."""
+"""Engine factory: SQLite in WAL mode with foreign keys on and synchronous=FULL, or any other SQLAlchemy URL;
+and a read-only engine for `report`."""
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, insert, select
+from sqlalchemy import Engine, create_engine, event, func, insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.clock import Clock, SystemClock
+from storage.checks import DatabaseProblem, database_label, sqlite_file
 from storage.schema import SCHEMA_VERSION, metadata, schema_version
 
 
@@ -27,12 +30,13 @@ CHECKPOINT_EVERY_S = 2.0
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, manual_checkpoints: bool = False) -> None:
     cursor = dbapi_connection.cursor()
-    # Foreign keys are per connection and off by default in SQLite; WAL lets readers run beside the writer;
-    # NORMAL sync is safe under WAL (a power cut may lose the last commits, never corrupts).
+    # Foreign keys are per connection and off by default in SQLite; WAL lets readers run beside the writer.
+    # FULL syncs the WAL at every commit: under NORMAL a power cut can lose the last commits, and with them the
+    # intent rows (client ids) of orders already sent, which reconciliation then cannot look up.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=FULL")
     if manual_checkpoints:  # a Checkpointer thread does them, so no commit ever pays for one
         cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
@@ -114,3 +118,64 @@ def open_database(url: str, clock: Clock | None = None, *, manual_checkpoints: b
     engine = make_engine(url, manual_checkpoints=manual_checkpoints)
     create_schema(engine, clock)
     return engine
+
+
+def open_database_readonly(url: str) -> Engine:
+    """An Engine that only reads `url` (for `report`): SQLite opens with mode=ro and no pragma, so nothing in the
+    file changes. Raises DatabaseProblem (one line) when the file is missing, unreadable or not ours."""
+    target = sqlite_file(url)
+    if target is None:
+        engine = create_engine(url, pool_pre_ping=True)
+    else:
+        where = str(target.path)
+        if not target.path.is_file():
+            raise DatabaseProblem(where, "does not exist", "check data_dir (or database.url)")
+        uri = _readonly_uri(target.uri(mode="ro"), target.uri(mode="ro", immutable="1"), where)
+        engine = create_engine(make_url(url).set(query={}), creator=partial(_connect_readonly, uri))
+    try:
+        with engine.connect() as conn:
+            newest = conn.execute(select(func.max(schema_version.c.version))).scalar()
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        where = database_label(url)
+        if "no such table" in str(exc):
+            raise DatabaseProblem(where, "holds no perp-farmer tables", "check data_dir (or database.url)") from exc
+        raise DatabaseProblem.from_error(exc, where) from exc
+    if newest is not None and newest > SCHEMA_VERSION:
+        engine.dispose()
+        raise SchemaVersionError(f"database schema version {newest} is newer than this program's {SCHEMA_VERSION}")
+    return engine
+
+
+def _connect_readonly(uri: str) -> sqlite3.Connection:
+    # No pragma here: even `journal_mode` would try to write. The busy timeout is the driver's own handler.
+    return sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=5.0)
+
+
+def _readonly_uri(readonly: str, immutable: str, where: str) -> str:
+    """`readonly`, or `immutable` when only a directory this user cannot write keeps mode=ro from working."""
+    # A WAL database's reader needs the -wal and -shm files. In a writable directory SQLite creates them if they
+    # are missing (and, being read-only, leaves them: harmless, the next writer uses them). In a directory this
+    # user cannot write (measured: SQLITE_READONLY_DIRECTORY), mode=ro still works while both exist, i.e. while
+    # the supervisor runs. When neither exists, a clean stop has folded the WAL into the file, which is then
+    # complete and read `immutable=1` (no locks, no -shm); only a supervisor starting during that read could
+    # disturb it (an error, or figures mixing before and after: run the report again). A -wal left without its
+    # -shm would be ignored by immutable=1 (its commits missing from the report), so that case is refused.
+    try:
+        conn = _connect_readonly(readonly)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        name = getattr(exc, "sqlite_errorname", "")
+        if name not in {"SQLITE_READONLY_DIRECTORY", "SQLITE_CANTOPEN"}:
+            raise DatabaseProblem.from_error(exc, where) from exc
+        if Path(f"{where}-wal").exists():
+            raise DatabaseProblem(
+                where,
+                "its -wal file holds commits, and reading them needs a -shm file this user cannot create",
+                "run report as the user that runs perp-farmer (or once that one has stopped cleanly)",
+            ) from exc
+        return immutable
+    return readonly
