@@ -119,6 +119,7 @@ def run(settings: Settings, close_on_exit: bool = False, paused: bool = False) -
     socket meanwhile."""
     from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - keep the CLI commands fast
 
+    from storage.checks import DatabaseProblem, check_database  # noqa: PLC0415
     from storage.lock import DatabaseLock, InstanceLock, InstanceLockedError  # noqa: PLC0415
 
     if not settings.data_dir.exists():
@@ -137,7 +138,11 @@ def run(settings: Settings, close_on_exit: bool = False, paused: bool = False) -
         print(f"run: {reason}".splitlines()[0], file=sys.stderr)
         return EXIT_FAILURE
     try:
+        check_database(settings.database_url)  # a damaged or unwritable store stops here, in one clear line
         code = _serve(settings, close_on_exit, paused)
+    except DatabaseProblem as exc:
+        print(f"run: {exc}", file=sys.stderr)
+        code = EXIT_FAILURE
     finally:
         db_lock.release()
         lock.release()
@@ -209,20 +214,19 @@ def _exit_if_threads_linger(code: int) -> None:
 
 
 def report(settings: Settings, args: argparse.Namespace) -> int:
-    """Print the report from the database (the supervisor need not run)."""
-    from core.clock import SystemClock  # noqa: PLC0415
+    """Print the report from the database, opened read-only (the supervisor may be running, or not)."""
     from reports import summary  # noqa: PLC0415
-    from storage.db import open_database  # noqa: PLC0415
-    from storage.repository import Repository  # noqa: PLC0415
+    from storage.checks import DatabaseProblem  # noqa: PLC0415
+    from storage.db import SchemaVersionError  # noqa: PLC0415
 
     if settings.database.url is None and not (settings.data_dir / "perp-farmer.db").exists():
         print(f"report: no database in {settings.data_dir}", file=sys.stderr)
         return EXIT_FAILURE
-    engine = open_database(settings.database_url, SystemClock())
     try:
-        rows = summary.build(Repository(engine, SystemClock()), args.since)
-    finally:
-        engine.dispose()
+        rows = summary.load(settings.database_url, args.since)
+    except (DatabaseProblem, SchemaVersionError) as exc:
+        print(f"report: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     render = {"table": summary.as_table, "json": summary.as_json, "csv": summary.as_csv}[args.format]
     print(render(rows))
     if args.plot:

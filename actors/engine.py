@@ -26,6 +26,7 @@ from actors.messages import (
     ClosePair,
     CloseResult,
     GetStatus,
+    Heartbeat,
     ReconcilePairs,
     ReconcilePositions,
     ReconcileReport,
@@ -51,6 +52,7 @@ from exchanges.hibachi.client import HibachiClient
 from exchanges.hibachi.feed import hibachi_feed
 from exchanges.hibachi.signing import make_signer
 from exchanges.paper import PaperVenues
+from storage.checks import database_label, describe_storage_error
 from storage.db import Checkpointer, is_sqlite_file, open_database
 from storage.failure import is_storage_failure
 from storage.repository import NotFoundError, Repository
@@ -63,7 +65,6 @@ RECONCILE_TIMEOUT_S = 300.0
 RECONCILE_RETRY_S = 1.0
 RECONCILE_RETRY_MAX_S = 30.0
 PAUSE_KEY = "trading.pause"  # the operator's pause, kept in the database so that a restart keeps it
-HEARTBEAT_KEY = "engine.heartbeat"
 METRICS_EVERY_S = 5.0
 STATUS_TIMEOUT_S = 5.0
 
@@ -80,6 +81,7 @@ class Engine:
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()  # noqa: S311 - draws of leverage and duration, not secrets
         self.db = open_database(settings.database_url, self.clock, manual_checkpoints=True)
+        self._db_label = database_label(settings.database_url)
         self.checkpointer = Checkpointer(self.db) if is_sqlite_file(self.db) else None
         self.repo = Repository(self.db, self.clock)
         self.directory = Directory()
@@ -350,7 +352,7 @@ class Engine:
             return
         self._next_heartbeat = now + HEARTBEAT_EVERY_S
         try:
-            self._heartbeat = writer.ask(SetMeta(HEARTBEAT_KEY, self.clock.now().isoformat()), block=False)
+            self._heartbeat = writer.ask(Heartbeat(self.clock.now()), block=False)
         except pykka.ActorDeadError:
             self._heartbeat = None
 
@@ -361,7 +363,7 @@ class Engine:
         with self._fatal_lock:
             if self._fatal is not None:
                 return
-            self._fatal = f"the database cannot be written: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            self._fatal = f"the database cannot be written: {describe_storage_error(exc, self._db_label)}"
             reason = self._fatal
         self.health_tracker.write_failed(reason)
         self.gate.set(TradingMode.PAUSED, "the database cannot be written")

@@ -15,6 +15,7 @@ WRITE_MAX_AGE_S = 3 * HEARTBEAT_EVERY_S
 # Reconciliation retries every few seconds while a venue is briefly down; this many failures in a row is a
 # condition a person must look at (a corrupt database, a venue refusing our keys).
 RECONCILE_FAILURES_UNHEALTHY = 5
+HEARTBEAT_KEY = "engine.heartbeat"  # the meta row the heartbeat rewrites
 
 
 @dataclass

@@ -365,6 +365,13 @@ class RecordEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """Commit the engine's heartbeat and prove the database has room to grow: what `health` relies on."""
+
+    ts: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class SetMeta:
     """Store (or with None, remove) one small named value that must survive a restart, e.g. a pause."""
 

@@ -10,9 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 from actors.base import DeathCallback, SupervisedActor
+from actors.health import HEARTBEAT_KEY
 from actors.messages import (
     BeginOpen,
     CreatePair,
+    Heartbeat,
     OpenBegun,
     RecordEvent,
     RecordFills,
@@ -29,6 +31,7 @@ from actors.messages import (
 from alerts.policy import Alert
 from core.clock import Clock
 from core.domain import EventLevel
+from storage.checks import probe_write
 from storage.failure import is_storage_failure
 from storage.repository import Repository
 
@@ -124,6 +127,10 @@ class PersistenceWriter(SupervisedActor):
                     error=m.error,
                 )
                 return Written(order_id)
+            case Heartbeat(ts=ts):
+                r.set_meta(HEARTBEAT_KEY, ts.isoformat())
+                probe_write(r.engine)  # room for the next rows too, not only for an update in place
+                return Written(None)
             case SetMeta(key=key, value=value):
                 r.set_meta(key, value)
                 return Written(None)

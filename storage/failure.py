@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from storage.checks import DatabaseProblem
+
 
 def is_storage_failure(exc: BaseException) -> bool:
     """True when `exc` says the database cannot be written or read reliably any more."""
+    if isinstance(exc, DatabaseProblem):
+        return True
     if isinstance(exc, IntegrityError):
         return False  # a state guard or unique index refused one write: the store itself is fine
     if isinstance(exc, OperationalError):

@@ -221,9 +221,18 @@ class Repository:
         self.engine = engine
         self.clock = clock
         self._local = threading.local()  # the open batch's connection, per writing thread
-        # Drawn here, on the first open of a database (new or made before namespaces existed), so it exists
-        # before any order is minted; every later open reads the same one.
-        self.client_id_namespace = self._client_id_namespace()
+        self._namespace: str | None = None
+        self._namespace_lock = threading.Lock()
+
+    @property
+    def client_id_namespace(self) -> str:
+        """This database's client-id namespace: read, or drawn and stored on first use (a database made before
+        namespaces existed gets one then), so it exists before any order is minted. A reader that never mints
+        (`report`, on a read-only connection) never writes it."""
+        with self._namespace_lock:
+            if self._namespace is None:
+                self._namespace = self._client_id_namespace()
+            return self._namespace
 
     def _client_id_namespace(self) -> str:
         stored = self.get_meta(CLIENT_ID_NAMESPACE_KEY)

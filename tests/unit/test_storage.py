@@ -328,7 +328,8 @@ def test_an_older_database_gains_a_namespace_and_keeps_its_stored_orders(tmp_pat
         conn.execute(text("DROP TABLE meta"))
     engine.dispose()
     engine, repo = _open(tmp_path / "old.db", clock)
-    assert repo.get_meta(CLIENT_ID_NAMESPACE_KEY) == repo.client_id_namespace
+    namespace = repo.client_id_namespace  # drawn on first use, then stored
+    assert repo.get_meta(CLIENT_ID_NAMESPACE_KEY) == namespace
     assert repo.get_order(Venue.BACKPACK, "1024").pair_id == pair.id
     assert repo.get_order(Venue.HIBACHI, "pf-1-S-open-0").pair_id == pair.id
     engine.dispose()
@@ -342,4 +343,5 @@ def test_meta_values_are_stored_and_replaced_but_the_namespace_is_fixed(repo: Re
     assert repo.get_meta("paused") == ""
     with pytest.raises(ValueError, match="fixed"):
         repo.set_meta(CLIENT_ID_NAMESPACE_KEY, "aaaaaaa")
-    assert repo.get_meta(CLIENT_ID_NAMESPACE_KEY) == repo.client_id_namespace
+    namespace = repo.client_id_namespace  # drawn on first use, then stored
+    assert repo.get_meta(CLIENT_ID_NAMESPACE_KEY) == namespace

@@ -309,7 +309,7 @@ def _user_namespace_works() -> bool:
 def shared_dir(tmp_path: Path) -> Path:
     """A data directory; `_as_reader` runs code that can read it but write neither it nor its files."""
     if os.geteuid() == 0 and not _user_namespace_works():
-        pytest.skip("running as root without user namespaces: no way to take away root's write access")
+        pytest.fail("running as root without user namespaces: no way to take away root's write access")
     path = tmp_path / "data"
     path.mkdir()
     return path
