@@ -48,7 +48,8 @@ ORPHAN_AFTER_S = 120.0
 @dataclass
 class _Retry:
     failures: int = 0
-    next_at: datetime | None = None
+    # On clock.monotonic(): a wall-clock step must neither make every retry due at once nor stall them.
+    next_at: float | None = None
 
 
 class Closer(SupervisedActor):
@@ -91,7 +92,7 @@ class Closer(SupervisedActor):
             if pair.id in self.desk.claims.claimed():
                 continue
             retry = self._retries.get(pair.id)
-            if retry is not None and retry.next_at is not None and now < retry.next_at:
+            if retry is not None and retry.next_at is not None and self.clock.monotonic() < retry.next_at:
                 continue
             if pair.state is PairState.OPEN and pair.expires_at is not None and now >= pair.expires_at:
                 self.close(pair, "duration expired")
@@ -186,7 +187,7 @@ class Closer(SupervisedActor):
         retry = self._retries.setdefault(pair.id, _Retry())
         delay = backoff_s(retry.failures, self.engine.leg_retry_min_s, self.engine.leg_retry_max_s)
         retry.failures += 1
-        retry.next_at = self.clock.now() + timedelta(seconds=float(delay))
+        retry.next_at = self.clock.monotonic() + float(delay)
         errors = "; ".join(f"{r.venue}: {r.message}" for r in replies if isinstance(r, OrderRejected)) or "pending"
         level = EventLevel.CRITICAL if retry.failures >= CRITICAL_AFTER_FAILURES else EventLevel.WARNING
         held = {side.value: qty for side, qty in remaining.items() if qty}
