@@ -62,3 +62,38 @@ def test_a_wall_step_back_does_not_stall_a_retry() -> None:
     clock.advance(2)
     closer.handle(Tick(clock.now()))
     assert worked == [7]  # due after 2 s of monotonic time, however far the wall clock went back
+
+
+def _orphan_closer(clock: FakeClock, updated_at: datetime) -> tuple[Closer, list[int]]:
+    closer, _ = _closer(clock)
+    closer._retries.clear()
+    pair = SimpleNamespace(id=8, state=PairState.OPENING, expires_at=None, updated_at=updated_at)
+    closer.desk.repo.pair = pair  # type: ignore[attr-defined]
+    recovered: list[int] = []
+    closer._recover = lambda p: recovered.append(p.id)  # type: ignore[method-assign]
+    return closer, recovered
+
+
+def test_a_wall_step_forward_does_not_make_a_half_open_pair_an_orphan() -> None:
+    clock = FakeClock(START)
+    closer, recovered = _orphan_closer(clock, START)  # its opener let go of it just now
+    closer.handle(Tick(clock.now()))
+    clock.step_wall(3600)  # the stored update now looks an hour old: a request of its opener may still land
+    closer.handle(Tick(clock.now()))
+    assert recovered == []
+    clock.advance(119)
+    closer.handle(Tick(clock.now()))
+    assert recovered == []
+    clock.advance(1)
+    closer.handle(Tick(clock.now()))
+    assert recovered == [8]
+
+
+def test_a_wall_step_back_does_not_stall_an_orphan() -> None:
+    clock = FakeClock(START)
+    closer, recovered = _orphan_closer(clock, START)
+    closer.handle(Tick(clock.now()))
+    clock.step_wall(-3600)
+    clock.advance(120)
+    closer.handle(Tick(clock.now()))
+    assert recovered == [8]  # 120 s of monotonic time watched, however the wall clock moved
