@@ -41,14 +41,17 @@ from storage.records import PairRecord, PositionRecord
 log = logging.getLogger(__name__)
 
 CRITICAL_AFTER_FAILURES = 3
-# A pair left mid-open by a crash is only touched once no live request of its opener can still land.
+# A pair left mid-open by a crash is only touched once no live request of its opener can still land: after
+# this long watched unclaimed and unchanged, on the monotonic clock (a wall step must not fake that age).
 ORPHAN_AFTER_S = 120.0
+_UNSETTLED = (PairState.OPENING, PairState.ROLLING_BACK, PairState.PLANNED)
 
 
 @dataclass
 class _Retry:
     failures: int = 0
-    next_at: datetime | None = None
+    # On clock.monotonic(): a wall-clock step must neither make every retry due at once nor stall them.
+    next_at: float | None = None
 
 
 class Closer(SupervisedActor):
@@ -64,6 +67,8 @@ class Closer(SupervisedActor):
             Venue.HIBACHI: desk.settings.points.hibachi_per_usd,
         }
         self._retries: dict[int, _Retry] = {}
+        # Pair id -> (state and update seen, monotonic time first seen so) for pairs left mid-open.
+        self._unsettled_since: dict[int, tuple[PairState, datetime, float]] = {}
         self.closed = 0
 
     def handle(self, message: Any) -> Any:
@@ -87,21 +92,34 @@ class Closer(SupervisedActor):
     # ---- scheduling -------------------------------------------------------------------------------------
 
     def _on_tick(self, now: datetime) -> None:
+        watched: set[int] = set()
         for pair in self.desk.repo.list_active_pairs():
             if pair.id in self.desk.claims.claimed():
                 continue
+            if pair.state in _UNSETTLED:
+                watched.add(pair.id)
             retry = self._retries.get(pair.id)
-            if retry is not None and retry.next_at is not None and now < retry.next_at:
+            if retry is not None and retry.next_at is not None and self.clock.monotonic() < retry.next_at:
                 continue
             if pair.state is PairState.OPEN and pair.expires_at is not None and now >= pair.expires_at:
                 self.close(pair, "duration expired")
             elif pair.state in (PairState.CLOSING, PairState.NAKED):
                 self._work(pair)
-            elif (
-                pair.state in (PairState.OPENING, PairState.ROLLING_BACK, PairState.PLANNED)
-                and (now - pair.updated_at).total_seconds() >= ORPHAN_AFTER_S
-            ):
+            elif pair.state in _UNSETTLED and self._orphaned(pair):
                 self._recover(pair)
+        for pair_id in self._unsettled_since.keys() - watched:
+            del self._unsettled_since[pair_id]  # claimed again, moved on, or gone: watched afresh next time
+
+    def _orphaned(self, pair: PairRecord) -> bool:
+        """True once the pair has sat unclaimed in the same state, unchanged, for ORPHAN_AFTER_S (monotonic).
+        After a restart that wait starts again; reconcile() has already settled what a crash left."""
+        now = self.clock.monotonic()
+        seen = (pair.state, pair.updated_at)
+        state, updated_at, since = self._unsettled_since.get(pair.id, (*seen, now))
+        if (state, updated_at) != seen:
+            since = now
+        self._unsettled_since[pair.id] = (*seen, since)
+        return now - since >= ORPHAN_AFTER_S
 
     def close(self, pair: PairRecord, reason: str) -> PairState:
         """Close a pair now (OPEN -> CLOSING, then both legs); returns where it stands."""
@@ -186,7 +204,7 @@ class Closer(SupervisedActor):
         retry = self._retries.setdefault(pair.id, _Retry())
         delay = backoff_s(retry.failures, self.engine.leg_retry_min_s, self.engine.leg_retry_max_s)
         retry.failures += 1
-        retry.next_at = self.clock.now() + timedelta(seconds=float(delay))
+        retry.next_at = self.clock.monotonic() + float(delay)
         errors = "; ".join(f"{r.venue}: {r.message}" for r in replies if isinstance(r, OrderRejected)) or "pending"
         level = EventLevel.CRITICAL if retry.failures >= CRITICAL_AFTER_FAILURES else EventLevel.WARNING
         held = {side.value: qty for side, qty in remaining.items() if qty}

@@ -45,7 +45,8 @@ class SystemClock:
 
 
 class FakeClock:
-    """A clock that only moves when a test calls advance(); sleepers wake when their deadline passes."""
+    """A clock that only moves when a test calls advance() (or step_wall()); sleepers wake when their deadline
+    passes."""
 
     def __init__(self, start: datetime | None = None) -> None:
         start = start or datetime(2026, 1, 1, tzinfo=UTC)
@@ -86,6 +87,12 @@ class FakeClock:
             self._mono += seconds
             self._now += timedelta(seconds=seconds)
             self._cond.notify_all()
+
+    def step_wall(self, seconds: float) -> None:
+        """Step the wall clock alone, either way (an NTP correction, a hand-set clock); monotonic time and
+        sleepers are untouched, as on a real host."""
+        with self._cond:
+            self._now += timedelta(seconds=seconds)
 
     def sleepers(self) -> int:
         """How many threads are blocked in sleep(): lets a test wait for a thread to park, without races."""

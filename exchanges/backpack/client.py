@@ -2,6 +2,8 @@
 
 A place that times out is never re-sent: once its signed window has passed (Backpack refuses the request
 after that) the order is looked up by client id, so the answer is either the order or "it never existed".
+A request refused *because* its timestamp lay outside the window was never accepted: the clock offset is
+measured again and that one request re-signed and re-sent once (reads and writes alike).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -19,13 +22,29 @@ from exchanges.backpack import parse
 from exchanges.backpack.signing import BackpackSigner, render_value
 from exchanges.base import Account, Fill, FundingPayment, Market, OrderRequest, OrderResult, OrderType, Position, Quote
 from exchanges.base import TimeInForce as Tif
-from exchanges.errors import MalformedResponse, OrderNotFound, VenueError, VenueUnavailable
+from exchanges.errors import MalformedResponse, OrderNotFound, RateLimited, VenueError, VenueUnavailable
 from exchanges.http import RestTransport
 from exchanges.wire import dec, plain
 
 log = logging.getLogger(__name__)
 VENUE = "backpack"
 HISTORY_LIMIT = 1000
+# How often the clock offset is measured again unprompted, so drift is caught before it causes refusals.
+RESYNC_EVERY_S = 300.0
+_CLOCK_WORDS = re.compile(r"expired|timestamp", re.IGNORECASE)
+
+
+def is_clock_refusal(error: VenueError) -> bool:
+    """True when Backpack refused a request because its timestamp lay outside the signed window.
+
+    UNCERTAIN (spec §4): only HTTP 401 "Request has expired" was observed (2024); its JSON code today is not
+    known, and whether (and how) a timestamp in the future is refused is undocumented. So the wording decides,
+    not the code: any 4xx reply whose message says "expired" or names the timestamp. A refused key or
+    signature is not this, and neither is a lost reply (no reply at all: it may have been accepted).
+    """
+    if isinstance(error, VenueUnavailable | RateLimited) or error.http_status is None:
+        return False
+    return 400 <= error.http_status < 500 and _CLOCK_WORDS.search(error.venue_message) is not None
 
 
 class BackpackClient:
@@ -47,6 +66,7 @@ class BackpackClient:
         requests_per_s: float = 10.0,
         get_retries: int = 3,
         backoff_s: float = 0.25,
+        resync_every_s: float = RESYNC_EVERY_S,
     ) -> None:
         self.base_url = rest_url.rstrip("/")
         self._clock = clock or SystemClock()
@@ -56,6 +76,9 @@ class BackpackClient:
             read_timeout_s=read_timeout_s, requests_per_s=requests_per_s, get_retries=get_retries, backoff_s=backoff_s,
         )  # fmt: skip
         self._offset_ms = 0
+        self._resync_every_s = resync_every_s
+        # Monotonic, so a wall-clock step can neither postpone nor hurry it. The actor syncs at start.
+        self._resync_due = self._clock.monotonic() + resync_every_s
         self._markets: dict[str, Market] = {}
 
     # ---- transport --------------------------------------------------------------------------------------
@@ -82,21 +105,56 @@ class BackpackClient:
         body: dict[str, Any] | None = None,
         instruction: str | None = None,
         retry: bool = False,
+        signed_at: list[float] | None = None,
     ) -> tuple[int, Any]:
-        """Send one request (retrying if `retry`); returns (status, parsed JSON, text, or None)."""
+        """Send one request (retrying if `retry`); returns (status, parsed JSON, text, or None). A signed
+        request appends the monotonic time of each signing to `signed_at`."""
         query = {k: render_value(v) for k, v in (params or {}).items() if v is not None}
-        headers = None
-        if instruction is not None:
-            signer = self._signer
-            if signer is None:
-                raise VenueError(VENUE, f"{instruction} needs backpack.api_key and backpack.api_secret")
-            signed = body if body is not None else query
-
-            def headers() -> dict[str, str]:  # re-signed on every attempt: a retry carries a fresh timestamp
-                return signer.headers(instruction, signed, self._now_ms())
-
         data = None if body is None else json.dumps(body, separators=(",", ":"))
-        return self._http.request(method, self.base_url + path, params=query, data=data, headers=headers, retry=retry)
+        url = self.base_url + path
+        if instruction is None:
+            return self._http.request(method, url, params=query, data=data, retry=retry)
+        signer = self._signer
+        if signer is None:
+            raise VenueError(VENUE, f"{instruction} needs backpack.api_key and backpack.api_secret")
+        signed = body if body is not None else query
+
+        def headers() -> dict[str, str]:  # re-signed on every attempt: a retry carries a fresh timestamp
+            if signed_at is not None:
+                signed_at.append(self._clock.monotonic())
+            return signer.headers(instruction, signed, self._now_ms())
+
+        self._resync_if_due(write=method != "GET")
+        try:
+            return self._http.request(method, url, params=query, data=data, headers=headers, retry=retry)
+        except VenueError as exc:
+            if not is_clock_refusal(exc):
+                raise
+            self._resync_after_refusal(exc)
+        # Refused unread, so nothing was done: the same request (same clientId), re-signed on the corrected
+        # clock, goes once more. A second refusal is raised.
+        return self._http.request(method, url, params=query, data=data, headers=headers, retry=retry)
+
+    def _resync_after_refusal(self, refusal: VenueError) -> None:
+        log.warning("backpack refused a request as outside its window (%s): measuring the clock offset", refusal)
+        try:
+            offset = self.sync_time()
+        except VenueError as exc:
+            raise refusal from exc
+        log.warning("backpack clock offset now %d ms", offset, extra={"venue": VENUE})
+
+    def _resync_if_due(self, *, write: bool) -> None:
+        """The periodic resync, before a signed request. An order does not pay a round trip for it unless no
+        read did it for two periods."""
+        overdue = self._clock.monotonic() - self._resync_due
+        if overdue < 0 or (write and overdue < self._resync_every_s):
+            return
+        # Due again one period on even if this fails: a venue that is down is not asked before every request.
+        self._resync_due = self._clock.monotonic() + self._resync_every_s
+        try:
+            self._measure_offset(retry=False)
+        except VenueError as exc:
+            log.warning("backpack: periodic clock sync failed (%s); keeping offset %d ms", exc, self._offset_ms)
 
     def _get(self, path: str, params: dict[str, Any] | None = None, instruction: str | None = None) -> Any:
         return self._request("GET", path, params=params, instruction=instruction, retry=True)[1]
@@ -105,7 +163,10 @@ class BackpackClient:
 
     def server_time_ms(self) -> int:
         """Backpack's clock (GET /api/v1/time, plain text ms)."""
-        value = self._get("/api/v1/time")
+        return self._server_time_ms(retry=True)
+
+    def _server_time_ms(self, *, retry: bool) -> int:
+        value = self._request("GET", "/api/v1/time", retry=retry)[1]
         try:
             return int(str(value).strip())
         except ValueError:
@@ -113,10 +174,14 @@ class BackpackClient:
 
     def sync_time(self) -> int:
         """Measure our offset from the venue's clock and sign with corrected time; returns the offset in ms."""
+        return self._measure_offset(retry=True)
+
+    def _measure_offset(self, *, retry: bool) -> int:
         before = int(self._clock.now().timestamp() * 1000)
-        server = self.server_time_ms()
+        server = self._server_time_ms(retry=retry)
         after = int(self._clock.now().timestamp() * 1000)
         self._offset_ms = server - (before + after) // 2
+        self._resync_due = self._clock.monotonic() + self._resync_every_s
         return self._offset_ms
 
     def markets(self) -> list[Market]:
@@ -186,17 +251,18 @@ class BackpackClient:
     def place_order(self, request: OrderRequest) -> OrderResult:
         """Send an order. A timeout or unreadable reply is resolved by lookup, never by re-sending."""
         body = self.order_body(request)
-        sent_at_ms = self._now_ms()
+        signed_at: list[float] = []
         try:
-            _, data = self._request("POST", "/api/v1/order", body=body, instruction="orderExecute")
+            _, data = self._request("POST", "/api/v1/order", body=body, instruction="orderExecute", signed_at=signed_at)
             return parse.parse_order(data)
         except VenueUnavailable as exc:  # timeout, 5xx, dropped link, garbage: the order may exist
-            return self._resolve_ambiguous(request, sent_at_ms, exc)
+            return self._resolve_ambiguous(request, signed_at[-1] if signed_at else self._clock.monotonic(), exc)
 
-    def _resolve_ambiguous(self, request: OrderRequest, sent_at_ms: int, cause: VenueError) -> OrderResult:
-        # Past its signed window Backpack can no longer accept that request.
-        window_ms = self._signer.window_ms if self._signer else 5000
-        wait_s = (sent_at_ms + window_ms - self._now_ms()) / 1000
+    def _resolve_ambiguous(self, request: OrderRequest, signed_at: float, cause: VenueError) -> OrderResult:
+        # Past its signed window Backpack can no longer accept that request: the window is counted from the
+        # last signing on the monotonic clock, so neither a re-send nor a wall-clock step can shorten the wait.
+        window_s = (self._signer.window_ms if self._signer else 5000) / 1000
+        wait_s = window_s - (self._clock.monotonic() - signed_at)
         return resolve_lost_reply(VENUE, request, cause, wait_s, self._clock, self.get_order)
 
     def get_order(self, symbol: str, client_id: str) -> OrderResult:

@@ -2,7 +2,10 @@
 
 A place that times out is never re-sent: once its nonce has fallen outside the server's window (the venue
 refuses it after that) the order is looked up by client id, so the answer is either the order or "it never
-existed". Fills are never assumed: an order's filled quantity, price and fee come from the trade journal.
+existed". A place refused *because* of its nonce (outside the window, or reused) was never accepted: the clock
+offset is measured again and the order re-signed with a fresh nonce and sent once more (same clientId). Reads
+carry no nonce, so only places can meet that refusal. Fills are never assumed: an order's filled quantity,
+price and fee come from the trade journal.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from exchanges.errors import (
     InvalidOrder,
     MalformedResponse,
     OrderNotFound,
+    RateLimited,
     VenueError,
     VenueUnavailable,
 )
@@ -51,6 +55,23 @@ TRADES_PAGE = 100
 MAX_TRADE_PAGES = 10
 # Spec §4: nonces must lie within ±15 s of server time. A constructor argument so tests can shorten it.
 NONCE_WINDOW_S = 15.0
+# How often the clock offset is measured again unprompted, so drift is caught before it causes refusals.
+RESYNC_EVERY_S = 300.0
+# The venue's clock comes in whole ms: what the measured offset may be off by, besides half the round trip.
+_SERVER_TIME_RESOLUTION_US = 1000
+
+
+def is_nonce_refusal(error: VenueError) -> bool:
+    """True when Hibachi refused a request for its nonce: outside the server's window, or already used.
+
+    UNCERTAIN (spec §4): Hibachi publishes no code for a bad nonce (4 is any invalid input) nor its wording,
+    so any 4xx reply whose message names the nonce counts (our nonces are always well formed, so a complaint
+    about one is a clock or reuse problem). A lost reply (no reply at all) is never this: it may have been
+    accepted.
+    """
+    if isinstance(error, VenueUnavailable | RateLimited) or error.http_status is None:
+        return False
+    return 400 <= error.http_status < 500 and "nonce" in error.venue_message.lower()
 
 
 class HibachiClient:
@@ -79,6 +100,7 @@ class HibachiClient:
         backoff_s: float = 0.25,
         settle_polls: int = 5,
         settle_interval_s: float = 0.2,
+        resync_every_s: float = RESYNC_EVERY_S,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.data_api_url = data_api_url.rstrip("/")
@@ -93,6 +115,9 @@ class HibachiClient:
         self._info_at = 0.0
         self._settle_polls = settle_polls
         self._settle_interval_s = settle_interval_s
+        self._resync_every_s = resync_every_s
+        # Monotonic, so a wall-clock step can neither postpone nor hurry it. The actor syncs at start.
+        self._resync_due = self._clock.monotonic() + resync_every_s
         self._http = RestTransport(
             VENUE, self._clock, parse.parse_error, connect_timeout_s=connect_timeout_s,
             read_timeout_s=read_timeout_s, requests_per_s=requests_per_s, get_retries=get_retries, backoff_s=backoff_s,
@@ -121,6 +146,7 @@ class HibachiClient:
 
     def _trade_get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         api_key, account_id = self._credentials(f"GET {path}")
+        self._resync_if_due(write=False)
         query = {"accountId": str(account_id)} | {k: str(v) for k, v in (params or {}).items() if v is not None}
         return self._http.request(
             "GET", self.api_url + path, params=query, headers=lambda: {"Authorization": api_key}, retry=True
@@ -141,15 +167,50 @@ class HibachiClient:
 
     def server_time_ms(self) -> int:
         """Hibachi's clock (GET /exchange/utc-timestamp)."""
-        return parse.parse_server_time_ms(self._data_get("/exchange/utc-timestamp"))
+        return self._server_time_ms(retry=True)
+
+    def _server_time_ms(self, *, retry: bool) -> int:
+        url = self.data_api_url + "/exchange/utc-timestamp"
+        return parse.parse_server_time_ms(self._http.request("GET", url, retry=retry)[1])
 
     def sync_time(self) -> int:
         """Measure our offset from the venue's clock and use it for nonces; returns the offset in ms."""
+        return self._measure_offset(retry=True)
+
+    def _measure_offset(self, *, retry: bool) -> int:
+        started = self._clock.monotonic()
         before = self.nonces.local_us()
-        server_us = self.server_time_ms() * 1000
+        server_us = self._server_time_ms(retry=retry) * 1000
         after = self.nonces.local_us()
+        round_trip_us = int((self._clock.monotonic() - started) * 1_000_000)
         self.nonces.set_offset_us(server_us - (before + after) // 2)
+        # A floor left beyond the window by a wall-clock step comes back (never to a nonce already issued).
+        if self.nonces.rewind(int(self._nonce_window_s * 1_000_000), round_trip_us + _SERVER_TIME_RESOLUTION_US):
+            log.warning("hibachi nonces were ahead of the venue's window; back on its clock", extra={"venue": VENUE})
+        self._resync_due = self._clock.monotonic() + self._resync_every_s
         return self.nonces.offset_us // 1000
+
+    def _resync_after_refusal(self, refusal: VenueError) -> None:
+        log.warning("hibachi refused a nonce (%s): measuring the clock offset", refusal, extra={"venue": VENUE})
+        try:
+            offset = self.sync_time()
+        except VenueError as exc:
+            raise refusal from exc
+        log.warning("hibachi clock offset now %d ms", offset, extra={"venue": VENUE})
+
+    def _resync_if_due(self, *, write: bool) -> None:
+        """The periodic resync, before a trade-host request. An order does not pay a round trip for it unless
+        no read did it for two periods."""
+        overdue = self._clock.monotonic() - self._resync_due
+        if overdue < 0 or (write and overdue < self._resync_every_s):
+            return
+        # Due again one period on even if this fails: a venue that is down is not asked before every request.
+        self._resync_due = self._clock.monotonic() + self._resync_every_s
+        try:
+            self._measure_offset(retry=False)
+        except VenueError as exc:
+            log.warning("hibachi: periodic clock sync failed (%s); keeping offset %d ms", exc,
+                        self.nonces.offset_us // 1000)  # fmt: skip
 
     def exchange_info(self, *, max_age_s: float | None = None) -> parse.ExchangeInfo:
         """Status, contracts and fee rates; cached for `info_ttl_s` (or `max_age_s`)."""
@@ -268,13 +329,25 @@ class HibachiClient:
             if info.status != parse.NORMAL:
                 raise VenueUnavailable(VENUE, f"exchange is in {info.status}: {info.maintenance_note or ''}".strip(),
                                        code=info.status)  # fmt: skip
-        nonce = self.nonces.next()
-        body = self.order_body(request, nonce)
-        try:
-            order_id = parse.parse_placed_order_id(self._trade_write("POST", "/trade/order", body))
-        except VenueUnavailable as exc:  # timeout, 5xx, dropped link, garbage: the order may exist
-            return self._resolve_ambiguous(request, nonce, exc)
-        return self._settle(request, order_id)
+        self._resync_if_due(write=True)
+        for attempt in range(2):
+            nonce = self.nonces.next()
+            # When the venue stops accepting this nonce, on our monotonic clock: a wall step cannot move it.
+            expires_at = self._clock.monotonic() + self._nonce_window_s + max(0, -self.nonces.age_s(nonce))
+            body = self.order_body(request, nonce)
+            try:
+                order_id = parse.parse_placed_order_id(self._trade_write("POST", "/trade/order", body))
+            except VenueUnavailable as exc:  # timeout, 5xx, dropped link, garbage: the order may exist
+                return self._resolve_ambiguous(request, expires_at, exc)
+            except VenueError as exc:
+                if attempt or not is_nonce_refusal(exc):
+                    raise
+                self._resync_after_refusal(exc)
+                # Refused unread, so nothing was placed: the same order (same clientId) goes once more, signed
+                # with a fresh nonce on the corrected clock. A second refusal is raised.
+                continue
+            return self._settle(request, order_id)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _settle(self, request: OrderRequest, order_id: str) -> OrderResult:
         """Read the accepted order back; market and IOC orders are polled briefly until they finish."""
@@ -296,9 +369,9 @@ class HibachiClient:
             Decimal(0), None,
         )  # fmt: skip
 
-    def _resolve_ambiguous(self, request: OrderRequest, nonce: int, cause: VenueError) -> OrderResult:
-        # Once its nonce has left the server's window Hibachi can no longer accept that request.
-        wait_s = self._nonce_window_s - self.nonces.age_s(nonce)
+    def _resolve_ambiguous(self, request: OrderRequest, expires_at: float, cause: VenueError) -> OrderResult:
+        # Once its nonce has left the server's window (`expires_at`, monotonic) Hibachi can no longer accept it.
+        wait_s = expires_at - self._clock.monotonic()
         return resolve_lost_reply(VENUE, request, cause, wait_s, self._clock, self.get_order)
 
     def get_order(self, symbol: str, client_id: str) -> OrderResult:

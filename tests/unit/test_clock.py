@@ -50,3 +50,27 @@ def test_sleeper_wakes_only_after_its_deadline() -> None:
 def test_zero_sleep_returns_at_once() -> None:
     FakeClock().sleep(0)
     assert not FakeClock().wait_for_sleepers(1, timeout=0.01)
+
+
+def test_a_wall_step_leaves_monotonic_time_and_sleepers_alone() -> None:
+    clock = FakeClock(datetime(2026, 3, 1, tzinfo=UTC))
+    woke = threading.Event()
+
+    def sleeper() -> None:
+        clock.sleep(10)
+        woke.set()
+
+    thread = threading.Thread(target=sleeper, daemon=True)
+    thread.start()
+    assert clock.wait_for_sleepers(1)
+    m0 = clock.monotonic()
+    clock.step_wall(3600)
+    assert clock.now() == datetime(2026, 3, 1, 1, tzinfo=UTC)
+    assert clock.monotonic() == m0
+    clock.step_wall(-7200)  # the wall clock may go back; monotonic time never does
+    assert clock.now() == datetime(2026, 2, 28, 23, tzinfo=UTC)
+    assert not woke.wait(0.05)
+    clock.advance(10)
+    assert woke.wait(5)
+    thread.join(5)
+    assert clock.now() == datetime(2026, 2, 28, 23, 0, 10, tzinfo=UTC)
