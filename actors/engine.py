@@ -84,6 +84,7 @@ class Engine:
         self._db_label = database_label(settings.database_url)
         self.checkpointer = Checkpointer(self.db) if is_sqlite_file(self.db) else None
         self.repo = Repository(self.db, self.clock)
+        _ = self.repo.client_id_namespace  # drawn and stored now, before any actor mints an id
         self.directory = Directory()
         self.gate = TradingGate()
         self.desk = Desk(self.directory, self.repo, self.clock, settings)

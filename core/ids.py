@@ -51,10 +51,11 @@ HIBACHI_MAX_LENGTH = 32
 # A venue's order whose creation time is earlier than our order row's, by more than this, is not ours. Our
 # row is written before the request leaves, so only clock differences can make our own order look older:
 # Hibachi reports creation in whole seconds (up to 1 s early) and our clock may differ from the venue's
-# (an NTP-synced host is within a second; signing windows tolerate 5-15 s). Generous on purpose: too small
-# would disown a real order of ours (an unbooked position), too large only narrows what the rule catches,
-# and an order from a lost database is minutes older at the least.
-CREATED_BEFORE_TOLERANCE = timedelta(seconds=60)
+# (an NTP-synced host is within a second; signing windows tolerate 5-15 s), and a wall-clock step (the clients
+# resync to the venue after one, but our row keeps the stepped time; a +60 s step was seen in review). Generous
+# on purpose: too small would disown a real order of ours (an unbooked position), too large only narrows what
+# the rule catches, and the namespace in every id (above) is the main guard against a lost database's orders.
+CREATED_BEFORE_TOLERANCE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)

@@ -300,6 +300,7 @@ class Repository:
         (long first) and their orders."""
         check_transition(PairState.PLANNED, PairState.OPENING)
         now = self.clock.now()
+        namespace = self.client_id_namespace  # before the transaction: drawing it may need a write of its own
         # Four statements, each row returned by its own INSERT (RETURNING goes through the same column types
         # as a read): every statement here stands between deciding to open and the orders leaving.
         with self._write() as conn:
@@ -358,7 +359,7 @@ class Repository:
                                 client_id=client_id_for(
                                     leg.venue,
                                     OrderKey(pair.id, leg.side, OrderPurpose.OPEN, 0),
-                                    self.client_id_namespace,
+                                    namespace,
                                 ),
                                 purpose=OrderPurpose.OPEN,
                                 attempt=0,
