@@ -22,6 +22,7 @@ from exchanges.backpack import parse
 from exchanges.backpack.signing import BackpackSigner, render_value
 from exchanges.base import Account, Fill, FundingPayment, Market, OrderRequest, OrderResult, OrderType, Position, Quote
 from exchanges.base import TimeInForce as Tif
+from exchanges.clocksync import ClockResync
 from exchanges.errors import MalformedResponse, OrderNotFound, RateLimited, VenueError, VenueUnavailable
 from exchanges.http import RestTransport
 from exchanges.wire import dec, plain
@@ -76,9 +77,8 @@ class BackpackClient:
             read_timeout_s=read_timeout_s, requests_per_s=requests_per_s, get_retries=get_retries, backoff_s=backoff_s,
         )  # fmt: skip
         self._offset_ms = 0
-        self._resync_every_s = resync_every_s
         # Monotonic, so a wall-clock step can neither postpone nor hurry it. The actor syncs at start.
-        self._resync_due = self._clock.monotonic() + resync_every_s
+        self._resync = ClockResync(VENUE, self._clock, resync_every_s, lambda retry: self._measure_offset(retry=retry))
         self._markets: dict[str, Market] = {}
 
     # ---- transport --------------------------------------------------------------------------------------
@@ -124,37 +124,16 @@ class BackpackClient:
                 signed_at.append(self._clock.monotonic())
             return signer.headers(instruction, signed, self._now_ms())
 
-        self._resync_if_due(write=method != "GET")
+        self._resync.before_request(write=method != "GET")
         try:
             return self._http.request(method, url, params=query, data=data, headers=headers, retry=retry)
         except VenueError as exc:
             if not is_clock_refusal(exc):
                 raise
-            self._resync_after_refusal(exc)
+            self._resync.after_refusal(exc)
         # Refused unread, so nothing was done: the same request (same clientId), re-signed on the corrected
         # clock, goes once more. A second refusal is raised.
         return self._http.request(method, url, params=query, data=data, headers=headers, retry=retry)
-
-    def _resync_after_refusal(self, refusal: VenueError) -> None:
-        log.warning("backpack refused a request as outside its window (%s): measuring the clock offset", refusal)
-        try:
-            offset = self.sync_time()
-        except VenueError as exc:
-            raise refusal from exc
-        log.warning("backpack clock offset now %d ms", offset, extra={"venue": VENUE})
-
-    def _resync_if_due(self, *, write: bool) -> None:
-        """The periodic resync, before a signed request. An order does not pay a round trip for it unless no
-        read did it for two periods."""
-        overdue = self._clock.monotonic() - self._resync_due
-        if overdue < 0 or (write and overdue < self._resync_every_s):
-            return
-        # Due again one period on even if this fails: a venue that is down is not asked before every request.
-        self._resync_due = self._clock.monotonic() + self._resync_every_s
-        try:
-            self._measure_offset(retry=False)
-        except VenueError as exc:
-            log.warning("backpack: periodic clock sync failed (%s); keeping offset %d ms", exc, self._offset_ms)
 
     def _get(self, path: str, params: dict[str, Any] | None = None, instruction: str | None = None) -> Any:
         return self._request("GET", path, params=params, instruction=instruction, retry=True)[1]
@@ -181,7 +160,7 @@ class BackpackClient:
         server = self._server_time_ms(retry=retry)
         after = int(self._clock.now().timestamp() * 1000)
         self._offset_ms = server - (before + after) // 2
-        self._resync_due = self._clock.monotonic() + self._resync_every_s
+        self._resync.measured()
         return self._offset_ms
 
     def markets(self) -> list[Market]:

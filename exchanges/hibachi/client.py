@@ -34,6 +34,7 @@ from exchanges.base import (
     Quote,
 )
 from exchanges.base import TimeInForce as Tif
+from exchanges.clocksync import ClockResync
 from exchanges.errors import (
     InvalidOrder,
     MalformedResponse,
@@ -115,9 +116,8 @@ class HibachiClient:
         self._info_at = 0.0
         self._settle_polls = settle_polls
         self._settle_interval_s = settle_interval_s
-        self._resync_every_s = resync_every_s
         # Monotonic, so a wall-clock step can neither postpone nor hurry it. The actor syncs at start.
-        self._resync_due = self._clock.monotonic() + resync_every_s
+        self._resync = ClockResync(VENUE, self._clock, resync_every_s, lambda retry: self._measure_offset(retry=retry))
         self._http = RestTransport(
             VENUE, self._clock, parse.parse_error, connect_timeout_s=connect_timeout_s,
             read_timeout_s=read_timeout_s, requests_per_s=requests_per_s, get_retries=get_retries, backoff_s=backoff_s,
@@ -146,7 +146,7 @@ class HibachiClient:
 
     def _trade_get(self, path: str, params: dict[str, Any] | None = None) -> Any:
         api_key, account_id = self._credentials(f"GET {path}")
-        self._resync_if_due(write=False)
+        self._resync.before_request(write=False)
         query = {"accountId": str(account_id)} | {k: str(v) for k, v in (params or {}).items() if v is not None}
         return self._http.request(
             "GET", self.api_url + path, params=query, headers=lambda: {"Authorization": api_key}, retry=True
@@ -187,30 +187,8 @@ class HibachiClient:
         # A floor left beyond the window by a wall-clock step comes back (never to a nonce already issued).
         if self.nonces.rewind(int(self._nonce_window_s * 1_000_000), round_trip_us + _SERVER_TIME_RESOLUTION_US):
             log.warning("hibachi nonces were ahead of the venue's window; back on its clock", extra={"venue": VENUE})
-        self._resync_due = self._clock.monotonic() + self._resync_every_s
+        self._resync.measured()
         return self.nonces.offset_us // 1000
-
-    def _resync_after_refusal(self, refusal: VenueError) -> None:
-        log.warning("hibachi refused a nonce (%s): measuring the clock offset", refusal, extra={"venue": VENUE})
-        try:
-            offset = self.sync_time()
-        except VenueError as exc:
-            raise refusal from exc
-        log.warning("hibachi clock offset now %d ms", offset, extra={"venue": VENUE})
-
-    def _resync_if_due(self, *, write: bool) -> None:
-        """The periodic resync, before a trade-host request. An order does not pay a round trip for it unless
-        no read did it for two periods."""
-        overdue = self._clock.monotonic() - self._resync_due
-        if overdue < 0 or (write and overdue < self._resync_every_s):
-            return
-        # Due again one period on even if this fails: a venue that is down is not asked before every request.
-        self._resync_due = self._clock.monotonic() + self._resync_every_s
-        try:
-            self._measure_offset(retry=False)
-        except VenueError as exc:
-            log.warning("hibachi: periodic clock sync failed (%s); keeping offset %d ms", exc,
-                        self.nonces.offset_us // 1000)  # fmt: skip
 
     def exchange_info(self, *, max_age_s: float | None = None) -> parse.ExchangeInfo:
         """Status, contracts and fee rates; cached for `info_ttl_s` (or `max_age_s`)."""
@@ -329,7 +307,7 @@ class HibachiClient:
             if info.status != parse.NORMAL:
                 raise VenueUnavailable(VENUE, f"exchange is in {info.status}: {info.maintenance_note or ''}".strip(),
                                        code=info.status)  # fmt: skip
-        self._resync_if_due(write=True)
+        self._resync.before_request(write=True)
         for attempt in range(2):
             nonce = self.nonces.next()
             # When the venue stops accepting this nonce, on our monotonic clock: a wall step cannot move it.
@@ -342,7 +320,7 @@ class HibachiClient:
             except VenueError as exc:
                 if attempt or not is_nonce_refusal(exc):
                     raise
-                self._resync_after_refusal(exc)
+                self._resync.after_refusal(exc)
                 # Refused unread, so nothing was placed: the same order (same clientId) goes once more, signed
                 # with a fresh nonce on the corrected clock. A second refusal is raised.
                 continue
