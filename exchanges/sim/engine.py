@@ -172,7 +172,7 @@ class SimEngine:
         self.taker_fee = taker_fee
         self.basis = basis
         self.leverage_scope = leverage_scope
-        self.faults = Faults()
+        self.faults = Faults(clock)
         self.accounts: dict[str, SimAccount] = {}
         self.lock = threading.RLock()
         self.next_order_id = 578721673790138368
