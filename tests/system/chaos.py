@@ -512,7 +512,10 @@ class _Chaos:
                     f"actor {name} restarted {actor['restarts']} time(s) (given up: {actor['given_up']}); "
                     f"last error: {actor['last_error']}"
                 )
-        events = [e for e in self.engine.repo.list_events(limit=1000) if e.id > self._last_event_id]
+        events = self.engine.repo.list_events(limit=100)
+        if events and min(e.id for e in events) > self._last_event_id + 1:  # more came since: read them all
+            events = self.engine.repo.list_events(limit=1_000_000)
+        events = [e for e in events if e.id > self._last_event_id]
         if events:
             self._last_event_id = max(e.id for e in events)
         for event in sorted(events, key=lambda e: e.id):
