@@ -10,10 +10,12 @@ request is being worked on). Real-time waits (an HTTP timeout, a held connection
 as on a real machine where a timeout is short against a venue's request window. Fake time never runs
 faster than SPEED; a step that does not become idle within IDLE_CAP_S real seconds is forced (counted).
 
-What a seed replays: the fault schedule (a pure function of seed and length), the fake instants faults are
-applied at, the engine's ticks, and prices (a function of fake time). Not replayed exactly: the order in
-which concurrently working actors reach a venue within one step (threads), so which order a pending fault
-meets, and a websocket frame's arrival against fake time. `outcome()` is what two runs are compared on.
+What a seed replays: the fault schedule (a pure function of seed, length and kinds), the fake instants the
+faults are applied at, the engine's ticks, and prices (a function of fake time); and so, in every run tried
+(also three at once on two cores), the whole outcome: pairs, quantities, final states, faults taken, checks.
+Not guaranteed: the order in which actors working in the same step reach a venue (thread scheduling), so
+which of them meets a pending fault, and a websocket frame's arrival against fake time. `Summary.outcome()`
+is what two runs are compared on.
 """
 
 from __future__ import annotations
@@ -68,7 +70,10 @@ class ChaosFailure(AssertionError):
 
 
 class SteppedClock:
-    """A fake clock (UTC wall and monotonic) that moves only by advance(), and knows who sleeps on it."""
+    """A fake clock (UTC wall and monotonic) that moves only by advance(), and knows who sleeps on it.
+
+    Like core.clock.FakeClock, plus the sleepers' deadlines: a sleeper whose deadline passed but that has not
+    woken yet is work still to come, so the engine is not idle."""
 
     def __init__(self, start: datetime) -> None:
         self._now = start
@@ -110,7 +115,7 @@ class SteppedClock:
             return any(d <= self._mono for d in self._deadlines)
 
 
-# Code objects that tell, from a thread's stack, whether it is working or waiting (see _Idle).
+# Code objects that tell, from a thread's stack, whether it is working or waiting (see _parked).
 _SLEEP = SteppedClock.sleep.__code__
 _HOLD = SimHttpServer._hold_unanswered.__code__
 _FUTURE_GET = pykka._threading.ThreadingFuture.get.__code__
