@@ -323,7 +323,7 @@ class _Chaos:
         self.unhedged_since: dict[int, datetime] = {}
         self._checked_orders: dict[Venue, int] = {}
         self._client_ids: dict[Venue, set[str]] = {Venue.BACKPACK: set(), Venue.HIBACHI: set()}
-        self._unsettled: dict[Venue, set[str]] = {Venue.BACKPACK: set(), Venue.HIBACHI: set()}
+        self._unsettled: dict[Venue, dict[str, Any]] = {Venue.BACKPACK: {}, Venue.HIBACHI: {}}  # row not final yet
         self._maintenance_seen = 0
         self._last_event_id = 0
         self._errors = _Errors()
@@ -451,25 +451,26 @@ class _Chaos:
                 orders = list(sim.account().orders.values())
                 fresh = orders[self._checked_orders.get(venue, 0) :]
                 self._checked_orders[venue] = len(orders)
-                by_client = {o.client_id: o.filled for o in orders if o.client_id is not None}
             for order in fresh:
                 if order.client_id is None:
                     continue
                 if order.client_id in self._client_ids[venue]:
                     self.fail(f"{venue} received client id {order.client_id} twice")
                 self._client_ids[venue].add(order.client_id)
-                self._unsettled[venue].add(order.client_id)
-            for client_id in list(self._unsettled[venue]):
+                self._unsettled[venue][order.client_id] = order
+            for client_id, order in list(self._unsettled[venue].items()):
                 try:
                     row = repo.get_order(venue, client_id)
                 except LookupError:
                     self.fail(f"{venue} has order {client_id} with no database row")
                 if is_unresolved(row):
                     continue
-                self._unsettled[venue].discard(client_id)
-                if row.filled_quantity != by_client[client_id]:
+                del self._unsettled[venue][client_id]
+                with sim.engine.lock:
+                    filled = order.filled
+                if row.filled_quantity != filled:
                     self.fail(
-                        f"{venue} order {client_id} filled {by_client[client_id]} on the venue, but the database "
+                        f"{venue} order {client_id} filled {filled} on the venue, but the database "
                         f"booked it {row.status} with {row.filled_quantity} filled ({row.error or ''})"
                     )
         self.summary.checks["orders_have_rows"] += 1
