@@ -19,7 +19,8 @@ def test_chaos_keeps_every_invariant(capsys: pytest.CaptureFixture[str]) -> None
         print("\n" + summary.render())
     assert not summary.cut_short
     assert summary.lifecycles >= SECONDS  # about 2 pair lifecycles per real second, so over a hundred per CI run
-    assert sum(summary.taken.values()) >= SECONDS / 3
+    # Latency is taken by every request while it lasts; the others alter one request, reply or feed each.
+    assert sum(n for kind, n in summary.taken.items() if kind != "latency") >= SECONDS / 5
     assert set(summary.taken) >= {
         "reject",
         "reject_close",
