@@ -11,7 +11,7 @@ from exchanges.sim.http import Request, Response
 from exchanges.sim.ws import SimWsServer
 
 FAULT_KINDS = (
-    "reject", "http_error", "latency", "blackhole", "partial_fill", "drop_ws", "freeze", "jump", "clear",
+    "reject", "http_error", "latency", "blackhole", "partial_fill", "delay", "drop_ws", "freeze", "jump", "clear",
 )  # fmt: skip
 
 
@@ -34,6 +34,11 @@ def apply_fault(engine: SimEngine, ws: SimWsServer | None, spec: dict[str, Any])
         faults.blackhole_orders(count)
     elif kind == "partial_fill":
         faults.partial_fills(count, Decimal(str(spec["fraction"])))
+    elif kind == "delay":  # held on the venue's clock, then carried out unanswered (see InjectedDelay)
+        method, path = spec.get("method", "POST"), spec.get("path")
+        faults.delay_requests(
+            count, float(spec["seconds"]), None if method is None else str(method), None if path is None else str(path)
+        )
     elif kind == "drop_ws":
         return {"dropped": ws.drop_all() if ws else 0}
     elif kind == "freeze":
@@ -81,6 +86,7 @@ def engine_state(engine: SimEngine) -> dict[str, Any]:
                 for name, acc in engine.accounts.items()
             },
             "faults": engine.faults.pending(),
+            "faults_taken": dict(engine.faults.taken),
         }
 
 

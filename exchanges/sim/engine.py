@@ -172,12 +172,15 @@ class SimEngine:
         self.taker_fee = taker_fee
         self.basis = basis
         self.leverage_scope = leverage_scope
-        self.faults = Faults()
+        self.faults = Faults(clock)
         self.accounts: dict[str, SimAccount] = {}
         self.lock = threading.RLock()
         self.next_order_id = 578721673790138368
         self.next_trade_id = 1
         self.version = 0  # grows on every change of state: what a persisting wrapper saves on
+        # Per account, the orders that may still fill (resting limit orders): tick() and the duplicate client id
+        # check look at these alone, not at an order history that grows all run long.
+        self._open: dict[str, dict[str, SimOrder]] = {}
         start = clock.now().timestamp()
         self._next_funding = {
             m.symbol: (int(start) // m.funding_interval_s + 1) * m.funding_interval_s for m in markets
@@ -225,6 +228,14 @@ class SimEngine:
     def _new_trade_id(self) -> int:
         self.next_trade_id += 1
         return self.next_trade_id - 1
+
+    def reindex(self) -> None:
+        """Rebuild the index of orders that may still fill (after accounts' orders were replaced wholesale)."""
+        with self.lock:
+            self._open = {
+                name: {o.id: o for o in acc.orders.values() if not o.status.is_final}
+                for name, acc in self.accounts.items()
+            }
 
     def touch(self) -> None:
         """Note a change of state made outside the engine's own methods (a wire layer setting a field)."""
@@ -385,6 +396,8 @@ class SimEngine:
             elif time_in_force is TimeInForce.IOC:
                 order.status = OrderStatus.EXPIRED
                 order.expiry_reason = "ImmediateOrCancel"
+            if not order.status.is_final:
+                self._open.setdefault(account.name, {})[order.id] = order
             return order
 
     def _validate(
@@ -408,7 +421,7 @@ class SimEngine:
                 RejectKind.BAD_QUANTITY, f"notional {quantity * reference} is below the minimum {m.min_notional}"
             )
         if client_id is not None and any(
-            o.client_id == client_id and not o.status.is_final for o in account.orders.values()
+            o.client_id == client_id and not o.status.is_final for o in self._open.get(account.name, {}).values()
         ):
             raise SimRejectError(RejectKind.DUPLICATE_CLIENT_ID, f"an open order already has client id {client_id}")
 
@@ -541,9 +554,12 @@ class SimEngine:
         """Fill resting orders the price crossed, settle due funding, liquidate accounts under maintenance."""
         with self.lock:
             for account in self.accounts.values():
-                for order in list(account.orders.values()):
+                resting = self._open.get(account.name, {})
+                for order in list(resting.values()):
                     if order.order_type is OrderType.LIMIT and not order.status.is_final and self._crosses(order):
                         self._fill(account, order, order.price, order.quantity - order.filled, is_maker=True)  # type: ignore[arg-type]
+                    if order.status.is_final:
+                        del resting[order.id]
             self._settle_funding()
             for account in self.accounts.values():
                 maintenance = self.maintenance_requirement(account)

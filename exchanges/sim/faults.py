@@ -1,10 +1,17 @@
-"""Fault injection shared by the simulators: what the next requests, orders and feeds should suffer."""
+"""Fault injection shared by the simulators: what the next requests, orders and feeds should suffer.
+
+A fault is *pending* from injection until it alters a request, a reply or a feed; only then is it *taken*
+(`Faults.taken`). Chaos runs report taken faults: a fault that never met a request tested nothing.
+"""
 
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
+
+from core.clock import Clock, SystemClock
 
 
 @dataclass(frozen=True)
@@ -16,6 +23,11 @@ class InjectedReject:
     http_status: int = 400
     reduce_only: bool | None = None  # None: any order; True: only reduce-only orders (closes, rollbacks)
 
+    @property
+    def label(self) -> str:
+        """Its name among taken faults."""
+        return {None: "reject", True: "reject_close", False: "reject_open"}[self.reduce_only]
+
 
 @dataclass(frozen=True)
 class InjectedHttpError:
@@ -24,21 +36,44 @@ class InjectedHttpError:
     status: int
     retry_after: float | None = None
 
+    @property
+    def label(self) -> str:
+        """Its name among taken faults."""
+        return "http_429" if self.status == 429 else "http_5xx" if self.status >= 500 else f"http_{self.status}"
+
+
+@dataclass(frozen=True)
+class InjectedDelay:
+    """Hold a request `seconds` (venue clock) after it arrived, then carry it out and answer nothing.
+
+    The client has given up by then (a timeout: the reply is lost) while the venue still executes what it
+    received in time. The venue checks the request's signed window or nonce against the *arrival* time, as
+    a real venue's gateway does (see `ArrivalClock`); `seconds` should stay below that window, since a venue
+    that executed a request after its window would break the promise a client's lost-reply wait relies on.
+    """
+
+    seconds: float
+    method: str | None = "POST"  # None: any method
+    path: str | None = None  # None: any path
+
 
 class Faults:
-    """Counters of pending faults; each `take_*` consumes one. Thread-safe."""
+    """Pending faults; each `take_*` consumes one and counts it as taken. Thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
         self._lock = threading.Lock()
+        self.clock: Clock = clock or SystemClock()
+        self.taken: Counter[str] = Counter()
         self.clear()
 
     def clear(self) -> None:
-        """Remove every pending fault."""
+        """Remove every pending fault (taken counts stay)."""
         with self._lock:
             self._rejects: list[InjectedReject] = []
             self._http: list[InjectedHttpError] = []
             self._blackholes = 0
             self._partials: list[Decimal] = []
+            self._delays: list[InjectedDelay] = []
             self.latency_s = 0.0
 
     def reject_orders(
@@ -63,36 +98,73 @@ class Faults:
         with self._lock:
             self._partials.extend([fraction] * count)
 
+    def delay_requests(self, count: int, seconds: float, method: str | None = "POST", path: str | None = None) -> None:
+        """Hold the next `count` matching requests `seconds` before the venue carries them out, unanswered."""
+        if seconds < 0:
+            raise ValueError("a delay cannot be negative")
+        with self._lock:
+            self._delays.extend([InjectedDelay(seconds, method, path)] * count)
+
     def set_latency(self, seconds: float) -> None:
         """Delay every answer by `seconds`."""
         with self._lock:
             self.latency_s = max(0.0, seconds)
+
+    def take_latency(self) -> float:
+        """The network delay for this request (counted as taken when there is one)."""
+        with self._lock:
+            if self.latency_s > 0:
+                self.taken["latency"] += 1
+            return self.latency_s
 
     def take_reject(self, reduce_only: bool = False) -> InjectedReject | None:
         """Consume the first pending rejection that applies to an order of this kind."""
         with self._lock:
             for i, reject in enumerate(self._rejects):
                 if reject.reduce_only is None or reject.reduce_only == reduce_only:
+                    self.taken[reject.label] += 1
                     return self._rejects.pop(i)
             return None
 
     def take_http_error(self) -> InjectedHttpError | None:
         """Consume one pending request failure."""
         with self._lock:
-            return self._http.pop(0) if self._http else None
+            if not self._http:
+                return None
+            injected = self._http.pop(0)
+            self.taken[injected.label] += 1
+            return injected
 
     def take_blackhole(self) -> bool:
         """Consume one pending never-answer."""
         with self._lock:
             if self._blackholes:
                 self._blackholes -= 1
+                self.taken["blackhole"] += 1
                 return True
             return False
 
     def take_partial(self) -> Decimal | None:
         """Consume one pending partial fill."""
         with self._lock:
-            return self._partials.pop(0) if self._partials else None
+            if not self._partials:
+                return None
+            self.taken["partial_fill"] += 1
+            return self._partials.pop(0)
+
+    def take_delay(self, method: str, path: str) -> InjectedDelay | None:
+        """Consume the first pending delay that applies to this request. Counted as taken only once the held
+        request is carried out (`note_taken("delay")`): a server stopped meanwhile never delivers it."""
+        with self._lock:
+            for i, delay in enumerate(self._delays):
+                if delay.method in (None, method) and delay.path in (None, path):
+                    return self._delays.pop(i)
+            return None
+
+    def note_taken(self, kind: str) -> None:
+        """Count a fault that took effect outside the `take_*` methods."""
+        with self._lock:
+            self.taken[kind] += 1
 
     def pending(self) -> dict[str, int]:
         """Counts of what is pending (for the admin endpoint)."""
@@ -102,4 +174,5 @@ class Faults:
                 "http_errors": len(self._http),
                 "blackholes": self._blackholes,
                 "partial_fills": len(self._partials),
+                "delays": len(self._delays),
             }

@@ -1,4 +1,5 @@
-"""A small threaded HTTP server for the simulators: routing, injected latency/5xx/429, never-answer."""
+"""A small threaded HTTP server for the simulators: routing, injected latency/5xx/429, never-answer, and
+requests held past the client's timeout before the venue carries them out."""
 
 from __future__ import annotations
 
@@ -6,14 +7,17 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from core.clock import Clock
 from exchanges.http import ARRIVAL_HEADER
-from exchanges.sim.faults import Faults, InjectedHttpError
+from exchanges.sim.faults import Faults, InjectedDelay, InjectedHttpError
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20
@@ -51,6 +55,42 @@ Handler = Callable[[Request], Response]
 ErrorBody = Callable[[InjectedHttpError], Response]
 
 
+class ArrivalClock:
+    """A venue's own clock that, while a held request is carried out, reads the time that request arrived.
+
+    A real venue stamps a request at its gateway and checks the signed window or nonce against that stamp,
+    however late its matching engine then gets to it. Install it as the simulator's `clock` (the clock its
+    window and nonce checks read) and as its server's `arrival_clock`; the SimEngine keeps the plain clock,
+    so orders and fills carry the time they were really made.
+    """
+
+    def __init__(self, inner: Clock) -> None:
+        self._inner = inner
+        self._local = threading.local()
+
+    def now(self) -> datetime:
+        """The pinned arrival time in a thread carrying out a held request, else the inner clock's time."""
+        pinned: datetime | None = getattr(self._local, "at", None)
+        return pinned if pinned is not None else self._inner.now()
+
+    def monotonic(self) -> float:
+        """The inner clock's monotonic time."""
+        return self._inner.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        """The inner clock's sleep."""
+        self._inner.sleep(seconds)
+
+    @contextmanager
+    def pinned(self, at: datetime) -> Iterator[None]:
+        """Read `at` as now in this thread until the block ends."""
+        self._local.at = at
+        try:
+            yield
+        finally:
+            self._local.at = None
+
+
 class SimHttpServer:
     """Serves `routes` on 127.0.0.1:port in threads; `/_sim/` paths go to `admin` and skip faults."""
 
@@ -71,6 +111,8 @@ class SimHttpServer:
         self._stopping = threading.Event()
         # Called after every request the venue handled (persistence hooks in here), before the reply leaves.
         self.after_request: Callable[[], None] | None = None
+        # When set, a held request's window/nonce checks read its arrival time (see ArrivalClock).
+        self.arrival_clock: ArrivalClock | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -98,26 +140,54 @@ class SimHttpServer:
         self._server.shutdown()
         self._server.server_close()
 
+    def wrap_route(self, method: str, path: str, wrapper: Callable[[Handler], Handler]) -> None:
+        """Replace a route's handler by `wrapper(handler)` (tests observe what a venue answered)."""
+        self._routes[(method, path)] = wrapper(self._routes[(method, path)])
+
     def dispatch(self, request: Request) -> Response | None:
         """Route one request through the faults; None means: answer nothing."""
         if request.path.startswith("/_sim"):
             return self._admin(request)
-        if self._faults.latency_s:
-            time.sleep(self._faults.latency_s)  # simulated network delay (real time on purpose)
+        latency = self._faults.take_latency()
+        if latency:
+            time.sleep(latency)  # simulated network delay (real time on purpose)
         injected = self._faults.take_http_error()
         if injected is not None:
             return self._error_body(injected)
         handler = self._routes.get((request.method, request.path))
         if handler is None:
             return Response(404, "Not Found")
+        delay = self._faults.take_delay(request.method, request.path)
+        if delay is not None:
+            self._deliver_late(handler, request, delay)
+            return None
         try:
             response = handler(request)
         except NeverAnswerError:
             self._after()
-            self._stopping.wait(self._hold_s)
+            self._hold_unanswered()
             return None
         self._after()
         return response
+
+    def _deliver_late(self, handler: Handler, request: Request, delay: InjectedDelay) -> None:
+        """Hold the request on the venue's clock, then carry it out; its reply is never sent (the client timed
+        out). Its window/nonce are checked against the arrival time when an ArrivalClock is installed."""
+        arrival = self._faults.clock.now()
+        self._faults.clock.sleep(delay.seconds)
+        if self._stopping.is_set():
+            return
+        pin: AbstractContextManager[None] = nullcontext()
+        if self.arrival_clock is not None:
+            pin = self.arrival_clock.pinned(arrival)
+        with pin, suppress(NeverAnswerError):
+            handler(request)
+        self._faults.note_taken("delay")
+        self._after()
+
+    def _hold_unanswered(self) -> None:
+        """Keep a never-answered connection open (the client sees a timeout, not a reset)."""
+        self._stopping.wait(self._hold_s)
 
     def _after(self) -> None:
         if self.after_request is not None:

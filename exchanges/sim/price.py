@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import threading
+from collections import Counter
 from decimal import Decimal
 
 from core.clock import Clock
@@ -30,6 +31,8 @@ class PriceSource:
         self._step_s = step_s
         self._volatility = volatility
         self._frozen: set[str] = set()
+        self._freeze_unfelt: set[str] = set()  # frozen, but no step of the walk held back yet
+        self.taken: Counter[str] = Counter()  # faults that altered a price: "freeze" (per freeze), "jump"
         self._steps_done = 0
         self._start = clock.monotonic()
         self._lock = threading.Lock()
@@ -47,6 +50,9 @@ class PriceSource:
                 move = Decimal(repr(round(self._rng.gauss(0.0, self._volatility * scale), 10)))
                 if asset not in self._frozen:
                     self._prices[asset] = (self._prices[asset] * (1 + move)).quantize(Decimal("0.00000001"))
+                elif asset in self._freeze_unfelt:
+                    self._freeze_unfelt.discard(asset)
+                    self.taken["freeze"] += 1
         self._steps_done = due
 
     def price(self, asset: str) -> Decimal:
@@ -65,6 +71,8 @@ class PriceSource:
         with self._lock:
             self._advance()
             self._prices[asset] = (self._prices[asset] * (1 + pct / 100)).quantize(Decimal("0.00000001"))
+            if pct:
+                self.taken["jump"] += 1
             return self._prices[asset]
 
     def set_price(self, asset: str, price: Decimal) -> None:
@@ -78,9 +86,12 @@ class PriceSource:
         with self._lock:
             self._advance()
             if frozen:
+                if asset not in self._frozen:
+                    self._freeze_unfelt.add(asset)
                 self._frozen.add(asset)
             else:
                 self._frozen.discard(asset)
+                self._freeze_unfelt.discard(asset)
 
     def is_frozen(self, asset: str) -> bool:
         """Whether `asset` is frozen."""

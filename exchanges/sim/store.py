@@ -108,6 +108,7 @@ def load_engine(engine: SimEngine, data: dict[str, Any]) -> None:
             acc.fills = [_decode(SimFill, f) for f in saved["fills"]]
             acc.funding = [_decode(SimFunding, f) for f in saved["funding"]]
         engine.version = int(data["version"])
+        engine.reindex()
 
 
 def dump_prices(prices: PriceSource) -> dict[str, str]:

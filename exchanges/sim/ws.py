@@ -27,6 +27,7 @@ class SimWsServer:
         self.sent = 0
         self.connections_accepted = 0
         self.subscriptions_made = 0  # grows on every subscribe: publishers resend a full snapshot then
+        self.drops_taken = 0  # drop_all() calls that closed at least one connection (fault taken)
         self._server: Server = serve(self._handle, "127.0.0.1", port)
         self._thread = threading.Thread(target=self._server.serve_forever, name="sim-ws", daemon=True)
 
@@ -95,4 +96,7 @@ class SimWsServer:
             conns = list(self._subs)
         for conn in conns:
             conn.close(1012, "simulator dropped the connection")
+        if conns:
+            with self._lock:
+                self.drops_taken += 1
         return len(conns)

@@ -1,0 +1,200 @@
+"""The chaos run catches known bugs: each test breaks the engine the way a past change did (monkeypatched) and
+expects ChaosFailure for the right reason; its control runs the same short schedule unbroken and passes.
+
+Names these patches rely on: HedgeCoordinator._conclude (its trim: `if long_q != short_q:`), Closer._on_tick,
+`resolve_lost_reply` as imported by exchanges.backpack.client and exchanges.hibachi.client (its `wait_s`
+argument), and actors.desk.UNKNOWN_MARGIN_S (the age rule for orders a venue does not know).
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import logging
+import shutil
+import textwrap
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+import actors.coordinator
+import actors.desk
+import exchanges.backpack.client
+import exchanges.hibachi.client
+from actors.closer import Closer
+from actors.coordinator import HedgeCoordinator
+from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
+from storage.repository import LegPlan, NewOrder, PairPlan
+from tests.system.chaos import KINDS, REPAIR_DEADLINE_S, ChaosFailure, _Chaos, run_chaos
+
+SEED = 20261201
+SECONDS = 12.0  # real-time budget per run (its fake length is fixed by it, so the failures replay)
+TRIM = "if long_q != short_q:"
+D100 = Decimal(100)
+
+
+def _conclude_without_trim() -> Callable[..., Any]:
+    """HedgeCoordinator._conclude with its trim of unequal fills taken out (the legs go OPEN as filled)."""
+    source = textwrap.dedent(inspect.getsource(HedgeCoordinator._conclude))
+    assert TRIM in source, "the coordinator's trim moved: update this bite"
+    namespace = dict(vars(actors.coordinator))
+    exec(compile(source.replace(TRIM, "if False:", 1), actors.coordinator.__file__, "exec"), namespace)
+    return namespace["_conclude"]  # type: ignore[no-any-return]
+
+
+def _no_trim(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(HedgeCoordinator, "_conclude", _conclude_without_trim())
+
+
+def _closer_fails_every_25th_tick(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = itertools.count(1)
+    original = Closer._on_tick
+
+    def flaky(self: Closer, now: datetime) -> None:
+        if next(calls) % 25 == 0:
+            raise RuntimeError("closer tick failed (chaos bite)")
+        original(self, now)
+
+    monkeypatch.setattr(Closer, "_on_tick", flaky)
+
+
+def _lookup_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No wait for the venue's window before a lost-reply lookup, and no age rule for unknown orders."""
+    for module in (exchanges.backpack.client, exchanges.hibachi.client):
+        original = module.resolve_lost_reply
+        signature = inspect.signature(original)
+
+        def eager(*args: Any, _original: Any = original, _signature: Any = signature, **kwargs: Any) -> Any:
+            bound = _signature.bind(*args, **kwargs)
+            bound.arguments["wait_s"] = 0.0
+            return _original(*bound.args, **bound.kwargs)
+
+        monkeypatch.setattr(module, "resolve_lost_reply", eager)
+    monkeypatch.setattr(actors.desk, "UNKNOWN_MARGIN_S", -1e9)
+
+
+BITES = {
+    # partial fills leave an open's legs unequal; untrimmed, the pair goes OPEN that way
+    "no_trim": (_no_trim, ("partial_fill",), r"is OPEN with unequal legs"),
+    # every tick failure restarts the closer: the run fails on the first restart
+    "closer_tick_fails": (_closer_fails_every_25th_tick, ("reject",), r"actor closer restarted|tick_failed"),
+    # a held order lands after the early lookup booked it as never placed
+    "lookup_at_once": (
+        _lookup_at_once,
+        ("delay",),
+        r"on the venue, but the database booked it|position mismatch|differ from venue positions",
+    ),
+}
+
+
+@pytest.mark.parametrize("bite", sorted(BITES))
+def test_the_chaos_run_catches(bite: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    breaks, kinds, reason = BITES[bite]
+    breaks(monkeypatch)
+    with pytest.raises(ChaosFailure, match=reason):
+        run_chaos(SEED, SECONDS, kinds=kinds)
+
+
+@pytest.mark.parametrize("bite", sorted(BITES))
+def test_the_same_schedule_passes_unbroken(bite: str) -> None:
+    _, kinds, _ = BITES[bite]
+    summary = run_chaos(SEED, SECONDS, kinds=kinds)
+    assert summary.lifecycles > 5
+    assert sum(summary.taken.values()) > 0
+
+
+# ---- each way a failure is detected, on its own -----------------------------------------------------------
+
+
+@pytest.fixture
+def checker() -> Iterator[_Chaos]:
+    """A chaos run's checker over a fresh engine that is never started (its database and supervisor only)."""
+    chaos = _Chaos(SEED, 10, 10, KINDS)
+    logging.getLogger().addHandler(chaos._errors)
+    yield chaos
+    logging.getLogger().removeHandler(chaos._errors)
+    chaos.engine.db.dispose()
+    shutil.rmtree(chaos.dir, ignore_errors=True)
+
+
+def test_a_clean_book_passes_the_failure_check(checker: _Chaos) -> None:
+    logging.getLogger("actors.writer").error("the paper state was not saved: disk full")  # no traceback: a report
+    checker._check_failures()
+
+
+@pytest.mark.parametrize("kind", ["tick_failed", "actor_restarted", "actor_given_up"])
+def test_a_failure_event_fails_the_run(checker: _Chaos, kind: str) -> None:
+    checker.engine.repo.add_event(EventLevel.WARNING, kind, f"closer: {kind}", data={"actor": "closer"})
+    with pytest.raises(ChaosFailure, match=f"{kind} event: closer"):
+        checker._check_failures()
+
+
+def test_a_restart_the_schedule_caused_is_allowed(checker: _Chaos) -> None:
+    checker.allowed_restarts["closer"] = 1
+    checker.engine.repo.add_event(EventLevel.WARNING, "actor_restarted", "closer restarted", data={"actor": "closer"})
+    checker._check_failures()
+
+
+def test_an_error_logged_with_its_traceback_fails_the_run(checker: _Chaos) -> None:
+    try:
+        raise ValueError("a bug")
+    except ValueError:
+        logging.getLogger("actors.closer").exception("closer tick failed")
+    with pytest.raises(ChaosFailure, match="1 unhandled exception.*closer tick failed"):
+        checker._check_failures()
+
+
+# ---- the book invariants, on a book written by hand -------------------------------------------------------
+
+
+def _pair(repo: Any, state: PairState, long_filled: str, short_filled: str, long_closed: str = "0") -> int:
+    """A BTC pair in `state` whose opening orders filled as given; `long_closed` of the long leg closed."""
+    plan = PairPlan(
+        "BTC",
+        LegPlan(Venue.BACKPACK, "BTC_USDC_PERP", Side.LONG),
+        LegPlan(Venue.HIBACHI, "BTC/USDT-P", Side.SHORT),
+        Decimal(2),
+        Decimal(1000),
+        Decimal(long_filled),
+        60,
+    )
+    pair, legs, orders = repo.begin_open(plan, {Venue.BACKPACK: Decimal(2), Venue.HIBACHI: Decimal(2)})
+    for order, filled in zip(orders, (long_filled, short_filled), strict=True):
+        repo.update_order(order.venue, order.client_id, "filled", filled_quantity=Decimal(filled), avg_price=D100)
+    repo.transition_pair(pair.id, PairState.OPENING, PairState.OPEN, "test")
+    if state is PairState.CLOSING:
+        repo.transition_pair(pair.id, PairState.OPEN, PairState.CLOSING, "test")
+        if Decimal(long_closed):
+            long = legs[0]
+            close = NewOrder(pair.id, long.id, long.venue, f"9{pair.id}", OrderPurpose.CLOSE, 0, Side.SHORT,
+                             "market", Decimal(long_closed), reduce_only=True)  # fmt: skip
+            repo.record_order(close)
+            repo.update_order(
+                long.venue, close.client_id, "filled", filled_quantity=Decimal(long_closed), avg_price=D100
+            )
+    return int(pair.id)
+
+
+def test_an_open_pair_with_unequal_legs_fails_the_run(checker: _Chaos) -> None:
+    _pair(checker.engine.repo, PairState.OPEN, "0.5", "0.5")
+    checker._check_open_legs_equal()
+    unequal = _pair(checker.engine.repo, PairState.OPEN, "0.5", "0.2")
+    with pytest.raises(ChaosFailure, match=f"pair {unequal} is OPEN with unequal legs"):
+        checker._check_open_legs_equal()
+
+
+@pytest.mark.parametrize(("closed", "fails"), [("0.5", True), ("0.2", False)])
+def test_one_sided_closing_time_counts_against_the_repair_deadline(checker: _Chaos, closed: str, fails: bool) -> None:
+    pair_id = _pair(checker.engine.repo, PairState.CLOSING, "0.5", "0.5", long_closed=closed)
+    checker._check_unhedged_deadline()
+    checker.clock.advance(REPAIR_DEADLINE_S - 1)
+    checker._check_unhedged_deadline()
+    checker.clock.advance(2)
+    if not fails:  # both legs still hold something: a close under way, not an unhedged leg
+        checker._check_unhedged_deadline()
+        return
+    with pytest.raises(ChaosFailure, match=f"pair {pair_id} has held one leg alone since"):
+        checker._check_unhedged_deadline()
