@@ -15,6 +15,7 @@ from core.clock import Clock
 from core.config import PaperConfig
 from exchanges.backpack.client import BackpackClient
 from exchanges.backpack.feed import backpack_feed
+from exchanges.feed import PriceFeed
 from exchanges.hibachi.client import HibachiClient
 from exchanges.hibachi.feed import hibachi_feed
 from exchanges.sim.live_engine import LiveSimEngine
@@ -63,7 +64,11 @@ class LivePriceConfig:
 def follow_backpack(config: LivePriceConfig, symbols: list[str], clock: Clock) -> LiveVenuePrices:
     """Backpack's bookTicker and markPrice streams, and its public REST quote (not started)."""
     client = BackpackClient(config.backpack_rest_url, clock=clock, read_timeout_s=REST_READ_TIMEOUT_S, get_retries=1)
-    feed = backpack_feed(config.backpack_ws_url, symbols, clock, reconnect_max_s=max(1.0, config.rest_after_s))
+    reconnect_max_s = max(1.0, config.rest_after_s)
+
+    def feed(known: list[str]) -> PriceFeed:
+        return backpack_feed(config.backpack_ws_url, known, clock, reconnect_max_s=reconnect_max_s)
+
     return LiveVenuePrices(
         "backpack", feed, client.quote, symbols, clock, url=config.backpack_rest_url, on_stop=client.close,
         **config.options(),
@@ -75,7 +80,11 @@ def follow_hibachi(config: LivePriceConfig, symbols: list[str], clock: Clock) ->
     # Only the data host is read; the trade host is never called without keys, so it gets the same URL.
     url = config.hibachi_data_url
     client = HibachiClient(url, url, clock=clock, read_timeout_s=REST_READ_TIMEOUT_S, get_retries=1)
-    feed = hibachi_feed(config.hibachi_ws_url, symbols, clock, reconnect_max_s=max(1.0, config.rest_after_s))
+    reconnect_max_s = max(1.0, config.rest_after_s)
+
+    def feed(known: list[str]) -> PriceFeed:
+        return hibachi_feed(config.hibachi_ws_url, known, clock, reconnect_max_s=reconnect_max_s)
+
     return LiveVenuePrices(
         "hibachi", feed, client.quote, symbols, clock, url=url, on_stop=client.close, **config.options()
     )

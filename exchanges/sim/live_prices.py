@@ -22,6 +22,7 @@ from exchanges.feed import PriceFeed
 log = logging.getLogger(__name__)
 
 QuoteReader = Callable[[str], Quote]
+FeedFactory = Callable[[list[str]], PriceFeed]  # a venue's (not started) feed for these symbols
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,7 @@ class LiveVenuePrices:
     def __init__(
         self,
         venue: str,
-        feed: PriceFeed,
+        make_feed: FeedFactory,
         read_quote: QuoteReader,
         symbols: list[str],
         clock: Clock,
@@ -59,9 +60,11 @@ class LiveVenuePrices:
         on_stop: Callable[[], None] | None = None,
     ) -> None:
         self.venue = venue
-        self.url = url or feed.url
+        self.url = url
         self.symbols = list(symbols)
-        self._feed = feed
+        # Built at start for the symbols the venue listed: one unknown stream may spoil a whole subscription.
+        self._feed = make_feed(self.symbols)
+        self._make_feed = make_feed
         self._read_quote = read_quote
         self._clock = clock
         self._rest_after_s = rest_after_s
@@ -95,7 +98,9 @@ class LiveVenuePrices:
             raise VenueError(self.venue, f"live prices unavailable from {self.url}: {'; '.join(failures)}")
         for failure in failures:
             log.warning("%s live prices: %s (this paper market will not trade)", self.venue, failure)
-        self.symbols = known
+        if known != self.symbols:
+            self.symbols = known
+            self._feed = self._make_feed(known)
         self._feed.start()
         self._thread.start()
         return self
