@@ -86,12 +86,18 @@ class PaperVenues:
                 "engine_factory": live_engine(hibachi_live, live, HIBACHI_REFUSAL),
             }
             log.info("paper venues on live prices from %s and %s", live.backpack_rest_url, live.hibachi_data_url)
-        backpack = BackpackSim(prices, clock, seed=seed, collateral=collateral, **bp_options)
-        hibachi = HibachiSim(prices, clock, seed=seed, collateral=collateral, **hb_options)
-        if saved is not None:
-            load_engine(backpack.engine, saved["backpack"])
-            load_engine(hibachi.engine, saved["hibachi"])
-            log.info("paper venues restored from %s", store.path)  # type: ignore[union-attr]
+        try:
+            backpack = BackpackSim(prices, clock, seed=seed, collateral=collateral, **bp_options)
+            hibachi = HibachiSim(prices, clock, seed=seed, collateral=collateral, **hb_options)
+            if saved is not None:
+                load_engine(backpack.engine, saved["backpack"])
+                load_engine(hibachi.engine, saved["hibachi"])
+                log.info("paper venues restored from %s", store.path)  # type: ignore[union-attr]
+        except BaseException:
+            for follower in (backpack_live, hibachi_live):
+                if follower is not None:
+                    follower.stop()
+            raise
         venues = cls(prices, backpack, hibachi, store, live, backpack_live, hibachi_live)
         if store is not None:
             backpack.http.after_request = venues.save_if_changed

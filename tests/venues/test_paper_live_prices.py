@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal as D
+from pathlib import Path
 
 import pytest
 
 from core.clock import FakeClock, SystemClock
-from core.config import PaperConfig
+from core.config import ConfigError, PaperConfig, load_settings
 from core.domain import Side
 from exchanges.backpack.client import BackpackClient
 from exchanges.backpack.sim import DEFAULT_MARKETS, BackpackSim
@@ -241,3 +242,30 @@ def test_a_paper_order_on_a_stale_live_touch_is_refused_as_invalid_and_nothing_f
     finally:
         bp.close()
         hb.close()
+
+
+# ---- configuration --------------------------------------------------------------------------------------
+
+
+def test_simulated_prices_stay_the_default_and_status_says_so(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./config.toml
+    settings = load_settings(None, {})
+    assert settings.paper.prices == "simulated" and LivePriceConfig.from_paper(settings.paper) is None
+    venues = PaperVenues.start(SystemClock(), paper=settings.paper)
+    try:
+        assert venues.price_status() == {"source": "simulated"} and venues.backpack_live is None
+    finally:
+        venues.stop()
+
+
+def test_live_price_settings_are_checked_with_the_key_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    bad = {"paper": {"prices": "live", "live_backpack_ws_url": "https://ws.example", "live_max_age_s": 0}}
+    with pytest.raises(ConfigError) as error:
+        load_settings(None, bad)
+    assert "paper.live_backpack_ws_url = https://ws.example must be a ws or wss URL with a host" in error.value.lines
+    assert "paper.live_max_age_s = 0 must be > 0" in error.value.lines
+    with pytest.raises(ConfigError, match="paper.prices"):
+        load_settings(None, {"paper": {"prices": "random"}})
+    live = LivePriceConfig.from_paper(load_settings(None, {"paper": {"prices": "live", "live_max_age_s": "4"}}).paper)
+    assert live is not None and (live.backpack_ws_url, live.max_age_s) == ("wss://ws.backpack.exchange", 4.0)
