@@ -169,10 +169,28 @@ class ReconcileConfig(_Section):
 
 
 class PaperConfig(_Section):
-    """The built-in venue simulators of paper mode."""
+    """The built-in venue simulators of paper mode, and where their prices come from."""
 
     seed: int = 0
     collateral_usd: Decimal = Decimal(10000)
+    # simulated: one seeded random walk for both venues. live: each paper venue follows its real venue's
+    # public book, mark and funding (read only: no keys, nothing is ever sent to the venues).
+    prices: Literal["simulated", "live"] = "simulated"
+    live_backpack_rest_url: str = "https://api.backpack.exchange"
+    live_backpack_ws_url: str = "wss://ws.backpack.exchange"
+    live_hibachi_data_url: str = "https://data-api.hibachi.xyz"
+    live_hibachi_ws_url: str = "wss://data-api.hibachi.xyz/ws/market"
+    # A paper order is refused when its market's live touch is older than this (never filled at an old price).
+    live_max_age_s: Decimal = Decimal(10)
+
+
+def _check_paper(p: PaperConfig, problems: list[str]) -> None:
+    _rule_gt(problems, "paper.collateral_usd", p.collateral_usd, 0)
+    _rule_gt(problems, "paper.live_max_age_s", p.live_max_age_s, 0)
+    _check_url(problems, "paper.live_backpack_rest_url", p.live_backpack_rest_url, ("http", "https"))
+    _check_url(problems, "paper.live_backpack_ws_url", p.live_backpack_ws_url, ("ws", "wss"))
+    _check_url(problems, "paper.live_hibachi_data_url", p.live_hibachi_data_url, ("http", "https"))
+    _check_url(problems, "paper.live_hibachi_ws_url", p.live_hibachi_ws_url, ("ws", "wss"))
 
 
 class DatabaseConfig(_Section):
@@ -448,7 +466,7 @@ def check_rules(s: Settings) -> list[str]:
     _rule_le(problems, "engine.leg_retry_min_s", e.leg_retry_min_s, "engine.leg_retry_max_s", e.leg_retry_max_s)
     _rule_gt(problems, "engine.shutdown_timeout_s", e.shutdown_timeout_s, 0)
     _rule_gt(problems, "engine.venue_timeout_s", e.venue_timeout_s, 0)
-    _rule_gt(problems, "paper.collateral_usd", s.paper.collateral_usd, 0)
+    _check_paper(s.paper, problems)
     _rule_gt(problems, "hibachi.nonce_window_s", s.hibachi.nonce_window_s, 0)
     _rule_gt(problems, "backpack.requests_per_s", s.backpack.requests_per_s, 0)
     _rule_gt(problems, "hibachi.requests_per_s", s.hibachi.requests_per_s, 0)

@@ -15,7 +15,7 @@ import json
 import random
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -38,6 +38,8 @@ from exchanges.sim.ws import SimWsServer
 MAKER_FEE = Decimal("0.0002")
 TAKER_FEE = Decimal("0.0005")
 MAX_WINDOW_MS = 60000
+# Builds the venue's engine from SimEngine's arguments (SimEngine itself, or a live-priced one).
+EngineFactory = Callable[..., SimEngine]
 
 DEFAULT_MARKETS = [
     SimMarket("BTC_USDC_PERP", "BTC", Decimal("0.1"), Decimal("0.00001"), Decimal("0.00001"),
@@ -134,10 +136,12 @@ class BackpackSim(SimVenue):
         port: int = 0,
         ws_port: int = 0,
         publish_interval_s: float = 0.05,
+        engine_factory: EngineFactory = SimEngine,
     ) -> None:
         self.clock = clock or SystemClock()
         self.prices = prices or PriceSource(self.clock, seed=seed)
-        self.engine = SimEngine(
+        # A paper venue on live prices passes a LiveSimEngine factory: same matching, the live venue's prices.
+        self.engine = engine_factory(
             "backpack", markets or DEFAULT_MARKETS, self.prices, self.clock,
             maker_fee=MAKER_FEE, taker_fee=TAKER_FEE, basis=basis, leverage_scope="account",
         )  # fmt: skip

@@ -22,7 +22,7 @@ import re
 import struct
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -49,6 +49,8 @@ HOURLY = 3600  # spec §6 item 3: settlements seen in 2026 fall on the hour
 
 _IMR, _MMR = Decimal("0.066667"), Decimal("0.046667")  # SDK fixtures: 15x
 _HOURLY_RATE = Decimal("0.0000125")
+# Builds the venue's engine from SimEngine's arguments (SimEngine itself, or a live-priced one).
+EngineFactory = Callable[..., SimEngine]
 
 
 @dataclass(frozen=True)
@@ -167,12 +169,14 @@ class HibachiSim(SimVenue):
         port: int = 0,
         ws_port: int = 0,
         publish_interval_s: float = 0.05,
+        engine_factory: EngineFactory = SimEngine,
         nonce_window_s: float = NONCE_WINDOW_S,
     ) -> None:
         self.clock = clock or SystemClock()
         self.prices = prices or PriceSource(self.clock, seed=seed)
         self.contracts = {c.market.symbol: c for c in contracts or DEFAULT_CONTRACTS}
-        self.engine = SimEngine(
+        # A paper venue on live prices passes a LiveSimEngine factory: same matching, the live venue's prices.
+        self.engine = engine_factory(
             "hibachi", [c.market for c in self.contracts.values()], self.prices, self.clock,
             maker_fee=MAKER_FEE, taker_fee=TAKER_FEE, basis=basis, leverage_scope="market",
         )  # fmt: skip
