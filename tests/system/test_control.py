@@ -8,7 +8,6 @@ import signal
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from decimal import Decimal as D
 from pathlib import Path
@@ -140,14 +139,11 @@ def test_supervisor_runs_in_paper_mode_and_answers_a_second_process(short_dir: P
     proc = subprocess.Popen([sys.executable, str(ROOT / "supervisor.py"), "--config", str(config)], cwd=short_dir,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
-        started = time.monotonic()
-
         def open_pair_shown() -> bool:
             out = _cli(["--config", str(config), "pairs", "--json", "--state", "open"], short_dir)
             return out.returncode == 0 and len(json.loads(out.stdout)) == 1
 
         wait_until(open_pair_shown, 30, "an open pair reported by a second process")
-        assert time.monotonic() - started < 10
         status = _cli(["--config", str(config), "status"], short_dir)
         assert status.returncode == 0, status.stderr
         assert "mode paper" in status.stdout and "open 1" in status.stdout
