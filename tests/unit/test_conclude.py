@@ -14,16 +14,29 @@ from typing import Any
 
 import pytest
 
-from actors.coordinator import HedgeCoordinator
-from actors.messages import OrderAccepted, OrderRejected, PairFailed, PairOpened, TransitionPair, WriteBatch
+from actors.coordinator import HedgeCoordinator, _filled, _one_fills_write, _with_fill
+from actors.messages import (
+    OrderAccepted,
+    OrderRejected,
+    PairFailed,
+    PairOpened,
+    RecordFills,
+    TransitionPair,
+    UpdateOrder,
+    UpdatePosition,
+    WireTiming,
+    WriteBatch,
+)
 from core.clock import FakeClock
 from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
 from core.planning import OpenPlan, VenueView
 from exchanges.base import OrderStatus
 from storage.records import OrderRecord, PositionRecord
+from storage.repository import NewFill
 
 START = datetime(2026, 3, 1, 12, tzinfo=UTC)
 PAIR = 7
+DECIDED_NS = 1_000_000  # the legs' requests leave 2 ms and 2.5 ms later (see _Open._reply)
 _ORDER_IDS = itertools.count(1000)
 NAKED_DATA = {"action": "opening blocked until the closer repairs it"}
 
@@ -115,7 +128,9 @@ class _Desk:
 class _Open:
     """A coordinator wired to the fakes, with each leg's first order already in the book."""
 
-    def __init__(self, long_filled: D, short_filled: D, *, long_status: str | None = None) -> None:
+    def __init__(
+        self, long_filled: D, short_filled: D, *, long_status: str | None = None, prices: tuple[D, D] = (D(100), D(100))
+    ) -> None:
         self.repo = _Repo()
         self.desk = _Desk(self.repo)
         self.clock = _Clock()
@@ -125,16 +140,21 @@ class _Open:
         self.trader = _Trader(self.repo)
         self.coordinator.trader = self.trader  # type: ignore[assignment]
         self.coordinator.failed = 3  # earlier failures: each conclusion adds one
-        self.repo.orders[LONG.id].append(
-            _order(LONG, OrderPurpose.OPEN, long_status or _status(long_filled), long_filled)
+        long_order = _order(LONG, OrderPurpose.OPEN, long_status or _status(long_filled), long_filled, prices[0])
+        self.repo.orders[LONG.id].append(long_order)
+        self.repo.orders[SHORT.id].append(
+            _order(SHORT, OrderPurpose.OPEN, _status(short_filled), short_filled, prices[1])
         )
-        self.repo.orders[SHORT.id].append(_order(SHORT, OrderPurpose.OPEN, _status(short_filled), short_filled))
-        self.replies: list[Any] = [self._reply(LONG, long_filled), self._reply(SHORT, short_filled)]
+        self.replies: list[Any] = [
+            self._reply(LONG, long_filled, 3_000_000),
+            self._reply(SHORT, short_filled, 3_500_000),
+        ]
 
     @staticmethod
-    def _reply(leg: PositionRecord, filled: D) -> Any:
+    def _reply(leg: PositionRecord, filled: D, sent_ns: int) -> Any:
         status = OrderStatus.FILLED if filled == 1 else OrderStatus.EXPIRED
-        return OrderAccepted(leg.venue, "c", "v", status, D(1), filled, D(100) if filled else None, D(0))
+        wire = WireTiming(sent_ns, sent_ns + 1_000_000, sent_ns + 2_000_000, 1)
+        return OrderAccepted(leg.venue, "c", "v", status, D(1), filled, D(100) if filled else None, D(0), wire=wire)
 
     def refuse(self, side: Side, code: str | None, message: str) -> None:
         leg = LEGS[side]
@@ -151,7 +171,7 @@ class _Open:
             D(100),
             timedelta(hours=1),
         )
-        return self.coordinator._conclude(PAIR, plan, [LONG, SHORT], self.replies, 5, 0)
+        return self.coordinator._conclude(PAIR, plan, [LONG, SHORT], self.replies, 5, DECIDED_NS)
 
     def transitions(self) -> list[TransitionPair]:
         found: list[TransitionPair] = []
@@ -205,12 +225,45 @@ def test_unequal_fills_trim_the_larger_leg_and_open_at_the_smaller(
     assert opened.reason.startswith("both legs filled: 0.6 BTC")
 
 
-def test_partial_but_equal_fills_open_without_a_trim() -> None:
-    run = _Open(D("0.5"), D("0.5"))
+def test_partial_but_equal_fills_open_without_a_trim_with_books_fees_slippage_and_timing() -> None:
+    run = _Open(D("0.5"), D("0.5"), prices=(D(101), D(99)))
     assert run.conclude() == PairOpened(PAIR)
     assert run.trader.sent == []
-    [opened] = run.transitions()
-    assert opened.changes["quantity"] == D("0.5")
+    assert run.coordinator.opened == 1
+    assert run.coordinator.failed == 3
+    fees = D("0.02")
+    assert run.desk.writes == [
+        WriteBatch(
+            (
+                UpdatePosition(
+                    LONG.id, {"quantity": D("0.5"), "entry_price": D(101), "fees": D("0.01"), "state": "open"}
+                ),
+                UpdatePosition(
+                    SHORT.id, {"quantity": D("0.5"), "entry_price": D(99), "fees": D("0.01"), "state": "open"}
+                ),
+                TransitionPair(
+                    PAIR,
+                    PairState.OPENING,
+                    PairState.OPEN,
+                    "both legs filled: 0.5 BTC, leverage 2",
+                    changes={
+                        "opened_at": START,
+                        "expires_at": START + timedelta(hours=1),
+                        "quantity": D("0.5"),
+                        "fees": fees,
+                    },
+                    data={
+                        "open_ms": 5,
+                        "leg_skew_us": 500,
+                        "to_wire_us": 2500,  # the last leg on the wire, from the decision
+                        "slippage": {"backpack": D("0.01"), "hibachi": D("0.01")},  # paid above / sold below the mark
+                        "fees": fees,
+                        "replies": ["OrderAccepted", "OrderAccepted"],
+                    },
+                ),
+            )
+        )
+    ]
 
 
 def test_a_failed_trim_leaves_the_pair_naked() -> None:
@@ -283,3 +336,38 @@ def test_a_rollback_that_keeps_failing_backs_off_then_leaves_the_pair_naked() ->
     assert run.clock.slept == [1.0, 2.0, 4.0]  # leg_retry_min_s doubling, capped at leg_retry_max_s
     assert run.transitions()[-1] == _naked(PairState.ROLLING_BACK, reason)
     assert run.coordinator.failed == 4
+
+
+# ---- the pure helpers -------------------------------------------------------------------------------------
+
+
+def _accepted(status: OrderStatus, filled: D) -> OrderAccepted:
+    return OrderAccepted(Venue.BACKPACK, "c1", "v1", status, D(1), filled, D(100), D("0.02"))
+
+
+def test_only_a_reply_filled_in_full_counts_as_filled() -> None:
+    assert _filled(_accepted(OrderStatus.FILLED, D(1)), D(1))
+    assert not _filled(_accepted(OrderStatus.FILLED, D("0.9")), D(1))
+    assert not _filled(_accepted(OrderStatus.PARTIALLY_FILLED, D(1)), D(1))
+    assert not _filled(_accepted(OrderStatus.EXPIRED, D(1)), D(1))
+    assert not _filled(OrderRejected(Venue.BACKPACK, "c1", None, "no"), D(1))
+
+
+def _fill(client_id: str, n: int) -> NewFill:
+    return NewFill(Venue.BACKPACK, client_id, f"f{n}", D(100), D("0.5"), D("0.01"), START)
+
+
+def test_every_legs_fills_go_in_one_write_after_the_orders() -> None:
+    a, b = UpdateOrder(Venue.BACKPACK, "c1", "filled"), UpdateOrder(Venue.HIBACHI, "c2", "filled")
+    writes = [a, RecordFills((_fill("c1", 1), _fill("c1", 2))), b, RecordFills((_fill("c2", 3),))]
+    assert _one_fills_write(writes) == [a, b, RecordFills((_fill("c1", 1), _fill("c1", 2), _fill("c2", 3)))]
+    assert _one_fills_write([a, b]) == [a, b]  # no empty fills write
+    assert _one_fills_write([]) == []
+
+
+def test_an_order_reads_as_its_reply_says_once_recorded() -> None:
+    order = _order(LONG, OrderPurpose.OPEN, "in_flight", D(0))
+    reply = OrderAccepted(Venue.BACKPACK, order.client_id, "v77", OrderStatus.FILLED, D(1), D(1), D("101.5"), D("0.03"))
+    assert _with_fill(order, reply) == dataclasses.replace(
+        order, status="filled", venue_order_id="v77", filled_quantity=D(1), avg_price=D("101.5"), fee=D("0.03")
+    )
