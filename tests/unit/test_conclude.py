@@ -17,6 +17,7 @@ import pytest
 from actors.coordinator import HedgeCoordinator, _filled, _one_fills_write, _with_fill
 from actors.messages import (
     OrderAccepted,
+    OrderInFlight,
     OrderRejected,
     PairFailed,
     PairOpened,
@@ -92,6 +93,7 @@ class _Trader:
         self.settles: dict[Side, str | None] = {}
         self.sent: list[tuple[Side, OrderPurpose, D]] = []
         self.resolved: list[Side] = []
+        self.replies_lost = 0
 
     def send(self, leg: PositionRecord, purpose: OrderPurpose, quantity: D) -> Any:
         self.sent.append((leg.side, purpose, quantity))
@@ -99,6 +101,9 @@ class _Trader:
         if filled is None:
             return OrderRejected(leg.venue, "c", "E9", "reduce-only refused")
         self.repo.orders[leg.id].append(_order(leg, purpose, "filled", filled))
+        if self.replies_lost:
+            self.replies_lost -= 1
+            return OrderInFlight(leg.venue, "c", "reply lost, lookup failed")  # filled all the same
         return OrderAccepted(leg.venue, "c", "v", OrderStatus.FILLED, quantity, filled, D(100), D("0.01"))
 
     def resolve(self, leg: PositionRecord) -> bool:
@@ -323,6 +328,16 @@ def test_a_partial_rollback_is_retried_for_the_rest_after_a_backoff() -> None:
     assert run.conclude().state is PairState.FAILED
     assert run.trader.sent == [(Side.LONG, OrderPurpose.ROLLBACK, D(1)), (Side.LONG, OrderPurpose.ROLLBACK, D("0.3"))]
     assert run.clock.slept == [1.0]
+
+
+def test_a_rollback_whose_reply_was_lost_but_filled_is_found_flat_on_the_next_attempt() -> None:
+    run = _Open(D(1), D(0))
+    run.refuse(Side.SHORT, "E2", "insufficient margin")
+    run.trader.fills[Side.LONG] = [D(1)]
+    run.trader.replies_lost = 1
+    assert run.conclude().state is PairState.FAILED  # flat after all: no second rollback, not NAKED
+    assert run.trader.sent == [(Side.LONG, OrderPurpose.ROLLBACK, D(1))]
+    assert run.clock.slept == [1.0]  # an unconfirmed rollback is re-read only after the backoff
 
 
 def test_a_rollback_that_keeps_failing_backs_off_then_leaves_the_pair_naked() -> None:
