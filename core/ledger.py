@@ -50,11 +50,15 @@ def net_quantity(orders: Iterable[OrderLike]) -> Decimal:
 
 
 def _vwap(orders: list[OrderLike]) -> tuple[Decimal, Decimal | None]:
+    """(quantity, average price). A fill booked without a price (an adopted position, a vanished leg) counts
+    in the quantity but not in the average: taken at 0 it would drag the average and the PnL with it."""
     quantity = sum((o.filled_quantity for o in orders), Decimal(0))
-    if quantity == 0:
-        return Decimal(0), None
-    notional = sum((o.filled_quantity * (o.avg_price or Decimal(0)) for o in orders), Decimal(0))
-    return quantity, notional / quantity
+    priced = [o for o in orders if o.avg_price is not None]
+    priced_quantity = sum((o.filled_quantity for o in priced), Decimal(0))
+    if priced_quantity == 0:
+        return quantity, None
+    notional = sum((o.filled_quantity * o.avg_price for o in priced if o.avg_price is not None), Decimal(0))
+    return quantity, notional / priced_quantity
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,9 +52,9 @@ def make_engine(url: str, *, manual_checkpoints: bool = False) -> Engine:
     `manual_checkpoints`: the caller runs a Checkpointer (SQLite's automatic WAL checkpoints are turned off)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if database and database != ":memory:":
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        target = sqlite_file(url)  # the real path, also for the `file:...?uri=true` form
+        if target is not None:
+            target.path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url)
         event.listen(engine, "connect", partial(_sqlite_pragmas, manual_checkpoints=manual_checkpoints))
         return engine

@@ -42,3 +42,20 @@ def test_an_empty_leg_books_decimal_zeros() -> None:
         assert value == 0
         assert isinstance(value, D)  # the books are Decimal throughout, even when empty
     assert (book.entry_price, book.exit_price) == (None, None)
+
+
+def test_a_fill_booked_without_a_price_does_not_drag_the_average() -> None:
+    # An adopted position or a vanished leg is booked with the price the venue gave, which can be unknown.
+    orders = [
+        Ord(OrderPurpose.OPEN, "filled", D(1), D(100)),
+        Ord(OrderPurpose.OPEN, "filled", D(1), None),  # book_external(price=None)
+        Ord(OrderPurpose.CLOSE, "filled", D(2), D(110)),
+    ]
+    book = leg_book(Side.LONG, orders)
+    assert (book.opened, book.entry_price, book.exit_price) == (D(2), D(100), D(110))
+    assert book.realized_pnl == D(20)
+
+
+def test_a_leg_whose_only_fill_has_no_price_has_no_price() -> None:
+    book = leg_book(Side.SHORT, [Ord(OrderPurpose.OPEN, "filled", D(1), None)])
+    assert (book.opened, book.entry_price, book.realized_pnl) == (D(1), None, D(0))
