@@ -183,6 +183,7 @@ class LimitBook:
         self._write = write
         self._lock = threading.Lock()
         self._trips: dict[Limit, Trip] = {}
+        self._unsaved: set[Limit] = set()
         self._figures: dict[Limit, Decimal | None] = {}
         self._high: Decimal | None = None  # equity's high-water mark since start (or since the last clear)
 
@@ -204,15 +205,19 @@ class LimitBook:
 
     def trip(self, trip: Trip) -> bool:
         """Latch a breach: opening blocked at once, then the trip kept and a critical event (alerted) in one
-        commit. False when the limit is tripped already: nothing new is written."""
+        commit. False when the limit is tripped (and kept) already: nothing new is written."""
         with self._lock:
-            if trip.limit in self._trips:
+            if trip.limit in self._trips and trip.limit not in self._unsaved:
                 return False
-            self._trips[trip.limit] = trip
+            trip = self._trips.setdefault(trip.limit, trip)
+            self._unsaved.add(trip.limit)
         self._latch(trip)
         data = {"limit": trip.limit.value, "figure": trip.figure, "bound": trip.bound, "venue": trip.venue}
         event = RecordEvent(EventLevel.CRITICAL, f"{trip.limit}_tripped", trip.reason, trip.pair_id, data)
+        # A failed write leaves the trip latched here and unsaved: the next breach writes it again.
         self._write(WriteBatch((Kept(trip.limit.key).store(trip.as_dict()), event)))
+        with self._lock:
+            self._unsaved.discard(trip.limit)
         return True
 
     def clear(self, limit: Limit) -> Trip | None:

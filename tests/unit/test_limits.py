@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from typing import Any
@@ -168,6 +169,26 @@ def test_the_book_latches_a_trip_once_keeps_it_across_restarts_and_clears_it_by_
     assert again.clear(Limit.MAX_DRAWDOWN) == trip
     assert again.gate.blocks == {} and repo.get_meta(Limit.MAX_DRAWDOWN.key) is None
     assert writer.events[-1].kind == "max_drawdown_usd_cleared"
+
+
+def test_a_trip_whose_write_failed_is_written_on_the_next_breach(repo: Repository) -> None:
+    writer = _Writer(repo)
+    calls: list[int] = []
+
+    def flaky(message: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("writer restarting")
+        writer(message)
+
+    book = LimitBook(CFG, TradingGate(), flaky)
+    trip = Trip(Limit.MAX_DAILY_COST, D(30), D(20), "costly", NOW)
+    with pytest.raises(RuntimeError):
+        book.trip(trip)
+    assert "limit:max_daily_cost_usd" in book.gate.blocks  # blocked all the same
+    assert book.trip(Trip(Limit.MAX_DAILY_COST, D(31), D(20), "costlier", NOW)) is True
+    assert Trip.from_dict(Limit.MAX_DAILY_COST, json.loads(repo.get_meta(Limit.MAX_DAILY_COST.key) or "")) == trip
+    assert book.trip(trip) is False
 
 
 def test_clearing_the_drawdown_starts_a_new_high_water_mark(repo: Repository) -> None:
