@@ -475,8 +475,8 @@ class CloseAll:
 
 @dataclass(frozen=True, slots=True)
 class LimitBreached:
-    """A tripped limit demands these pairs close now (None: every live pair), whatever the retry schedule says
-    (tell from the Monitor: a lost one is sent again while the breach lasts)."""
+    """A tripped limit demands these pairs close now (None: every live pair), whatever the retry schedule says.
+    A tell from the Monitor: the kill switch and the collateral close ask again on later ticks while they last."""
 
     trip: Trip
     pair_ids: tuple[int, ...] | None
