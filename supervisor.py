@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import ConfigError, Settings, load_settings
+from core.limits import Limit
 from core.logs import configure_logging
 
 EXIT_OK = 0
@@ -81,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--state", help="only pairs in this state")
         if name == "pause":
             cmd.add_argument("--reason", help="why (shown in status and the event log)")
+        if name == "resume":
+            cmd.add_argument("--limit", choices=list(Limit), metavar="NAME", help="clear this tripped limit instead: "
+                             + ", ".join(Limit))  # fmt: skip
     return parser
 
 
@@ -251,6 +255,8 @@ def control(settings: Settings, args: argparse.Namespace) -> int:
         request["state"] = args.state
     if getattr(args, "reason", None):
         request["reason"] = args.reason
+    if getattr(args, "limit", None):
+        request["limit"] = args.limit
     token = settings.control.token.get_secret_value() if settings.control.token else None
     try:
         reply = call(settings.control_address, command, request, token=token)

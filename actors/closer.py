@@ -22,6 +22,7 @@ from actors.messages import (
     FetchFunding,
     FetchPositions,
     GetStatus,
+    LimitBreached,
     OrderRejected,
     Positions,
     ReconcilePairs,
@@ -35,6 +36,7 @@ from core import failpoints
 from core.clock import Clock
 from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
 from core.ledger import backoff_s, leg_book, net_quantity, points_estimate
+from core.limits import Limit, Trip
 from exchanges.errors import VenueError
 from storage.records import PairRecord, PositionRecord
 
@@ -82,6 +84,8 @@ class Closer(SupervisedActor):
             case CloseAll(reason=reason):
                 pairs = self.desk.repo.list_pairs([PairState.OPEN, PairState.CLOSING, PairState.NAKED])
                 return CloseResult({p.id: self.close(p, reason) for p in pairs})
+            case LimitBreached(trip=trip, pair_ids=pair_ids):
+                return CloseResult(self._close_for_limit(trip, pair_ids))
             case ReconcilePairs():
                 return self.reconcile()
             case GetStatus():
@@ -136,6 +140,25 @@ class Closer(SupervisedActor):
             return pair.state
         finally:
             self.desk.claims.release(pair.id)
+
+    def _close_for_limit(self, trip: Trip, pair_ids: tuple[int, ...] | None) -> dict[int, PairState]:
+        """Close what a tripped limit demands now, whatever the retry schedule says: the named pairs still OPEN
+        (still NAKED for the naked-leg limit), or with None every live pair (the kill switch)."""
+        wanted = {PairState.OPEN}
+        if pair_ids is None:
+            wanted = {PairState.OPEN, PairState.CLOSING, PairState.NAKED}
+        elif trip.limit is Limit.MAX_NAKED_SECONDS:
+            wanted = {PairState.NAKED}
+        repo = self.desk.repo
+        pairs = repo.list_pairs(wanted) if pair_ids is None else [repo.get_pair(i) for i in pair_ids]
+        states: dict[int, PairState] = {}
+        for pair in pairs:
+            if pair.state not in wanted:
+                continue  # already on its way: asked twice, or moved on
+            reason = f"limit {trip.limit}: {trip.reason}"
+            self.desk.event(EventLevel.CRITICAL, "limit_close", f"pair {pair.id}: closing now ({reason})", pair.id)
+            states[pair.id] = self.close(pair, reason)
+        return states
 
     def _work(self, pair: PairRecord) -> None:
         if self.desk.claims.claim(pair.id, self.name):

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from actors.base import DeathCallback, SupervisedActor
-from actors.desk import Desk, LegTrader, Reply, TradingGate
+from actors.desk import Desk, LegTrader, LimitBook, Reply, TradingGate, ledger_figures
 from actors.messages import (
     AccountReport,
     BeginOpen,
@@ -51,6 +51,7 @@ from core.config import MarketConfig
 from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
 from core.gate import LegGate
 from core.ledger import backoff_s, is_unresolved, leg_book, net_quantity
+from core.limits import Trip, check_open, venue_exposure
 from core.planning import OpenPlan, PlanDeclined, VenueView, choose_long_venue, choose_market, plan_open
 from core.sizing import draw_seconds
 from exchanges.base import OrderStatus
@@ -80,9 +81,11 @@ class HedgeCoordinator(SupervisedActor):
         desk: Desk,
         gate: TradingGate,
         rng: random.Random,
+        limits: LimitBook,
     ) -> None:
         super().__init__(name, generation, clock, on_death)
         self.desk = desk
+        self.limits = limits
         self.trader = LegTrader(desk)
         self.gate = gate
         self.rng = rng
@@ -209,6 +212,14 @@ class HedgeCoordinator(SupervisedActor):
         )
         return plan_open(self.rng, self.trading, market.name, views[long_venue], views[short_venue])
 
+    def _limit_trip(self, plan: OpenPlan) -> Trip | None:
+        """The limit this open would break (notional per venue, opens in the last hour, the day's cost), or None."""
+        now = self.clock.now()
+        figures = ledger_figures(self.desk.repo, now)
+        exposure = venue_exposure(figures.exposure)
+        cost, opens = figures.daily_cost, figures.opens_last_hour
+        return check_open(self.limits.config, now, exposure, plan.notional, opens, cost)
+
     def _decline(self, reason: str, quiet: bool) -> OpenDeclined:
         if reason != self._last_decline or not quiet:
             self._last_decline = reason
@@ -225,6 +236,10 @@ class HedgeCoordinator(SupervisedActor):
         plan = self._plan(market)
         if isinstance(plan, PlanDeclined):
             return self._decline(plan.reason, quiet)
+        trip = self._limit_trip(plan)
+        if trip is not None:
+            self.limits.trip(trip)  # blocks opening until the operator clears it by name
+            return self._decline(trip.reason, quiet)
         leverage_set: dict[Venue, Decimal] = {}
         for view in (plan.long, plan.short):
             try:

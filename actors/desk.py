@@ -7,9 +7,11 @@ LegTrader is the one way an order is sent: recorded first (a crash never forgets
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -28,15 +30,17 @@ from actors.messages import (
     RecordEvent,
     RecordFills,
     RecordOrder,
+    SetMeta,
     TradingMode,
     UpdateOrder,
     WriteBatch,
 )
 from core.clock import Clock
-from core.config import Settings
-from core.domain import EventLevel, OrderPurpose, Venue
+from core.config import LimitsConfig, Settings
+from core.domain import EventLevel, OrderPurpose, PairState, Venue
 from core.ids import OrderKey, client_id_for, external_client_id, predates_our_order
-from core.ledger import IN_FLIGHT, is_unresolved
+from core.ledger import IN_FLIGHT, is_unresolved, leg_book
+from core.limits import DAY, LegExposure, Limit, Trip, bound, daily_cost, opens_in_last_hour
 from storage.records import OrderRecord, PositionRecord
 from storage.repository import NewFill, NewOrder, NotFoundError, Repository
 
@@ -56,6 +60,8 @@ SETTLE_PAUSE_S = 0.2
 # once even the slowest place of ours is over: the venue's expiry is not in such a reply, this bounds it.
 NOT_OURS_WAIT_S = ORDER_TIMEOUT_S + UNKNOWN_MARGIN_S
 NOT_OURS = "not_ours"
+# Pairs read for the day's cost and the hour's opens, newest first: far more than the opens limit lets through.
+RECENT_PAIRS = 1000
 
 Reply = OrderAccepted | OrderRejected | OrderInFlight
 
@@ -114,6 +120,154 @@ class TradingGate:
         """True when opening is paused."""
         with self._lock:
             return self.mode is TradingMode.PAUSED
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """A small JSON object kept under one meta key so that a restart finds it again (a pause, a tripped limit)."""
+
+    key: str
+
+    def load(self, repo: Repository) -> dict[str, Any] | None:
+        """The kept object, or None."""
+        raw = repo.get_meta(self.key)
+        return None if raw is None else dict(json.loads(raw))
+
+    def store(self, value: dict[str, Any] | None) -> SetMeta:
+        """The write that keeps `value` (None: forgets it)."""
+        return SetMeta(self.key, None if value is None else json.dumps(value))
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerFigures:
+    """The database's side of the limits: what each live leg holds, the last 24 h's cost, the last hour's opens."""
+
+    exposure: tuple[LegExposure, ...]
+    daily_cost: Decimal
+    opens_last_hour: int
+
+
+def ledger_figures(repo: Repository, now: datetime) -> LedgerFigures:
+    """Read the figures the limits need from the database (live pairs, and those finished in the last day)."""
+    pairs = {p.id: p for p in repo.list_pairs(limit=RECENT_PAIRS)}
+    pairs.update((p.id, p) for p in repo.list_active_pairs())
+    since = now - DAY
+    counted = [p for p in pairs.values() if not p.state.is_terminal or (p.closed_at or now) >= since]
+    books = repo.legs_with_orders(p.id for p in counted)
+    legs: list[LegExposure] = []
+    booked: list[tuple[datetime | None, Decimal]] = []
+    for pair in counted:
+        net = pair.funding or Decimal(0)
+        for leg, orders in books.get(pair.id, []):
+            book = leg_book(leg.side, orders)
+            net += book.realized_pnl - book.fees
+            if pair.state.is_terminal:
+                continue
+            price = leg.mark_price or book.entry_price
+            held = book.held * price if price is not None else Decimal(0)
+            if not held and pair.state in (PairState.PLANNED, PairState.OPENING):
+                held = pair.notional  # being opened: counted before its fills are
+            legs.append(LegExposure(pair.id, pair.state, leg.venue, held))
+        booked.append((pair.closed_at if pair.state.is_terminal else None, net))
+    opens = opens_in_last_hour((p.created_at for p in pairs.values()), now)
+    return LedgerFigures(tuple(legs), daily_cost(booked, now), opens)
+
+
+class LimitBook:
+    """Every risk limit: its bound, its latest figure, and its trip. A trip blocks opening at once, is kept in the
+    database, and lasts until cleared by name, across restarts. Shared (outlives actor restarts); thread-safe."""
+
+    def __init__(self, config: LimitsConfig, gate: TradingGate, write: Callable[[Any], Any]) -> None:
+        self.config = config
+        self.gate = gate
+        self._write = write
+        self._lock = threading.Lock()
+        self._trips: dict[Limit, Trip] = {}
+        self._unsaved: set[Limit] = set()
+        self._figures: dict[Limit, Decimal | None] = {}
+        self._high: Decimal | None = None  # equity's high-water mark since start (or since the last clear)
+
+    def restore(self, repo: Repository) -> None:
+        """Latch again the trips kept by an earlier run (before any actor runs)."""
+        for limit in Limit:
+            kept = Kept(limit.key).load(repo)
+            if kept is not None:
+                self._latch(Trip.from_dict(limit, kept))
+                log.warning("limit %s is tripped (%s); `resume --limit %s` clears it", limit, kept["reason"], limit)
+
+    def _latch(self, trip: Trip) -> None:
+        with self._lock:
+            self._trips[trip.limit] = trip
+        self.gate.block(
+            f"limit:{trip.limit}",
+            f"limit {trip.limit} tripped: {trip.reason} (`resume --limit {trip.limit}` clears it)",
+        )
+
+    def trip(self, trip: Trip) -> bool:
+        """Latch a breach: opening blocked at once, then the trip kept and a critical event (alerted) in one
+        commit. False when the limit is tripped (and kept) already: nothing new is written."""
+        with self._lock:
+            if trip.limit in self._trips and trip.limit not in self._unsaved:
+                return False
+            trip = self._trips.setdefault(trip.limit, trip)
+            self._unsaved.add(trip.limit)
+        self._latch(trip)
+        data = {"limit": trip.limit.value, "figure": trip.figure, "bound": trip.bound, "venue": trip.venue}
+        event = RecordEvent(EventLevel.CRITICAL, f"{trip.limit}_tripped", trip.reason, trip.pair_id, data)
+        # A failed write leaves the trip latched here and unsaved: the next breach writes it again.
+        self._write(WriteBatch((Kept(trip.limit.key).store(trip.as_dict()), event)))
+        with self._lock:
+            self._unsaved.discard(trip.limit)
+        return True
+
+    def clear(self, limit: Limit) -> Trip | None:
+        """Clear a trip (the operator's `resume --limit`): forgotten in the database first, then opening is
+        unblocked. A cleared drawdown starts a new high-water mark. Returns the trip, or None if there was none."""
+        trip = self.tripped(limit)
+        if trip is None:
+            return None
+        event = RecordEvent(
+            EventLevel.INFO, f"{limit}_cleared", f"limit {limit} cleared by operator (was: {trip.reason})"
+        )
+        self._write(WriteBatch((Kept(limit.key).store(None), event)))
+        with self._lock:
+            self._trips.pop(limit, None)
+            if limit is Limit.MAX_DRAWDOWN:
+                self._high = None
+        self.gate.unblock(f"limit:{limit}")
+        return trip
+
+    def tripped(self, limit: Limit) -> Trip | None:
+        """The limit's trip, or None."""
+        with self._lock:
+            return self._trips.get(limit)
+
+    def measured(self, figures: dict[Limit, Decimal | None]) -> None:
+        """Keep the latest figures (for status)."""
+        with self._lock:
+            self._figures.update(figures)
+
+    def high_water(self, equity: Decimal) -> Decimal:
+        """Take an equity reading (both venues); returns the high-water mark it is measured against."""
+        with self._lock:
+            self._high = equity if self._high is None else max(self._high, equity)
+            return self._high
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Per limit: its configured value, latest figure, and trip (for status)."""
+        with self._lock:
+            trips, figures = dict(self._trips), dict(self._figures)
+        return [
+            {
+                "name": limit.value,
+                "limit": bound(self.config, limit),
+                "figure": figures.get(limit),
+                "tripped": limit in trips,
+                "reason": trips[limit].reason if limit in trips else None,
+                "since": trips[limit].at if limit in trips else None,
+            }
+            for limit in Limit
+        ]
 
 
 class Claims:

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -18,7 +17,7 @@ import pykka
 from actors.base import DeathCallback, Directory
 from actors.closer import Closer
 from actors.coordinator import HedgeCoordinator
-from actors.desk import Desk, TradingGate
+from actors.desk import Desk, Kept, LimitBook, TradingGate
 from actors.exchange import ExchangeActor, VenueFactory
 from actors.health import HEARTBEAT_EVERY_S, HealthTracker
 from actors.messages import (
@@ -31,7 +30,6 @@ from actors.messages import (
     ReconcilePositions,
     ReconcileReport,
     RecordEvent,
-    SetMeta,
     Tick,
     TradingMode,
 )
@@ -45,6 +43,7 @@ from control.protocol import CommandError
 from core.clock import Clock, SystemClock
 from core.config import Mode, Settings
 from core.domain import ACTIVE_STATES, EventLevel, PairState, Venue
+from core.limits import parse_limit
 from exchanges.backpack.client import BackpackClient
 from exchanges.backpack.feed import backpack_feed
 from exchanges.feed import PriceFeed
@@ -65,6 +64,7 @@ RECONCILE_TIMEOUT_S = 300.0
 RECONCILE_RETRY_S = 1.0
 RECONCILE_RETRY_MAX_S = 30.0
 PAUSE_KEY = "trading.pause"  # the operator's pause, kept in the database so that a restart keeps it
+PAUSE = Kept(PAUSE_KEY)
 METRICS_EVERY_S = 5.0
 STATUS_TIMEOUT_S = 5.0
 
@@ -88,6 +88,7 @@ class Engine:
         self.directory = Directory()
         self.gate = TradingGate()
         self.desk = Desk(self.directory, self.repo, self.clock, settings)
+        self.limits = LimitBook(settings.limits, self.gate, self.desk.write)
         self.paper: PaperVenues | None = None
         self.alerts = dispatcher_from(settings)
         self.metrics: Metrics | None = Metrics() if settings.metrics.enabled else None
@@ -204,10 +205,12 @@ class Engine:
             ),
             ChildSpec("exchange.backpack", exchange(Venue.BACKPACK), policy()),
             ChildSpec("exchange.hibachi", exchange(Venue.HIBACHI), policy()),
-            ChildSpec("monitor", on(Monitor, "monitor", desk=desk, gate=self.gate), policy()),
+            ChildSpec("monitor", on(Monitor, "monitor", desk=desk, gate=self.gate, limits=self.limits), policy()),
             ChildSpec("closer", on(Closer, "closer", desk=desk), policy()),
             ChildSpec(
-                "coordinator", on(HedgeCoordinator, "coordinator", desk=desk, gate=self.gate, rng=self.rng), policy()
+                "coordinator",
+                on(HedgeCoordinator, "coordinator", desk=desk, gate=self.gate, rng=self.rng, limits=self.limits),
+                policy(),
             ),
         ]
 
@@ -219,6 +222,7 @@ class Engine:
         self.started_at = self.clock.now()
         self.health_tracker.started(self.clock.monotonic())
         self._restore_pause(paused_reason)
+        self.limits.restore(self.repo)  # a tripped limit keeps opening blocked until `resume --limit NAME`
         if self.checkpointer is not None:
             self.checkpointer.start()
         if self.alerts is not None:
@@ -252,9 +256,9 @@ class Engine:
         """Pause before any actor runs when asked to, or when the last run ended paused."""
         reason = paused_reason
         if reason is None:
-            kept = self.repo.get_meta(PAUSE_KEY)
+            kept = PAUSE.load(self.repo)
             if kept is not None:
-                reason = str(json.loads(kept).get("reason") or "paused before the last stop")
+                reason = str(kept.get("reason") or "paused before the last stop")
         if reason is not None:
             self.gate.set(TradingMode.PAUSED, reason)
             log.warning("opening is paused (%s); `resume` allows it again", reason)
@@ -494,7 +498,7 @@ class Engine:
             "pairs": lambda: self.pairs(args.get("state")),
             "pair": lambda: self.pair(_pair_id(args)),
             "pause": lambda: self.pause(str(args.get("reason") or "paused by operator")),
-            "resume": self.resume,
+            "resume": lambda: self.resume(args.get("limit")),
             "close": lambda: self.close(_pair_id(args)),
             "close-all": self.close_all,
         }
@@ -519,6 +523,7 @@ class Engine:
             "mode": self.settings.mode.value,
             "uptime_s": int((now - self.started_at).total_seconds()) if self.started_at else 0,
             "trading": {"mode": self.gate.mode.value, "reason": self.gate.reason, "blocks": self.gate.blocks},
+            "limits": self.limits.rows(),
             "actors": self.supervisor.status(),
             "feeds": monitor.get("feeds", {}),
             "collateral_ratio": monitor.get("collateral_ratio", {}),
@@ -647,17 +652,35 @@ class Engine:
             self._event(EventLevel.WARNING, "trading_paused", f"opening paused: {reason}")
         return {"trading": TradingMode.PAUSED.value, "reason": reason}
 
-    def resume(self) -> dict[str, Any]:
-        """Allow opening again."""
+    def resume(self, limit: str | None = None) -> dict[str, Any]:
+        """Allow opening again; with `limit`, clear that tripped limit instead (and only it: a trip is never
+        cleared by a plain resume, nor the pause by a cleared trip)."""
+        if limit is not None:
+            return self._clear_limit(limit)
         self._persist_pause(None)
         if self.gate.set(TradingMode.NORMAL, "resumed by operator"):
             self._event(EventLevel.INFO, "trading_normal", "opening resumed by operator")
-        return {"trading": TradingMode.NORMAL.value}
+        reply: dict[str, Any] = {"trading": TradingMode.NORMAL.value}
+        tripped = self._tripped_limits()
+        if tripped:
+            reply["still_tripped"] = tripped  # opening stays blocked until each is cleared by name
+        return reply
+
+    def _tripped_limits(self) -> list[str]:
+        return [row["name"] for row in self.limits.rows() if row["tripped"]]
+
+    def _clear_limit(self, name: str) -> dict[str, Any]:
+        try:
+            limit = parse_limit(name)
+        except ValueError as exc:
+            raise CommandError("unknown_limit", str(exc)) from None
+        cleared = self.limits.clear(limit)
+        return {"limit": limit.value, "cleared": cleared is not None, "still_tripped": self._tripped_limits()}
 
     def _persist_pause(self, reason: str | None) -> None:
         """Keep the pause in the database; a pause that cannot be kept is refused, not half done."""
-        value = None if reason is None else json.dumps({"reason": reason, "since": self.clock.now().isoformat()})
-        self._ask("writer", SetMeta(PAUSE_KEY, value), STATUS_TIMEOUT_S)
+        value = None if reason is None else {"reason": reason, "since": self.clock.now().isoformat()}
+        self._ask("writer", PAUSE.store(value), STATUS_TIMEOUT_S)
 
     def close(self, pair_id: int) -> dict[str, Any]:
         """Close one pair now."""

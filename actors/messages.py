@@ -14,6 +14,7 @@ from typing import Any
 
 from core.domain import EventLevel, PairState, Side, Venue
 from core.gate import LegGate
+from core.limits import Trip
 from exchanges.base import Account, Fill, Market, OrderStatus, OrderType, Position, Quote, TimeInForce
 from storage.records import OrderRecord, PositionRecord
 from storage.repository import NewFill, NewOrder, PairPlan
@@ -470,6 +471,15 @@ class CloseAll:
     """Close every open pair now."""
 
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LimitBreached:
+    """A tripped limit demands these pairs close now (None: every live pair), whatever the retry schedule says.
+    A tell from the Monitor: the kill switch and the collateral close ask again on later ticks while they last."""
+
+    trip: Trip
+    pair_ids: tuple[int, ...] | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import pykka
+
 from actors.base import DeathCallback, SupervisedActor
-from actors.desk import Desk, LegTrader, TradingGate
+from actors.desk import Desk, LegTrader, LimitBook, TradingGate, ledger_figures
 from actors.messages import (
     AccountReport,
     CreatePair,
@@ -25,6 +27,7 @@ from actors.messages import (
     GetFeedState,
     GetQuote,
     GetStatus,
+    LimitBreached,
     Positions,
     QuoteReply,
     ReconcilePositions,
@@ -40,6 +43,18 @@ from core.clock import Clock
 from core.config import UnknownPositions
 from core.domain import ACTIVE_STATES, EventLevel, OrderPurpose, PairState, Side, Venue
 from core.ledger import is_unresolved, leg_book
+from core.limits import (
+    Limit,
+    Trip,
+    check_collateral,
+    check_daily_cost,
+    check_drawdown,
+    check_naked,
+    pair_to_shed,
+    total_equity,
+    venue_exposure,
+    weakest_venue,
+)
 from core.risk import collateral_ratio, liquidation_distance, pnl_divergence, unrealized_pnl
 from storage.records import OrderRecord, PairRecord, PositionRecord
 from storage.repository import LegPlan, PairPlan, TransitionRefusedError
@@ -57,10 +72,20 @@ class Monitor(SupervisedActor):
     """Reads the venues and the database, records snapshots, raises alerts."""
 
     def __init__(
-        self, name: str, generation: int, clock: Clock, on_death: DeathCallback | None, *, desk: Desk, gate: TradingGate
+        self,
+        name: str,
+        generation: int,
+        clock: Clock,
+        on_death: DeathCallback | None,
+        *,
+        desk: Desk,
+        gate: TradingGate,
+        limits: LimitBook,
     ) -> None:
         super().__init__(name, generation, clock, on_death)
         self.desk = desk
+        self.limits = limits
+        self._forced: set[int] = set()  # NAKED pairs already sent to the closer for the naked-leg limit
         self.trading = desk.settings.trading
         self.stale_after_s = float(desk.settings.monitor.feed_stale_after_s)
         self._active: set[Hashable] = set()
@@ -126,6 +151,7 @@ class Monitor(SupervisedActor):
             self.desk.directory.get("writer").tell(WriteBatch(tuple(writes)))
         self._reconcile(positions, before, after)
         self._adopted &= set(self._mismatch)
+        self._watch_limits(now, ratios)
         self.summary = {
             "at": now.isoformat(),
             "collateral_ratio": {
@@ -288,6 +314,56 @@ class Monitor(SupervisedActor):
             "divergence": None if divergence is None else str(divergence),
             "liquidation_distance": {k: None if v is None else str(v) for k, v in distance.items()},
         }
+
+    # ---- limits -----------------------------------------------------------------------------------------
+
+    def _watch_limits(self, now: datetime, ratios: dict[Venue, Decimal | None]) -> None:
+        """Measure every limit, trip what is broken, and tell the closer what a trip closes."""
+        book, config = self.limits, self.limits.config
+        figures = ledger_figures(self.desk.repo, now)
+        naked = {p.id: p.updated_at for p in self.desk.repo.list_pairs([PairState.NAKED])}
+        equity = total_equity({v: self._equity.get(v) for v in ratios})  # both venues read in this tick, or None
+        high = None if equity is None else book.high_water(equity)
+        weakest = weakest_venue(ratios)
+        oldest = max((now - since for since in naked.values()), default=None)
+        book.measured(
+            {
+                Limit.MAX_NOTIONAL: max(venue_exposure(figures.exposure).values()),
+                Limit.MAX_DAILY_COST: figures.daily_cost,
+                Limit.MAX_DRAWDOWN: None if high is None or equity is None else high - equity,
+                Limit.MIN_COLLATERAL_RATIO_CLOSE: None if weakest is None else weakest[1],
+                Limit.MAX_NAKED_SECONDS: None if oldest is None else Decimal(int(oldest.total_seconds())),
+                Limit.MAX_OPENS_PER_HOUR: Decimal(figures.opens_last_hour),
+            }
+        )
+        cost = check_daily_cost(config, now, figures.daily_cost)
+        if cost is not None:
+            book.trip(cost)  # opening pauses; the pairs run their course
+        drawdown = None if high is None or equity is None else check_drawdown(config, now, high, equity)
+        kill = book.tripped(Limit.MAX_DRAWDOWN)
+        still_open = tuple(sorted({leg.pair_id for leg in figures.exposure if leg.state is PairState.OPEN}))
+        if drawdown is not None and book.trip(drawdown):
+            self._demand(drawdown, None)  # the kill switch: every live pair, now
+        elif kill is not None and still_open:
+            self._demand(kill, still_open)  # open after the trip: a restart, or a lost message
+        collateral = check_collateral(config, now, ratios)
+        if collateral is not None and collateral.venue is not None:
+            book.trip(collateral)
+            shed = pair_to_shed(collateral.venue, figures.exposure)
+            if shed is not None:
+                self._demand(collateral, (shed,))  # one pair a tick until the venue is above the bound
+        for trip in check_naked(config, now, naked):
+            book.trip(trip)
+            if trip.pair_id is not None and trip.pair_id not in self._forced:
+                self._forced.add(trip.pair_id)
+                self._demand(trip, (trip.pair_id,))
+        self._forced &= set(naked)
+
+    def _demand(self, trip: Trip, pair_ids: tuple[int, ...] | None) -> None:
+        try:
+            self.desk.directory.get("closer").tell(LimitBreached(trip, pair_ids))
+        except pykka.ActorDeadError:
+            log.warning("closer down: what limit %s closes is asked again on the next tick", trip.limit)
 
     # ---- reconciliation ---------------------------------------------------------------------------------
 

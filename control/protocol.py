@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from core.limits import parse_limit
 from storage.repository import jsonable
 
 MAX_REQUEST_BYTES = 64 * 1024  # an application limit, answered with `too_large`
@@ -97,6 +98,15 @@ def _reason(value: Any) -> str:
     return value
 
 
+def _limit(value: Any) -> str:
+    if not isinstance(value, str):
+        raise CommandError("bad_request", '"limit" must be the name of a limit')
+    try:
+        return parse_limit(value).value
+    except ValueError as exc:
+        raise CommandError("unknown_limit", str(exc)) from None
+
+
 def _kind(value: Any) -> str:
     """What a bad value was, without echoing it (it may be huge)."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -112,7 +122,7 @@ ARGS: dict[str, dict[str, tuple[Validator, bool]]] = {
     "pairs": {"state": (_state, False)},
     "pair": {"id": (_pair_id, True)},
     "pause": {"reason": (_reason, False)},
-    "resume": {},
+    "resume": {"limit": (_limit, False)},
     "close": {"id": (_pair_id, True)},
     "close-all": {},
 }

@@ -41,6 +41,19 @@ def _pairs_table(pairs: list[dict[str, Any]]) -> str:
     return table(rows, ["id", "market", "state", "long/short", "qty", "lev", "opened", "expires/closed", "pnl", "pts"])
 
 
+def _limits_table(limits: list[dict[str, Any]]) -> str:
+    rows = [
+        (
+            x["name"],
+            x["limit"],
+            x["figure"],
+            f"TRIPPED {_short_time(x['since'])}: {x['reason']}" if x["tripped"] else "ok",
+        )
+        for x in limits
+    ]
+    return table(rows, ["limit", "value", "now", "state"])
+
+
 def render_status(d: dict[str, Any]) -> str:
     """The status reply."""
     lines = [
@@ -74,6 +87,8 @@ def render_status(d: dict[str, Any]) -> str:
         )
     if venue_rows:
         lines += [table(venue_rows, ["venue", "feed", "stale", "oldest s", "collateral ratio"]), ""]
+    if d.get("limits"):
+        lines += [_limits_table(d["limits"]), ""]
     counts = ", ".join(f"{k} {v}" for k, v in d["pairs"].items() if v)
     lines += [f"pairs: {counts or 'none yet'}", _pairs_table(d["open_pairs"]) if d["open_pairs"] else ""]
     if d["alerts"]:

@@ -193,6 +193,18 @@ def _check_paper(p: PaperConfig, problems: list[str]) -> None:
     _check_url(problems, "paper.live_hibachi_ws_url", p.live_hibachi_ws_url, ("ws", "wss"))
 
 
+class LimitsConfig(_Section):
+    """Risk limits, each safe for a first live run: a trip alerts, blocks opening until `resume --limit NAME`,
+    and some close pairs (see core/limits.py)."""
+
+    max_notional_usd: Decimal = Decimal(500)  # per venue, over every open leg: no open beyond it
+    max_daily_cost_usd: Decimal = Decimal(50)  # fees + funding + realized PnL over a rolling 24 h
+    max_drawdown_usd: Decimal = Decimal(100)  # equity on both venues below its high-water mark: close all
+    min_collateral_ratio_close: Decimal = Decimal("1.2")  # below it the pair on the weakest venue closes
+    max_naked_seconds: Decimal = Decimal(300)  # a NAKED leg older than this is closed at market
+    max_opens_per_hour: int = 12  # a runaway guard
+
+
 class DatabaseConfig(_Section):
     """Where every pair, order, fill and event is kept."""
 
@@ -273,6 +285,7 @@ class Settings(BaseSettings):
     alerts: AlertsConfig = AlertsConfig()
     metrics: MetricsConfig = MetricsConfig()
     paper: PaperConfig = PaperConfig()
+    limits: LimitsConfig = LimitsConfig()
     backpack: BackpackConfig = BackpackConfig()
     hibachi: HibachiConfig = HibachiConfig()
     control: ControlConfig = ControlConfig()
@@ -446,6 +459,22 @@ def _check_control(c: ControlConfig, problems: list[str]) -> None:
         )
 
 
+def _check_limits(s: Settings, problems: list[str]) -> None:
+    lim = s.limits
+    for key in ("max_notional_usd", "max_daily_cost_usd", "max_drawdown_usd", "max_naked_seconds"):
+        _rule_gt(problems, f"limits.{key}", getattr(lim, key), 0)
+    _rule_ge(problems, "limits.max_opens_per_hour", lim.max_opens_per_hour, 1)
+    _rule_gt(problems, "limits.min_collateral_ratio_close", lim.min_collateral_ratio_close, 1)
+    # The critical alert comes first, the close after it; a notional cap below one pair would never open.
+    _rule_le(problems, "limits.min_collateral_ratio_close", lim.min_collateral_ratio_close,
+             "trading.min_collateral_ratio", s.trading.min_collateral_ratio)  # fmt: skip
+    if lim.max_notional_usd < s.trading.notional_usd:
+        problems.append(
+            f"limits.max_notional_usd = {lim.max_notional_usd} must be >= trading.notional_usd = "
+            f"{s.trading.notional_usd} (no pair could ever open)"
+        )
+
+
 def check_rules(s: Settings) -> list[str]:
     """Every cross-field rule the types alone do not enforce; one message per broken rule."""
     problems: list[str] = []
@@ -484,6 +513,7 @@ def check_rules(s: Settings) -> list[str]:
         problems.append(f"metrics.port = {s.metrics.port} must be between 0 (any free port) and 65535")
     if s.metrics.enabled and s.metrics.host not in ("127.0.0.1", "::1", "localhost") and not s.control.allow_remote:
         problems.append(f"metrics.host = {s.metrics.host} is not loopback: it needs control.allow_remote = true")
+    _check_limits(s, problems)
     _check_venues(s, problems)
     _check_control(s.control, problems)
     _check_secret_lengths(s, problems)
