@@ -43,7 +43,7 @@ def _symbols(settings: Settings) -> dict[Venue, list[str]]:
     return {Venue.BACKPACK: [m.backpack_symbol for m in markets], Venue.HIBACHI: [m.hibachi_symbol for m in markets]}
 
 
-def _views(client: Client, venue: Venue, symbols: list[str], available: Decimal) -> dict[str, VenueView | str]:
+def venue_views(client: Client, venue: Venue, symbols: list[str], available: Decimal) -> dict[str, VenueView | str]:
     """Each configured symbol's rules and mark as the coordinator sees them, or why it cannot be traded."""
     listed, error = _try(client.markets)
     if error is not None:
@@ -110,7 +110,7 @@ def _checks(
 
     symbols = _symbols(settings)
     available = {v: (a.available if a is not None else Decimal(0)) for v, a in accounts.items()}
-    views = {v: _views(c, v, symbols[v], available[v]) for v, c in venue_clients.items()}
+    views = {v: venue_views(c, v, symbols[v], available[v]) for v, c in venue_clients.items()}
     pairs_of_views: list[tuple[VenueView, VenueView]] = []
     for m in trading.markets:
         mine = {
@@ -151,16 +151,27 @@ def _leverage_and_fees(settings: Settings, backpack: BackpackClient, hibachi: Hi
     current = {s: extras[0].get(s) for s in traded}
     out.append(rules.leverage(Venue.HIBACHI, current, hibachi.leverage_scope, trading))
 
+    out.append(rules.fees(read_fee_rates(backpack, hibachi, extras[1])))
+    return out
+
+
+def read_fee_rates(
+    backpack: BackpackClient, hibachi: HibachiClient, hibachi_own: tuple[Decimal, Decimal] | None = None
+) -> dict[Venue, tuple[Decimal, Decimal] | str]:
+    """Each venue's (maker, taker) rate, or why it was not read. Hibachi's account rates (`hibachi_own`, or read
+    here) win over its exchange-wide schedule."""
     rates: dict[Venue, tuple[Decimal, Decimal] | str] = {}
     bp_rates, error = _try(lambda: probe.backpack_fees(backpack))
     rates[Venue.BACKPACK] = bp_rates if error is None else error
-    if extras[1] is not None:
-        rates[Venue.HIBACHI] = extras[1]  # the account's own rates win over the exchange's schedule
+    if hibachi_own is None:
+        extras, _ = _try(lambda: probe.hibachi_account_extras(hibachi))
+        hibachi_own = extras[1] if extras is not None else None
+    if hibachi_own is not None:
+        rates[Venue.HIBACHI] = hibachi_own
     else:
         info, error = _try(hibachi.exchange_info)
         rates[Venue.HIBACHI] = (info.maker_fee, info.taker_fee) if error is None else error
-    out.append(rules.fees(rates))
-    return out
+    return rates
 
 
 def _unknowns(settings: Settings, clock: Clock, backpack: BackpackClient, hibachi: HibachiClient) -> list[CheckResult]:
