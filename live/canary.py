@@ -68,7 +68,7 @@ def size(settings: Settings, clock: Clock) -> Sizing | str:
     """Read the first configured market's rules, marks and the fee rates; the canary's size, or why not."""
     market = settings.trading.markets[0]
     with probe.venues_for(settings, clock) as endpoints:
-        backpack, hibachi = probe.clients(endpoints, settings, clock)
+        backpack, hibachi, _ = probe.clients(endpoints, settings, clock)  # keys: checked by `check`
         try:
             views = {
                 Venue.BACKPACK: venue_views(backpack, Venue.BACKPACK, [market.backpack_symbol], Decimal(0)),

@@ -72,9 +72,9 @@ def run_checks(
     """Every check against the configured mode's venues, in a fixed order."""
     clock = clock or SystemClock()
     with probe.venues_for(settings, clock) as endpoints:
-        backpack, hibachi = probe.clients(endpoints, settings, clock)
+        backpack, hibachi, key_problems = probe.clients(endpoints, settings, clock)
         try:
-            return _checks(settings, clock, endpoints, backpack, hibachi, feed_timeout_s)
+            return _checks(settings, clock, endpoints, (backpack, hibachi), key_problems, feed_timeout_s)
         finally:
             backpack.close()
             hibachi.close()
@@ -84,10 +84,11 @@ def _checks(
     settings: Settings,
     clock: Clock,
     endpoints: probe.Endpoints,
-    backpack: BackpackClient,
-    hibachi: HibachiClient,
+    venue_pair: tuple[BackpackClient, HibachiClient],
+    key_problems: dict[Venue, str],
     feed_timeout_s: float,
 ) -> list[CheckResult]:
+    backpack, hibachi = venue_pair
     trading = settings.trading
     out: list[CheckResult] = []
     venue_clients: dict[Venue, Client] = {Venue.BACKPACK: backpack, Venue.HIBACHI: hibachi}
@@ -105,6 +106,8 @@ def _checks(
     reads = {Venue.BACKPACK: "the signed collateral query", Venue.HIBACHI: "GET /trade/account/info"}
     for venue, client in venue_clients.items():
         accounts[venue], error = _try(client.account)
+        if venue in key_problems:
+            accounts[venue], error = None, f"the configured key cannot be used: {key_problems[venue]}"
         out.append(rules.credentials(venue, error, reads[venue]))
     out.append(rules.hibachi_key_type(endpoints.hibachi_key_type, endpoints.hibachi_hmac, endpoints.hibachi_private))
 
@@ -130,7 +133,9 @@ def _checks(
     out.extend(_leverage_and_fees(settings, backpack, hibachi))
     out.extend(_unknowns(settings, clock, backpack, hibachi))
     out.extend(_maintenance(backpack, hibachi))
-    arrived = probe.first_quotes(endpoints, symbols, clock, feed_timeout_s)
+    # Only markets the venue lists are awaited: a missing one already failed its market check.
+    listed = {v: [s for s in symbols[v] if isinstance(views[v][s], VenueView)] for v in Venue}
+    arrived = probe.first_quotes(endpoints, listed, clock, feed_timeout_s)
     out.extend(rules.feed(venue, per, feed_timeout_s) for venue, per in arrived.items())
     return out
 

@@ -87,25 +87,39 @@ def venues_for(settings: Settings, clock: Clock) -> Iterator[Endpoints]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def clients(endpoints: Endpoints, settings: Settings, clock: Clock) -> tuple[BackpackClient, HibachiClient]:
-    """Both venue clients, built as the engine builds them."""
+def clients(
+    endpoints: Endpoints, settings: Settings, clock: Clock
+) -> tuple[BackpackClient, HibachiClient, dict[Venue, str]]:
+    """Both venue clients, built as the engine builds them, and why a venue's keys cannot be used (that client is
+    then built without them, so its public reads still run)."""
     timeout = float(settings.engine.venue_timeout_s)
-    backpack = BackpackClient(
-        endpoints.backpack_rest, endpoints.backpack_key, endpoints.backpack_secret,
-        window_ms=settings.backpack.window_ms, clock=clock, read_timeout_s=timeout,
-        requests_per_s=float(settings.backpack.requests_per_s), get_retries=1,
-    )  # fmt: skip
+    problems: dict[Venue, str] = {}
+
+    def backpack(key: str | None, secret: str | None) -> BackpackClient:
+        return BackpackClient(
+            endpoints.backpack_rest, key, secret, window_ms=settings.backpack.window_ms, clock=clock,
+            read_timeout_s=timeout, requests_per_s=float(settings.backpack.requests_per_s), get_retries=1,
+        )  # fmt: skip
+
+    try:
+        bp = backpack(endpoints.backpack_key, endpoints.backpack_secret)
+    except ValueError as exc:  # BackpackKeyError: the key is not the secret's public key, or not base64
+        problems[Venue.BACKPACK] = str(exc)
+        bp = backpack(None, None)
     signer = None
     if endpoints.hibachi_key_type is not None:
-        signer = make_signer(
-            endpoints.hibachi_key_type, hmac_secret=endpoints.hibachi_hmac, private_key=endpoints.hibachi_private
-        )
-    hibachi = HibachiClient(
+        try:
+            signer = make_signer(
+                endpoints.hibachi_key_type, hmac_secret=endpoints.hibachi_hmac, private_key=endpoints.hibachi_private
+            )
+        except ValueError as exc:  # HibachiKeyError
+            problems[Venue.HIBACHI] = str(exc)
+    hb = HibachiClient(
         endpoints.hibachi_api, endpoints.hibachi_data, endpoints.hibachi_key, endpoints.hibachi_account, signer,
         clock=clock, nonce_window_s=float(settings.hibachi.nonce_window_s), read_timeout_s=timeout,
         requests_per_s=float(settings.hibachi.requests_per_s), get_retries=1,
     )  # fmt: skip
-    return backpack, hibachi
+    return bp, hb, problems
 
 
 def clock_offset(client: BackpackClient | HibachiClient, clock: Clock) -> tuple[int, int]:
@@ -186,6 +200,8 @@ def first_quotes(
         hibachi_feed(endpoints.hibachi_ws, symbols[Venue.HIBACHI], clock, on_quote=on_quote(Venue.HIBACHI),
                      reconnect_max_s=1),
     ]  # fmt: skip
+    if not any(symbols.values()):
+        return {v: {} for v in symbols}
     for f in feeds:
         f.start()
     try:
