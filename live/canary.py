@@ -15,7 +15,17 @@ from decimal import Decimal
 from typing import Any
 
 from actors.engine import PAUSE_KEY, STARTUP_BLOCK, Engine
-from actors.messages import ClosePair, CloseResult, GetQuote, GetStatus, OpenNow, PairOpened, QuoteReply, TradingMode
+from actors.messages import (
+    ClosePair,
+    CloseResult,
+    GetQuote,
+    GetStatus,
+    OpenNow,
+    PairFailed,
+    PairOpened,
+    QuoteReply,
+    TradingMode,
+)
 from core.clock import Clock, SystemClock
 from core.config import MarketConfig, Settings
 from core.domain import PairState, Venue
@@ -195,8 +205,12 @@ def _fly(engine: Engine, driver: _Driver, settings: Settings, sizing: Sizing, re
         outcome = coordinator.ask(OpenNow(sizing.market.name), timeout=OPEN_TIMEOUT_S)
     finally:
         engine.gate.set(TradingMode.PAUSED, "canary: one pair only")
+    if isinstance(outcome, PairFailed):
+        report.pair_id = outcome.pair_id
+        report.say(f"the pair did not open: pair {outcome.pair_id} {outcome.state}: {outcome.reason}")
+        return
     if not isinstance(outcome, PairOpened):
-        report.say(f"the pair did not open: {outcome}")
+        report.say(f"the pair did not open: {getattr(outcome, 'reason', outcome)}")
         return
     pair_id = outcome.pair_id
     report.pair_id = pair_id
