@@ -120,7 +120,7 @@ def load_or_exit(args: argparse.Namespace) -> Settings:
         raise SystemExit(EXIT_CONFIG) from None
 
 
-def run(settings: Settings, close_on_exit: bool = False, paused: bool = False, canary: bool = False) -> int:
+def run(settings: Settings, close_on_exit: bool = False, paused: bool | str = False, canary: bool = False) -> int:
     """Run the engine until SIGINT/SIGTERM (exit 0) or until it cannot go on (exit 1); serve the control
     socket meanwhile."""
     from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - keep the CLI commands fast
@@ -156,7 +156,7 @@ def run(settings: Settings, close_on_exit: bool = False, paused: bool = False, c
     return code
 
 
-def _serve(settings: Settings, close_on_exit: bool, paused: bool) -> int:
+def _serve(settings: Settings, close_on_exit: bool, paused: bool | str) -> int:
     """The engine and the control socket, from start to a clean stop; the exit status."""
     import pykka.debug  # noqa: PLC0415 - keep `--help`, config errors and the CLI commands fast
     import pynng  # noqa: PLC0415
@@ -194,7 +194,8 @@ def _serve(settings: Settings, close_on_exit: bool, paused: bool) -> int:
     )
     fatal: str | None = None
     try:
-        engine.start(paused_reason="started with --paused" if paused else None)
+        reason = paused if isinstance(paused, str) else "started with --paused"  # a str: why the pre-check paused
+        engine.start(paused_reason=reason if paused else None)
         server.start()
         fatal = engine.run(stop)
     finally:
@@ -216,19 +217,27 @@ def check(settings: Settings, as_json: bool) -> int:
     return preflight.exit_status(results)
 
 
-def _precheck(settings: Settings) -> int:
-    """Live mode runs the check before anything starts; a failure stops `run` before any order is sent."""
+def _precheck(settings: Settings, canary: bool) -> tuple[int, str | None]:
+    """Live mode runs the check before anything starts: (exit status, reason to start paused or None). A failure
+    stops `run` before any order is sent, unless the database holds live pairs: then the engine starts with
+    opening paused, because a supervisor that refused to run would leave those pairs unwatched."""
     from live import preflight  # noqa: PLC0415
+    from live.probe import count_live_pairs  # noqa: PLC0415
 
     results = preflight.run_checks(settings)
     failed = [r for r in results if r.status.value == "fail"]
+    if not failed:
+        log.info("pre-flight check passed (%d checks)", len(results))
+        return EXIT_OK, None
+    live_pairs = 0 if canary else count_live_pairs(settings)
     for r in failed:
         print(f"run: pre-flight check {r.name} failed: {r.message}", file=sys.stderr)
-    if failed:
+    if live_pairs == 0:
         print("run: not started (see `supervisor.py check`; `run --skip-check` starts anyway)", file=sys.stderr)
-        return EXIT_FAILURE
-    log.info("pre-flight check passed (%d checks)", len(results))
-    return EXIT_OK
+        return EXIT_FAILURE, None
+    names = ", ".join(r.name for r in failed)
+    log.critical("pre-flight check failed (%s) with %d live pair(s): starting with opening paused", names, live_pairs)
+    return EXIT_OK, f"pre-flight check failed ({names}); fix it, then `resume`"
 
 
 def _canary(settings: Settings) -> int:
@@ -314,14 +323,13 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings)
     command = args.command or "run"
     if command == "run":
-        if settings.mode == "live" and not getattr(args, "skip_check", False) and _precheck(settings) != EXIT_OK:
-            return EXIT_FAILURE
-        return run(
-            settings,
-            close_on_exit=getattr(args, "close_on_exit", False),
-            paused=getattr(args, "paused", False),
-            canary=getattr(args, "canary", False),
-        )
+        canary, paused = getattr(args, "canary", False), getattr(args, "paused", False)
+        if settings.mode == "live" and not getattr(args, "skip_check", False):
+            code, pause = _precheck(settings, canary)
+            if code != EXIT_OK:
+                return code
+            paused = pause or paused
+        return run(settings, close_on_exit=getattr(args, "close_on_exit", False), paused=paused, canary=canary)
     if command == "check":
         return check(settings, args.json)
     if command == "report":

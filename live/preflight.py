@@ -201,7 +201,9 @@ def _unknowns(settings: Settings, clock: Clock, backpack: BackpackClient, hibach
         if isinstance(venue_held, str):
             out.append(rules.read_failed(f"positions.{venue.value}", "positions", venue_held))
         else:
-            out.append(rules.positions(venue, venue_held, known.expected[venue], settings.reconcile.unknown_positions))
+            policy = settings.reconcile.unknown_positions
+            settling = known.settling.get(venue, set())
+            out.append(rules.positions(venue, venue_held, known.expected[venue], policy, settling))
         if venue in order_errors:
             out.append(rules.read_failed(f"orders.{venue.value}", "open orders", order_errors[venue]))
         else:

@@ -11,15 +11,15 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from core.clock import Clock
+from core.clock import Clock, SystemClock
 from core.config import Mode, Settings
-from core.domain import ACTIVE_STATES, Venue
-from core.ledger import leg_book
+from core.domain import ACTIVE_STATES, PairState, Venue
+from core.ledger import is_unresolved, leg_book
 from exchanges.backpack import parse as bp_parse
 from exchanges.backpack.client import BackpackClient
 from exchanges.backpack.feed import backpack_feed
@@ -30,10 +30,12 @@ from exchanges.hibachi.feed import hibachi_feed
 from exchanges.hibachi.signing import make_signer
 from exchanges.paper import STATE_FILE, PaperVenues
 from exchanges.wire import dec
-from storage.db import open_database_readonly
+from storage.checks import DatabaseProblem
+from storage.db import SchemaVersionError, open_database_readonly
 from storage.repository import NotFoundError, Repository
 
 BACKPACK_NORMAL = "Ok"  # GET /api/v1/status (spec §3)
+MID_TRADE = frozenset({PairState.PLANNED, PairState.OPENING, PairState.ROLLING_BACK})
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +221,8 @@ class Known:
 
     expected: dict[Venue, dict[str, Decimal]]
     database: str  # where it was read, or why nothing was
+    # Symbols with a pair mid-trade (opening or rolling back, or an order whose outcome is not known yet).
+    settling: dict[Venue, set[str]] = field(default_factory=dict)
 
 
 def read_database(
@@ -234,11 +238,15 @@ def read_database(
     try:
         repo = Repository(db, clock)
         pairs = repo.list_pairs(ACTIVE_STATES)
-        for legs in repo.legs_with_orders(p.id for p in pairs).values():
+        settling: dict[Venue, set[str]] = {v: set() for v in Venue}
+        states = {p.id: p.state for p in pairs}
+        for pair_id, legs in repo.legs_with_orders(states.keys()).items():
             for leg, orders in legs:
                 held = leg.side.sign * leg_book(leg.side, orders).held
                 per = expected[leg.venue]
                 per[leg.symbol] = per.get(leg.symbol, Decimal(0)) + held
+                if states[pair_id] in MID_TRADE or any(is_unresolved(o) for o in orders):
+                    settling[leg.venue].add(leg.symbol)
         unknown: dict[Venue, list[str]] = {}
         for venue, ids in open_orders.items():
             unknown[venue] = []
@@ -247,6 +255,20 @@ def read_database(
                     repo.get_order(venue, client_id)
                 except NotFoundError:
                     unknown[venue].append(client_id)
-        return Known(expected, f"{len(pairs)} live pair(s) in the database"), unknown
+        return Known(expected, f"{len(pairs)} live pair(s) in the database", settling), unknown
+    finally:
+        db.dispose()
+
+
+def count_live_pairs(settings: Settings) -> int:
+    """How many pairs the database holds in a live state (read only; 0 without a database)."""
+    if settings.database.url is None and not (settings.data_dir / "perp-farmer.db").exists():
+        return 0
+    try:
+        db = open_database_readonly(settings.database_url)
+    except (DatabaseProblem, SchemaVersionError):
+        return 0  # `run` checks the database itself next, and stops there with the reason
+    try:
+        return len(Repository(db, SystemClock()).list_pairs(ACTIVE_STATES))
     finally:
         db.dispose()

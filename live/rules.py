@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -278,17 +278,33 @@ def all_taker_cost_per_1m(rates: Mapping[Venue, tuple[Decimal, Decimal]]) -> Dec
 
 
 def positions(
-    venue: Venue, held: Mapping[str, Decimal], expected: Mapping[str, Decimal], policy: UnknownPositions
+    venue: Venue,
+    held: Mapping[str, Decimal],
+    expected: Mapping[str, Decimal],
+    policy: UnknownPositions,
+    settling: Set[str] = frozenset(),
 ) -> CheckResult:
     """Signed quantities per symbol the venue holds against what the database's pairs hold. A difference is a
-    position nobody accounts for; `reconcile.unknown_positions` decides what `run` would do with it."""
+    position nobody accounts for; `reconcile.unknown_positions` decides what `run` would do with it. Symbols in
+    `settling` have a pair mid-trade (an order whose outcome the database does not know yet, as after a crash):
+    start-up reconciliation settles those before anything opens, so a difference there only warns."""
     name = f"positions.{venue.value}"
-    unknown = {
+    differ = {
         s: held.get(s, Decimal(0)) - expected.get(s, Decimal(0))
         for s in set(held) | set(expected)
         if held.get(s, Decimal(0)) != expected.get(s, Decimal(0))
     }
+    unknown = {s: q for s, q in differ.items() if s not in settling}
     numbers = {f"{s}_unknown": str(q) for s, q in sorted(unknown.items())}
+    if not unknown and differ:
+        listed = ", ".join(f"{s} {q:+}" for s, q in sorted(differ.items()))
+        return CheckResult(
+            name,
+            Status.WARN,
+            f"the venue differs from the database by {listed}, where a pair is mid-trade: start-up reconciliation "
+            "settles it before anything opens",
+            {f"{s}_settling": str(q) for s, q in sorted(differ.items())},
+        )
     if not unknown:
         return CheckResult(name, Status.PASS, f"{len(held)} position(s), all held by known pairs", numbers)
     listed = ", ".join(f"{s} {q:+}" for s, q in sorted(unknown.items()))

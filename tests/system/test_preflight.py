@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from exchanges.backpack.client import BackpackClient
 from exchanges.backpack.sim import BackpackSim
 from exchanges.base import OrderRequest
 from exchanges.hibachi.sim import HibachiSim
+from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -227,3 +229,39 @@ def test_an_unknown_position_fails_the_positions_check(in_process: Any, tmp_path
     assert _failed(checks) == {"positions.backpack"}
     assert checks["positions.backpack"]["numbers"] == {"BTC_USDC_PERP_unknown": "0.001"}
     assert "unknown_positions = close" in checks["positions.backpack"]["message"]
+
+
+def test_a_failing_check_with_live_pairs_starts_paused_rather_than_leave_them_unwatched(
+    in_process: Any, short_dir: Path
+) -> None:
+    bsim, hsim = in_process()
+    bp, hb = _endpoints(bsim, hsim)
+    config = _config(short_dir, bp, hb)
+    data = short_dir / "data"
+
+    def supervisor() -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "supervisor.py"), "--config", str(config)],
+            cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    def status() -> dict[str, Any]:
+        out = _cli(config, "status", "--json")
+        return json.loads(out.stdout) if out.returncode == 0 else {}
+
+    first = supervisor()
+    try:
+        wait_until(lambda: status().get("pairs", {}).get("open") == 1, 40, "a pair open")
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(15) == 0  # the pair stays open
+    hsim.status = "SCHEDULED_MAINTENANCE"
+    second = supervisor()
+    try:
+        wait_until(lambda: status().get("trading", {}).get("mode") == "paused", 40, "a paused start")
+        assert "pre-flight check failed (maintenance.hibachi)" in status()["trading"]["reason"]
+        assert status()["pairs"]["open"] == 1  # still watched by the engine
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(15) == 0
+    assert (data / "perp-farmer.db").exists()

@@ -140,6 +140,18 @@ def test_positions_the_pairs_hold_pass_and_a_shrunk_leg_does_not() -> None:
     assert shrunk.status is Status.FAIL
 
 
+def test_a_difference_where_a_pair_is_mid_trade_only_warns() -> None:
+    # After a crash between the fills and their record: the venue holds the leg, the ledger not yet.
+    held = {"BTC_USDC_PERP": D("0.002"), "ETH_USDC_PERP": D("1")}
+    result = rules.positions(Venue.BACKPACK, held, {}, UnknownPositions.ALERT, {"BTC_USDC_PERP"})
+    assert result.status is Status.FAIL and result.numbers == {"ETH_USDC_PERP_unknown": "1"}
+    settling = rules.positions(
+        Venue.BACKPACK, {"BTC_USDC_PERP": D("0.002")}, {}, UnknownPositions.ALERT, {"BTC_USDC_PERP"}
+    )
+    assert settling.status is Status.WARN
+    assert "reconciliation" in settling.message
+
+
 def test_unknown_open_orders_warn() -> None:
     assert rules.orders(Venue.HIBACHI, []).status is Status.PASS
     assert rules.orders(Venue.HIBACHI, ["abc"]).status is Status.WARN
