@@ -265,3 +265,16 @@ def test_a_failing_check_with_live_pairs_starts_paused_rather_than_leave_them_un
         second.send_signal(signal.SIGTERM)
         assert second.wait(15) == 0
     assert (data / "perp-farmer.db").exists()
+
+
+def test_check_in_paper_mode_reads_the_simulators_the_engine_would_start_and_writes_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    config = tmp_path / "paper.toml"
+    config.write_text(f'mode = "paper"\ndata_dir = "{data}"\n[paper]\ncollateral_usd = 30\n')
+    code, checks = _check(config)
+    assert code == 1
+    # The configured paper collateral reaches the simulators the check starts: too little for 100 USD at 3x.
+    assert _failed(checks) == {"collateral.backpack", "collateral.hibachi"}
+    assert checks["credentials.backpack"]["status"] == "pass"
+    assert list(data.iterdir()) == [], "no database and no paper state written"
