@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--paused", action="store_true", help="start with opening paused (kept until `resume`, across restarts)"
     )
+    run.add_argument("--skip-check", action="store_true", help="live mode: start without the pre-flight check")
+    run.add_argument(
+        "--canary", action="store_true", help="open one minimum-size pair, close it after canary.hold_s, report, exit"
+    )
+    check = sub.add_parser("check", parents=[common], help="read-only pre-flight check of the venues and database")
+    check.add_argument("--json", action="store_true", help="print one JSON object")
     report = sub.add_parser("report", parents=[common], help="volume, fees, funding, PnL and points per pair")
     report.add_argument("--since", type=_date, help="only pairs created since (YYYY-MM-DD or ISO time, UTC)")
     report.add_argument("--format", choices=["table", "json", "csv"], default="table", help="output format")
@@ -118,7 +124,7 @@ def load_or_exit(args: argparse.Namespace) -> Settings:
         raise SystemExit(EXIT_CONFIG) from None
 
 
-def run(settings: Settings, close_on_exit: bool = False, paused: bool = False) -> int:
+def run(settings: Settings, close_on_exit: bool = False, paused: bool | str = False, canary: bool = False) -> int:
     """Run the engine until SIGINT/SIGTERM (exit 0) or until it cannot go on (exit 1); serve the control
     socket meanwhile."""
     from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - keep the CLI commands fast
@@ -143,7 +149,7 @@ def run(settings: Settings, close_on_exit: bool = False, paused: bool = False) -
         return EXIT_FAILURE
     try:
         check_database(settings.database_url)  # a damaged or unwritable store stops here, in one clear line
-        code = _serve(settings, close_on_exit, paused)
+        code = _canary(settings) if canary else _serve(settings, close_on_exit, paused)
     except DatabaseProblem as exc:
         print(f"run: {exc}", file=sys.stderr)
         code = EXIT_FAILURE
@@ -154,7 +160,7 @@ def run(settings: Settings, close_on_exit: bool = False, paused: bool = False) -
     return code
 
 
-def _serve(settings: Settings, close_on_exit: bool, paused: bool) -> int:
+def _serve(settings: Settings, close_on_exit: bool, paused: bool | str) -> int:
     """The engine and the control socket, from start to a clean stop; the exit status."""
     import pykka.debug  # noqa: PLC0415 - keep `--help`, config errors and the CLI commands fast
     import pynng  # noqa: PLC0415
@@ -192,7 +198,8 @@ def _serve(settings: Settings, close_on_exit: bool, paused: bool) -> int:
     )
     fatal: str | None = None
     try:
-        engine.start(paused_reason="started with --paused" if paused else None)
+        reason = paused if isinstance(paused, str) else "started with --paused"  # a str: why the pre-check paused
+        engine.start(paused_reason=reason if paused else None)
         server.start()
         fatal = engine.run(stop)
     finally:
@@ -203,6 +210,47 @@ def _serve(settings: Settings, close_on_exit: bool, paused: bool) -> int:
         return EXIT_FAILURE
     log.info("stopped")
     return EXIT_OK
+
+
+def check(settings: Settings, as_json: bool) -> int:
+    """The read-only pre-flight check: one line per check (or one JSON object); exit 1 when one failed."""
+    from live import preflight  # noqa: PLC0415 - keep the other commands fast
+
+    results = preflight.run_checks(settings)
+    print(preflight.as_json(results) if as_json else preflight.as_lines(results))
+    return preflight.exit_status(results)
+
+
+def _precheck(settings: Settings, canary: bool) -> tuple[int, str | None]:
+    """Live mode runs the check before anything starts: (exit status, reason to start paused or None). A failure
+    stops `run` before any order is sent, unless the database holds live pairs: then the engine starts with
+    opening paused, because a supervisor that refused to run would leave those pairs unwatched."""
+    from live import preflight  # noqa: PLC0415
+    from live.probe import count_live_pairs  # noqa: PLC0415
+
+    results = preflight.run_checks(settings)
+    failed = [r for r in results if r.status.value == "fail"]
+    if not failed:
+        log.info("pre-flight check passed (%d checks)", len(results))
+        return EXIT_OK, None
+    live_pairs = 0 if canary else count_live_pairs(settings)
+    for r in failed:
+        print(f"run: pre-flight check {r.name} failed: {r.message}", file=sys.stderr)
+    if live_pairs == 0:
+        print("run: not started (see `supervisor.py check`; `run --skip-check` starts anyway)", file=sys.stderr)
+        return EXIT_FAILURE, None
+    names = ", ".join(r.name for r in failed)
+    log.critical("pre-flight check failed (%s) with %d live pair(s): starting with opening paused", names, live_pairs)
+    return EXIT_OK, f"pre-flight check failed ({names}); fix it, then `resume`"
+
+
+def _canary(settings: Settings) -> int:
+    """`run --canary`: one minimum-size pair through the engine, closed after canary.hold_s, costs reported."""
+    from live.canary import run_canary  # noqa: PLC0415
+
+    report = run_canary(settings)
+    print(report.render())
+    return EXIT_OK if report.ok else EXIT_FAILURE
 
 
 def _exit_if_threads_linger(code: int) -> None:
@@ -281,7 +329,15 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings)
     command = args.command or "run"
     if command == "run":
-        return run(settings, close_on_exit=getattr(args, "close_on_exit", False), paused=getattr(args, "paused", False))
+        canary, paused = getattr(args, "canary", False), getattr(args, "paused", False)
+        if settings.mode == "live" and not getattr(args, "skip_check", False):
+            code, pause = _precheck(settings, canary)
+            if code != EXIT_OK:
+                return code
+            paused = pause or paused
+        return run(settings, close_on_exit=getattr(args, "close_on_exit", False), paused=paused, canary=canary)
+    if command == "check":
+        return check(settings, args.json)
     if command == "report":
         return report(settings, args)
     return control(settings, args)

@@ -162,6 +162,12 @@ class MetricsConfig(_Section):
     port: int = 9464
 
 
+class CanaryConfig(_Section):
+    """`run --canary`: one minimum-size pair, held this long, then closed and its costs reported."""
+
+    hold_s: Decimal = Decimal(60)
+
+
 class ReconcileConfig(_Section):
     """Start-up and continuous reconciliation of the database with the venues."""
 
@@ -280,6 +286,7 @@ class Settings(BaseSettings):
     trading: TradingConfig = TradingConfig()
     monitor: MonitorConfig = MonitorConfig()
     points: PointsConfig = PointsConfig()
+    canary: CanaryConfig = CanaryConfig()
     engine: EngineConfig = EngineConfig()
     reconcile: ReconcileConfig = ReconcileConfig()
     alerts: AlertsConfig = AlertsConfig()
@@ -484,6 +491,7 @@ def check_rules(s: Settings) -> list[str]:
     _rule_gt(problems, "monitor.feed_stale_after_s", m.feed_stale_after_s, 0)
     _rule_ge(problems, "points.backpack_per_usd", s.points.backpack_per_usd, 0)
     _rule_ge(problems, "points.hibachi_per_usd", s.points.hibachi_per_usd, 0)
+    _rule_gt(problems, "canary.hold_s", s.canary.hold_s, 0)
     e = s.engine
     _rule_gt(problems, "engine.tick_s", e.tick_s, 0)
     _rule_ge(problems, "engine.max_restarts", e.max_restarts, 0)

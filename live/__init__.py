@@ -1,0 +1,1 @@
+"""Going live safely: the read-only pre-flight check (`supervisor.py check`) and the canary run (`run --canary`)."""

@@ -1,0 +1,272 @@
+"""`run --canary`: one pair at the venues' minimum size through the real engine, closed after canary.hold_s.
+
+The engine runs with opening paused (in memory only, never stored), so its coordinator opens nothing on its own;
+the canary lifts the pause for exactly one `OpenNow`, pauses again, holds, closes with the closer's `ClosePair`,
+and reads the result from the repository. The size comes from the venues' rules: the smallest quantity both
+accept, handed to the unchanged planner as a notional that rounds to it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from actors.engine import PAUSE_KEY, STARTUP_BLOCK, Engine
+from actors.messages import (
+    ClosePair,
+    CloseResult,
+    GetQuote,
+    GetStatus,
+    OpenNow,
+    PairFailed,
+    PairOpened,
+    QuoteReply,
+    TradingMode,
+)
+from core.clock import Clock, SystemClock
+from core.config import MarketConfig, Settings
+from core.domain import PairState, Venue
+from core.ledger import leg_book
+from core.planning import VenueView
+from live import costs as cost_math
+from live import probe
+from live.preflight import read_fee_rates, venue_views
+
+log = logging.getLogger(__name__)
+
+STEP_S = 0.05
+RECONCILE_WAIT_S = 120.0
+OPEN_TIMEOUT_S = 120.0
+CLOSE_TIMEOUT_S = 300.0
+# A canary killed mid-hold leaves its pair to the next `run`, which closes it at this expiry.
+EXPIRY_GRACE_S = 300
+
+
+@dataclass
+class CanaryReport:
+    """What the canary did: whether it opened and closed flat, its lines for a person, and its costs."""
+
+    ok: bool = False
+    lines: list[str] = field(default_factory=list)
+    costs: cost_math.Costs | None = None
+    pair_id: int | None = None
+
+    def say(self, line: str) -> None:
+        """Add a line (and log it)."""
+        log.info("canary: %s", line)
+        self.lines.append(line)
+
+    def render(self) -> str:
+        """The report for a person."""
+        return "\n".join(["canary: " + ("PASS" if self.ok else "FAIL"), *("  " + line for line in self.lines)])
+
+
+@dataclass(frozen=True, slots=True)
+class Sizing:
+    """The canary's market, quantity, the notional handed to the planner, and the venues' fee rates."""
+
+    market: MarketConfig
+    quantity: Decimal
+    notional: Decimal
+    rates: dict[Venue, tuple[Decimal, Decimal]]
+
+
+def size(settings: Settings, clock: Clock) -> Sizing | str:
+    """Read the first configured market's rules, marks and the fee rates; the canary's size, or why not."""
+    market = settings.trading.markets[0]
+    with probe.venues_for(settings, clock) as endpoints:
+        backpack, hibachi, _ = probe.clients(endpoints, settings, clock)  # keys: checked by `check`
+        try:
+            views = {
+                Venue.BACKPACK: venue_views(backpack, Venue.BACKPACK, [market.backpack_symbol], Decimal(0)),
+                Venue.HIBACHI: venue_views(hibachi, Venue.HIBACHI, [market.hibachi_symbol], Decimal(0)),
+            }
+            rates = read_fee_rates(backpack, hibachi)
+        finally:
+            backpack.close()
+            hibachi.close()
+    found = [v for per in views.values() for v in per.values()]
+    problems = [v for v in found if isinstance(v, str)]
+    if problems:
+        return "; ".join(problems)
+    unread = {venue: r for venue, r in rates.items() if isinstance(r, str)}
+    if unread:
+        return "fee rates not read: " + "; ".join(f"{v}: {r}" for v, r in unread.items())
+    usable = [v for v in found if isinstance(v, VenueView)]
+    quantity = cost_math.minimum_quantity(usable)
+    return Sizing(market, quantity, cost_math.planner_notional(quantity, usable), rates)  # type: ignore[arg-type]
+
+
+def canary_settings(settings: Settings, sizing: Sizing) -> Settings:
+    """The settings the canary's engine runs with: one market, one pair slot, the canary's notional, an expiry
+    past the hold, and no second pair after it."""
+    hold_hours = (settings.canary.hold_s + EXPIRY_GRACE_S) / 3600
+    trading = settings.trading.model_copy(
+        update={
+            "markets": (sizing.market,),
+            "notional_usd": sizing.notional,
+            "max_concurrent_pairs": 1,
+            "min_duration_hours": hold_hours,
+            "max_duration_hours": hold_hours,
+            "cooldown_min_s": Decimal(86400),
+            "cooldown_max_s": Decimal(86400),
+        }
+    )
+    return settings.model_copy(update={"trading": trading})
+
+
+class _Driver:
+    """Turns the engine's main loop by hand, so nothing is ticked while the canary acts."""
+
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    def turn_for(self, seconds: float, until: Any = None) -> bool:
+        """Step the engine for up to `seconds` (wall time on the clock's monotonic), or until `until()`."""
+        end = self.clock.monotonic() + seconds
+        while self.clock.monotonic() < end:
+            self.engine.step()
+            if self.engine.fatal is not None:
+                raise RuntimeError(self.engine.fatal)
+            if until is not None and until():
+                return True
+            self.clock.sleep(STEP_S)
+        return until is None
+
+    def mids(self, symbols: dict[Venue, str]) -> dict[Venue, Decimal]:
+        """Each venue's mid (or mark, without a book) through the engine's own exchange actors."""
+        out: dict[Venue, Decimal] = {}
+        for venue, symbol in symbols.items():
+            reply: QuoteReply = self.engine.desk.ask_venue(venue, GetQuote(symbol))
+            q = reply.quote
+            mid = (q.bid + q.ask) / 2 if q.bid is not None and q.ask is not None else q.mark
+            if mid is None:
+                raise RuntimeError(f"{venue} quotes no price for {symbol}")
+            out[venue] = mid
+        return out
+
+
+def run_canary(settings: Settings, clock: Clock | None = None, rng: random.Random | None = None) -> CanaryReport:
+    """Open one minimum-size pair, hold it canary.hold_s, close it, report its costs. Never raises for a venue or
+    engine problem: the report says what went wrong."""
+    clock = clock or SystemClock()
+    report = CanaryReport()
+    sizing = size(settings, clock)
+    if isinstance(sizing, str):
+        report.say(f"cannot size the canary: {sizing}")
+        return report
+    report.say(
+        f"market {sizing.market.name}: {sizing.quantity} per leg, the smallest both venues accept "
+        f"(planner notional {sizing.notional:.2f})"
+    )
+    engine = Engine(canary_settings(settings, sizing), clock, rng=rng)
+    kept = engine.repo.get_meta(PAUSE_KEY)
+    if kept is not None:
+        report.say(f"opening is paused in this database ({kept}): `resume` it first")
+        engine.db.dispose()
+        return report
+    engine.gate.set(TradingMode.PAUSED, "canary: opening only on the canary's own request")  # in memory only
+    try:
+        engine.start()
+        _fly(engine, _Driver(engine, clock), settings, sizing, report)
+    except Exception as exc:
+        log.exception("canary failed")
+        report.ok = False
+        report.say(f"stopped by {type(exc).__name__}: {exc}".splitlines()[0])
+    finally:
+        engine.shutdown()
+    return report
+
+
+def _fly(engine: Engine, driver: _Driver, settings: Settings, sizing: Sizing, report: CanaryReport) -> None:
+    if not driver.turn_for(RECONCILE_WAIT_S, lambda: STARTUP_BLOCK not in engine.gate.blocks):
+        report.say("start-up reconciliation did not finish")
+        return
+    active = engine.repo.list_active_pairs()
+    if active:
+        report.say(f"{len(active)} live pair(s) in the database: the canary starts from a flat book only")
+        return
+    coordinator = engine.supervisor.ref("coordinator")
+    closer = engine.supervisor.ref("closer")
+    if coordinator is None or closer is None:
+        report.say("the coordinator or the closer is not running")
+        return
+    symbols = {Venue.BACKPACK: sizing.market.backpack_symbol, Venue.HIBACHI: sizing.market.hibachi_symbol}
+    # Ticks the coordinator still holds were sent while paused; once this answers none is left, and no new one
+    # is sent until this thread turns the loop again.
+    coordinator.ask(GetStatus(), timeout=OPEN_TIMEOUT_S)
+    open_mids = driver.mids(symbols)
+    engine.gate.set(TradingMode.NORMAL, "canary: one pair")
+    try:
+        outcome = coordinator.ask(OpenNow(sizing.market.name), timeout=OPEN_TIMEOUT_S)
+    finally:
+        engine.gate.set(TradingMode.PAUSED, "canary: one pair only")
+    if isinstance(outcome, PairFailed):
+        report.pair_id = outcome.pair_id
+        report.say(f"the pair did not open: pair {outcome.pair_id} {outcome.state}: {outcome.reason}")
+        return
+    if not isinstance(outcome, PairOpened):
+        report.say(f"the pair did not open: {getattr(outcome, 'reason', outcome)}")
+        return
+    pair_id = outcome.pair_id
+    report.pair_id = pair_id
+    pair = engine.repo.get_pair(pair_id)
+    report.say(
+        f"pair {pair_id} OPEN: long {pair.long_venue}, short {pair.short_venue}, {pair.quantity} at leverage "
+        f"{pair.leverage}; holding {settings.canary.hold_s} s"
+    )
+    if pair.quantity != sizing.quantity:
+        report.say(f"the planner sized {pair.quantity}, not the minimum {sizing.quantity} (prices moved)")
+    driver.turn_for(float(settings.canary.hold_s))
+    close_mids = driver.mids(symbols)
+    result: CloseResult = closer.ask(ClosePair(pair_id, "canary: hold time over"), timeout=CLOSE_TIMEOUT_S)
+    state = result.states.get(pair_id)
+    _conclude(engine, pair_id, state, open_mids, close_mids, sizing, report)
+
+
+def _conclude(
+    engine: Engine,
+    pair_id: int,
+    state: PairState | None,
+    open_mids: dict[Venue, Decimal],
+    close_mids: dict[Venue, Decimal],
+    sizing: Sizing,
+    report: CanaryReport,
+) -> None:
+    repo = engine.repo
+    pair = repo.get_pair(pair_id)
+    legs = []
+    flat = True
+    for leg in repo.positions_for_pair(pair_id):
+        book = leg_book(leg.side, repo.orders_for_position(leg.id))
+        flat &= book.held == 0
+        if book.entry_price is None or book.exit_price is None:
+            continue
+        legs.append(
+            cost_math.LegFills(
+                leg.venue,
+                leg.side,
+                book.opened,
+                book.entry_price,
+                book.exit_price,
+                book.fees,
+                open_mids[leg.venue],
+                close_mids[leg.venue],
+            )
+        )
+    report.ok = pair.state is PairState.CLOSED and flat and len(legs) == 2
+    report.say(f"pair {pair_id} {pair.state} (closer says {state}); both legs flat: {'yes' if flat else 'NO'}")
+    if len(legs) != 2:
+        return
+    c = cost_math.costs(legs, pair.funding or Decimal(0), pair.realized_pnl or Decimal(0), sizing.rates)
+    report.costs = c
+    per_1m = "n/a" if c.cost_per_1m is None else f"{c.cost_per_1m}"
+    report.say(f"volume {c.volume:.2f} USD over 4 fills")
+    report.say(f"fees {c.fees:.6f} (the fee schedule, all taker, predicted {c.predicted_fees:.6f})")
+    report.say(f"spread and slippage against the mid at each decision {c.spread:.6f}")
+    report.say(f"funding {c.funding:.6f}; realized PnL after fees and funding {c.realized_pnl:.6f}")
+    report.say(f"cost per 1M of volume {per_1m} USD (all-taker estimate {c.predicted_cost_per_1m})")

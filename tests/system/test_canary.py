@@ -1,0 +1,167 @@
+"""`run --canary` through the real CLI: paper mode, and live mode against the standalone simulators. One pair at
+the venues' minimum size opens through the engine, closes after canary.hold_s, and its costs are reported."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from decimal import Decimal as D
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from actors.engine import PAUSE_KEY
+from core.clock import SystemClock
+from core.domain import OrderPurpose, PairState, Venue
+from core.planning import VenueView
+from live.costs import minimum_quantity
+from storage.db import open_database_readonly
+from storage.repository import Repository
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST = """
+[canary]
+hold_s = 1
+[monitor]
+interval_s = 0.2
+[engine]
+tick_s = 0.05
+shutdown_timeout_s = 5
+[trading]
+notional_usd = 100
+[[trading.markets]]
+name = "BTC"
+backpack_symbol = "BTC_USDC_PERP"
+hibachi_symbol = "BTC/USDT-P"
+"""
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.upper().startswith("APP__")}
+
+
+def _spawn_sim(module: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, "--port", "0", "--seed", "11"],
+        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    return proc, json.loads(proc.stdout.readline())  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def standalone() -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    bp_proc, bp = _spawn_sim("exchanges.backpack.sim")
+    hb_proc, hb = _spawn_sim("exchanges.hibachi.sim")
+    yield bp, hb
+    for proc in (bp_proc, hb_proc):
+        proc.terminate()
+        proc.wait(10)
+
+
+def _live_config(directory: Path, bp: dict[str, Any], hb: dict[str, Any]) -> Path:
+    path = directory / "canary.toml"
+    path.write_text(f"""
+mode = "live"
+data_dir = "{directory / "data"}"
+{FAST}
+[backpack]
+api_key = "{bp["api_key"]}"
+api_secret = "{bp["api_secret"]}"
+rest_url = "{bp["rest"]}"
+ws_url = "{bp["ws"]}"
+[hibachi]
+api_key = "{hb["api_key"]}"
+account_id = {hb["account_id"]}
+key_type = "hmac"
+hmac_secret = "{hb["hmac_secret"]}"
+api_url = "{hb["api"]}"
+data_api_url = "{hb["data_api"]}"
+ws_market_url = "{hb["ws_market"]}"
+""")
+    return path
+
+
+def _canary(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "supervisor.py"), "--config", str(config), "run", "--canary"],
+        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def _repo(data_dir: Path) -> tuple[Repository, Any]:
+    db = open_database_readonly(f"sqlite:///{data_dir / 'perp-farmer.db'}")
+    return Repository(db, SystemClock()), db
+
+
+def _venue_state(info: dict[str, Any]) -> dict[str, Any]:
+    return requests.get(info["admin"], timeout=5).json()["accounts"]["paper"]
+
+
+def _assert_one_minimum_pair_opened_and_closed(data_dir: Path) -> None:
+    repo, db = _repo(data_dir)
+    try:
+        pairs = repo.list_pairs()
+        assert [p.state for p in pairs] == [PairState.CLOSED], "exactly one pair, closed"
+        pair = pairs[0]
+        orders = repo.orders_for_pair(pair.id)
+        assert sorted((o.venue.value, o.purpose.value, o.status) for o in orders) == [
+            ("backpack", "close", "filled"), ("backpack", "open", "filled"),
+            ("hibachi", "close", "filled"), ("hibachi", "open", "filled"),
+        ]  # fmt: skip
+        price = max(o.avg_price for o in orders if o.purpose is OrderPurpose.OPEN)  # type: ignore[type-var]
+        # The simulators' BTC rules: Backpack step and minimum 0.00001; Hibachi step 1e-10 and 1 USD minimum.
+        views = [
+            VenueView(Venue.BACKPACK, "BTC_USDC_PERP", price, D("0.00001"), D("0.00001"), D(0), D(50), D(0)),
+            VenueView(Venue.HIBACHI, "BTC/USDT-P", price, D("1E-10"), D("1E-10"), D(1), D(15), D(0)),
+        ]
+        assert pair.quantity == minimum_quantity(views), "the smallest size both venues accept, not notional_usd"
+        assert pair.quantity * price < 5, "a canary, not a 100 USD pair"
+        assert repo.get_meta(PAUSE_KEY) is None, "the canary's own pause is never stored"
+    finally:
+        db.dispose()
+
+
+def test_canary_in_paper_mode(tmp_path: Path) -> None:
+    config = tmp_path / "paper.toml"
+    config.write_text(f'mode = "paper"\ndata_dir = "{tmp_path / "data"}"\n{FAST}')
+    out = _canary(config)
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    assert out.stdout.startswith("canary: PASS")
+    assert "both legs flat: yes" in out.stdout
+    assert "all-taker estimate 475.00" in out.stdout
+    _assert_one_minimum_pair_opened_and_closed(tmp_path / "data")
+
+
+def test_canary_in_live_mode_against_the_standalone_simulators(
+    standalone: tuple[dict[str, Any], dict[str, Any]], tmp_path: Path
+) -> None:
+    bp, hb = standalone
+    out = _canary(_live_config(tmp_path, bp, hb))
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    assert "pre-flight check passed" in out.stderr, "live mode checks before it trades"
+    assert "cost per 1M of volume" in out.stdout
+    _assert_one_minimum_pair_opened_and_closed(tmp_path / "data")
+    for info in (bp, hb):
+        state = _venue_state(info)
+        assert state["positions"] == {}, "flat on the venue"
+        assert len(state["orders"]) == 2, "one open and one close per venue, nothing more"
+
+
+def test_canary_that_cannot_open_exits_1_flat(
+    standalone: tuple[dict[str, Any], dict[str, Any]], tmp_path: Path
+) -> None:
+    bp, hb = standalone
+    fault = {"kind": "reject", "code": 4, "message": "simulated refusal", "count": 1}
+    assert requests.post(f"{hb['admin']}/fault", json=fault, timeout=5).ok
+    out = _canary(_live_config(tmp_path, bp, hb))
+    assert out.returncode == 1, out.stdout
+    assert out.stdout.startswith("canary: FAIL")
+    assert "did not open: pair 1 failed" in out.stdout
+    assert "simulated refusal" in out.stdout
+    for info in (bp, hb):
+        assert _venue_state(info)["positions"] == {}, "the lone leg was rolled back"
