@@ -27,6 +27,7 @@ COPY exchanges ./exchanges
 COPY control ./control
 COPY alerts ./alerts
 COPY reports ./reports
+COPY live ./live
 RUN pip install --no-deps . \
     && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin farmer \
     && mkdir -p /data && chown farmer /data && chmod 0700 /data

@@ -237,6 +237,7 @@ class Engine:
                 seed=self.settings.paper.seed,
                 collateral=self.settings.paper.collateral_usd,
                 state_dir=self.settings.data_dir,
+                paper=self.settings.paper,
             )
             log.info(
                 "paper mode: Backpack simulator at %s, Hibachi simulator at %s",
@@ -521,6 +522,7 @@ class Engine:
         alerts = [e for e in self.repo.list_events(limit=200) if e.level is not EventLevel.INFO][:10]
         return {
             "mode": self.settings.mode.value,
+            "paper_prices": self.paper.price_status() if self.paper is not None else None,
             "uptime_s": int((now - self.started_at).total_seconds()) if self.started_at else 0,
             "trading": {"mode": self.gate.mode.value, "reason": self.gate.reason, "blocks": self.gate.blocks},
             "limits": self.limits.rows(),

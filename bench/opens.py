@@ -76,7 +76,14 @@ def run(sims: SimProcesses, opens: int, rollbacks: int, latency_s: float, warmup
     """Open and close `opens` pairs each way (alternating), then `rollbacks` opens with one leg refused."""
     engine = start_engine(live_settings(sims, scratch_dir()))
     sequential = SequentialCoordinator.start(
-        "coordinator.sequential", 0, engine.clock, None, desk=engine.desk, gate=engine.gate, rng=random.Random(5)
+        "coordinator.sequential",
+        0,
+        engine.clock,
+        None,
+        desk=engine.desk,
+        gate=engine.gate,
+        limits=engine.limits,
+        rng=random.Random(5),
     )
     try:
         sims.set_latency(latency_s)

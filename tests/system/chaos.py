@@ -297,6 +297,15 @@ def _settings(data_dir: Path) -> Any:
             "backpack": {"window_ms": int(WINDOW_S[Venue.BACKPACK] * 1000)},
             "hibachi": {"nonce_window_s": str(WINDOW_S[Venue.HIBACHI])},
             "monitor": {"interval_s": 20, "feed_stale_after_s": 45},
+            # Chaos opens hundreds of pairs an hour and jumps prices on purpose: the risk limits (tested on their
+            # own in test_limits.py) would stop it opening, so they are set out of reach here.
+            "limits": {
+                "max_notional_usd": 1_000_000,
+                "max_daily_cost_usd": 1_000_000,
+                "max_drawdown_usd": 1_000_000,
+                "max_naked_seconds": 1_000_000,
+                "max_opens_per_hour": 1_000_000,
+            },
             "engine": {
                 "tick_s": 1,
                 "leg_retry_min_s": 2,

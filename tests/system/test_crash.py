@@ -94,10 +94,10 @@ nonce_window_s = 2
     return path
 
 
-def _supervisor(config: Path, *failpoints: str) -> subprocess.Popen[str]:
+def _supervisor(config: Path, *failpoints: str, args: tuple[str, ...] = ()) -> subprocess.Popen[str]:
     env = _env(**({FAILPOINTS_ENV: ",".join(failpoints)} if failpoints else {}))
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "supervisor.py"), "--config", str(config)],
+        [sys.executable, str(ROOT / "supervisor.py"), "--config", str(config), *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -207,7 +207,9 @@ def test_an_unknown_position_on_a_venue_blocks_opening(venues: dict[Venue, dict[
     client = BackpackClient(bp["rest"], bp["api_key"], bp["api_secret"])
     client.place_order(OrderRequest("77", "BTC_USDC_PERP", Side.LONG, D("0.002")))  # placed by hand, not by us
     config = _config(short_dir, venues, "1")
-    proc = _supervisor(config)
+    # The pre-flight check would refuse to start (it is tested in test_preflight.py); this tests the engine's own
+    # runtime block, so the check is skipped.
+    proc = _supervisor(config, args=("run", "--skip-check"))
     try:
 
         def blocked() -> bool:

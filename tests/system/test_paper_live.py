@@ -9,11 +9,9 @@ from typing import Any
 
 import pytest
 
-from core.config import PaperConfig
 from core.domain import OrderPurpose, PairState, Venue
 from exchanges.backpack.sim import BackpackSim
 from exchanges.hibachi.sim import HibachiSim
-from exchanges.paper import PaperVenues
 from tests.helpers import wait_until
 from tests.system.conftest import Running
 
@@ -30,21 +28,6 @@ def live_venues() -> Iterator[tuple[BackpackSim, HibachiSim]]:
     hb.stop()
 
 
-@pytest.fixture
-def hand_over(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, Any]], None]:
-    """Until Engine.start passes `paper=self.settings.paper` itself, the test hands the [paper] settings to
-    PaperVenues.start here (setdefault: a no-op once the engine passes them)."""
-    original = PaperVenues.start.__func__  # type: ignore[attr-defined]
-    given: list[PaperConfig] = []
-
-    def start(cls: type[PaperVenues], clock: Any, **kwargs: Any) -> PaperVenues:
-        kwargs.setdefault("paper", given[-1] if given else None)
-        return original(cls, clock, **kwargs)  # type: ignore[no-any-return]
-
-    monkeypatch.setattr(PaperVenues, "start", classmethod(start))
-    return lambda section: given.append(PaperConfig(**section))
-
-
 def _pin(sim: BackpackSim | HibachiSim, price: str) -> None:
     """Hold the live venue's BTC still at `price`: its touch is then price -/+ one tick (0.1)."""
     sim.freeze("BTC")
@@ -56,7 +39,8 @@ def _fills(run: Running, pair_id: int, purpose: OrderPurpose) -> dict[Venue, D |
 
 
 def test_a_pair_opens_and_closes_at_each_live_venues_touch_and_a_stale_one_fails_the_open(
-    engine_factory: Factory, live_venues: tuple[BackpackSim, HibachiSim], hand_over: Callable[[dict[str, Any]], None]
+    engine_factory: Factory,
+    live_venues: tuple[BackpackSim, HibachiSim],
 ) -> None:
     live_bp, live_hb = live_venues
     _pin(live_bp, "70000")
@@ -69,10 +53,10 @@ def test_a_pair_opens_and_closes_at_each_live_venues_touch_and_a_stale_one_fails
         },
         "trading": {"markets": BTC_ONLY, "min_duration_hours": "0.1", "max_duration_hours": "0.1"},
     }  # fmt: skip
-    hand_over(overrides["paper"])
     run = engine_factory(overrides)
+    assert run.engine.status()["paper_prices"]["source"] == "live"  # the engine hands [paper] to the venues
     paper = run.engine.paper
-    assert paper is not None and paper.price_status()["source"] == "live"
+    assert paper is not None
 
     opened = run.wait_pair(PairState.OPEN, what="a pair opened on live prices")
     run.engine.pause("test: one pair at a time")
