@@ -140,7 +140,14 @@ class _Open:
         self.desk = _Desk(self.repo)
         self.clock = _Clock()
         self.coordinator = HedgeCoordinator(
-            "coordinator", 1, self.clock, None, desk=self.desk, gate=SimpleNamespace(), rng=random.Random(1)
+            "coordinator",
+            1,
+            self.clock,
+            None,
+            desk=self.desk,
+            gate=SimpleNamespace(),
+            rng=random.Random(1),
+            limits=SimpleNamespace(),
         )  # type: ignore[arg-type]
         self.trader = _Trader(self.repo)
         self.coordinator.trader = self.trader  # type: ignore[assignment]
