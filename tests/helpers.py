@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float = 10.0, what: str = "condition") -> None:
@@ -14,3 +22,24 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float = 10.0, what: str
             return
         time.sleep(0.01)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without APP__ settings or armed fail points (a test's own config must be all a
+    child process gets), plus `extra`."""
+    drop = ("APP__", "PERP_FARMER_FAILPOINTS")
+    return {k: v for k, v in os.environ.items() if not k.upper().startswith(drop)} | extra
+
+
+def spawn_simulator(module: str, seed: int, *args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """A standalone venue simulator (`python -m exchanges.<venue>.sim --port 0`) and the endpoints it prints."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, "--port", "0", "--seed", str(seed), *args],
+        cwd=ROOT,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    return proc, json.loads(proc.stdout.readline())

@@ -3,8 +3,6 @@ the venues' minimum size opens through the engine, closes after canary.hold_s, a
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +20,7 @@ from core.planning import VenueView
 from live.costs import minimum_quantity
 from storage.db import open_database_readonly
 from storage.repository import Repository
+from tests.helpers import clean_env, spawn_simulator
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = """
@@ -41,22 +40,10 @@ hibachi_symbol = "BTC/USDT-P"
 """
 
 
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.upper().startswith("APP__")}
-
-
-def _spawn_sim(module: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", module, "--port", "0", "--seed", "11"],
-        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    return proc, json.loads(proc.stdout.readline())  # type: ignore[union-attr]
-
-
 @pytest.fixture
 def standalone() -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    bp_proc, bp = _spawn_sim("exchanges.backpack.sim")
-    hb_proc, hb = _spawn_sim("exchanges.hibachi.sim")
+    bp_proc, bp = spawn_simulator("exchanges.backpack.sim", 11)
+    hb_proc, hb = spawn_simulator("exchanges.hibachi.sim", 11)
     yield bp, hb
     for proc in (bp_proc, hb_proc):
         proc.terminate()
@@ -89,7 +76,7 @@ ws_market_url = "{hb["ws_market"]}"
 def _canary(config: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(ROOT / "supervisor.py"), "--config", str(config), "run", "--canary"],
-        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120, check=False,
+        cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
 
 

@@ -139,6 +139,7 @@ def test_supervisor_runs_in_paper_mode_and_answers_a_second_process(short_dir: P
     proc = subprocess.Popen([sys.executable, str(ROOT / "supervisor.py"), "--config", str(config)], cwd=short_dir,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
+
         def open_pair_shown() -> bool:
             out = _cli(["--config", str(config), "pairs", "--json", "--state", "open"], short_dir)
             return out.returncode == 0 and len(json.loads(out.stdout)) == 1

@@ -4,7 +4,6 @@ restarted supervisor must reconcile to a hedged or flat book with no duplicate o
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -22,34 +21,17 @@ from core.failpoints import ENV as FAILPOINTS_ENV
 from core.ledger import leg_book
 from storage.db import open_database
 from storage.repository import Repository
-from tests.helpers import wait_until
+from tests.helpers import clean_env, spawn_simulator, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SYMBOLS = {Venue.BACKPACK: "BTC_USDC_PERP", Venue.HIBACHI: "BTC/USDT-P"}
 UNSETTLED = (PairState.PLANNED, PairState.OPENING, PairState.ROLLING_BACK, PairState.NAKED, PairState.CLOSING)
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("APP__") and k != FAILPOINTS_ENV}
-    return env | extra
-
-
-def _spawn_sim(module: str, *args: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", module, "--port", "0", "--seed", "5", *args],
-        cwd=ROOT,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    return proc, json.loads(proc.stdout.readline())  # type: ignore[union-attr]
-
-
 @pytest.fixture
 def venues() -> Iterator[dict[Venue, dict[str, Any]]]:
-    bp_proc, bp = _spawn_sim("exchanges.backpack.sim")
-    hb_proc, hb = _spawn_sim("exchanges.hibachi.sim", "--nonce-window", "2")
+    bp_proc, bp = spawn_simulator("exchanges.backpack.sim", 5)
+    hb_proc, hb = spawn_simulator("exchanges.hibachi.sim", 5, "--nonce-window", "2")
     yield {Venue.BACKPACK: bp, Venue.HIBACHI: hb}
     for proc in (bp_proc, hb_proc):
         proc.terminate()
@@ -95,7 +77,7 @@ nonce_window_s = 2
 
 
 def _supervisor(config: Path, *failpoints: str, args: tuple[str, ...] = ()) -> subprocess.Popen[str]:
-    env = _env(**({FAILPOINTS_ENV: ",".join(failpoints)} if failpoints else {}))
+    env = clean_env(**({FAILPOINTS_ENV: ",".join(failpoints)} if failpoints else {}))
     return subprocess.Popen(
         [sys.executable, str(ROOT / "supervisor.py"), "--config", str(config), *args],
         cwd=ROOT,
@@ -111,7 +93,7 @@ def _status_json(config: Path) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, str(ROOT / "supervisor.py"), "--config", str(config), "status", "--json"],
         cwd=ROOT,
-        env=_env(),
+        env=clean_env(),
         capture_output=True,
         text=True,
         timeout=30,

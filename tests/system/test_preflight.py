@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -26,28 +25,16 @@ from exchanges.backpack.client import BackpackClient
 from exchanges.backpack.sim import BackpackSim
 from exchanges.base import OrderRequest
 from exchanges.hibachi.sim import HibachiSim
-from tests.helpers import wait_until
+from tests.helpers import clean_env, spawn_simulator, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.upper().startswith("APP__")}
-
-
-def _spawn_sim(module: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", module, "--port", "0", "--seed", "7"],
-        cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    return proc, json.loads(proc.stdout.readline())  # type: ignore[union-attr]
 
 
 @pytest.fixture(scope="module")
 def standalone() -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     """Both simulators as separate processes (`python -m exchanges.<venue>.sim --port 0`)."""
-    bp_proc, bp = _spawn_sim("exchanges.backpack.sim")
-    hb_proc, hb = _spawn_sim("exchanges.hibachi.sim")
+    bp_proc, bp = spawn_simulator("exchanges.backpack.sim", 7)
+    hb_proc, hb = spawn_simulator("exchanges.hibachi.sim", 7)
     yield bp, hb
     for proc in (bp_proc, hb_proc):
         proc.terminate()
@@ -116,7 +103,7 @@ ws_market_url = "{hb["ws_market"]}"
 def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(ROOT / "supervisor.py"), "--config", str(config), *args],
-        cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=60, check=False,
+        cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
 
@@ -242,7 +229,7 @@ def test_a_failing_check_with_live_pairs_starts_paused_rather_than_leave_them_un
     def supervisor() -> subprocess.Popen[str]:
         return subprocess.Popen(
             [sys.executable, str(ROOT / "supervisor.py"), "--config", str(config)],
-            cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            cwd=ROOT, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
 
     def status() -> dict[str, Any]:
