@@ -38,7 +38,10 @@ def parse_request(raw: bytes, token: str | None = None) -> tuple[str, dict[str, 
     obj = _decode(raw)
     if token is not None:
         given = obj.get("token")
-        if not isinstance(given, str) or not hmac.compare_digest(given.encode(), token.encode()):
+        # surrogatepass: a lone surrogate in a JSON string must be a wrong token, not an encoding error
+        if not isinstance(given, str) or not hmac.compare_digest(
+            given.encode("utf-8", "surrogatepass"), token.encode("utf-8", "surrogatepass")
+        ):
             raise CommandError("unauthorized", "missing or wrong token")
     cmd = obj.get("cmd")
     if not isinstance(cmd, str):

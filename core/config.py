@@ -193,6 +193,9 @@ class PaperConfig(_Section):
 def _check_paper(p: PaperConfig, problems: list[str]) -> None:
     _rule_gt(problems, "paper.collateral_usd", p.collateral_usd, 0)
     _rule_gt(problems, "paper.live_max_age_s", p.live_max_age_s, 0)
+    # Beyond a minute a "live" touch is no longer live: paper fills would follow a market long gone.
+    if p.live_max_age_s > 60:
+        problems.append(f"paper.live_max_age_s = {_fmt(p.live_max_age_s)} must be <= 60 (older is no live price)")
     _check_url(problems, "paper.live_backpack_rest_url", p.live_backpack_rest_url, ("http", "https"))
     _check_url(problems, "paper.live_backpack_ws_url", p.live_backpack_ws_url, ("ws", "wss"))
     _check_url(problems, "paper.live_hibachi_data_url", p.live_hibachi_data_url, ("http", "https"))
@@ -505,6 +508,12 @@ def check_rules(s: Settings) -> list[str]:
     _rule_gt(problems, "engine.venue_timeout_s", e.venue_timeout_s, 0)
     _check_paper(s.paper, problems)
     _rule_gt(problems, "hibachi.nonce_window_s", s.hibachi.nonce_window_s, 0)
+    # The venue enforces its own window (15 s in the spec); a larger value here would only make the lost-reply
+    # wait and the pre-flight clock check trust a margin the venue does not give.
+    if s.hibachi.nonce_window_s > 60:
+        problems.append(
+            f"hibachi.nonce_window_s = {_fmt(s.hibachi.nonce_window_s)} must be <= 60 (the venue's own window is 15 s)"
+        )
     _rule_gt(problems, "backpack.requests_per_s", s.backpack.requests_per_s, 0)
     _rule_gt(problems, "hibachi.requests_per_s", s.hibachi.requests_per_s, 0)
     a = s.alerts

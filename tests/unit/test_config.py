@@ -494,3 +494,16 @@ def test_help_lists_subcommands(tmp_path: Path) -> None:
     assert proc.returncode == 0
     for name in ("run", "status", "pairs", "pair", "pause", "resume", "close", "close-all", "health"):
         assert f"    {name} " in proc.stdout or f"    {name}\n" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("overrides", "line"),
+    [
+        ({"hibachi": {"nonce_window_s": 600}}, "hibachi.nonce_window_s = 600 must be <= 60"),
+        ({"paper": {"live_max_age_s": 3600}}, "paper.live_max_age_s = 3600 must be <= 60"),
+    ],
+)
+def test_windows_that_would_switch_a_safety_check_off_are_refused(overrides: dict[str, object], line: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(overrides=overrides)
+    assert any(problem.startswith(line) for problem in caught.value.lines)

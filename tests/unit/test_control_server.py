@@ -344,3 +344,10 @@ def test_a_failure_outside_the_handler_still_answers_and_no_worker_dies(
     finally:
         server.stop()
     assert caplog.records and not any("payload-marker" in r.getMessage() for r in caplog.records)
+
+
+def test_a_token_with_a_lone_surrogate_is_unauthorized_not_internal() -> None:
+    raw = b'{"cmd": "health", "token": "\\ud800"}'  # valid JSON; not encodable as UTF-8
+    with pytest.raises(CommandError) as caught:
+        parse_request(raw, "t" * 40)
+    assert caught.value.code == "unauthorized"
