@@ -122,6 +122,9 @@ class TradingGate:
             return self.mode is TradingMode.PAUSED
 
 
+HIGH_WATER_KEY = "limits.high_water"  # equity's high-water mark for max_drawdown_usd
+
+
 @dataclass(frozen=True, slots=True)
 class Kept:
     """A small JSON object kept under one meta key so that a restart finds it again (a pause, a tripped limit)."""
@@ -185,10 +188,16 @@ class LimitBook:
         self._trips: dict[Limit, Trip] = {}
         self._unsaved: set[Limit] = set()
         self._figures: dict[Limit, Decimal | None] = {}
-        self._high: Decimal | None = None  # equity's high-water mark since start (or since the last clear)
+        # Equity's high-water mark since the farmer first ran (or since the drawdown was last cleared). Kept in the
+        # database: held in memory only, every restart (a crash, a container restart) would forget a slow bleed.
+        self._high: Decimal | None = None
+        self._high_saved = True
 
     def restore(self, repo: Repository) -> None:
-        """Latch again the trips kept by an earlier run (before any actor runs)."""
+        """Latch again the trips kept by an earlier run, and its high-water mark (before any actor runs)."""
+        kept_high = Kept(HIGH_WATER_KEY).load(repo)
+        if kept_high is not None:
+            self._high = Decimal(str(kept_high["equity"]))
         for limit in Limit:
             kept = Kept(limit.key).load(repo)
             if kept is not None:
@@ -229,7 +238,10 @@ class LimitBook:
         event = RecordEvent(
             EventLevel.INFO, f"{limit}_cleared", f"limit {limit} cleared by operator (was: {trip.reason})"
         )
-        self._write(WriteBatch((Kept(limit.key).store(None), event)))
+        writes: tuple[Any, ...] = (Kept(limit.key).store(None), event)
+        if limit is Limit.MAX_DRAWDOWN:
+            writes += (Kept(HIGH_WATER_KEY).store(None),)
+        self._write(WriteBatch(writes))
         with self._lock:
             self._trips.pop(limit, None)
             if limit is Limit.MAX_DRAWDOWN:
@@ -248,10 +260,21 @@ class LimitBook:
             self._figures.update(figures)
 
     def high_water(self, equity: Decimal) -> Decimal:
-        """Take an equity reading (both venues); returns the high-water mark it is measured against."""
+        """Take an equity reading (both venues); returns the high-water mark it is measured against. A new mark is
+        kept in the database (at most once per monitor tick)."""
         with self._lock:
-            self._high = equity if self._high is None else max(self._high, equity)
-            return self._high
+            if self._high is None or equity > self._high:
+                self._high, self._high_saved = equity, False
+            high, saved = self._high, self._high_saved
+        if not saved:
+            try:
+                self._write(WriteBatch((Kept(HIGH_WATER_KEY).store({"equity": str(high)}),)))
+            except Exception as exc:  # noqa: BLE001 - kept in memory; the next reading writes it again
+                log.warning("high-water mark %s not kept yet: %r", high, exc)
+            else:
+                with self._lock:
+                    self._high_saved = self._high == high
+        return high
 
     def rows(self) -> list[dict[str, Any]]:
         """Per limit: its configured value, latest figure, and trip (for status)."""

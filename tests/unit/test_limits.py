@@ -249,3 +249,18 @@ def test_the_cli_sends_resume_limit(monkeypatch: pytest.MonkeyPatch, capsys: pyt
         supervisor.main(["resume", "--limit", "nope"])
     assert caught.value.code == 2
     assert "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_the_high_water_mark_survives_a_restart(repo: Repository) -> None:
+    # A slow bleed across restarts (each crash restarts the process) must still reach the drawdown bound.
+    book = LimitBook(CFG, TradingGate(), _Writer(repo))
+    assert book.high_water(D(1000)) == D(1000)
+    assert book.high_water(D(980)) == D(1000)
+    again = LimitBook(CFG, TradingGate(), _Writer(repo))
+    again.restore(repo)
+    assert again.high_water(D(960)) == D(1000)  # measured against the old mark, not a new one at 960
+    again.trip(Trip(Limit.MAX_DRAWDOWN, D(100), D(50), "fell", NOW))
+    again.clear(Limit.MAX_DRAWDOWN)
+    third = LimitBook(CFG, TradingGate(), _Writer(repo))
+    third.restore(repo)
+    assert third.high_water(D(900)) == D(900)  # cleared: a new mark, in the database too
