@@ -454,18 +454,10 @@ class LegTrader:
         except Exception as exc:  # noqa: BLE001 - a dead or wedged venue actor: the order may be out there
             reply = OrderInFlight(position.venue, order.client_id, f"no reply from the venue actor: {exc!r}")
         wire = reply.wire
-        if self.not_ours(position, order.client_id, reply):
-            # Only a lost reply's lookup, made once our request could no longer land, answers a place with an
-            # order older than ours: ours was not placed (Hibachi refuses a reused id), and the one found is
-            # another database's. Its fills are never booked.
-            reply = OrderRejected(
-                position.venue,
-                order.client_id,
-                NOT_OURS,
-                "not placed: the order found under this id by lookup was created before ours",
-                retryable=True,
-                wire=wire,
-            )
+        # A place's own reply is ours by construction (the venue answered our request). The one case where a
+        # place comes back with another database's order, a lost reply's lookup, is judged by the client
+        # (exchanges/ambiguity.py) with our row's time; judging every reply again here would, with a host clock
+        # that ran ahead, disown our own filled orders.
         reply = self.settle(position, order.client_id, reply)
         if reply.wire is None and wire is not None:  # a looked-up outcome keeps the timing of the send
             reply = dataclasses.replace(reply, wire=wire)

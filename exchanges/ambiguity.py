@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from core.clock import Clock
 from core.ids import predates_our_order
@@ -21,11 +22,13 @@ def resolve_lost_reply(
     wait_s: float,
     clock: Clock,
     lookup: Callable[[str, str], OrderResult],
+    venue_offset_ms: int = 0,
 ) -> OrderResult:
     """After `wait_s` (until the request has expired on the venue) the lookup is final: the order as found,
     VenueUnavailable "was not placed" (known dead: a retry may use a new attempt number; also when the order
     found was created before our row, `request.created_at`: another database's), or OrderOutcomeUnknown when
-    even the lookup failed."""
+    even the lookup failed. `venue_offset_ms` (venue clock minus ours) puts the venue's creation time on our
+    clock before it is compared with our row's."""
     if wait_s > 0:
         clock.sleep(wait_s + 0.05)
     try:
@@ -40,7 +43,10 @@ def resolve_lost_reply(
             f"order {request.client_id}: outcome unknown ({cause.venue_message}; lookup: {exc})",
             client_id=request.client_id,
         ) from exc
-    if predates_our_order(found.created_at, request.created_at):
+    venue_created = found.created_at
+    if venue_created is not None:
+        venue_created -= timedelta(milliseconds=venue_offset_ms)
+    if predates_our_order(venue_created, request.created_at):
         # Ours would have been created after its row; an older order under our id is another database's,
         # and past the wait ours can no longer land: never book that one's fills as ours.
         raise VenueUnavailable(

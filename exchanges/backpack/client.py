@@ -151,6 +151,11 @@ class BackpackClient:
         except ValueError:
             raise MalformedResponse(VENUE, "time: not an integer") from None
 
+    @property
+    def clock_offset_ms(self) -> int:
+        """The venue's clock minus ours, as last measured."""
+        return self._offset_ms
+
     def sync_time(self) -> int:
         """Measure our offset from the venue's clock and sign with corrected time; returns the offset in ms."""
         return self._measure_offset(retry=True)
@@ -242,7 +247,7 @@ class BackpackClient:
         # last signing on the monotonic clock, so neither a re-send nor a wall-clock step can shorten the wait.
         window_s = (self._signer.window_ms if self._signer else 5000) / 1000
         wait_s = window_s - (self._clock.monotonic() - signed_at)
-        return resolve_lost_reply(VENUE, request, cause, wait_s, self._clock, self.get_order)
+        return resolve_lost_reply(VENUE, request, cause, wait_s, self._clock, self.get_order, self.clock_offset_ms)
 
     def get_order(self, symbol: str, client_id: str) -> OrderResult:
         """An order by client id: resting orders from orderQuery, finished ones from order history."""

@@ -173,6 +173,11 @@ class HibachiClient:
         url = self.data_api_url + "/exchange/utc-timestamp"
         return parse.parse_server_time_ms(self._http.request("GET", url, retry=retry)[1])
 
+    @property
+    def clock_offset_ms(self) -> int:
+        """The venue's clock minus ours, as last measured."""
+        return self.nonces.offset_us // 1000
+
     def sync_time(self) -> int:
         """Measure our offset from the venue's clock and use it for nonces; returns the offset in ms."""
         return self._measure_offset(retry=True)
@@ -350,7 +355,7 @@ class HibachiClient:
     def _resolve_ambiguous(self, request: OrderRequest, expires_at: float, cause: VenueError) -> OrderResult:
         # Once its nonce has left the server's window (`expires_at`, monotonic) Hibachi can no longer accept it.
         wait_s = expires_at - self._clock.monotonic()
-        return resolve_lost_reply(VENUE, request, cause, wait_s, self._clock, self.get_order)
+        return resolve_lost_reply(VENUE, request, cause, wait_s, self._clock, self.get_order, self.clock_offset_ms)
 
     def get_order(self, symbol: str, client_id: str) -> OrderResult:
         """An order by client id, open or finished, with filled quantity, average price and fee from its trades."""

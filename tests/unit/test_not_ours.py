@@ -11,13 +11,12 @@ from typing import Any
 
 import pytest
 
-from actors.desk import NOT_OURS, NOT_OURS_WAIT_S, LegTrader
+from actors.desk import NOT_OURS_WAIT_S, LegTrader
 from actors.exchange import ExchangeActor
 from actors.messages import (
     LookupOrder,
     OrderAccepted,
     OrderInFlight,
-    OrderRejected,
     PlaceOrder,
     RecordFills,
     UpdateOrder,
@@ -78,10 +77,12 @@ def _found(created_at: datetime | None) -> OrderResult:
                        created_at=created_at)  # fmt: skip
 
 
-def _lost(found: OrderResult, ours: datetime | None) -> OrderResult:
+def _lost(found: OrderResult, ours: datetime | None, venue_offset_ms: int = 0) -> OrderResult:
     request = OrderRequest(CLIENT_ID, SYMBOL, Side.SHORT, D("0.01"), created_at=ours)
     cause = VenueUnavailable("hibachi", "ReadTimeout")
-    return resolve_lost_reply("hibachi", request, cause, 0, FakeClock(START), lambda _s, _c: found)
+    return resolve_lost_reply(
+        "hibachi", request, cause, 0, FakeClock(START), lambda _s, _c: found, venue_offset_ms=venue_offset_ms
+    )
 
 
 def test_a_lost_reply_whose_lookup_finds_an_older_order_was_not_placed() -> None:
@@ -161,11 +162,12 @@ def _place(leg: tuple[Repository, PositionRecord, OrderRecord], clock: FakeClock
     return trader.finish(position, message, _Future(reply), record=False)  # type: ignore[arg-type]
 
 
-def test_a_place_answered_with_last_weeks_filled_order_is_not_booked(leg: Any, fake_clock: _Clock) -> None:
-    fake_clock.advance(2)  # the reply comes after our row was written
-    reply = _place(leg, fake_clock, _accepted(START - WEEK))
-    assert isinstance(reply, OrderRejected)
-    assert reply.code == NOT_OURS and reply.retryable
+def test_a_place_answered_directly_is_ours_even_when_the_host_clock_ran_ahead(leg: Any, fake_clock: _Clock) -> None:
+    # The venue answered our own request: ours by construction. Judging its time against our row's (host clock
+    # 6 minutes ahead of the venue here) would disown a real fill and leave an unbooked position.
+    fake_clock.advance(2)
+    reply = _place(leg, fake_clock, _accepted(START - timedelta(minutes=6)))
+    assert isinstance(reply, OrderAccepted) and reply.filled_quantity == D("0.01")
 
 
 def test_a_place_answered_with_our_own_fill_is_booked(leg: Any, fake_clock: _Clock) -> None:
@@ -198,12 +200,21 @@ def test_reconciliation_never_books_an_older_order_and_calls_ours_dead_once_it_c
     assert update.status == "rejected" and "not ours" in (update.error or "")
 
 
-def test_an_older_order_without_fills_is_disowned_by_its_venue_creation_time(leg: Any, fake_clock: _Clock) -> None:
-    fake_clock.advance(2)
+def test_a_settling_lookup_that_finds_an_older_order_without_fills_leaves_ours_in_flight(
+    leg: Any, fake_clock: _Clock
+) -> None:
+    repo, position, _ = leg
     old = OrderAccepted(Venue.HIBACHI, CLIENT_ID, "22", OrderStatus.NEW, D("0.01"), D(0), None, None,
                         created_at=START - WEEK)  # fmt: skip
-    reply = _place(leg, fake_clock, old)
-    assert isinstance(reply, OrderRejected) and reply.code == NOT_OURS
+    trader = LegTrader(_Desk(repo, fake_clock, [old]))  # type: ignore[arg-type]
+    reply = trader.settle(position, CLIENT_ID, OrderInFlight(Venue.HIBACHI, CLIENT_ID, "reply lost"))
+    assert isinstance(reply, OrderInFlight)  # judged by its venue creation time alone
+
+
+def test_a_lost_reply_judges_the_venue_time_on_our_clock() -> None:
+    # The venue's clock is 6 minutes behind ours: its order, made 1 s after our row by its clock, is ours.
+    found = _found(START - timedelta(minutes=6) + timedelta(seconds=1))
+    assert _lost(found, START, venue_offset_ms=-360_000).status is OrderStatus.FILLED
 
 
 class _Client:
@@ -230,3 +241,17 @@ def test_the_exchange_actor_carries_creation_times_both_ways() -> None:
         actor.stop()
     assert [r.created_at for r in client.requests] == [START]  # our row's time reaches the lost-reply rule
     assert isinstance(reply, OrderAccepted) and reply.created_at == START - WEEK  # the venue's reaches the desk
+
+
+def test_the_exchange_actor_puts_venue_times_on_our_clock() -> None:
+    client = _Client()
+    client.clock_offset_ms = -360_000  # type: ignore[attr-defined]  # the venue's clock 6 minutes behind ours
+    actor = ExchangeActor.start(
+        "exchange.hibachi", 0, FakeClock(START), None, venue=Venue.HIBACHI, factory=lambda: (client, None),
+        stale_after_s=5,
+    )  # fmt: skip
+    try:
+        reply = actor.ask(PlaceOrder(CLIENT_ID, SYMBOL, Side.SHORT, D("0.01"), created_at=START), timeout=10)
+    finally:
+        actor.stop()
+    assert isinstance(reply, OrderAccepted) and reply.created_at == START - WEEK + timedelta(minutes=6)
