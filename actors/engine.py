@@ -19,7 +19,7 @@ from actors.closer import Closer
 from actors.coordinator import HedgeCoordinator
 from actors.desk import Desk, Kept, LimitBook, TradingGate
 from actors.exchange import ExchangeActor, VenueFactory
-from actors.health import HEARTBEAT_EVERY_S, HealthTracker
+from actors.health import HEARTBEAT_EVERY_S, WRITE_FATAL_AGE_S, HealthTracker
 from actors.messages import (
     CloseAll,
     ClosePair,
@@ -346,7 +346,8 @@ class Engine:
                 return
             except Exception as exc:  # noqa: BLE001 - the writer is down or the write failed
                 self.health_tracker.write_failed(type(exc).__name__)
-                if is_storage_failure(exc):
+                # A passing condition (a lock held past the busy timeout) gets a minute before it counts as failed.
+                if is_storage_failure(exc) or self.health_tracker.write_age(now) > WRITE_FATAL_AGE_S:
                     self._storage_failed(exc)
             else:
                 self.health_tracker.wrote(now)

@@ -12,6 +12,9 @@ LOOP_MAX_AGE_S = 10.0
 # The loop proves the database takes a write every HEARTBEAT_EVERY_S; three missed proofs are a failure.
 HEARTBEAT_EVERY_S = 5.0
 WRITE_MAX_AGE_S = 3 * HEARTBEAT_EVERY_S
+# A database that has taken no write for this long (a lock never released, a server gone) is treated as failed:
+# the process exits and its restart runs the start-up check.
+WRITE_FATAL_AGE_S = 12 * HEARTBEAT_EVERY_S
 # Reconciliation retries every few seconds while a venue is briefly down; this many failures in a row is a
 # condition a person must look at (a corrupt database, a venue refusing our keys).
 RECONCILE_FAILURES_UNHEALTHY = 5
@@ -47,6 +50,12 @@ class HealthTracker:
         """A probe write committed."""
         with self._lock:
             self._last_write, self._write_error = now, None
+
+    def write_age(self, now: float) -> float:
+        """Seconds since the last committed write (or since start)."""
+        with self._lock:
+            since = self._last_write if self._last_write is not None else self._started
+            return 0.0 if since is None else now - since
 
     def write_failed(self, error: str) -> None:
         """A write was refused by the database."""
