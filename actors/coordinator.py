@@ -247,6 +247,10 @@ class HedgeCoordinator(SupervisedActor):
             except VenueError as exc:
                 return self._decline(f"{view.venue}: setting leverage {plan.leverage} failed: {exc}", quiet)
             leverage_set[view.venue] = reply.leverage
+        # Setting leverage took round trips: a pause, a kill switch or a limit may have come meanwhile.
+        reason = self.blocked_reason()
+        if reason is not None:
+            return self._decline(reason, quiet)
         self._last_decline = ""
         decided_ns = time.monotonic_ns()  # real time: the open's own latency is measured from here
         # One transaction: the pair, its legs, OPENING and both orders exist together before anything is sent.

@@ -336,28 +336,38 @@ class Monitor(SupervisedActor):
                 Limit.MAX_OPENS_PER_HOUR: Decimal(figures.opens_last_hour),
             }
         )
+        # The closes a trip asks for go out before the trip is written: a write that fails (a writer restarting)
+        # must not keep the kill switch from closing anything. The trip stays latched and is written next tick.
         cost = check_daily_cost(config, now, figures.daily_cost)
         if cost is not None:
-            book.trip(cost)  # opening pauses; the pairs run their course
+            self._trip(cost)  # opening pauses; the pairs run their course
         drawdown = None if high is None or equity is None else check_drawdown(config, now, high, equity)
         kill = book.tripped(Limit.MAX_DRAWDOWN)
         still_open = tuple(sorted({leg.pair_id for leg in figures.exposure if leg.state is PairState.OPEN}))
-        if drawdown is not None and book.trip(drawdown):
+        if drawdown is not None and kill is None:
             self._demand(drawdown, None)  # the kill switch: every live pair, now
         elif kill is not None and still_open:
             self._demand(kill, still_open)  # open after the trip: a restart, or a lost message
+        if drawdown is not None:
+            self._trip(drawdown)
         collateral = check_collateral(config, now, ratios)
         if collateral is not None and collateral.venue is not None:
-            book.trip(collateral)
             shed = pair_to_shed(collateral.venue, figures.exposure)
             if shed is not None:
                 self._demand(collateral, (shed,))  # one pair a tick until the venue is above the bound
+            self._trip(collateral)
         for trip in check_naked(config, now, naked):
-            book.trip(trip)
             if trip.pair_id is not None and trip.pair_id not in self._forced:
                 self._forced.add(trip.pair_id)
                 self._demand(trip, (trip.pair_id,))
+            self._trip(trip)
         self._forced &= set(naked)
+
+    def _trip(self, trip: Trip) -> None:
+        try:
+            self.limits.trip(trip)
+        except Exception as exc:  # noqa: BLE001 - latched and blocking already; the write is retried next tick
+            log.warning("limit %s tripped but not kept yet: %r", trip.limit, exc)
 
     def _demand(self, trip: Trip, pair_ids: tuple[int, ...] | None) -> None:
         try:

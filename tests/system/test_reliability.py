@@ -20,8 +20,9 @@ from sqlalchemy import event
 
 from actors.closer import Closer
 from actors.coordinator import HedgeCoordinator
+from actors.desk import Desk
 from actors.engine import PAUSE_KEY
-from actors.messages import OpenNow, ReconcilePairs, Tick, TradingMode
+from actors.messages import GetStatus, OpenDeclined, OpenNow, ReconcilePairs, SetLeverage, Tick, TradingMode
 from core.domain import PairState
 from tests.helpers import wait_until
 from tests.system.conftest import Running
@@ -306,3 +307,25 @@ def test_health_is_true_on_a_running_engine(engine_factory: Factory) -> None:
     run.wait_pair(PairState.OPEN, what="an open pair")
     wait_until(lambda: run.engine.health()["healthy"], 20, "a healthy engine")
     assert run.engine.health()["problems"] == []
+
+
+def test_a_pause_that_comes_while_leverage_is_being_set_stops_that_open(
+    engine_factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = Desk.ask_venue
+    engines: list[Any] = []
+
+    def pause_meanwhile(desk: Desk, venue: Any, message: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(message, SetLeverage):  # the operator's pause lands during the leverage round trips
+            engines[0].gate.set(TradingMode.PAUSED, "paused mid-open")
+        return original(desk, venue, message, *args, **kwargs)
+
+    monkeypatch.setattr(Desk, "ask_venue", pause_meanwhile)
+    run = engine_factory(HOLD, setup=engines.append)  # its first tick after reconciliation decides to open
+    wait_until(lambda: run.engine.gate.paused, 30, "the pause during the first open's leverage round trips")
+    coordinator = run.engine.supervisor.ref("coordinator")
+    assert coordinator is not None
+    coordinator.ask(GetStatus(), timeout=30)  # queued behind that open: it has finished when this answers
+    reply = coordinator.ask(OpenNow(), timeout=30)
+    assert isinstance(reply, OpenDeclined) and "paused" in reply.reason
+    assert run.pairs() == []  # the open that was mid-way wrote nothing and sent nothing
