@@ -204,9 +204,13 @@ def _serve(settings: Settings, close_on_exit: bool, paused: bool | str) -> int:
         fatal = engine.run(stop)
     finally:
         server.stop()
-        engine.shutdown(close_positions=close_on_exit)
+        clean = engine.shutdown(close_positions=close_on_exit)
     if fatal is not None:
         log.critical("stopped: %s", fatal)
+        return EXIT_FAILURE
+    if close_on_exit and not clean:
+        # Asked to leave nothing open, and something did not close: an operator must look before walking away.
+        log.critical("stopped, but closing on exit did not finish: check `pairs` and the venues")
         return EXIT_FAILURE
     log.info("stopped")
     return EXIT_OK

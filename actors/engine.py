@@ -451,9 +451,21 @@ class Engine:
         return True
 
     def _close_on_exit(self, timeout: float) -> None:
-        closer = self.supervisor.ref("closer")
-        if closer is not None:
-            closer.ask(CloseAll("shutdown with --close-on-exit"), timeout=timeout)
+        """Close every pair, retrying until `timeout`; raises naming the pairs still open then."""
+        deadline = self.clock.monotonic() + timeout
+        left: list[int] = []
+        while True:
+            closer = self.supervisor.ref("closer")
+            if closer is None:
+                raise RuntimeError("the closer is down")
+            remaining = max(0.1, deadline - self.clock.monotonic())
+            result: CloseResult = closer.ask(CloseAll("shutdown with --close-on-exit"), timeout=remaining)
+            left = sorted(pid for pid, state in result.states.items() if state is not PairState.CLOSED)
+            if not left or self.clock.monotonic() >= deadline:
+                break
+            self.clock.sleep(min(1.0, max(0.0, deadline - self.clock.monotonic())))
+        if left:
+            raise RuntimeError(f"pairs still open: {', '.join(map(str, left))}")
 
     def _event(self, level: EventLevel, kind: str, message: str, **data: Any) -> None:
         """Record an engine event through the writer; never raises (a failing store is handled elsewhere)."""

@@ -13,6 +13,8 @@ from typing import IO
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
+from storage.checks import sqlite_file
+
 LOCK_NAME = "supervisor.lock"
 # The advisory-lock key (a bigint) every perp-farmer supervisor takes on its database: b"perpfarm" as an integer.
 ADVISORY_KEY = int.from_bytes(b"perpfarm", "big") - (1 << 63)
@@ -25,9 +27,15 @@ class InstanceLockedError(RuntimeError):
 class InstanceLock:
     """An exclusive, non-blocking flock on `<data dir>/supervisor.lock`, holding the owner's pid."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / LOCK_NAME
+    def __init__(self, data_dir: Path, *, path: Path | None = None, what: str | None = None) -> None:
+        self.path = path or data_dir / LOCK_NAME
+        self._what = what or f"data dir {data_dir}"
         self._file: IO[str] | None = None
+
+    @classmethod
+    def beside(cls, database: Path) -> InstanceLock:
+        """The lock for a SQLite file: `<file>.lock` next to it, so two data dirs cannot share one database."""
+        return cls(database.parent, path=database.with_name(database.name + ".lock"), what=f"database {database}")
 
     def acquire(self) -> InstanceLock:
         """Take the lock or raise InstanceLockedError naming the holder."""
@@ -39,8 +47,8 @@ class InstanceLock:
             holder = handle.read().strip() or "unknown"
             handle.close()
             raise InstanceLockedError(
-                f"another supervisor (pid {holder}) is already running on data dir {self.path.parent}; "
-                "stop it first, or give this one its own --data-dir"
+                f"another supervisor (pid {holder}) is already running on {self._what}; "
+                "stop it first, or give this one its own --data-dir (and database)"
             ) from None
         handle.seek(0)
         handle.truncate()
@@ -65,6 +73,7 @@ class DatabaseLock:
         self.url = url
         self._engine: Engine | None = None
         self._conn: Connection | None = None
+        self._file_lock: InstanceLock | None = None
 
     @staticmethod
     def applies_to(url: str) -> bool:
@@ -72,8 +81,13 @@ class DatabaseLock:
         return make_url(url).get_backend_name() == "postgresql"
 
     def acquire(self) -> DatabaseLock:
-        """Take the lock or raise InstanceLockedError; a no-op for a database that is not PostgreSQL."""
+        """Take the lock or raise InstanceLockedError: a file lock beside a SQLite file, an advisory lock on
+        PostgreSQL, nothing for an in-memory database."""
         if not self.applies_to(self.url):
+            target = sqlite_file(self.url)
+            if target is not None:
+                target.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file_lock = InstanceLock.beside(target.path).acquire()
             return self
         engine = create_engine(self.url)
         conn = engine.connect()
@@ -99,6 +113,9 @@ class DatabaseLock:
 
     def release(self) -> None:
         """Unlock and close the connection (the server unlocks on its own if the process dies)."""
+        if self._file_lock is not None:
+            self._file_lock.release()
+            self._file_lock = None
         if self._conn is not None:
             self._conn.close()  # ending the session releases a session-level advisory lock
             self._conn = None

@@ -82,3 +82,14 @@ def test_a_supervisor_on_a_locked_database_exits_before_touching_it(postgres_url
         held.release()
     assert out.returncode == 1
     assert "already running on database" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_two_data_dirs_cannot_share_one_sqlite_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared' / 'farm.db'}"
+    first = DatabaseLock(url).acquire()
+    try:
+        with pytest.raises(InstanceLockedError, match="already running on database .*farm.db"):
+            DatabaseLock(url).acquire()
+    finally:
+        first.release()
+    DatabaseLock(url).acquire().release()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from sqlalchemy import event
 
 from actors.closer import Closer
@@ -329,3 +330,33 @@ def test_a_pause_that_comes_while_leverage_is_being_set_stops_that_open(
     reply = coordinator.ask(OpenNow(), timeout=30)
     assert isinstance(reply, OpenDeclined) and "paused" in reply.reason
     assert run.pairs() == []  # the open that was mid-way wrote nothing and sent nothing
+
+
+def test_close_on_exit_that_cannot_close_exits_non_zero(short_dir: Path) -> None:
+    config = short_dir / "c.toml"
+    config.write_text(
+        'data_dir = "d"\n[trading]\nmin_duration_hours = 1\nmax_duration_hours = 1\n'
+        "[engine]\nshutdown_timeout_s = 3\nleg_retry_min_s = 0.1\nleg_retry_max_s = 0.2\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "supervisor.py"), "--config", str(config), "run", "--close-on-exit"],
+        cwd=short_dir, env={k: v for k, v in os.environ.items() if not k.upper().startswith("APP__")},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        wait_until(lambda: _pairs(config, short_dir, "open") >= 1, 30, "an open pair")
+        found = [re.search(r"Backpack simulator at (http://127\.0\.0\.1:\d+)", line) for line in lines]
+        url = next(m.group(1) for m in found if m)
+        refuse = {"kind": "reject", "count": 100_000, "code": "INVALID_ORDER", "reduce_only": True}
+        assert requests.post(f"{url}/_sim/fault", json=refuse, timeout=5).ok  # every close on Backpack refused
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(5)
+    assert code == 1, "".join(lines)[-3000:]
+    assert any("closing on exit did not finish" in line for line in lines)
