@@ -1,7 +1,8 @@
 """A websocket price feed in its own thread: connect, subscribe, parse into a QuoteBook, reconnect.
 
 Venue-neutral: a venue supplies its URL, subscribe frames and parser. A feed is judged by the age of its
-last data message (QuoteBook.age), never by the socket's state: websockets go quiet without closing.
+last data message (QuoteBook.age), never by the socket's state: websockets go quiet without closing. A price
+is judged by the age of its own part (QuoteBook.touch_age, mark_age): one stream can stall while another ticks.
 """
 
 from __future__ import annotations
@@ -79,8 +80,16 @@ class PriceFeed:
         self._thread.join(timeout_s)
 
     def age(self, symbol: str) -> float | None:
-        """Seconds since the last message for `symbol` (None: never)."""
+        """Seconds since the last message of any kind for `symbol` (None: never); a mark alone renews it."""
         return self.book.age(symbol)
+
+    def touch_age(self, symbol: str) -> float | None:
+        """Seconds since `symbol`'s last bid and ask (None: never)."""
+        return self.book.touch_age(symbol)
+
+    def mark_age(self, symbol: str) -> float | None:
+        """Seconds since `symbol`'s last mark (None: never)."""
+        return self.book.mark_age(symbol)
 
     def is_stale(self, symbol: str, threshold_s: float) -> bool:
         """True when `symbol` has had no message for `threshold_s` seconds."""

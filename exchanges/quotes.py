@@ -1,4 +1,8 @@
-"""QuoteBook: the freshest quote per market, written by a feed thread, read by anyone, with its age."""
+"""QuoteBook: the freshest quote per market, written by a feed thread, read by anyone, with its ages.
+
+A venue publishes the touch (bid, ask) and the mark on separate streams, and the mark keeps ticking when the
+touch stalls. So each part has its own received time: a fresh mark says nothing about how old the bid/ask is.
+"""
 
 from __future__ import annotations
 
@@ -25,13 +29,16 @@ class QuoteUpdate:
 
 
 class QuoteBook:
-    """Latest quote per symbol plus the monotonic time its last message arrived (feeds go quiet silently)."""
+    """Latest quote per symbol plus the monotonic times its last message, touch and mark arrived (feeds go quiet
+    silently, and one stream of a feed can go quiet while another keeps ticking)."""
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self._quotes: dict[str, Quote] = {}
-        self._received: dict[str, float] = {}
+        self._received: dict[str, float] = {}  # any message
+        self._touch_received: dict[str, float] = {}  # a message carrying both bid and ask
+        self._mark_received: dict[str, float] = {}  # a message carrying a mark
         self._messages = 0
 
     def apply(self, update: QuoteUpdate) -> Quote:
@@ -47,7 +54,14 @@ class QuoteBook:
             }
             quote = replace(old, ts=update.ts, source="feed", **changes)
             self._quotes[update.symbol] = quote
-            self._received[update.symbol] = self._clock.monotonic()
+            now = self._clock.monotonic()
+            self._received[update.symbol] = now
+            # Only a message with both sides renews the touch: after a one-sided one the other side is as old as
+            # before, and overstating the touch's age is the safe error (a refused order, an early REST read).
+            if update.bid is not None and update.ask is not None:
+                self._touch_received[update.symbol] = now
+            if update.mark is not None:
+                self._mark_received[update.symbol] = now
             self._messages += 1
             return quote
 
@@ -57,9 +71,23 @@ class QuoteBook:
             return self._quotes.get(symbol)
 
     def age(self, symbol: str) -> float | None:
-        """Seconds since the last message for `symbol`; None if never."""
+        """Seconds since the last message of any kind for `symbol`; None if never.
+
+        This says the feed is alive, not that a price is fresh: a mark-only message renews it. Anything that
+        trades on or shows the bid/ask wants touch_age."""
+        return self._since(self._received, symbol)
+
+    def touch_age(self, symbol: str) -> float | None:
+        """Seconds since the last message carrying `symbol`'s bid and ask; None if never."""
+        return self._since(self._touch_received, symbol)
+
+    def mark_age(self, symbol: str) -> float | None:
+        """Seconds since the last message carrying `symbol`'s mark; None if never."""
+        return self._since(self._mark_received, symbol)
+
+    def _since(self, received_at: dict[str, float], symbol: str) -> float | None:
         with self._lock:
-            received = self._received.get(symbol)
+            received = received_at.get(symbol)
         return None if received is None else self._clock.monotonic() - received
 
     def is_stale(self, symbol: str, threshold_s: float) -> bool:

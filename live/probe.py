@@ -180,7 +180,8 @@ def hibachi_account_extras(client: HibachiClient) -> tuple[dict[str, Decimal | N
 def first_quotes(
     endpoints: Endpoints, symbols: dict[Venue, list[str]], clock: Clock, timeout_s: float
 ) -> dict[Venue, dict[str, float | None]]:
-    """Start both websocket feeds; seconds until each symbol's first quote (None: none within `timeout_s`)."""
+    """Start both websocket feeds; seconds until each symbol's first touch, a bid and an ask (None: none within
+    `timeout_s`). A mark alone does not count: the mark stream runs on when the bid/ask stream is dead."""
     started = clock.monotonic()
     arrived: dict[Venue, dict[str, float | None]] = {v: dict.fromkeys(s) for v, s in symbols.items()}
     lock = threading.Lock()
@@ -188,6 +189,8 @@ def first_quotes(
 
     def on_quote(venue: Venue) -> Any:
         def record(quote: Quote) -> None:
+            if quote.bid is None or quote.ask is None:
+                return
             with lock:
                 if arrived[venue].get(quote.symbol, 0) is None:
                     arrived[venue][quote.symbol] = clock.monotonic() - started

@@ -1,9 +1,10 @@
 """One live venue's touch, mark and funding per symbol, followed for a paper venue that trades on them.
 
-The venue's public websocket feed (a PriceFeed) is the first source. A symbol whose feed has been quiet
-for `rest_after_s` is read over public REST instead, and every symbol's funding is read over REST every
-`funding_every_s` (Hibachi's websocket carries none). Readers never wait on the network: they read what
-the threads last stored, with its age, and decide themselves whether it is too old to trade on.
+The venue's public websocket feed (a PriceFeed) is the first source. A symbol whose feed has sent no touch
+(bid and ask) for `rest_after_s`, marks or not, is read over public REST instead, and every symbol's
+funding is read over REST every `funding_every_s` (Hibachi's websocket carries none). Readers never wait on
+the network: they read what the threads last stored, with its age, and decide themselves whether it is too
+old to trade on.
 """
 
 from __future__ import annotations
@@ -118,7 +119,9 @@ class LiveVenuePrices:
 
     def quote(self, symbol: str) -> LiveQuote | None:
         """The freshest touch, mark and funding of `symbol`, or None if nothing was ever read for it."""
-        feed_quote, feed_age = self._feed.book.get(symbol), self._feed.book.age(symbol)
+        # The touch's own age: the mark stream keeps ticking when the bid/ask stream stalls, so the age of the
+        # feed's last message would pass an old touch off as fresh.
+        feed_quote, feed_age = self._feed.book.get(symbol), self._feed.book.touch_age(symbol)
         with self._lock:
             rest = self._rest.get(symbol)
         now = self._clock.monotonic()
@@ -164,7 +167,7 @@ class LiveVenuePrices:
         since = None if attempted is None else self._clock.monotonic() - attempted
         if since is None or since >= self._funding_every_s:
             return True
-        feed_age = self._feed.book.age(symbol)
+        feed_age = self._feed.book.touch_age(symbol)  # marks still arriving do not make a stalled touch fresh
         feed_quiet = feed_age is None or feed_age >= self._rest_after_s
         return feed_quiet and since >= self._rest_after_s
 

@@ -25,6 +25,7 @@ from exchanges.sim.live_prices import LiveQuote
 from exchanges.sim.price import PriceSource
 from tests.helpers import wait_until
 from tests.venues.conftest import hibachi_client
+from tests.venues.test_quote_ages import StalledTouchVenue
 
 BTC_BP, BTC_HB = "BTC_USDC_PERP", "BTC/USDT-P"
 
@@ -242,6 +243,47 @@ def test_a_paper_order_on_a_stale_live_touch_is_refused_as_invalid_and_nothing_f
     finally:
         bp.close()
         hb.close()
+
+
+def test_a_touch_that_stalls_while_marks_tick_on_ages_is_read_over_rest_and_refuses_orders(
+    live_bp: BackpackSim, live_hb: HibachiSim
+) -> None:
+    # The live Backpack's BTC bid/ask stream sends one touch and stalls; its mark stream ticks on every 20 ms.
+    with StalledTouchVenue(BTC_BP, ("60000", "60000.2")) as stalled:
+        _pin(live_bp, "BTC", "65000")  # its REST touch: 64999.9 / 65000.1
+        settings = PaperConfig(
+            prices="live", live_backpack_rest_url=live_bp.rest_url, live_backpack_ws_url=stalled.url,
+            live_hibachi_data_url=live_hb.data_api_url, live_hibachi_ws_url=live_hb.ws_market_url,
+            live_max_age_s=D(1),
+        )  # fmt: skip
+        venues = PaperVenues.start(SystemClock(), seed=4, paper=settings)
+        bp = _bp_client(venues)
+        try:
+            follower = venues.backpack_live
+            assert follower is not None
+            live_bp.engine.faults.fail_requests(100_000, 503)  # REST reads now fail: the touch can only age
+            wait_until(lambda: (q := follower.quote(BTC_BP)) is not None and q.bid == D(60000), 5, "the feed's touch")
+            first = follower.quote(BTC_BP)
+            assert first is not None and first.mark is not None
+            errors = follower.rest_errors
+            # Only BTC's touch is quiet (every other market's ticks), so a failed REST read is one of BTC.
+            wait_until(lambda: follower.rest_errors > errors, 5, "a REST read of the quiet touch")
+            wait_until(lambda: (q := follower.quote(BTC_BP)) is not None and q.age_s > 1.0, 5, "a stale touch")
+            with pytest.raises(InvalidOrder, match=r"live price of BTC_USDC_PERP is \d+\.\d s old \(limit 1 s\)"):
+                bp.place_order(_buy(BTC_BP, "0.01", "301"))
+            assert not venues.backpack.account().orders and not venues.backpack.account().positions
+            stale = follower.quote(BTC_BP)
+            # Marks kept arriving all along: the mark moved on while the bid/ask aged.
+            assert stale is not None and stale.mark is not None and stale.mark > first.mark
+            assert stale.bid == D(60000) and stalled.touches_sent == 1
+            assert venues.price_status()["backpack"]["age_s"][BTC_BP] > 1.0
+            # The live REST answers again: its touch replaces the stalled one and the paper venue trades on it.
+            live_bp.engine.faults.clear()
+            wait_until(lambda: (q := follower.quote(BTC_BP)) is not None and q.source == "rest", 5, "a REST touch")
+            assert bp.place_order(_buy(BTC_BP, "0.01", "302")).average_price == D("65000.1")
+        finally:
+            bp.close()
+            venues.stop()
 
 
 # ---- configuration --------------------------------------------------------------------------------------
