@@ -126,11 +126,18 @@ class ExchangeActor(SupervisedActor):
         return super().handle(message)
 
     def _quote(self, symbol: str) -> Any:
-        if self.feed is not None and not self.feed.is_stale(symbol, self._stale_after_s):
+        if self.feed is not None and self._fresh(symbol):
             quote = self.feed.book.get(symbol)
             if quote is not None and quote.mark is not None and quote.bid is not None and quote.ask is not None:
                 return quote
         return self._client.quote(symbol)  # the feed is stale, down or incomplete: REST
+
+    def _fresh(self, symbol: str) -> bool:
+        """Both the touch and the mark arrived within the stale bound: a mark stream that keeps ticking must not
+        make an old bid/ask look current (the streams are separate on both venues)."""
+        assert self.feed is not None
+        ages = (self.feed.touch_age(symbol), self.feed.mark_age(symbol))
+        return all(age is not None and age <= self._stale_after_s for age in ages)
 
     def _feed_state(self) -> FeedState:
         if self.feed is None:
