@@ -26,14 +26,12 @@ from actors.messages import (
     CloseResult,
     GetStatus,
     Heartbeat,
-    ReconcilePairs,
-    ReconcilePositions,
-    ReconcileReport,
     RecordEvent,
     Tick,
     TradingMode,
 )
 from actors.monitor import Monitor
+from actors.startup import Reconciled, ReconcileFailed, StartupReconciliation
 from actors.supervision import ChildSpec, Supervisor, policy_from
 from actors.writer import PersistenceWriter
 from alerts.policy import Alert
@@ -104,6 +102,7 @@ class Engine:
         self._reconcile_at = 0.0
         self._lock = threading.Lock()
         self.health_tracker = HealthTracker()
+        self._startup = StartupReconciliation(self.supervisor.ref, RECONCILE_TIMEOUT_S)
         self._heartbeat: pykka.Future[Any] | None = None
         self._next_heartbeat = 0.0
         self._fatal: str | None = None
@@ -265,15 +264,19 @@ class Engine:
             log.warning("opening is paused (%s); `resume` allows it again", reason)
 
     def reconcile(self) -> bool:
-        """Settle unfinished pairs, then compare venue positions with the pairs; lifts the start-up block when
-        both are complete. Returns whether they were."""
-        closer, monitor = self.supervisor.ref("closer"), self.supervisor.ref("monitor")
-        if closer is None or monitor is None:
-            return False
-        try:
-            pairs: ReconcileReport = closer.ask(ReconcilePairs(), timeout=RECONCILE_TIMEOUT_S)
-            positions: ReconcileReport = monitor.ask(ReconcilePositions(), timeout=RECONCILE_TIMEOUT_S)
-        except Exception as exc:  # noqa: BLE001 - a venue or actor down: try again shortly
+        """One whole reconciliation attempt, waiting for it (the bench's way; the main loop polls instead).
+        Returns whether it completed and lifted the start-up block."""
+        attempt = StartupReconciliation(self.supervisor.ref, RECONCILE_TIMEOUT_S)
+        outcome = attempt.poll(self.clock.monotonic())
+        while outcome is None:
+            self.clock.sleep(0.01)
+            outcome = attempt.poll(self.clock.monotonic())
+        return self._reconciled(outcome)
+
+    def _reconciled(self, outcome: Reconciled | ReconcileFailed) -> bool:
+        """Act on an attempt's outcome: lift the start-up block when both steps were complete."""
+        if isinstance(outcome, ReconcileFailed):
+            exc = outcome.error
             if is_storage_failure(exc):
                 self._storage_failed(exc)
                 return False
@@ -282,6 +285,7 @@ class Engine:
             level = logging.WARNING if failures < self.health_tracker.reconcile_failures_unhealthy else logging.ERROR
             log.log(level, "start-up reconciliation failed (%d in a row): %r; retrying", failures, exc)
             return False
+        pairs, positions = outcome.pairs, outcome.positions
         if not (pairs.complete and positions.complete):
             self.health_tracker.reconcile_failed("an order's outcome or a venue position is not settled yet")
             return False
@@ -313,7 +317,10 @@ class Engine:
         if STARTUP_BLOCK in self.gate.blocks:
             if now < self._reconcile_at:
                 return
-            if not self.reconcile():
+            outcome = self._startup.poll(now)  # never waits: the loop keeps turning while venues answer
+            if outcome is None:
+                return
+            if not self._reconciled(outcome):
                 failures = max(1, self.health_tracker.reconcile_failures)
                 self._reconcile_at = now + min(RECONCILE_RETRY_MAX_S, RECONCILE_RETRY_S * 2 ** (failures - 1))
                 return

@@ -23,6 +23,7 @@ from actors.closer import Closer
 from actors.coordinator import HedgeCoordinator
 from actors.desk import Desk
 from actors.engine import PAUSE_KEY
+from actors.health import HEARTBEAT_KEY
 from actors.messages import GetStatus, OpenDeclined, OpenNow, ReconcilePairs, SetLeverage, Tick, TradingMode
 from core.domain import PairState
 from tests.helpers import wait_until
@@ -360,3 +361,32 @@ def test_close_on_exit_that_cannot_close_exits_non_zero(short_dir: Path) -> None
     reader.join(5)
     assert code == 1, "".join(lines)[-3000:]
     assert any("closing on exit did not finish" in line for line in lines)
+
+
+def test_the_main_loop_keeps_turning_while_start_up_reconciliation_waits_on_a_venue(
+    engine_factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("actors.engine.HEARTBEAT_EVERY_S", 0.05)
+    release = threading.Event()
+    original = Closer.handle
+
+    def slow(self: Closer, message: Any) -> Any:
+        if isinstance(message, ReconcilePairs):
+            release.wait(30)  # a venue taking its time to answer the lookups
+        return original(self, message)
+
+    monkeypatch.setattr(Closer, "handle", slow)
+    run = engine_factory(HOLD)
+    try:
+        beats: set[str | None] = set()
+
+        def beating() -> bool:
+            beats.add(run.repo.get_meta(HEARTBEAT_KEY))
+            return len(beats - {None}) >= 3
+
+        wait_until(beating, 20, "heartbeats while reconciliation waits")  # the loop turns, proving writes
+        assert "startup" in run.engine.gate.blocks  # still reconciling, still not opening
+        assert not any("main loop" in p for p in run.engine.health()["problems"])
+    finally:
+        release.set()
+    wait_until(lambda: "reconciled" in run.kinds(), 20, "reconciliation to finish once the venue answers")
