@@ -75,8 +75,10 @@ def venues_for(settings: Settings, clock: Clock) -> Iterator[Endpoints]:
     saved = settings.data_dir / STATE_FILE
     if saved.is_file():
         shutil.copy2(saved, scratch / STATE_FILE)  # the engine's paper state, read from a copy
+    # settings.paper too, as the engine passes it: with paper.prices = "live" the check (and the canary's sizing)
+    # must read the live-priced simulators `run` would trade on, not the random-walk ones.
     paper = PaperVenues.start(clock, seed=settings.paper.seed, collateral=settings.paper.collateral_usd,
-                              state_dir=scratch)  # fmt: skip
+                              state_dir=scratch, paper=settings.paper)  # fmt: skip
     try:
         bsim, hsim = paper.backpack, paper.hibachi
         yield Endpoints(

@@ -265,3 +265,33 @@ def test_check_in_paper_mode_reads_the_simulators_the_engine_would_start_and_wri
     assert _failed(checks) == {"collateral.backpack", "collateral.hibachi"}
     assert checks["credentials.backpack"]["status"] == "pass"
     assert list(data.iterdir()) == [], "no database and no paper state written"
+
+
+def test_check_in_paper_mode_on_live_prices_reads_the_live_priced_simulators(in_process: Any, tmp_path: Path) -> None:
+    live_bp, live_hb = in_process()  # posing as the real venues: only their public market data is read
+    for sim in (live_bp, live_hb):
+        sim.freeze("BTC")
+        sim.prices.set_price("BTC", D(1_000_000))  # far from any random-walk price the paper venues start at
+    data = tmp_path / "data"
+    config = tmp_path / "paper.toml"
+    config.write_text(f"""
+mode = "paper"
+data_dir = "{data}"
+[trading]
+notional_usd = 100
+[[trading.markets]]
+name = "BTC"
+backpack_symbol = "BTC_USDC_PERP"
+hibachi_symbol = "BTC/USDT-P"
+[paper]
+prices = "live"
+live_backpack_rest_url = "{live_bp.rest_url}"
+live_backpack_ws_url = "{live_bp.ws_url}"
+live_hibachi_data_url = "{live_hb.data_api_url}"
+live_hibachi_ws_url = "{live_hb.ws_market_url}"
+""")
+    code, checks = _check(config)
+    assert checks["market.BTC"]["status"] == "pass", checks["market.BTC"]
+    # 100 USD at the live 1,000,000: the market check sized it on the live price, not the simulators' own walk.
+    assert D(checks["market.BTC"]["numbers"]["quantity"]) == D("0.0001"), checks["market.BTC"]
+    assert code == 0, checks
