@@ -202,7 +202,7 @@ def _unknowns(settings: Settings, clock: Clock, backpack: BackpackClient, hibach
             out.append(rules.read_failed(f"positions.{venue.value}", "positions", venue_held))
         else:
             policy = settings.reconcile.unknown_positions
-            settling = known.settling.get(venue, set())
+            settling = known.settling.get(venue, {})
             out.append(rules.positions(venue, venue_held, known.expected[venue], policy, settling))
         if venue in order_errors:
             out.append(rules.read_failed(f"orders.{venue.value}", "open orders", order_errors[venue]))

@@ -143,13 +143,29 @@ def test_positions_the_pairs_hold_pass_and_a_shrunk_leg_does_not() -> None:
 def test_a_difference_where_a_pair_is_mid_trade_only_warns() -> None:
     # After a crash between the fills and their record: the venue holds the leg, the ledger not yet.
     held = {"BTC_USDC_PERP": D("0.002"), "ETH_USDC_PERP": D("1")}
-    result = rules.positions(Venue.BACKPACK, held, {}, UnknownPositions.ALERT, {"BTC_USDC_PERP"})
+    mid_trade = {"BTC_USDC_PERP": D("0.002")}  # one pair mid-trade there, 0.002 per leg
+    result = rules.positions(Venue.BACKPACK, held, {}, UnknownPositions.ALERT, mid_trade)
     assert result.status is Status.FAIL and result.numbers == {"ETH_USDC_PERP_unknown": "1"}
-    settling = rules.positions(
-        Venue.BACKPACK, {"BTC_USDC_PERP": D("0.002")}, {}, UnknownPositions.ALERT, {"BTC_USDC_PERP"}
-    )
+    settling = rules.positions(Venue.BACKPACK, {"BTC_USDC_PERP": D("0.002")}, {}, UnknownPositions.ALERT, mid_trade)
     assert settling.status is Status.WARN
     assert "reconciliation" in settling.message
+    short = rules.positions(Venue.BACKPACK, {"BTC_USDC_PERP": D("-0.001")}, {}, UnknownPositions.ALERT, mid_trade)
+    assert short.status is Status.WARN, "within the leg's planned quantity either way"
+
+
+def test_a_difference_beyond_what_the_mid_trade_pair_could_hold_fails() -> None:
+    # A pair of 0.002 per leg is mid-trade on BTC, but the venue holds 0.5 more than the ledger: no outcome of
+    # that pair's orders explains it, so a position nobody accounts for is there.
+    mid_trade = {"BTC_USDC_PERP": D("0.002")}
+    held = {"BTC_USDC_PERP": D("0.502")}
+    result = rules.positions(Venue.BACKPACK, held, {}, UnknownPositions.ALERT, mid_trade)
+    assert result.status is Status.FAIL
+    assert result.numbers == {"BTC_USDC_PERP_unknown": "0.502"}
+    just_over = rules.positions(Venue.BACKPACK, {"BTC_USDC_PERP": D("0.00201")}, {}, UnknownPositions.ALERT, mid_trade)
+    assert just_over.status is Status.FAIL
+    # Under unknown_positions = close it still only warns (run would adopt and close it), and says so.
+    closing = rules.positions(Venue.BACKPACK, held, {}, UnknownPositions.CLOSE, mid_trade)
+    assert closing.status is Status.WARN and "adopt and close" in closing.message
 
 
 def test_unknown_open_orders_warn() -> None:
