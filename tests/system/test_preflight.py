@@ -295,3 +295,25 @@ live_hibachi_ws_url = "{live_hb.ws_market_url}"
     # 100 USD at the live 1,000,000: the market check sized it on the live price, not the simulators' own walk.
     assert D(checks["market.BTC"]["numbers"]["quantity"]) == D("0.0001"), checks["market.BTC"]
     assert code == 0, checks
+
+
+def test_a_secret_a_venue_echoes_never_reaches_the_output_of_check_or_the_pre_check(
+    in_process: Any, tmp_path: Path
+) -> None:
+    bsim, hsim = in_process()
+    bp, hb = _endpoints(bsim, hsim)
+    secret = hb["hmac_secret"]  # configured (hibachi.hmac_secret), so the scrubber knows it
+    # The venue's status text, shown in the maintenance check and in its 503 errors, carries the secret, as a
+    # venue echoing a request back in an error would.
+    hsim.status = f"MAINTENANCE({secret})"
+    config = _config(tmp_path, bp, hb)
+    outputs = [_cli(config, "check"), _cli(config, "check", "--json"), _cli(config, "run")]
+    for out in outputs:
+        assert out.returncode == 1, out.stdout + out.stderr
+        assert secret not in out.stdout and secret not in out.stderr
+    text, as_json, run = outputs
+    assert "reports MAINTENANCE(**********)" in text.stdout, "the line is there, the secret is not"
+    checks = {c["name"]: c for c in json.loads(as_json.stdout)["checks"]}
+    assert checks["maintenance.hibachi"]["status"] == "fail"
+    assert "**********" in checks["maintenance.hibachi"]["message"]
+    assert "pre-flight check maintenance.hibachi failed" in run.stderr
