@@ -208,6 +208,7 @@ def run_canary(settings: Settings, clock: Clock | None = None, rng: random.Rando
 def _settle(engine: Engine, driver: _Driver, pair_id: int, symbols: dict[Venue, str], report: CanaryReport) -> None:
     """Carry the canary's pair to CLOSED or FAILED through the engine's closer, then require both venues to hold
     nothing on its symbols. A failure clears `ok` and says which pair and what the venues still hold."""
+    state: PairState | str = "in an unknown state"
     try:
         state = engine.repo.get_pair(pair_id).state
         if state not in SETTLED:
@@ -221,13 +222,22 @@ def _settle(engine: Engine, driver: _Driver, pair_id: int, symbols: dict[Venue, 
             driver.turn_for(SETTLE_TIMEOUT_S, lambda: engine.repo.get_pair(pair_id).state in SETTLED)
             state = engine.repo.get_pair(pair_id).state
             report.say(f"pair {pair_id} now {state}")
+    except Exception as exc:
+        log.exception("canary: closing pair %s failed", pair_id)
+        report.ok = False
+        report.say(f"closing pair {pair_id} failed: {type(exc).__name__}: {exc}".splitlines()[0])
+    # Read the venues even when closing failed (a stopped engine's exchange actors may still answer), so the
+    # line below names what is left.
+    try:
         held = _venue_holdings(engine, symbols)
     except Exception as exc:
-        log.exception("canary: settling pair %s failed", pair_id)
+        log.exception("canary: the venues' positions could not be read")
         report.ok = False
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        where = ", ".join(f"{v} {symbols[v]}" for v in symbols)
         report.say(
-            f"LEFT OPEN? pair {pair_id}: could not confirm both venues flat ({type(exc).__name__}: {exc}); "
-            "check the venues by hand, or `run` to close it".splitlines()[0]
+            f"LEFT OPEN? pair {pair_id} ({state}): could not confirm both venues flat ({error}); check {where} by "
+            "hand, or `run` to close it"
         )
         return
     left = {venue: qty for venue, qty in held.items() if qty != 0}
