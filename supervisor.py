@@ -15,11 +15,11 @@ import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from core.config import ConfigError, Settings, load_settings
 from core.limits import Limit
-from core.logs import configure_logging
+from core.logs import Scrubber, configure_logging, secret_values
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -216,12 +216,19 @@ def _serve(settings: Settings, close_on_exit: bool, paused: bool | str) -> int:
     return EXIT_OK
 
 
+def _scrubbed_print(scrubber: Scrubber, text: str, file: TextIO | None = None) -> None:
+    """`print` through the log scrubber: the check, the pre-check and the canary print venue error text, which
+    can echo a request and with it a configured secret, and their output is read (and pasted) like the log."""
+    print(scrubber.scrub(text), file=file or sys.stdout)
+
+
 def check(settings: Settings, as_json: bool) -> int:
     """The read-only pre-flight check: one line per check (or one JSON object); exit 1 when one failed."""
     from live import preflight  # noqa: PLC0415 - keep the other commands fast
 
+    scrubber = Scrubber(secret_values(settings))
     results = preflight.run_checks(settings)
-    print(preflight.as_json(results) if as_json else preflight.as_lines(results))
+    _scrubbed_print(scrubber, preflight.as_json(results, scrubber) if as_json else preflight.as_lines(results))
     return preflight.exit_status(results)
 
 
@@ -238,8 +245,9 @@ def _precheck(settings: Settings, canary: bool) -> tuple[int, str | None]:
         log.info("pre-flight check passed (%d checks)", len(results))
         return EXIT_OK, None
     live_pairs = 0 if canary else count_live_pairs(settings)
+    scrubber = Scrubber(secret_values(settings))
     for r in failed:
-        print(f"run: pre-flight check {r.name} failed: {r.message}", file=sys.stderr)
+        _scrubbed_print(scrubber, f"run: pre-flight check {r.name} failed: {r.message}", file=sys.stderr)
     if live_pairs == 0:
         print("run: not started (see `supervisor.py check`; `run --skip-check` starts anyway)", file=sys.stderr)
         return EXIT_FAILURE, None
@@ -253,7 +261,7 @@ def _canary(settings: Settings) -> int:
     from live.canary import run_canary  # noqa: PLC0415
 
     report = run_canary(settings)
-    print(report.render())
+    _scrubbed_print(Scrubber(secret_values(settings)), report.render())
     return EXIT_OK if report.ok else EXIT_FAILURE
 
 

@@ -4,6 +4,10 @@ The engine runs with opening paused (in memory only, never stored), so its coord
 the canary lifts the pause for exactly one `OpenNow`, pauses again, holds, closes with the closer's `ClosePair`,
 and reads the result from the repository. The size comes from the venues' rules: the smallest quantity both
 accept, handed to the unchanged planner as a notional that rounds to it.
+
+Whatever happened (a refused open left NAKED, a timeout, an engine that stopped mid-hold), once its pair exists
+the canary does not stop the engine until the closer has carried that pair to CLOSED or FAILED and both venues
+hold nothing on its two symbols; if that cannot be done in time it says so, naming the pair and what is left.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ from actors.engine import PAUSE_KEY, STARTUP_BLOCK, Engine
 from actors.messages import (
     ClosePair,
     CloseResult,
+    FetchPositions,
     GetQuote,
     GetStatus,
     OpenNow,
     PairFailed,
     PairOpened,
+    Positions,
     QuoteReply,
     TradingMode,
 )
@@ -41,6 +47,11 @@ STEP_S = 0.05
 RECONCILE_WAIT_S = 120.0
 OPEN_TIMEOUT_S = 120.0
 CLOSE_TIMEOUT_S = 300.0
+# How long the canary keeps the engine turning to flatten a pair that did not end CLOSED or FAILED. Past the
+# closer's orphan wait (120 s), so a pair a timeout left mid-open is recovered too.
+SETTLE_TIMEOUT_S = 300.0
+SETTLED = frozenset({PairState.CLOSED, PairState.FAILED})
+CLOSABLE = frozenset({PairState.OPEN, PairState.CLOSING, PairState.NAKED})
 # A canary killed mid-hold leaves its pair to the next `run`, which closes it at this expiry.
 EXPIRY_GRACE_S = 300
 
@@ -53,6 +64,9 @@ class CanaryReport:
     lines: list[str] = field(default_factory=list)
     costs: cost_math.Costs | None = None
     pair_id: int | None = None
+    # The highest pair id before the canary asked for its open: a pair above it is the canary's, even when the
+    # open's answer never came (a timeout) and `pair_id` is unknown.
+    ids_before_open: int | None = None
 
     def say(self, line: str) -> None:
         """Add a line (and log it)."""
@@ -170,16 +184,91 @@ def run_canary(settings: Settings, clock: Clock | None = None, rng: random.Rando
         engine.db.dispose()
         return report
     engine.gate.set(TradingMode.PAUSED, "canary: opening only on the canary's own request")  # in memory only
+    driver = _Driver(engine, clock)
+    symbols = {Venue.BACKPACK: sizing.market.backpack_symbol, Venue.HIBACHI: sizing.market.hibachi_symbol}
     try:
-        engine.start()
-        _fly(engine, _Driver(engine, clock), settings, sizing, report)
-    except Exception as exc:
-        log.exception("canary failed")
-        report.ok = False
-        report.say(f"stopped by {type(exc).__name__}: {exc}".splitlines()[0])
+        try:
+            engine.start()
+            _fly(engine, driver, settings, sizing, report)
+        except Exception as exc:
+            log.exception("canary failed")
+            report.ok = False
+            report.say(f"stopped by {type(exc).__name__}: {exc}".splitlines()[0])
+        if report.pair_id is None and report.ids_before_open is not None:
+            report.pair_id = _pair_after(engine, report.ids_before_open)
+        if report.pair_id is not None:
+            # Shutdown stops the actors without closing anything: a pair left open here (a naked leg worst of
+            # all) would sit unwatched until the next `run`. Flatten it first, and believe the venues only.
+            _settle(engine, driver, report.pair_id, symbols, report)
     finally:
         engine.shutdown()
     return report
+
+
+def _settle(engine: Engine, driver: _Driver, pair_id: int, symbols: dict[Venue, str], report: CanaryReport) -> None:
+    """Carry the canary's pair to CLOSED or FAILED through the engine's closer, then require both venues to hold
+    nothing on its symbols. A failure clears `ok` and says which pair and what the venues still hold."""
+    state: PairState | str = "in an unknown state"
+    try:
+        state = engine.repo.get_pair(pair_id).state
+        if state not in SETTLED:
+            report.ok = False
+            report.say(f"pair {pair_id} is {state}: closing it before the canary exits")
+            closer = engine.supervisor.ref("closer")
+            if closer is not None and state in CLOSABLE:
+                closer.ask(ClosePair(pair_id, "canary: not flat at its end"), timeout=CLOSE_TIMEOUT_S)
+            # The closer's own ticks retry a refused close or repair (with its backoff) and recover a pair a
+            # timeout left mid-open; the loop must turn for them.
+            driver.turn_for(SETTLE_TIMEOUT_S, lambda: engine.repo.get_pair(pair_id).state in SETTLED)
+            state = engine.repo.get_pair(pair_id).state
+            report.say(f"pair {pair_id} now {state}")
+    except Exception as exc:
+        log.exception("canary: closing pair %s failed", pair_id)
+        report.ok = False
+        report.say(f"closing pair {pair_id} failed: {type(exc).__name__}: {exc}".splitlines()[0])
+    # Read the venues even when closing failed (a stopped engine's exchange actors may still answer), so the
+    # line below names what is left.
+    try:
+        held = _venue_holdings(engine, symbols)
+    except Exception as exc:
+        log.exception("canary: the venues' positions could not be read")
+        report.ok = False
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        where = ", ".join(f"{v} {symbols[v]}" for v in symbols)
+        report.say(
+            f"LEFT OPEN? pair {pair_id} ({state}): could not confirm both venues flat ({error}); check {where} by "
+            "hand, or `run` to close it"
+        )
+        return
+    left = {venue: qty for venue, qty in held.items() if qty != 0}
+    if not left:
+        report.say(f"on the venues: flat ({', '.join(f'{v} {symbols[v]} 0' for v in symbols)})")
+        return
+    report.ok = False
+    report.say(
+        f"LEFT OPEN: pair {pair_id} ({state}): "
+        + ", ".join(f"{venue} {symbols[venue]} {qty:+}" for venue, qty in left.items())
+        + " still held on the venue; close it by hand, or `run` to have the closer work on it"
+    )
+
+
+def _pair_after(engine: Engine, ids_before: int) -> int | None:
+    """The pair the canary's open created, when its answer never came; None if none was (or none is readable)."""
+    try:
+        return min((p.id for p in engine.repo.list_pairs() if p.id > ids_before), default=None)
+    except Exception:
+        log.exception("canary: the pairs could not be read")
+        return None
+
+
+def _venue_holdings(engine: Engine, symbols: dict[Venue, str]) -> dict[Venue, Decimal]:
+    """Signed quantity each venue reports on the canary's symbol, read through the engine's exchange actors (as
+    the Monitor does): the database says what the farmer booked, this is what the venue holds."""
+    held: dict[Venue, Decimal] = {}
+    for venue, symbol in symbols.items():
+        report: Positions = engine.desk.ask_venue(venue, FetchPositions())
+        held[venue] = sum((p.side.sign * p.quantity for p in report.items if p.symbol == symbol), Decimal(0))
+    return held
 
 
 def _fly(engine: Engine, driver: _Driver, settings: Settings, sizing: Sizing, report: CanaryReport) -> None:
@@ -200,6 +289,7 @@ def _fly(engine: Engine, driver: _Driver, settings: Settings, sizing: Sizing, re
     # is sent until this thread turns the loop again.
     coordinator.ask(GetStatus(), timeout=OPEN_TIMEOUT_S)
     open_mids = driver.mids(symbols)
+    report.ids_before_open = max((p.id for p in engine.repo.list_pairs()), default=0)
     engine.gate.set(TradingMode.NORMAL, "canary: one pair")
     try:
         outcome = coordinator.ask(OpenNow(sizing.market.name), timeout=OPEN_TIMEOUT_S)
@@ -258,8 +348,11 @@ def _conclude(
                 close_mids[leg.venue],
             )
         )
+    # The venues are read after this (_settle): ok also needs them to hold nothing.
     report.ok = pair.state is PairState.CLOSED and flat and len(legs) == 2
-    report.say(f"pair {pair_id} {pair.state} (closer says {state}); both legs flat: {'yes' if flat else 'NO'}")
+    report.say(
+        f"pair {pair_id} {pair.state} (closer says {state}); both legs flat in the database: {'yes' if flat else 'NO'}"
+    )
     if len(legs) != 2:
         return
     c = cost_math.costs(legs, pair.funding or Decimal(0), pair.realized_pnl or Decimal(0), sizing.rates)

@@ -14,6 +14,7 @@ from typing import Any
 from core.clock import Clock, SystemClock
 from core.config import Settings
 from core.domain import Venue
+from core.logs import Scrubber
 from core.planning import VenueView
 from exchanges.backpack.client import BackpackClient
 from exchanges.errors import VenueError
@@ -202,7 +203,7 @@ def _unknowns(settings: Settings, clock: Clock, backpack: BackpackClient, hibach
             out.append(rules.read_failed(f"positions.{venue.value}", "positions", venue_held))
         else:
             policy = settings.reconcile.unknown_positions
-            settling = known.settling.get(venue, set())
+            settling = known.settling.get(venue, {})
             out.append(rules.positions(venue, venue_held, known.expected[venue], policy, settling))
         if venue in order_errors:
             out.append(rules.read_failed(f"orders.{venue.value}", "open orders", order_errors[venue]))
@@ -246,17 +247,18 @@ def _maintenance(backpack: BackpackClient, hibachi: HibachiClient) -> list[Check
 # ---- output ------------------------------------------------------------------------------------------------
 
 
-def as_json(results: list[CheckResult]) -> str:
-    """One object: the overall status and every check with its name, status, numbers and message."""
-    return json.dumps(
-        {
-            "status": rules.worst(results).value,
-            "checks": [
-                {"name": r.name, "status": r.status.value, "numbers": r.numbers, "message": r.message} for r in results
-            ],
-        },
-        indent=2,
-    )
+def as_json(results: list[CheckResult], scrubber: Scrubber | None = None) -> str:
+    """One object: the overall status and every check with its name, status, numbers and message. With a
+    scrubber, value by value before encoding (as the JSON log format does), then the text itself."""
+    payload: Any = {
+        "status": rules.worst(results).value,
+        "checks": [
+            {"name": r.name, "status": r.status.value, "numbers": r.numbers, "message": r.message} for r in results
+        ],
+    }
+    if scrubber is None:
+        return json.dumps(payload, indent=2)
+    return scrubber.scrub(json.dumps(scrubber.scrub_value(payload), indent=2))
 
 
 def as_lines(results: list[CheckResult]) -> str:

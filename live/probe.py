@@ -75,8 +75,10 @@ def venues_for(settings: Settings, clock: Clock) -> Iterator[Endpoints]:
     saved = settings.data_dir / STATE_FILE
     if saved.is_file():
         shutil.copy2(saved, scratch / STATE_FILE)  # the engine's paper state, read from a copy
+    # settings.paper too, as the engine passes it: with paper.prices = "live" the check (and the canary's sizing)
+    # must read the live-priced simulators `run` would trade on, not the random-walk ones.
     paper = PaperVenues.start(clock, seed=settings.paper.seed, collateral=settings.paper.collateral_usd,
-                              state_dir=scratch)  # fmt: skip
+                              state_dir=scratch, paper=settings.paper)  # fmt: skip
     try:
         bsim, hsim = paper.backpack, paper.hibachi
         yield Endpoints(
@@ -224,8 +226,9 @@ class Known:
 
     expected: dict[Venue, dict[str, Decimal]]
     database: str  # where it was read, or why nothing was
-    # Symbols with a pair mid-trade (opening or rolling back, or an order whose outcome is not known yet).
-    settling: dict[Venue, set[str]] = field(default_factory=dict)
+    # Symbols with a pair mid-trade (opening or rolling back, or an order whose outcome is not known yet), and
+    # how much those pairs' legs could hold there beyond the ledger: their planned quantity per leg, summed.
+    settling: dict[Venue, dict[str, Decimal]] = field(default_factory=dict)
 
 
 def read_database(
@@ -241,15 +244,17 @@ def read_database(
     try:
         repo = Repository(db, clock)
         pairs = repo.list_pairs(ACTIVE_STATES)
-        settling: dict[Venue, set[str]] = {v: set() for v in Venue}
-        states = {p.id: p.state for p in pairs}
-        for pair_id, legs in repo.legs_with_orders(states.keys()).items():
+        settling: dict[Venue, dict[str, Decimal]] = {v: {} for v in Venue}
+        by_id = {p.id: p for p in pairs}
+        for pair_id, legs in repo.legs_with_orders(by_id.keys()).items():
+            pair = by_id[pair_id]
             for leg, orders in legs:
                 held = leg.side.sign * leg_book(leg.side, orders).held
                 per = expected[leg.venue]
                 per[leg.symbol] = per.get(leg.symbol, Decimal(0)) + held
-                if states[pair_id] in MID_TRADE or any(is_unresolved(o) for o in orders):
-                    settling[leg.venue].add(leg.symbol)
+                if pair.state in MID_TRADE or any(is_unresolved(o) for o in orders):
+                    room = settling[leg.venue]
+                    room[leg.symbol] = room.get(leg.symbol, Decimal(0)) + pair.quantity
         unknown: dict[Venue, list[str]] = {}
         for venue, ids in open_orders.items():
             unknown[venue] = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import re
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -282,19 +282,22 @@ def positions(
     held: Mapping[str, Decimal],
     expected: Mapping[str, Decimal],
     policy: UnknownPositions,
-    settling: Set[str] = frozenset(),
+    settling: Mapping[str, Decimal] | None = None,
 ) -> CheckResult:
     """Signed quantities per symbol the venue holds against what the database's pairs hold. A difference is a
-    position nobody accounts for; `reconcile.unknown_positions` decides what `run` would do with it. Symbols in
-    `settling` have a pair mid-trade (an order whose outcome the database does not know yet, as after a crash):
-    start-up reconciliation settles those before anything opens, so a difference there only warns."""
+    position nobody accounts for; `reconcile.unknown_positions` decides what `run` would do with it. `settling`
+    maps a symbol with a pair mid-trade (an order whose outcome the database does not know yet, as after a
+    crash) to what those pairs' legs could hold there (their planned quantity per leg): start-up reconciliation
+    settles a difference within that before anything opens, so it only warns. A larger difference is more than
+    the pairs could have traded, so a position nobody accounts for hides in it: that is judged as unknown."""
     name = f"positions.{venue.value}"
+    room = settling or {}
     differ = {
         s: held.get(s, Decimal(0)) - expected.get(s, Decimal(0))
         for s in set(held) | set(expected)
         if held.get(s, Decimal(0)) != expected.get(s, Decimal(0))
     }
-    unknown = {s: q for s, q in differ.items() if s not in settling}
+    unknown = {s: q for s, q in differ.items() if abs(q) > room.get(s, Decimal(0))}
     numbers = {f"{s}_unknown": str(q) for s, q in sorted(unknown.items())}
     if not unknown and differ:
         listed = ", ".join(f"{s} {q:+}" for s, q in sorted(differ.items()))

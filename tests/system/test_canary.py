@@ -15,12 +15,14 @@ import requests
 
 from actors.engine import PAUSE_KEY
 from core.clock import SystemClock
-from core.domain import OrderPurpose, PairState, Venue
+from core.domain import OrderPurpose, PairState, Side, Venue
 from core.planning import VenueView
+from exchanges.backpack.client import BackpackClient
+from exchanges.base import OrderRequest
 from live.costs import minimum_quantity
 from storage.db import open_database_readonly
 from storage.repository import Repository
-from tests.helpers import clean_env, spawn_simulator
+from tests.helpers import clean_env, spawn_simulator, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = """
@@ -31,6 +33,8 @@ interval_s = 0.2
 [engine]
 tick_s = 0.05
 shutdown_timeout_s = 5
+leg_retry_min_s = 0.1
+leg_retry_max_s = 0.2
 [trading]
 notional_usd = 100
 [[trading.markets]]
@@ -73,11 +77,14 @@ ws_market_url = "{hb["ws_market"]}"
     return path
 
 
+def _canary_command(config: Path) -> list[str]:
+    return [sys.executable, str(ROOT / "supervisor.py"), "--config", str(config), "run", "--canary"]
+
+
 def _canary(config: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(ROOT / "supervisor.py"), "--config", str(config), "run", "--canary"],
-        cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        _canary_command(config), cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def _repo(data_dir: Path) -> tuple[Repository, Any]:
@@ -119,7 +126,8 @@ def test_canary_in_paper_mode(tmp_path: Path) -> None:
     out = _canary(config)
     assert out.returncode == 0, out.stdout + out.stderr[-3000:]
     assert out.stdout.startswith("canary: PASS")
-    assert "both legs flat: yes" in out.stdout
+    assert "both legs flat in the database: yes" in out.stdout
+    assert "on the venues: flat" in out.stdout
     assert "all-taker estimate 475.00" in out.stdout
     _assert_one_minimum_pair_opened_and_closed(tmp_path / "data")
 
@@ -152,3 +160,54 @@ def test_canary_that_cannot_open_exits_1_flat(
     assert "simulated refusal" in out.stdout
     for info in (bp, hb):
         assert _venue_state(info)["positions"] == {}, "the lone leg was rolled back"
+
+
+def test_a_canary_whose_rollback_is_refused_repairs_the_naked_leg_before_it_exits(
+    standalone: tuple[dict[str, Any], dict[str, Any]], tmp_path: Path
+) -> None:
+    bp, hb = standalone
+    # Hibachi refuses the short's open; Backpack's long fills, and its rollback (three reduce-only tries) is
+    # refused too: the pair is NAKED when the open returns.
+    faults = [
+        (hb, {"kind": "reject", "code": 4, "message": "simulated refusal", "count": 1}),
+        (bp, {"kind": "reject", "code": "SERVICE_UNAVAILABLE", "message": "Busy", "count": 3, "reduce_only": True}),
+    ]
+    for info, fault in faults:
+        assert requests.post(f"{info['admin']}/fault", json=fault, timeout=5).ok
+    out = _canary(_live_config(tmp_path, bp, hb))
+    assert out.returncode == 1, out.stdout + out.stderr[-3000:]
+    assert out.stdout.startswith("canary: FAIL")
+    assert "did not open: pair 1 naked" in out.stdout
+    for info in (bp, hb):
+        assert _venue_state(info)["positions"] == {}, "the naked long was repaired before the canary exited"
+    assert "on the venues: flat" in out.stdout, out.stdout
+    repo, db = _repo(tmp_path / "data")
+    try:
+        assert repo.get_pair(1).state is PairState.CLOSED
+    finally:
+        db.dispose()
+
+
+def test_a_canary_flat_in_the_database_but_not_on_a_venue_fails_and_names_what_is_left(
+    standalone: tuple[dict[str, Any], dict[str, Any]], tmp_path: Path
+) -> None:
+    bp, hb = standalone
+    proc = subprocess.Popen(
+        _canary_command(_live_config(tmp_path, bp, hb)), cwd=ROOT, env=clean_env(APP__CANARY__HOLD_S="10"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: _venue_state(bp)["positions"] != {}, 60, "the canary's long on Backpack")
+        # Someone else trades the same market on the same account during the hold: the database never hears of
+        # it, so the canary's close leaves it, and only the venue can tell.
+        client = BackpackClient(bp["rest"], bp["api_key"], bp["api_secret"])
+        client.place_order(OrderRequest("4242", "BTC_USDC_PERP", Side.LONG, D("0.00001")))
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 1, stdout + stderr[-3000:]
+    assert stdout.startswith("canary: FAIL")
+    assert "both legs flat in the database: yes" in stdout
+    assert "LEFT OPEN: pair 1 (closed): backpack BTC_USDC_PERP +0.00001 still held on the venue" in stdout, stdout

@@ -265,3 +265,55 @@ def test_check_in_paper_mode_reads_the_simulators_the_engine_would_start_and_wri
     assert _failed(checks) == {"collateral.backpack", "collateral.hibachi"}
     assert checks["credentials.backpack"]["status"] == "pass"
     assert list(data.iterdir()) == [], "no database and no paper state written"
+
+
+def test_check_in_paper_mode_on_live_prices_reads_the_live_priced_simulators(in_process: Any, tmp_path: Path) -> None:
+    live_bp, live_hb = in_process()  # posing as the real venues: only their public market data is read
+    for sim in (live_bp, live_hb):
+        sim.freeze("BTC")
+        sim.prices.set_price("BTC", D(1_000_000))  # far from any random-walk price the paper venues start at
+    data = tmp_path / "data"
+    config = tmp_path / "paper.toml"
+    config.write_text(f"""
+mode = "paper"
+data_dir = "{data}"
+[trading]
+notional_usd = 100
+[[trading.markets]]
+name = "BTC"
+backpack_symbol = "BTC_USDC_PERP"
+hibachi_symbol = "BTC/USDT-P"
+[paper]
+prices = "live"
+live_backpack_rest_url = "{live_bp.rest_url}"
+live_backpack_ws_url = "{live_bp.ws_url}"
+live_hibachi_data_url = "{live_hb.data_api_url}"
+live_hibachi_ws_url = "{live_hb.ws_market_url}"
+""")
+    code, checks = _check(config)
+    assert checks["market.BTC"]["status"] == "pass", checks["market.BTC"]
+    # 100 USD at the live 1,000,000: the market check sized it on the live price, not the simulators' own walk.
+    assert D(checks["market.BTC"]["numbers"]["quantity"]) == D("0.0001"), checks["market.BTC"]
+    assert code == 0, checks
+
+
+def test_a_secret_a_venue_echoes_never_reaches_the_output_of_check_or_the_pre_check(
+    in_process: Any, tmp_path: Path
+) -> None:
+    bsim, hsim = in_process()
+    bp, hb = _endpoints(bsim, hsim)
+    secret = hb["hmac_secret"]  # configured (hibachi.hmac_secret), so the scrubber knows it
+    # The venue's status text, shown in the maintenance check and in its 503 errors, carries the secret, as a
+    # venue echoing a request back in an error would.
+    hsim.status = f"MAINTENANCE({secret})"
+    config = _config(tmp_path, bp, hb)
+    outputs = [_cli(config, "check"), _cli(config, "check", "--json"), _cli(config, "run")]
+    for out in outputs:
+        assert out.returncode == 1, out.stdout + out.stderr
+        assert secret not in out.stdout and secret not in out.stderr
+    text, as_json, run = outputs
+    assert "reports MAINTENANCE(**********)" in text.stdout, "the line is there, the secret is not"
+    checks = {c["name"]: c for c in json.loads(as_json.stdout)["checks"]}
+    assert checks["maintenance.hibachi"]["status"] == "fail"
+    assert "**********" in checks["maintenance.hibachi"]["message"]
+    assert "pre-flight check maintenance.hibachi failed" in run.stderr

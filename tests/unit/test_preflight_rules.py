@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from decimal import Decimal as D
+from pathlib import Path
 
 import pytest
 
-from core.config import MarketConfig, TradingConfig, UnknownPositions
+from core.clock import FakeClock
+from core.config import MarketConfig, TradingConfig, UnknownPositions, load_settings
 from core.domain import Side, Venue
 from core.planning import VenueView
 from core.sizing import QuantityRules, hedge_quantity
 from live import costs, rules
 from live.preflight import as_json, as_lines, exit_status
+from live.probe import read_database
 from live.rules import CheckResult, Status
+from storage.db import open_database
+from storage.repository import LegPlan, PairPlan, Repository
 
 BTC = MarketConfig(name="BTC", backpack_symbol="BTC_USDC_PERP", hibachi_symbol="BTC/USDT-P")
 TRADING = TradingConfig(
@@ -143,13 +148,29 @@ def test_positions_the_pairs_hold_pass_and_a_shrunk_leg_does_not() -> None:
 def test_a_difference_where_a_pair_is_mid_trade_only_warns() -> None:
     # After a crash between the fills and their record: the venue holds the leg, the ledger not yet.
     held = {"BTC_USDC_PERP": D("0.002"), "ETH_USDC_PERP": D("1")}
-    result = rules.positions(Venue.BACKPACK, held, {}, UnknownPositions.ALERT, {"BTC_USDC_PERP"})
+    mid_trade = {"BTC_USDC_PERP": D("0.002")}  # one pair mid-trade there, 0.002 per leg
+    result = rules.positions(Venue.BACKPACK, held, {}, UnknownPositions.ALERT, mid_trade)
     assert result.status is Status.FAIL and result.numbers == {"ETH_USDC_PERP_unknown": "1"}
-    settling = rules.positions(
-        Venue.BACKPACK, {"BTC_USDC_PERP": D("0.002")}, {}, UnknownPositions.ALERT, {"BTC_USDC_PERP"}
-    )
+    settling = rules.positions(Venue.BACKPACK, {"BTC_USDC_PERP": D("0.002")}, {}, UnknownPositions.ALERT, mid_trade)
     assert settling.status is Status.WARN
     assert "reconciliation" in settling.message
+    short = rules.positions(Venue.BACKPACK, {"BTC_USDC_PERP": D("-0.001")}, {}, UnknownPositions.ALERT, mid_trade)
+    assert short.status is Status.WARN, "within the leg's planned quantity either way"
+
+
+def test_a_difference_beyond_what_the_mid_trade_pair_could_hold_fails() -> None:
+    # A pair of 0.002 per leg is mid-trade on BTC, but the venue holds 0.5 more than the ledger: no outcome of
+    # that pair's orders explains it, so a position nobody accounts for is there.
+    mid_trade = {"BTC_USDC_PERP": D("0.002")}
+    held = {"BTC_USDC_PERP": D("0.502")}
+    result = rules.positions(Venue.BACKPACK, held, {}, UnknownPositions.ALERT, mid_trade)
+    assert result.status is Status.FAIL
+    assert result.numbers == {"BTC_USDC_PERP_unknown": "0.502"}
+    just_over = rules.positions(Venue.BACKPACK, {"BTC_USDC_PERP": D("0.00201")}, {}, UnknownPositions.ALERT, mid_trade)
+    assert just_over.status is Status.FAIL
+    # Under unknown_positions = close it still only warns (run would adopt and close it), and says so.
+    closing = rules.positions(Venue.BACKPACK, held, {}, UnknownPositions.CLOSE, mid_trade)
+    assert closing.status is Status.WARN and "adopt and close" in closing.message
 
 
 def test_unknown_open_orders_warn() -> None:
@@ -226,3 +247,24 @@ def test_canary_costs_against_the_all_taker_prediction() -> None:
     assert c.fees == D("0.19")
     assert c.cost_per_1m == D("10500.00")
     assert c.predicted_cost_per_1m == D("475.00")
+
+
+def test_the_database_gives_a_mid_trade_pair_its_planned_quantity_as_room_and_no_more(tmp_path: Path) -> None:
+    clock = FakeClock()
+    db = open_database(f"sqlite:///{tmp_path / 'perp-farmer.db'}", clock)
+    try:
+        plan = PairPlan(
+            market="BTC",
+            long=LegPlan(Venue.BACKPACK, "BTC_USDC_PERP", Side.LONG),
+            short=LegPlan(Venue.HIBACHI, "BTC/USDT-P", Side.SHORT),
+            leverage=D(2), notional=D(100), quantity=D("0.002"), duration_s=3600,
+        )  # fmt: skip
+        Repository(db, clock).create_pair(plan)  # PLANNED: mid-trade, nothing booked yet
+    finally:
+        db.dispose()
+    known, _ = read_database(load_settings(overrides={"data_dir": tmp_path}), {}, clock)
+    assert known.settling == {Venue.BACKPACK: {"BTC_USDC_PERP": D("0.002")}, Venue.HIBACHI: {"BTC/USDT-P": D("0.002")}}
+    room = known.settling[Venue.BACKPACK]
+    alert = UnknownPositions.ALERT
+    assert rules.positions(Venue.BACKPACK, {"BTC_USDC_PERP": D("0.002")}, {}, alert, room).status is Status.WARN
+    assert rules.positions(Venue.BACKPACK, {"BTC_USDC_PERP": D("0.5")}, {}, alert, room).status is Status.FAIL
