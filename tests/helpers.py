@@ -43,3 +43,26 @@ def spawn_simulator(module: str, seed: int, *args: str) -> tuple[subprocess.Pope
     )
     assert proc.stdout is not None
     return proc, json.loads(proc.stdout.readline())
+
+
+def venue_sections(
+    bp: dict[str, Any], hb: dict[str, Any], *, bp_extra: str = "", hb_extra: str = "", **over: str
+) -> str:
+    """The [backpack] and [hibachi] TOML sections pointing a live-mode supervisor at standalone simulators (the
+    endpoints `spawn_simulator` printed); `over` replaces bp_key, bp_secret or hb_key, the extras add lines."""
+    return f"""[backpack]
+api_key = "{over.get("bp_key", bp["api_key"])}"
+api_secret = "{over.get("bp_secret", bp["api_secret"])}"
+rest_url = "{bp["rest"]}"
+ws_url = "{bp["ws"]}"
+{bp_extra}
+[hibachi]
+api_key = "{over.get("hb_key", hb["api_key"])}"
+account_id = {hb["account_id"]}
+key_type = "hmac"
+hmac_secret = "{hb["hmac_secret"]}"
+api_url = "{hb["api"]}"
+data_api_url = "{hb["data_api"]}"
+ws_market_url = "{hb["ws_market"]}"
+{hb_extra}
+"""

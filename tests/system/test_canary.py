@@ -22,7 +22,7 @@ from exchanges.base import OrderRequest
 from live.costs import minimum_quantity
 from storage.db import open_database_readonly
 from storage.repository import Repository
-from tests.helpers import clean_env, spawn_simulator, wait_until
+from tests.helpers import clean_env, spawn_simulator, venue_sections, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = """
@@ -60,20 +60,7 @@ def _live_config(directory: Path, bp: dict[str, Any], hb: dict[str, Any]) -> Pat
 mode = "live"
 data_dir = "{directory / "data"}"
 {FAST}
-[backpack]
-api_key = "{bp["api_key"]}"
-api_secret = "{bp["api_secret"]}"
-rest_url = "{bp["rest"]}"
-ws_url = "{bp["ws"]}"
-[hibachi]
-api_key = "{hb["api_key"]}"
-account_id = {hb["account_id"]}
-key_type = "hmac"
-hmac_secret = "{hb["hmac_secret"]}"
-api_url = "{hb["api"]}"
-data_api_url = "{hb["data_api"]}"
-ws_market_url = "{hb["ws_market"]}"
-""")
+{venue_sections(bp, hb)}""")
     return path
 
 

@@ -21,7 +21,7 @@ from core.failpoints import ENV as FAILPOINTS_ENV
 from core.ledger import leg_book
 from storage.db import open_database
 from storage.repository import Repository
-from tests.helpers import clean_env, spawn_simulator, wait_until
+from tests.helpers import clean_env, spawn_simulator, venue_sections, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SYMBOLS = {Venue.BACKPACK: "BTC_USDC_PERP", Venue.HIBACHI: "BTC/USDT-P"}
@@ -57,22 +57,7 @@ hibachi_symbol = "BTC/USDT-P"
 interval_s = 0.5
 [engine]
 tick_s = 0.1
-[backpack]
-api_key = "{bp["api_key"]}"
-api_secret = "{bp["api_secret"]}"
-rest_url = "{bp["rest"]}"
-ws_url = "{bp["ws"]}"
-window_ms = 1000
-[hibachi]
-api_key = "{hb["api_key"]}"
-account_id = {hb["account_id"]}
-key_type = "hmac"
-hmac_secret = "{hb["hmac_secret"]}"
-api_url = "{hb["api"]}"
-data_api_url = "{hb["data_api"]}"
-ws_market_url = "{hb["ws_market"]}"
-nonce_window_s = 2
-""")
+{venue_sections(bp, hb, bp_extra="window_ms = 1000", hb_extra="nonce_window_s = 2")}""")
     return path
 
 

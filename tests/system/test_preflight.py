@@ -25,7 +25,7 @@ from exchanges.backpack.client import BackpackClient
 from exchanges.backpack.sim import BackpackSim
 from exchanges.base import OrderRequest
 from exchanges.hibachi.sim import HibachiSim
-from tests.helpers import clean_env, spawn_simulator, wait_until
+from tests.helpers import clean_env, spawn_simulator, venue_sections, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,20 +83,7 @@ data_dir = "{directory / "data"}"
 [trading]
 notional_usd = 100
 {markets}
-[backpack]
-api_key = "{over.get("bp_key", bp["api_key"])}"
-api_secret = "{over.get("bp_secret", bp["api_secret"])}"
-rest_url = "{bp["rest"]}"
-ws_url = "{bp["ws"]}"
-[hibachi]
-api_key = "{over.get("hb_key", hb["api_key"])}"
-account_id = {hb["account_id"]}
-key_type = "hmac"
-hmac_secret = "{hb["hmac_secret"]}"
-api_url = "{hb["api"]}"
-data_api_url = "{hb["data_api"]}"
-ws_market_url = "{hb["ws_market"]}"
-""")
+{venue_sections(bp, hb, **over)}""")
     return path
 
 

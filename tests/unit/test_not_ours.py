@@ -229,16 +229,21 @@ class _Client:
                            D(0), None, None, created_at=START - WEEK)  # fmt: skip
 
 
-def test_the_exchange_actor_carries_creation_times_both_ways() -> None:
-    client = _Client()
+def _place_through_actor(client: _Client) -> Any:
+    """One place through a real ExchangeActor whose venue client is `client`."""
     actor = ExchangeActor.start(
         "exchange.hibachi", 0, FakeClock(START), None, venue=Venue.HIBACHI, factory=lambda: (client, None),
         stale_after_s=5,
     )  # fmt: skip
     try:
-        reply = actor.ask(PlaceOrder(CLIENT_ID, SYMBOL, Side.SHORT, D("0.01"), created_at=START), timeout=10)
+        return actor.ask(PlaceOrder(CLIENT_ID, SYMBOL, Side.SHORT, D("0.01"), created_at=START), timeout=10)
     finally:
         actor.stop()
+
+
+def test_the_exchange_actor_carries_creation_times_both_ways() -> None:
+    client = _Client()
+    reply = _place_through_actor(client)
     assert [r.created_at for r in client.requests] == [START]  # our row's time reaches the lost-reply rule
     assert isinstance(reply, OrderAccepted) and reply.created_at == START - WEEK  # the venue's reaches the desk
 
@@ -246,12 +251,5 @@ def test_the_exchange_actor_carries_creation_times_both_ways() -> None:
 def test_the_exchange_actor_puts_venue_times_on_our_clock() -> None:
     client = _Client()
     client.clock_offset_ms = -360_000  # type: ignore[attr-defined]  # the venue's clock 6 minutes behind ours
-    actor = ExchangeActor.start(
-        "exchange.hibachi", 0, FakeClock(START), None, venue=Venue.HIBACHI, factory=lambda: (client, None),
-        stale_after_s=5,
-    )  # fmt: skip
-    try:
-        reply = actor.ask(PlaceOrder(CLIENT_ID, SYMBOL, Side.SHORT, D("0.01"), created_at=START), timeout=10)
-    finally:
-        actor.stop()
+    reply = _place_through_actor(client)
     assert isinstance(reply, OrderAccepted) and reply.created_at == START - WEEK + timedelta(minutes=6)
