@@ -296,8 +296,9 @@ def test_health_is_false_while_reconciliation_keeps_failing(
         return original(self, message)
 
     monkeypatch.setattr(Closer, "handle", refuse)
+    monkeypatch.setattr("actors.engine.RECONCILE_RETRY_S", 0.01)  # the backoff between attempts, shortened
     run = engine_factory(HOLD)
-    wait_until(lambda: run.engine.health_tracker.reconcile_failures >= 5, 120, "five failed reconciliations")
+    wait_until(lambda: run.engine.health_tracker.reconcile_failures >= 5, 60, "five failed reconciliations")
     health = run.engine.health()
     assert health["healthy"] is False
     assert any(re.search(r"reconciliation failed \d+ times in a row", p) for p in health["problems"])
