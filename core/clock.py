@@ -55,7 +55,7 @@ class FakeClock:
         self._now = start.astimezone(UTC)
         self._mono = 1000.0
         self._cond = threading.Condition()
-        self._sleepers = 0
+        self._deadlines: list[float] = []  # one per thread blocked in sleep()
 
     def now(self) -> datetime:
         """The fake UTC time."""
@@ -71,13 +71,13 @@ class FakeClock:
         """Block until another thread advances the clock by at least `seconds`."""
         with self._cond:
             deadline = self._mono + max(seconds, 0.0)
-            self._sleepers += 1
+            self._deadlines.append(deadline)
             self._cond.notify_all()  # lets wait_for_sleepers() see the new sleeper
             try:
                 while self._mono < deadline:
                     self._cond.wait()
             finally:
-                self._sleepers -= 1
+                self._deadlines.remove(deadline)
 
     def advance(self, seconds: float) -> None:
         """Move both clocks forward and wake every sleeper whose deadline has passed."""
@@ -97,13 +97,19 @@ class FakeClock:
     def sleepers(self) -> int:
         """How many threads are blocked in sleep(): lets a test wait for a thread to park, without races."""
         with self._cond:
-            return self._sleepers
+            return len(self._deadlines)
+
+    def sleepers_due(self) -> bool:
+        """Whether a sleeper's deadline has passed but it has not woken yet: work still to come, so a driver of
+        fake time knows the program is not idle."""
+        with self._cond:
+            return any(d <= self._mono for d in self._deadlines)
 
     def wait_for_sleepers(self, count: int, timeout: float = 5.0) -> bool:
         """Block (in real time) until `count` threads sleep on this clock; False on timeout."""
         end = time.monotonic() + timeout
         with self._cond:
-            while self._sleepers < count:
+            while len(self._deadlines) < count:
                 remaining = end - time.monotonic()
                 if remaining <= 0:
                     return False

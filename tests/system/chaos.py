@@ -4,7 +4,7 @@ fault the simulators offer, with invariants checked all along.
 `run_chaos(seed, real_seconds)` returns a Summary; a broken invariant raises ChaosFailure naming the seed.
 Reproduce a run with `CHAOS_SEED=<seed> CHAOS_SECONDS=<s> python -m pytest tests/system/test_chaos.py -s`.
 
-Time. The schedule and the engine run on a SteppedClock: the driver moves fake time STEP_S at a time, and
+Time. The schedule and the engine run on a FakeClock: the driver moves fake time STEP_S at a time, and
 only once the engine is idle (every actor waits for its inbox, for a peer, or for fake time; no simulator
 request is being worked on). Real-time waits (an HTTP timeout, a held connection) thus cost no fake time,
 as on a real machine where a timeout is short against a venue's request window. Fake time never runs
@@ -31,7 +31,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from types import FrameType
@@ -41,6 +41,7 @@ import pykka._actor
 import pykka._threading
 
 from actors.engine import Engine
+from core.clock import FakeClock
 from core.config import load_settings
 from core.domain import ACTIVE_STATES, PairState, Venue
 from core.ledger import is_unresolved, leg_book
@@ -69,54 +70,8 @@ class ChaosFailure(AssertionError):
     """An invariant broke; the message carries the seed."""
 
 
-class SteppedClock:
-    """A fake clock (UTC wall and monotonic) that moves only by advance(), and knows who sleeps on it.
-
-    Like core.clock.FakeClock, plus the sleepers' deadlines: a sleeper whose deadline passed but that has not
-    woken yet is work still to come, so the engine is not idle."""
-
-    def __init__(self, start: datetime) -> None:
-        self._now = start
-        self._mono = 1000.0
-        self._cond = threading.Condition()
-        self._deadlines: list[float] = []
-
-    def now(self) -> datetime:
-        """The fake UTC time."""
-        with self._cond:
-            return self._now
-
-    def monotonic(self) -> float:
-        """The fake monotonic time."""
-        with self._cond:
-            return self._mono
-
-    def sleep(self, seconds: float) -> None:
-        """Block until fake time has moved `seconds` on."""
-        with self._cond:
-            deadline = self._mono + max(seconds, 0.0)
-            self._deadlines.append(deadline)
-            try:
-                while self._mono < deadline:
-                    self._cond.wait()
-            finally:
-                self._deadlines.remove(deadline)
-
-    def advance(self, seconds: float) -> None:
-        """Move both clocks on and wake the sleepers that are due."""
-        with self._cond:
-            self._mono += seconds
-            self._now += timedelta(seconds=seconds)
-            self._cond.notify_all()
-
-    def sleepers_due(self) -> bool:
-        """Whether a sleeper's deadline has passed but it has not woken yet."""
-        with self._cond:
-            return any(d <= self._mono for d in self._deadlines)
-
-
 # Code objects that tell, from a thread's stack, whether it is working or waiting (see _parked).
-_SLEEP = SteppedClock.sleep.__code__
+_SLEEP = FakeClock.sleep.__code__
 _HOLD = SimHttpServer._hold_unanswered.__code__
 _FUTURE_GET = pykka._threading.ThreadingFuture.get.__code__
 _ACTOR_LOOP = pykka._actor.Actor._actor_loop_running.__code__
@@ -324,7 +279,7 @@ class _Chaos:
         self.seed = seed
         self.fake_seconds = fake_seconds
         self.real_cap_s = real_cap_s
-        self.clock = SteppedClock(datetime(2026, 3, 1, tzinfo=UTC))
+        self.clock = FakeClock(datetime(2026, 3, 1, tzinfo=UTC))
         self.dir = Path(tempfile.mkdtemp(prefix="pf-chaos-", dir="/tmp"))
         self.summary = Summary(seed, schedule=make_schedule(seed, fake_seconds, kinds))
         self.engine = Engine(_settings(self.dir), self.clock, rng=random.Random(seed + 1))  # type: ignore[arg-type]
