@@ -7,7 +7,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +67,16 @@ data_api_url = "{hb["data_api"]}"
 ws_market_url = "{hb["ws_market"]}"
 {hb_extra}
 """
+
+
+@contextmanager
+def standalone_simulators(seed: int) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """Both venues' simulators as processes of their own (Backpack, Hibachi endpoints), stopped afterwards."""
+    bp_proc, bp = spawn_simulator("exchanges.backpack.sim", seed)
+    hb_proc, hb = spawn_simulator("exchanges.hibachi.sim", seed)
+    try:
+        yield bp, hb
+    finally:
+        for proc in (bp_proc, hb_proc):
+            proc.terminate()
+            proc.wait(10)

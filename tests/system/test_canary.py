@@ -22,7 +22,7 @@ from exchanges.base import OrderRequest
 from live.costs import minimum_quantity
 from storage.db import open_database_readonly
 from storage.repository import Repository
-from tests.helpers import clean_env, spawn_simulator, venue_sections, wait_until
+from tests.helpers import clean_env, standalone_simulators, venue_sections, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = """
@@ -46,12 +46,8 @@ hibachi_symbol = "BTC/USDT-P"
 
 @pytest.fixture
 def standalone() -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    bp_proc, bp = spawn_simulator("exchanges.backpack.sim", 11)
-    hb_proc, hb = spawn_simulator("exchanges.hibachi.sim", 11)
-    yield bp, hb
-    for proc in (bp_proc, hb_proc):
-        proc.terminate()
-        proc.wait(10)
+    with standalone_simulators(11) as venues:
+        yield venues
 
 
 def _live_config(directory: Path, bp: dict[str, Any], hb: dict[str, Any]) -> Path:

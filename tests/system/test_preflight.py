@@ -25,7 +25,7 @@ from exchanges.backpack.client import BackpackClient
 from exchanges.backpack.sim import BackpackSim
 from exchanges.base import OrderRequest
 from exchanges.hibachi.sim import HibachiSim
-from tests.helpers import clean_env, spawn_simulator, venue_sections, wait_until
+from tests.helpers import clean_env, standalone_simulators, venue_sections, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,12 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def standalone() -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
     """Both simulators as separate processes (`python -m exchanges.<venue>.sim --port 0`)."""
-    bp_proc, bp = spawn_simulator("exchanges.backpack.sim", 7)
-    hb_proc, hb = spawn_simulator("exchanges.hibachi.sim", 7)
-    yield bp, hb
-    for proc in (bp_proc, hb_proc):
-        proc.terminate()
-        proc.wait(10)
+    with standalone_simulators(7) as venues:
+        yield venues
 
 
 class SkewedClock(SystemClock):

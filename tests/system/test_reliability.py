@@ -72,7 +72,7 @@ def test_a_database_that_cannot_be_written_stops_the_engine_with_a_critical_aler
     assert [a.kind for a in sent if a.level.value == "critical"] == ["storage_failed"]
     health = run.engine.health()
     assert health["healthy"] is False and health["database"] is False
-    assert run.engine.shutdown() in (True, False)  # returns, whatever it could not do
+    run.engine.shutdown()  # returns, whatever it could not do (it raised before)
 
 
 def test_a_full_disk_makes_the_process_exit_non_zero_within_seconds(short_dir: Path) -> None:

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal as D
 
 from core.domain import OrderPurpose, Side
 from core.ledger import leg_book
-
-
-@dataclass(frozen=True)
-class Ord:
-    purpose: OrderPurpose
-    status: str
-    filled_quantity: D
-    avg_price: D | None = None
-    fee: D | None = None
+from tests.unit.test_engine_logic import Ord  # the order stand-in the ledger tests share
 
 
 def test_a_leg_that_only_opened_has_no_realized_pnl_and_keeps_its_side() -> None:
