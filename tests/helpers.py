@@ -9,8 +9,11 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from core.clock import FakeClock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,3 +83,19 @@ def standalone_simulators(seed: int) -> Iterator[tuple[dict[str, Any], dict[str,
         for proc in (bp_proc, hb_proc):
             proc.terminate()
             proc.wait(10)
+
+
+class SleeplessClock(FakeClock):
+    """A FakeClock whose sleep() returns at once, recording how long was asked, and (with `advance_on_sleep`)
+    moving fake time on by that much, for code under test that pauses between attempts."""
+
+    def __init__(self, start: datetime, *, advance_on_sleep: bool = False) -> None:
+        super().__init__(start)
+        self.slept: list[float] = []
+        self._advance_on_sleep = advance_on_sleep
+
+    def sleep(self, seconds: float) -> None:
+        """Record, and advance when asked to; never block."""
+        self.slept.append(seconds)
+        if self._advance_on_sleep:
+            self.advance(max(seconds, 0.0))

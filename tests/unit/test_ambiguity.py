@@ -10,27 +10,16 @@ from decimal import Decimal as D
 
 import pytest
 
-from core.clock import FakeClock
 from core.domain import Side
 from exchanges.ambiguity import resolve_lost_reply
 from exchanges.base import OrderRequest, OrderResult, OrderStatus
 from exchanges.errors import OrderNotFound, OrderOutcomeUnknown, VenueError, VenueUnavailable
+from tests.helpers import SleeplessClock
 
 START = datetime(2026, 3, 1, 12, tzinfo=UTC)
 CLIENT_ID = "pfabcdefg-7-L-open-0"
 SYMBOL = "BTC_USDC_PERP"
 CAUSE = VenueUnavailable("backpack", "ReadTimeout", code="E42")
-
-
-class _Clock(FakeClock):
-    """Records each sleep instead of blocking."""
-
-    def __init__(self) -> None:
-        super().__init__(START)
-        self.slept: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
 
 
 def _request(created_at: datetime | None = START) -> OrderRequest:
@@ -50,7 +39,7 @@ def _lookup_raising(exc: VenueError) -> Callable[[str, str], OrderResult]:
 
 
 def test_it_waits_just_past_the_expiry_then_looks_up_by_our_client_id() -> None:
-    clock, asked = _Clock(), []
+    clock, asked = SleeplessClock(START), []
 
     def lookup(symbol: str, client_id: str) -> OrderResult:
         asked.append((symbol, client_id, list(clock.slept)))
@@ -64,14 +53,16 @@ def test_it_waits_just_past_the_expiry_then_looks_up_by_our_client_id() -> None:
 
 @pytest.mark.parametrize("wait_s", [0, -1.0])
 def test_an_already_expired_request_is_looked_up_at_once(wait_s: float) -> None:
-    clock = _Clock()
+    clock = SleeplessClock(START)
     resolve_lost_reply("backpack", _request(), CAUSE, wait_s, clock, lambda _s, _c: _found())
     assert clock.slept == []
 
 
 def test_an_order_the_venue_does_not_know_was_not_placed() -> None:
     with pytest.raises(VenueUnavailable) as info:
-        resolve_lost_reply("backpack", _request(), CAUSE, 0, _Clock(), _lookup_raising(OrderNotFound("backpack", "nf")))
+        resolve_lost_reply(
+            "backpack", _request(), CAUSE, 0, SleeplessClock(START), _lookup_raising(OrderNotFound("backpack", "nf"))
+        )
     exc = info.value
     assert type(exc) is VenueUnavailable  # known dead, not OrderOutcomeUnknown
     assert exc.venue == "backpack"
@@ -83,7 +74,7 @@ def test_an_order_the_venue_does_not_know_was_not_placed() -> None:
 def test_a_failed_lookup_leaves_the_outcome_unknown_with_the_client_id() -> None:
     lookup_error = VenueUnavailable("backpack", "502 Bad Gateway")
     with pytest.raises(OrderOutcomeUnknown) as info:
-        resolve_lost_reply("backpack", _request(), CAUSE, 0, _Clock(), _lookup_raising(lookup_error))
+        resolve_lost_reply("backpack", _request(), CAUSE, 0, SleeplessClock(START), _lookup_raising(lookup_error))
     exc = info.value
     assert exc.venue == "backpack"
     assert exc.client_id == CLIENT_ID
@@ -96,7 +87,9 @@ def test_a_failed_lookup_leaves_the_outcome_unknown_with_the_client_id() -> None
 
 def test_an_older_order_under_our_id_is_not_ours_and_keeps_the_venue_and_code() -> None:
     with pytest.raises(VenueUnavailable) as info:
-        resolve_lost_reply("backpack", _request(), CAUSE, 0, _Clock(), lambda _s, _c: _found(START - timedelta(days=7)))
+        resolve_lost_reply(
+            "backpack", _request(), CAUSE, 0, SleeplessClock(START), lambda _s, _c: _found(START - timedelta(days=7))
+        )
     exc = info.value
     assert type(exc) is VenueUnavailable
     assert exc.venue == "backpack"
@@ -108,7 +101,7 @@ def test_an_older_order_under_our_id_is_not_ours_and_keeps_the_venue_and_code() 
 
 def test_an_order_found_is_logged_with_venue_client_id_cause_and_status(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="exchanges.ambiguity"):
-        resolve_lost_reply("backpack", _request(), CAUSE, 0, _Clock(), lambda _s, _c: _found())
+        resolve_lost_reply("backpack", _request(), CAUSE, 0, SleeplessClock(START), lambda _s, _c: _found())
     [record] = [r for r in caplog.records if r.name == "exchanges.ambiguity"]
     assert record.levelno == logging.WARNING
     assert record.getMessage() == f"backpack order {CLIENT_ID}: reply lost ({CAUSE}), found by lookup: filled"

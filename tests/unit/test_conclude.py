@@ -28,29 +28,18 @@ from actors.messages import (
     WireTiming,
     WriteBatch,
 )
-from core.clock import FakeClock
 from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
 from core.planning import OpenPlan, VenueView
 from exchanges.base import OrderStatus
 from storage.records import OrderRecord, PositionRecord
 from storage.repository import NewFill
+from tests.helpers import SleeplessClock
 
 START = datetime(2026, 3, 1, 12, tzinfo=UTC)
 PAIR = 7
 DECIDED_NS = 1_000_000  # the legs' requests leave 2 ms and 2.5 ms later (see _Open._reply)
 _ORDER_IDS = itertools.count(1000)
 NAKED_DATA = {"action": "opening blocked until the closer repairs it"}
-
-
-class _Clock(FakeClock):
-    """Records each sleep instead of blocking."""
-
-    def __init__(self) -> None:
-        super().__init__(START)
-        self.slept: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
 
 
 def _leg(position_id: int, side: Side, venue: Venue) -> PositionRecord:
@@ -138,7 +127,7 @@ class _Open:
     ) -> None:
         self.repo = _Repo()
         self.desk = _Desk(self.repo)
-        self.clock = _Clock()
+        self.clock = SleeplessClock(START)
         self.coordinator = HedgeCoordinator(
             "coordinator",
             1,

@@ -31,6 +31,7 @@ from exchanges.hibachi import parse as hb_parse
 from storage.db import open_database
 from storage.records import OrderRecord, PositionRecord
 from storage.repository import LegPlan, NewOrder, PairPlan, Repository
+from tests.helpers import SleeplessClock
 
 START = datetime(2026, 3, 1, 12, tzinfo=UTC)
 WEEK = timedelta(days=7)
@@ -99,11 +100,11 @@ def test_a_lost_reply_whose_lookup_finds_our_order_returns_it() -> None:
 # ---- the desk: places, settling lookups and reconciliation -------------------------------------------
 
 
-class _Clock(FakeClock):
+class _Clock(SleeplessClock):
     """A fake clock whose sleeps pass at once (the settle loop pauses between lookups)."""
 
-    def sleep(self, seconds: float) -> None:
-        self.advance(seconds)
+    def __init__(self, start: datetime) -> None:
+        super().__init__(start, advance_on_sleep=True)
 
 
 class _Future:
