@@ -63,7 +63,7 @@ class Closer(SupervisedActor):
         super().__init__(name, generation, clock, on_death)
         self.desk = desk
         self.trader = LegTrader(desk)
-        self.engine = desk.settings.engine
+        self.timings = desk.settings.timings
         self.points = {
             Venue.BACKPACK: desk.settings.points.backpack_per_usd,
             Venue.HIBACHI: desk.settings.points.hibachi_per_usd,
@@ -225,7 +225,7 @@ class Closer(SupervisedActor):
 
     def _failed_attempt(self, pair: PairRecord, remaining: dict[Side, Decimal], replies: list[Reply]) -> None:
         retry = self._retries.setdefault(pair.id, _Retry())
-        delay = backoff_s(retry.failures, self.engine.leg_retry_min_s, self.engine.leg_retry_max_s)
+        delay = backoff_s(retry.failures, self.timings.leg_retry_min_s, self.timings.leg_retry_max_s)
         retry.failures += 1
         retry.next_at = self.clock.monotonic() + float(delay)
         errors = "; ".join(f"{r.venue}: {r.message}" for r in replies if isinstance(r, OrderRejected)) or "pending"

@@ -397,8 +397,8 @@ class HedgeCoordinator(SupervisedActor):
             reply = self.trader.send(leg, OrderPurpose.ROLLBACK, held)
             if isinstance(reply, OrderAccepted) and net_quantity(self.desk.repo.orders_for_position(leg.id)) == 0:
                 return True
-            engine = self.desk.settings.engine
-            self.clock.sleep(float(backoff_s(attempt, engine.leg_retry_min_s, engine.leg_retry_max_s)))
+            timings = self.desk.settings.timings
+            self.clock.sleep(float(backoff_s(attempt, timings.leg_retry_min_s, timings.leg_retry_max_s)))
         return net_quantity(self.desk.repo.orders_for_position(leg.id)) == 0
 
     def _naked(self, pair_id: int, expected: PairState, reason: str) -> PairFailed:

@@ -130,7 +130,7 @@ class Engine:
             hb_key, hb_account = hsim.paper.api_key, hsim.paper.account_id
             hb_signer_args = ("hmac", hsim.paper.hmac_secret, None)
         stale = float(s.monitor.feed_stale_after_s)
-        timeout = float(s.engine.venue_timeout_s)
+        timeout = float(s.timings.venue_timeout_s)
 
         def backpack() -> tuple[BackpackClient, PriceFeed]:
             client = BackpackClient(
@@ -165,7 +165,7 @@ class Engine:
         return {Venue.BACKPACK: backpack, Venue.HIBACHI: hibachi}  # type: ignore[dict-item]
 
     def _specs(self) -> list[ChildSpec]:
-        e = self.settings.engine
+        e = self.settings.timings
         clock, desk = self.clock, self.desk
 
         def policy() -> Any:
@@ -325,7 +325,7 @@ class Engine:
                 self._reconcile_at = now + min(RECONCILE_RETRY_MAX_S, RECONCILE_RETRY_S * 2 ** (failures - 1))
                 return
         if now >= self._next_tick:
-            self._next_tick = now + float(self.settings.engine.tick_s)
+            self._next_tick = now + float(self.settings.timings.tick_s)
             for name in TICKED:
                 self._tick(name)
         if now >= self._next_monitor:
@@ -427,7 +427,7 @@ class Engine:
     def shutdown(self, close_positions: bool = False) -> bool:
         """Stop opening, let in-flight orders finish, optionally close everything, stop in reverse order.
         Every step runs even when an earlier one failed; returns whether all of them succeeded."""
-        timeout = float(self.settings.engine.shutdown_timeout_s)
+        timeout = float(self.settings.timings.shutdown_timeout_s)
         self.gate.set(TradingMode.PAUSED, "shutting down")
         clean = True
         if close_positions:

@@ -114,7 +114,7 @@ def live_settings(sims: SimProcesses, data_dir: Path, extra: dict[str, Any] | No
         "data_dir": str(data_dir),
         "trading": {"cooldown_min_s": 0, "cooldown_max_s": 0, "max_concurrent_pairs": 1},
         "monitor": {"interval_s": 3600},
-        "engine": {"tick_s": 3600},
+        "timings": {"tick_s": 3600},
         # The bench opens hundreds of pairs an hour: the runaway guards would stop it.
         "limits": {"max_notional_usd": 1_000_000, "max_opens_per_hour": 1_000_000, "max_daily_cost_usd": 1_000_000},
         "backpack": {

@@ -120,8 +120,9 @@ class PointsConfig(_Section):
     hibachi_per_usd: Decimal = Decimal(0)
 
 
-class EngineConfig(_Section):
-    """Supervision and retry timing of the actors."""
+class TimingsConfig(_Section):
+    """Timings of the actors: tick, restart backoff, leg retry backoff, venue and shutdown timeouts (`[timings]`;
+    `[engine]`, its old name, is still read)."""
 
     tick_s: Decimal = Decimal(1)
     max_restarts: int = 5
@@ -290,7 +291,7 @@ class Settings(BaseSettings):
     monitor: MonitorConfig = MonitorConfig()
     points: PointsConfig = PointsConfig()
     canary: CanaryConfig = CanaryConfig()
-    engine: EngineConfig = EngineConfig()
+    timings: TimingsConfig = TimingsConfig()
     reconcile: ReconcileConfig = ReconcileConfig()
     alerts: AlertsConfig = AlertsConfig()
     metrics: MetricsConfig = MetricsConfig()
@@ -312,6 +313,17 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Highest first: command-line flags (init kwargs), environment, TOML file; defaults last."""
         return (init_settings, env_settings, _TomlSource(settings_cls))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_sections(cls, data: Any) -> Any:
+        """Accept `[engine]`, the old name of `[timings]`, so that an existing config keeps working."""
+        if isinstance(data, dict) and "engine" in data:
+            data = dict(data)
+            old = data.pop("engine")
+            if "timings" not in data:
+                data["timings"] = old
+        return data
 
     @model_validator(mode="after")
     def _check_rules(self) -> Settings:
@@ -495,17 +507,17 @@ def check_rules(s: Settings) -> list[str]:
     _rule_ge(problems, "points.backpack_per_usd", s.points.backpack_per_usd, 0)
     _rule_ge(problems, "points.hibachi_per_usd", s.points.hibachi_per_usd, 0)
     _rule_gt(problems, "canary.hold_s", s.canary.hold_s, 0)
-    e = s.engine
-    _rule_gt(problems, "engine.tick_s", e.tick_s, 0)
-    _rule_ge(problems, "engine.max_restarts", e.max_restarts, 0)
-    _rule_gt(problems, "engine.restart_window_s", e.restart_window_s, 0)
-    _rule_gt(problems, "engine.restart_backoff_min_s", e.restart_backoff_min_s, 0)
-    _rule_le(problems, "engine.restart_backoff_min_s", e.restart_backoff_min_s, "engine.restart_backoff_max_s",
+    e = s.timings
+    _rule_gt(problems, "timings.tick_s", e.tick_s, 0)
+    _rule_ge(problems, "timings.max_restarts", e.max_restarts, 0)
+    _rule_gt(problems, "timings.restart_window_s", e.restart_window_s, 0)
+    _rule_gt(problems, "timings.restart_backoff_min_s", e.restart_backoff_min_s, 0)
+    _rule_le(problems, "timings.restart_backoff_min_s", e.restart_backoff_min_s, "timings.restart_backoff_max_s",
              e.restart_backoff_max_s)  # fmt: skip
-    _rule_gt(problems, "engine.leg_retry_min_s", e.leg_retry_min_s, 0)
-    _rule_le(problems, "engine.leg_retry_min_s", e.leg_retry_min_s, "engine.leg_retry_max_s", e.leg_retry_max_s)
-    _rule_gt(problems, "engine.shutdown_timeout_s", e.shutdown_timeout_s, 0)
-    _rule_gt(problems, "engine.venue_timeout_s", e.venue_timeout_s, 0)
+    _rule_gt(problems, "timings.leg_retry_min_s", e.leg_retry_min_s, 0)
+    _rule_le(problems, "timings.leg_retry_min_s", e.leg_retry_min_s, "timings.leg_retry_max_s", e.leg_retry_max_s)
+    _rule_gt(problems, "timings.shutdown_timeout_s", e.shutdown_timeout_s, 0)
+    _rule_gt(problems, "timings.venue_timeout_s", e.venue_timeout_s, 0)
     _check_paper(s.paper, problems)
     _rule_gt(problems, "hibachi.nonce_window_s", s.hibachi.nonce_window_s, 0)
     # The venue enforces its own window (15 s in the spec); a larger value here would only make the lost-reply

@@ -96,7 +96,7 @@ def clients(
 ) -> tuple[BackpackClient, HibachiClient, dict[Venue, str]]:
     """Both venue clients, built as the engine builds them, and why a venue's keys cannot be used (that client is
     then built without them, so its public reads still run)."""
-    timeout = float(settings.engine.venue_timeout_s)
+    timeout = float(settings.timings.venue_timeout_s)
     problems: dict[Venue, str] = {}
 
     def backpack(key: str | None, secret: str | None) -> BackpackClient:

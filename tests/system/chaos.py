@@ -261,7 +261,7 @@ def _settings(data_dir: Path) -> Any:
                 "max_naked_seconds": 1_000_000,
                 "max_opens_per_hour": 1_000_000,
             },
-            "engine": {
+            "timings": {
                 "tick_s": 1,
                 "leg_retry_min_s": 2,
                 "leg_retry_max_s": 60,

@@ -22,7 +22,7 @@ FAST: dict[str, Any] = {
     "trading": {"min_duration_hours": "0.0003", "max_duration_hours": "0.0004", "cooldown_min_s": 0,
                 "cooldown_max_s": 0, "min_leverage": 2, "max_leverage": 3},
     "monitor": {"interval_s": "0.2", "feed_stale_after_s": 5},
-    "engine": {"tick_s": "0.05", "leg_retry_min_s": "0.05", "leg_retry_max_s": "0.2", "restart_backoff_min_s": "0.05",
+    "timings": {"tick_s": "0.05", "leg_retry_min_s": "0.05", "leg_retry_max_s": "0.2", "restart_backoff_min_s": "0.05",
                "restart_backoff_max_s": "0.2", "shutdown_timeout_s": 5},
 }  # fmt: skip
 

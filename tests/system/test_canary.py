@@ -30,7 +30,7 @@ FAST = """
 hold_s = 1
 [monitor]
 interval_s = 0.2
-[engine]
+[timings]
 tick_s = 0.05
 shutdown_timeout_s = 5
 leg_retry_min_s = 0.1

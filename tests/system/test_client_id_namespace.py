@@ -25,7 +25,7 @@ BTC_ONLY = [{"name": "BTC", "backpack_symbol": "BTC_USDC_PERP", "hibachi_symbol"
 # A lost reply is noticed after the read timeout and looked up once the request has expired: short here.
 QUICK = {
     "trading": {"markets": BTC_ONLY},
-    "engine": {"venue_timeout_s": 1},
+    "timings": {"venue_timeout_s": 1},
     "hibachi": {"nonce_window_s": 1},
     "backpack": {"window_ms": 1000},
 }

@@ -55,7 +55,7 @@ backpack_symbol = "BTC_USDC_PERP"
 hibachi_symbol = "BTC/USDT-P"
 [monitor]
 interval_s = 0.5
-[engine]
+[timings]
 tick_s = 0.1
 {venue_sections(bp, hb, bp_extra="window_ms = 1000", hb_extra="nonce_window_s = 2")}""")
     return path
@@ -203,7 +203,7 @@ def test_paper_mode_survives_kill_9_with_its_positions(short_dir: Path) -> None:
     config = short_dir / "paper.toml"
     config.write_text(
         f'data_dir = "{short_dir / "data"}"\n[trading]\nmin_duration_hours = 1\nmax_duration_hours = 1\n'
-        "[monitor]\ninterval_s = 0.5\n[engine]\ntick_s = 0.1\n"
+        "[monitor]\ninterval_s = 0.5\n[timings]\ntick_s = 0.1\n"
     )
 
     def pairs(*states: PairState) -> list[Any]:

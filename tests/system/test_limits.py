@@ -111,7 +111,7 @@ def test_a_naked_leg_older_than_the_limit_is_closed_at_once_despite_the_retry_ba
 
     config = {
         "trading": {**HOLD, "markets": BTC_ONLY},
-        "engine": {"leg_retry_min_s": 60, "leg_retry_max_s": 60},  # the next ordinary retry: a minute away
+        "timings": {"leg_retry_min_s": 60, "leg_retry_max_s": 60},  # the next ordinary retry: a minute away
         "limits": {**LOOSE, "max_naked_seconds": 1},
     }
     run = engine_factory(config, setup=refuse_the_first_repair)

@@ -240,7 +240,7 @@ def test_run_paused_keeps_opening_paused_until_resume(short_dir: Path, stopper: 
 def test_shutdown_with_an_open_outlasting_the_timeout_still_checkpoints(
     engine_factory: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run = engine_factory({**HOLD, "engine": {"shutdown_timeout_s": "0.5"}}, start_loop=False)
+    run = engine_factory({**HOLD, "timings": {"shutdown_timeout_s": "0.5"}}, start_loop=False)
     release = threading.Event()
     busy = _block_opens(monkeypatch, release)
     try:
@@ -296,7 +296,7 @@ def test_health_is_false_while_reconciliation_keeps_failing(
         return original(self, message)
 
     monkeypatch.setattr(Closer, "handle", refuse)
-    monkeypatch.setattr("actors.engine.RECONCILE_RETRY_S", 0.01)  # the backoff between attempts, shortened
+    monkeypatch.setattr("actors.timings.RECONCILE_RETRY_S", 0.01)  # the backoff between attempts, shortened
     run = engine_factory(HOLD)
     wait_until(lambda: run.engine.health_tracker.reconcile_failures >= 5, 60, "five failed reconciliations")
     health = run.engine.health()
@@ -338,7 +338,7 @@ def test_close_on_exit_that_cannot_close_exits_non_zero(short_dir: Path) -> None
     config = short_dir / "c.toml"
     config.write_text(
         'data_dir = "d"\n[trading]\nmin_duration_hours = 1\nmax_duration_hours = 1\n'
-        "[engine]\nshutdown_timeout_s = 3\nleg_retry_min_s = 0.1\nleg_retry_max_s = 0.2\n"
+        "[timings]\nshutdown_timeout_s = 3\nleg_retry_min_s = 0.1\nleg_retry_max_s = 0.2\n"
     )
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "supervisor.py"), "--config", str(config), "run", "--close-on-exit"],
@@ -367,7 +367,7 @@ def test_close_on_exit_that_cannot_close_exits_non_zero(short_dir: Path) -> None
 def test_the_main_loop_keeps_turning_while_start_up_reconciliation_waits_on_a_venue(
     engine_factory: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("actors.engine.HEARTBEAT_EVERY_S", 0.05)
+    monkeypatch.setattr("actors.timings.HEARTBEAT_EVERY_S", 0.05)
     release = threading.Event()
     original = Closer.handle
 

@@ -112,7 +112,7 @@ class _Desk:
     def __init__(self, repo: _Repo) -> None:
         self.repo = repo
         engine = SimpleNamespace(leg_retry_min_s=D(1), leg_retry_max_s=D(4))
-        self.settings = SimpleNamespace(trading=SimpleNamespace(), engine=engine)
+        self.settings = SimpleNamespace(trading=SimpleNamespace(), timings=engine)
         self.writes: list[Any] = []
 
     def write(self, message: Any) -> None:
