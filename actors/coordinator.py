@@ -19,6 +19,7 @@ from actors.desk import Desk, LegTrader, LimitBook, Reply, TradingGate, ledger_f
 from actors.messages import (
     AccountReport,
     BeginOpen,
+    BlockOpening,
     FetchAccount,
     FetchMarket,
     GetQuote,
@@ -42,6 +43,7 @@ from actors.messages import (
     Tick,
     TradingMode,
     TransitionPair,
+    UnblockOpening,
     UpdatePosition,
     WriteBatch,
 )
@@ -109,6 +111,12 @@ class HedgeCoordinator(SupervisedActor):
                     level = EventLevel.WARNING if mode is TradingMode.PAUSED else EventLevel.INFO
                     self.desk.event(level, f"trading_{mode.value}", f"opening {mode.value}: {reason}")
                 return mode
+            case BlockOpening(key=key, reason=reason):
+                self.gate.block(key, reason)
+                return None
+            case UnblockOpening(key=key):
+                self.gate.unblock(key)
+                return None
             case GetStatus():
                 return StatusReply(
                     self.name,

@@ -427,6 +427,21 @@ class SetTradingMode:
 
 
 @dataclass(frozen=True, slots=True)
+class BlockOpening:
+    """Hold opening back for `reason` until UnblockOpening(key) (a venue position nobody accounts for, a limit)."""
+
+    key: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnblockOpening:
+    """Lift the block kept under `key`."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class OpenNow:
     """Open a pair now if the rules allow (ignores the cooldown)."""
 
