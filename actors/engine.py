@@ -1,7 +1,8 @@
-"""The running product: venues (simulated in paper mode), actors under the supervisor, ticks, commands.
+"""The running product: venues (simulated in paper mode), actors under the supervisor, ticks.
 
 `Engine.start()` brings everything up in dependency order, `step()` is one turn of the main loop
-(supervision + ticks), `command()` serves the control socket, `shutdown()` stops in reverse order.
+(supervision + ticks), `shutdown()` stops in reverse order. `command()` serves the control socket: the commands
+themselves live in control/commands.py, and use what this class offers them (`control.spec.Host`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from actors.exchange import ExchangeActor, VenueFactory
 from actors.health import HEARTBEAT_EVERY_S, WRITE_FATAL_AGE_S, HealthTracker
 from actors.messages import (
     CloseAll,
-    ClosePair,
     CloseResult,
     GetStatus,
     Heartbeat,
@@ -36,12 +36,12 @@ from actors.supervision import ChildSpec, Supervisor, policy_from
 from actors.writer import PersistenceWriter
 from alerts.policy import Alert
 from alerts.sinks import dispatcher_from
+from control.commands import command
 from control.metrics import Metrics
-from control.protocol import CommandError
+from control.spec import CommandError, validate_args
 from core.clock import Clock, SystemClock
 from core.config import Mode, Settings
-from core.domain import ACTIVE_STATES, EventLevel, PairState, Venue
-from core.limits import parse_limit
+from core.domain import EventLevel, PairState, Venue
 from exchanges.backpack.client import BackpackClient
 from exchanges.backpack.feed import backpack_feed
 from exchanges.feed import PriceFeed
@@ -52,7 +52,7 @@ from exchanges.paper import PaperVenues
 from storage.checks import database_label, describe_storage_error
 from storage.db import Checkpointer, is_sqlite_file, open_database
 from storage.failure import is_storage_failure
-from storage.repository import NotFoundError, Repository
+from storage.repository import Repository
 
 log = logging.getLogger(__name__)
 
@@ -247,9 +247,9 @@ class Engine:
         self.gate.block(STARTUP_BLOCK, "start-up reconciliation has not finished")
         for spec in self._specs():
             self.supervisor.start_child(spec)
-        self._event(EventLevel.INFO, "engine_started", f"perp-farmer started in {self.settings.mode} mode")
+        self.record_event(EventLevel.INFO, "engine_started", f"perp-farmer started in {self.settings.mode} mode")
         if paused_reason is not None:
-            self._persist_pause(paused_reason)
+            self.persist_pause(paused_reason)
         return self
 
     def _restore_pause(self, paused_reason: str | None) -> None:
@@ -294,7 +294,7 @@ class Engine:
         unknown = (
             f"; venue positions nobody accounts for: {'; '.join(positions.decisions)}" if positions.decisions else ""
         )
-        self._event(
+        self.record_event(
             EventLevel.WARNING if unknown else EventLevel.INFO,
             "reconciled",
             f"start-up reconciliation done: {len(pairs.decisions)} unfinished pair(s) settled{unknown}",
@@ -339,7 +339,7 @@ class Engine:
         """Update the Prometheus gauges from the database, the monitor and the supervisor."""
         if self.metrics is None:
             return
-        monitor = self._actor_status("monitor")
+        monitor = self.actor_status("monitor")
         status = {**monitor, "actors": self.supervisor.status()}
         self.metrics.refresh(self.repo.count_pairs_by_state(), status, self.repo.count_events_by_level())
 
@@ -399,7 +399,9 @@ class Engine:
                 if is_storage_failure(exc):
                     self._storage_failed(exc)
                 log.exception("%s tick failed; restarting it", name)
-                self._event(EventLevel.WARNING, "tick_failed", f"{name} tick raised {exc!r}; restarting it", actor=name)
+                self.record_event(
+                    EventLevel.WARNING, "tick_failed", f"{name} tick raised {exc!r}; restarting it", actor=name
+                )
                 self.supervisor.restart_now(name, f"tick raised {exc!r}")
                 self._tick_futures.pop(name, None)
                 return
@@ -434,7 +436,8 @@ class Engine:
             clean &= self._shutdown_step("closing every pair", lambda: self._close_on_exit(timeout))
         if self.fatal is None:
             clean &= self._shutdown_step(
-                "recording the stop", lambda: self._event(EventLevel.INFO, "engine_stopping", "perp-farmer stopping")
+                "recording the stop",
+                lambda: self.record_event(EventLevel.INFO, "engine_stopping", "perp-farmer stopping"),
             )
         busy: list[str] = []
         clean &= self._shutdown_step("stopping the actors", lambda: busy.extend(self.supervisor.stop_all(timeout)))
@@ -474,7 +477,7 @@ class Engine:
         if left:
             raise RuntimeError(f"pairs still open: {', '.join(map(str, left))}")
 
-    def _event(self, level: EventLevel, kind: str, message: str, **data: Any) -> None:
+    def record_event(self, level: EventLevel, kind: str, message: str, **data: Any) -> None:
         """Record an engine event through the writer; never raises (a failing store is handled elsewhere)."""
         writer = self.supervisor.ref("writer")
         if writer is not None:
@@ -492,7 +495,7 @@ class Engine:
                 self._storage_failed(exc)
 
     def _on_restart(self, name: str, restarts: int, error: str) -> None:
-        self._event(
+        self.record_event(
             EventLevel.WARNING,
             "actor_restarted",
             f"actor {name} restarted (restart {restarts}) after: {error}",
@@ -502,30 +505,22 @@ class Engine:
 
     def _on_give_up(self, name: str, error: str) -> None:
         self.gate.set(TradingMode.PAUSED, f"actor {name} keeps failing")
-        self._event(
+        self.record_event(
             EventLevel.CRITICAL,
             "actor_given_up",
             f"actor {name} keeps failing ({error}); opening paused, not restarted again",
             actor=name,
         )
 
-    # ---- control commands -------------------------------------------------------------------------------
+    # ---- what the control commands use (control.spec.Host) ---------------------------------------------------
 
     def command(self, cmd: str, args: dict[str, Any]) -> Any:
-        """Serve one control command; CommandError for a bad argument."""
-        handlers = {
-            "status": self.status,
-            "health": self.health,
-            "pairs": lambda: self.pairs(args.get("state")),
-            "pair": lambda: self.pair(_pair_id(args)),
-            "pause": lambda: self.pause(str(args.get("reason") or "paused by operator")),
-            "resume": lambda: self.resume(args.get("limit")),
-            "close": lambda: self.close(_pair_id(args)),
-            "close-all": self.close_all,
-        }
-        return handlers[cmd]()
+        """Serve one control command (control/commands.py) with its args checked; CommandError for a bad one."""
+        found = command(cmd)
+        return found.handler(self, validate_args(found, args))
 
-    def _actor_status(self, name: str) -> dict[str, Any]:
+    def actor_status(self, name: str) -> dict[str, Any]:
+        """An actor's GetStatus data: {} when it is down, {"unavailable": True} when it does not answer."""
         ref = self.supervisor.ref(name)
         if ref is None:
             return {}
@@ -534,196 +529,14 @@ class Engine:
         except Exception:  # noqa: BLE001 - busy or down: the status says so
             return {"unavailable": True}
 
-    def status(self) -> dict[str, Any]:
-        """Mode, uptime, actors and restarts, feeds, collateral, pairs by state, recent alerts."""
-        now = self.clock.now()
-        monitor = self._actor_status("monitor")
-        counts = self.repo.count_pairs_by_state()
-        alerts = [e for e in self.repo.list_events(limit=200) if e.level is not EventLevel.INFO][:10]
-        return {
-            "mode": self.settings.mode.value,
-            "paper_prices": self.paper.price_status() if self.paper is not None else None,
-            "uptime_s": int((now - self.started_at).total_seconds()) if self.started_at else 0,
-            "trading": {"mode": self.gate.mode.value, "reason": self.gate.reason, "blocks": self.gate.blocks},
-            "limits": self.limits.rows(),
-            "actors": self.supervisor.status(),
-            "feeds": monitor.get("feeds", {}),
-            "collateral_ratio": monitor.get("collateral_ratio", {}),
-            "equity": monitor.get("equity", {}),
-            "unrealized_pnl": monitor.get("unrealized_pnl"),
-            "monitor_ticks": monitor.get("ticks", 0),
-            "pairs": {state.value: counts.get(state, 0) for state in PairState},
-            "open_pairs": [self._pair_row(p) for p in self.repo.list_pairs(ACTIVE_STATES)],
-            "alerts": [
-                {"ts": e.ts, "level": e.level.value, "kind": e.kind, "pair_id": e.pair_id, "message": e.message}
-                for e in alerts
-            ],
-            "coordinator": self._actor_status("coordinator"),
-            "closer": self._actor_status("closer"),
-        }
-
-    def health(self) -> dict[str, Any]:
-        """Healthy when the main loop turns, the database took a write lately and answers a read,
-        reconciliation is not failing again and again, and every actor is alive."""
-        problems = self.health_tracker.problems(self.clock.monotonic())
-        try:
-            self.repo.count_pairs_by_state()
-            database = True
-        except Exception as exc:  # noqa: BLE001
-            database = False
-            problems.append(f"the database does not answer a read: {type(exc).__name__}")
-        actors = self.supervisor.status()
-        problems += [f"actor {name} is down" for name, a in actors.items() if not a["alive"] or a["given_up"]]
-        if self.fatal is not None:
-            problems.append(self.fatal)
-        return {
-            "healthy": not problems,
-            "database": database and self.fatal is None,
-            "actors": {name: a["alive"] and not a["given_up"] for name, a in actors.items()},
-            "problems": problems,
-        }
-
-    @staticmethod
-    def _pair_row(p: Any) -> dict[str, Any]:
-        return {
-            "id": p.id,
-            "market": p.market,
-            "state": p.state.value,
-            "long": p.long_venue.value,
-            "short": p.short_venue.value,
-            "quantity": p.quantity,
-            "leverage": p.leverage,
-            "notional": p.notional,
-            "opened_at": p.opened_at,
-            "expires_at": p.expires_at,
-            "closed_at": p.closed_at,
-            "realized_pnl": p.realized_pnl,
-            "fees": p.fees,
-            "volume": p.volume,
-            "points": p.points,
-            "close_reason": p.close_reason,
-        }
-
-    def pairs(self, state: str | None) -> list[dict[str, Any]]:
-        """Pairs, newest first, optionally in one state."""
-        states = None
-        if state is not None:
-            try:
-                states = [PairState(state)]
-            except ValueError:
-                raise CommandError("bad_request", f"unknown state {state!r}; one of {', '.join(PairState)}") from None
-        return [self._pair_row(p) for p in self.repo.list_pairs(states, limit=200)]
-
-    def pair(self, pair_id: int) -> dict[str, Any]:
-        """One pair with its legs, orders and events."""
-        try:
-            p = self.repo.get_pair(pair_id)
-        except NotFoundError:
-            raise CommandError("not_found", f"no pair {pair_id}") from None
-        legs = [
-            {
-                "venue": x.venue.value,
-                "symbol": x.symbol,
-                "side": x.side.value,
-                "quantity": x.quantity,
-                "entry_price": x.entry_price,
-                "exit_price": x.exit_price,
-                "mark_price": x.mark_price,
-                "unrealized_pnl": x.unrealized_pnl,
-                "realized_pnl": x.realized_pnl,
-                "fees": x.fees,
-                "leverage_set": x.leverage_set,
-                "state": x.state,
-            }
-            for x in self.repo.positions_for_pair(pair_id)
-        ]
-        orders = [
-            {
-                "venue": o.venue.value,
-                "client_id": o.client_id,
-                "purpose": o.purpose.value,
-                "side": o.side.value,
-                "quantity": o.quantity,
-                "status": o.status,
-                "filled": o.filled_quantity,
-                "avg_price": o.avg_price,
-                "fee": o.fee,
-                "error": o.error,
-            }
-            for o in self.repo.orders_for_pair(pair_id)
-        ]
-        events = [
-            {"ts": e.ts, "level": e.level.value, "kind": e.kind, "message": e.message}
-            for e in reversed(self.repo.list_events(pair_id, limit=100))
-        ]
-        return {"pair": self._pair_row(p), "legs": legs, "orders": orders, "events": events}
-
-    def _ask(self, name: str, message: Any, timeout: float) -> Any:
+    def ask_actor(self, name: str, message: Any, timeout: float) -> Any:
+        """Ask an actor and wait for its answer; CommandError `unavailable` while it is restarting."""
         ref = self.supervisor.ref(name)
         if ref is None:
             raise CommandError("unavailable", f"the {name} is restarting; try again")
         return ref.ask(message, timeout=timeout)
 
-    def pause(self, reason: str) -> dict[str, Any]:
-        """Stop opening new pairs, at once (an open already on the wire finishes) and across restarts."""
-        # The gate is shared and thread-safe: setting it here does not wait behind an open the coordinator is
-        # busy with, and the coordinator reads it before every decision to open.
-        changed = self.gate.set(TradingMode.PAUSED, reason)
-        self._persist_pause(reason)
-        if changed:
-            self._event(EventLevel.WARNING, "trading_paused", f"opening paused: {reason}")
-        return {"trading": TradingMode.PAUSED.value, "reason": reason}
-
-    def resume(self, limit: str | None = None) -> dict[str, Any]:
-        """Allow opening again; with `limit`, clear that tripped limit instead (and only it: a trip is never
-        cleared by a plain resume, nor the pause by a cleared trip)."""
-        if limit is not None:
-            return self._clear_limit(limit)
-        self._persist_pause(None)
-        if self.gate.set(TradingMode.NORMAL, "resumed by operator"):
-            self._event(EventLevel.INFO, "trading_normal", "opening resumed by operator")
-        reply: dict[str, Any] = {"trading": TradingMode.NORMAL.value}
-        tripped = self._tripped_limits()
-        if tripped:
-            reply["still_tripped"] = tripped  # opening stays blocked until each is cleared by name
-        return reply
-
-    def _tripped_limits(self) -> list[str]:
-        return [row["name"] for row in self.limits.rows() if row["tripped"]]
-
-    def _clear_limit(self, name: str) -> dict[str, Any]:
-        try:
-            limit = parse_limit(name)
-        except ValueError as exc:
-            raise CommandError("unknown_limit", str(exc)) from None
-        cleared = self.limits.clear(limit)
-        return {"limit": limit.value, "cleared": cleared is not None, "still_tripped": self._tripped_limits()}
-
-    def _persist_pause(self, reason: str | None) -> None:
+    def persist_pause(self, reason: str | None) -> None:
         """Keep the pause in the database; a pause that cannot be kept is refused, not half done."""
         value = None if reason is None else {"reason": reason, "since": self.clock.now().isoformat()}
-        self._ask("writer", PAUSE.store(value), STATUS_TIMEOUT_S)
-
-    def close(self, pair_id: int) -> dict[str, Any]:
-        """Close one pair now."""
-        try:
-            pair = self.repo.get_pair(pair_id)
-        except NotFoundError:
-            raise CommandError("not_found", f"no pair {pair_id}") from None
-        if pair.state not in (PairState.OPEN, PairState.CLOSING, PairState.NAKED):
-            raise CommandError("bad_state", f"pair {pair_id} is {pair.state}: nothing to close")
-        result: CloseResult = self._ask("closer", ClosePair(pair_id, "closed by operator"), 120)
-        return {"states": {str(k): v.value for k, v in result.states.items()}}
-
-    def close_all(self) -> dict[str, Any]:
-        """Close every open pair now."""
-        result: CloseResult = self._ask("closer", CloseAll("close-all by operator"), 300)
-        return {"states": {str(k): v.value for k, v in result.states.items()}}
-
-
-def _pair_id(args: dict[str, Any]) -> int:
-    value = args.get("id")
-    text = str(value)
-    if isinstance(value, bool) or not isinstance(value, int | str) or not (text.isascii() and text.isdigit()):
-        raise CommandError("bad_request", 'this command needs "id": a pair id')
-    return int(value)
+        self.ask_actor("writer", PAUSE.store(value), STATUS_TIMEOUT_S)
