@@ -22,10 +22,11 @@ from sqlalchemy import event
 from actors.closer import Closer
 from actors.coordinator import HedgeCoordinator
 from actors.desk import Desk
-from actors.engine import PAUSE_KEY
+from actors.engine import PAUSE_KEY, Engine
 from actors.health import HEARTBEAT_KEY
 from actors.messages import GetStatus, OpenDeclined, OpenNow, ReconcilePairs, SetLeverage, Tick, TradingMode
-from core.domain import PairState
+from core.config import load_settings
+from core.domain import EventLevel, PairState
 from tests.helpers import wait_until
 from tests.system.conftest import Running
 
@@ -73,6 +74,24 @@ def test_a_database_that_cannot_be_written_stops_the_engine_with_a_critical_aler
     health = run.engine.command("health", {})
     assert health["healthy"] is False and health["database"] is False
     run.engine.shutdown()  # returns, whatever it could not do (it raised before)
+
+
+def test_without_the_writer_an_event_is_logged_at_its_level_and_not_written_around_it(
+    short_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = Engine(load_settings(None, {"data_dir": str(short_dir)}))  # not started: there is no writer
+    try:
+        with caplog.at_level(logging.INFO, logger="actors.engine"):
+            engine.record_event(EventLevel.CRITICAL, "probe", "the writer is gone", actor="x")
+            engine.record_event(EventLevel.INFO, "probe", "an ordinary event")
+        logged = [(r.levelno, r.getMessage()) for r in caplog.records if "probe" in r.getMessage()]
+        assert logged == [
+            (logging.CRITICAL, "event probe not recorded (the writer is down): the writer is gone"),
+            (logging.INFO, "event probe not recorded (the writer is down): an ordinary event"),
+        ]
+        assert engine.repo.list_events(limit=10) == []  # only the writer writes
+    finally:
+        engine.db.dispose()
 
 
 def test_a_full_disk_makes_the_process_exit_non_zero_within_seconds(short_dir: Path) -> None:
@@ -272,7 +291,7 @@ def test_a_tick_that_raises_is_logged_with_traceback_and_recorded(
 
     Closer.handle = flaky  # type: ignore[method-assign]
     try:
-        with caplog.at_level(logging.ERROR, logger="actors.engine"):
+        with caplog.at_level(logging.ERROR, logger="actors.ticks"):
             run = engine_factory(HOLD)
             wait_until(lambda: "tick_failed" in run.kinds(), 20, "a tick_failed event")
             wait_until(lambda: run.engine.supervisor.status()["closer"]["restarts"] >= 1, 20, "the closer restarted")
@@ -296,7 +315,7 @@ def test_health_is_false_while_reconciliation_keeps_failing(
         return original(self, message)
 
     monkeypatch.setattr(Closer, "handle", refuse)
-    monkeypatch.setattr("actors.engine.RECONCILE_RETRY_S", 0.01)  # the backoff between attempts, shortened
+    monkeypatch.setattr("actors.startup.RECONCILE_RETRY_S", 0.01)  # the backoff between attempts, shortened
     run = engine_factory(HOLD)
     wait_until(lambda: run.engine.health_tracker.reconcile_failures >= 5, 60, "five failed reconciliations")
     health = run.engine.command("health", {})
@@ -367,7 +386,7 @@ def test_close_on_exit_that_cannot_close_exits_non_zero(short_dir: Path) -> None
 def test_the_main_loop_keeps_turning_while_start_up_reconciliation_waits_on_a_venue(
     engine_factory: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("actors.engine.HEARTBEAT_EVERY_S", 0.05)
+    monkeypatch.setattr("actors.heartbeat.HEARTBEAT_EVERY_S", 0.05)
     release = threading.Event()
     original = Closer.handle
 
