@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from control.commands import COMMANDS
 from core.config import ConfigError, Settings, load_settings
-from core.limits import Limit
 from core.logs import Scrubber, configure_logging, secret_values
 
 EXIT_OK = 0
@@ -26,17 +26,6 @@ EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 
 log = logging.getLogger("supervisor")
-
-CONTROL_COMMANDS = {
-    "status": "show mode, uptime, actors, venues, feeds, equity, open pairs and alerts",
-    "pairs": "list pairs (optionally by state)",
-    "pair": "show one pair with its legs, orders and events",
-    "pause": "stop opening new pairs (open pairs are still monitored and closed)",
-    "resume": "allow opening new pairs again",
-    "close": "close one pair now",
-    "close-all": "close every open pair now",
-    "health": "exit 0 when the engine is up and healthy (for container health checks)",
-}
 
 
 def _common_flags() -> argparse.ArgumentParser:
@@ -79,18 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--since", type=_date, help="only pairs created since (YYYY-MM-DD or ISO time, UTC)")
     report.add_argument("--format", choices=["table", "json", "csv"], default="table", help="output format")
     report.add_argument("--plot", metavar="FILE.png", help="also draw cumulative volume, PnL and fees")
-    for name, text in CONTROL_COMMANDS.items():
-        cmd = sub.add_parser(name, parents=[common], help=text)
+    for spec in COMMANDS.values():
+        cmd = sub.add_parser(spec.name, parents=[common], help=spec.help)
         cmd.add_argument("--json", action="store_true", help="print the reply's data object as JSON")
-        if name in {"pair", "close"}:
-            cmd.add_argument("pair_id", type=int, help="pair id")
-        if name == "pairs":
-            cmd.add_argument("--state", help="only pairs in this state")
-        if name == "pause":
-            cmd.add_argument("--reason", help="why (shown in status and the event log)")
-        if name == "resume":
-            cmd.add_argument("--limit", choices=list(Limit), metavar="NAME", help="clear this tripped limit instead: "
-                             + ", ".join(Limit))  # fmt: skip
+        for arg in spec.args:
+            cmd.add_argument(arg.flag, help=arg.help, **arg.options)
     return parser
 
 
@@ -305,18 +287,14 @@ def report(settings: Settings, args: argparse.Namespace) -> int:
 def control(settings: Settings, args: argparse.Namespace) -> int:
     """A CLI subcommand: one request to the running supervisor, rendered for a person (or --json)."""
     from control.client import ControlUnavailableError, call  # noqa: PLC0415
-    from control.render import render  # noqa: PLC0415
 
     command = args.command
+    spec = COMMANDS[command]
     request: dict[str, Any] = {}
-    if "pair_id" in args:
-        request["id"] = args.pair_id
-    if getattr(args, "state", None):
-        request["state"] = args.state
-    if getattr(args, "reason", None):
-        request["reason"] = args.reason
-    if getattr(args, "limit", None):
-        request["limit"] = args.limit
+    for arg in spec.args:
+        value = getattr(args, arg.dest, None)
+        if value is not None and (arg.required or value):  # an empty optional flag is the same as none
+            request[arg.name] = value
     token = settings.control.token.get_secret_value() if settings.control.token else None
     try:
         reply = call(settings.control_address, command, request, token=token)
@@ -328,8 +306,8 @@ def control(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{command}: {err.get('message', 'failed')} ({err.get('code', '?')})", file=sys.stderr)
         return EXIT_FAILURE
     data = reply["data"]
-    print(json.dumps(data, indent=2) if args.json else render(command, data))
-    if command == "health" and not data.get("healthy"):
+    print(json.dumps(data, indent=2) if args.json else spec.render(data))
+    if spec.failed is not None and spec.failed(data):
         return EXIT_FAILURE
     return EXIT_OK
 

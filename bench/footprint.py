@@ -70,7 +70,7 @@ def _child(hours: float, speed: float, data_dir: Path) -> dict[str, Any]:
     stop.set()
     loop.join(10)
     pairs = engine.repo.count_pairs_by_state()
-    monitor_ticks = engine.status().get("monitor_ticks", 0)
+    monitor_ticks = engine.command("status", {}).get("monitor_ticks", 0)
     engine.shutdown()
     return {
         "cpu_s": _cpu_s() - started_cpu,

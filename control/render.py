@@ -1,4 +1,5 @@
-"""Replies rendered for a person: short tables and key lines. `--json` bypasses this entirely."""
+"""The longer replies rendered for a person: tables and key lines (each command names its renderer in
+control/commands.py). `--json` bypasses this entirely."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ def _short_time(value: Any) -> Any:
     return value[:19].replace("T", " ") if isinstance(value, str) else value
 
 
-def _pairs_table(pairs: list[dict[str, Any]]) -> str:
+def pairs_table(pairs: list[dict[str, Any]]) -> str:
+    """Pairs as a table, one row each."""
     if not pairs:
         return "no pairs"
     rows = [
@@ -90,7 +92,7 @@ def render_status(d: dict[str, Any]) -> str:
     if d.get("limits"):
         lines += [_limits_table(d["limits"]), ""]
     counts = ", ".join(f"{k} {v}" for k, v in d["pairs"].items() if v)
-    lines += [f"pairs: {counts or 'none yet'}", _pairs_table(d["open_pairs"]) if d["open_pairs"] else ""]
+    lines += [f"pairs: {counts or 'none yet'}", pairs_table(d["open_pairs"]) if d["open_pairs"] else ""]
     if d["alerts"]:
         lines += ["", "recent alerts:"]
         lines += [f"  {_short_time(a['ts'])} {a['level']:<8} {a['message']}" for a in d["alerts"]]
@@ -100,7 +102,7 @@ def render_status(d: dict[str, Any]) -> str:
 def render_pair(d: dict[str, Any]) -> str:
     """One pair with legs, orders and events."""
     p = d["pair"]
-    lines = [_pairs_table([p]), ""]
+    lines = [pairs_table([p]), ""]
     lines.append(
         table(
             [
@@ -144,25 +146,3 @@ def render_pair(d: dict[str, Any]) -> str:
     ]
     lines += ["", "events:"] + [f"  {_short_time(e['ts'])} {e['level']:<8} {e['message']}" for e in d["events"]]
     return "\n".join(lines)
-
-
-def render(cmd: str, data: Any) -> str:
-    """Text for a person, per command."""
-    if cmd == "status":
-        return render_status(data)
-    if cmd == "pairs":
-        return _pairs_table(data)
-    if cmd == "pair":
-        return render_pair(data)
-    if cmd == "health":
-        bad = [n for n, ok in data["actors"].items() if not ok]
-        return (
-            "healthy"
-            if data["healthy"]
-            else f"UNHEALTHY: database {'ok' if data['database'] else 'down'}; "
-            + (f"actors down: {', '.join(bad)}" if bad else "all actors up")
-        )
-    if cmd in ("close", "close-all"):
-        states = data["states"]
-        return "\n".join(f"pair {k}: {v}" for k, v in states.items()) or "nothing to close"
-    return ", ".join(f"{k} {v}" for k, v in data.items())

@@ -14,13 +14,14 @@ from typing import Any
 
 import pynng
 
-from control.protocol import SLOW_COMMANDS, SOCKET_MAX_BYTES, CommandError, error, ok, parse_request
+from control.commands import COMMANDS
+from control.protocol import SOCKET_MAX_BYTES, CommandError, error, ok, parse_request
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str, dict[str, Any]], Any]
 WORKERS = 8  # requests in flight at once
-SLOW_SLOTS = 4  # of those, at most this many close/close-all/pause/resume; beyond, `busy`
+SLOW_SLOTS = 4  # of those, at most this many slow commands (close, close-all, pause, resume); beyond, `busy`
 STOP_JOIN_S = 2.0
 RECOVER_S = 0.05  # after an unexpected socket error: no hot loop if it repeats
 
@@ -28,9 +29,9 @@ RECOVER_S = 0.05  # after an unexpected socket error: no hot loop if it repeats
 class ControlServer:
     """Serves `handler(cmd, args) -> data` on `address` (ipc:// files are made 0600).
 
-    Each of `workers` threads owns a Rep0 context, so requests are served concurrently. `health` is never
-    refused; the other commands share `workers - 1` slots, the slow ones `slow_slots` of them, so one
-    worker is always free for `health` and some for `status` however many closes are running.
+    Each of `workers` threads owns a Rep0 context, so requests are served concurrently. A reserved command
+    (`health`) is never refused; the others share `workers - 1` slots, the slow ones `slow_slots` of them, so
+    one worker is always free for `health` and some for `status` however many closes are running.
     """
 
     def __init__(self, address: str, handler: Handler, token: str | None = None, poll_ms: int = 200,
@@ -85,10 +86,11 @@ class ControlServer:
             return error("internal", f"internal error; see the supervisor log for reference {reference}")
 
     def _run(self, cmd: str, args: dict[str, Any]) -> bytes:
-        if cmd == "health":
+        spec = COMMANDS[cmd]
+        if spec.reserved:
             return ok(self._handler(cmd, args))
         with _slot(self._limited, "the control server is busy; try again"):
-            if cmd not in SLOW_COMMANDS:
+            if not spec.slow:
                 return ok(self._handler(cmd, args))
             with _slot(self._slow, f"{self.slow_slots} slow commands are running; try again when one ends"):
                 return ok(self._handler(cmd, args))

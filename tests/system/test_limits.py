@@ -46,8 +46,8 @@ def _declined(engine: Engine) -> str:
 
 
 def _monitor_ticks(run: Running, count: int) -> None:
-    start = run.engine._actor_status("monitor").get("ticks") or 0
-    wait_until(lambda: (run.engine._actor_status("monitor").get("ticks") or 0) >= start + count, 20, "monitor ticks")
+    start = run.engine.actor_status("monitor").get("ticks") or 0
+    wait_until(lambda: (run.engine.actor_status("monitor").get("ticks") or 0) >= start + count, 20, "monitor ticks")
 
 
 def test_a_drawdown_closes_every_pair_and_stays_tripped_across_a_restart_until_resumed_by_name(

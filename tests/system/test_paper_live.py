@@ -54,12 +54,13 @@ def test_a_pair_opens_and_closes_at_each_live_venues_touch_and_a_stale_one_fails
         "trading": {"markets": BTC_ONLY, "min_duration_hours": "0.1", "max_duration_hours": "0.1"},
     }  # fmt: skip
     run = engine_factory(overrides)
-    assert run.engine.status()["paper_prices"]["source"] == "live"  # the engine hands [paper] to the venues
+    status = run.engine.command("status", {})
+    assert status["paper_prices"]["source"] == "live"  # the engine hands [paper] to the venues
     paper = run.engine.paper
     assert paper is not None
 
     opened = run.wait_pair(PairState.OPEN, what="a pair opened on live prices")
-    run.engine.pause("test: one pair at a time")
+    run.engine.command("pause", {"reason": "test: one pair at a time"})
     # Long on Backpack at Backpack's ask, short on Hibachi at Hibachi's bid: each venue's own book.
     assert _fills(run, opened.id, OrderPurpose.OPEN) == {Venue.BACKPACK: D("70000.1"), Venue.HIBACHI: D("70299.9")}
 
@@ -68,7 +69,7 @@ def test_a_pair_opens_and_closes_at_each_live_venues_touch_and_a_stale_one_fails
     _pin(live_hb, "71000")
     wait_until(lambda: paper.backpack.engine.book("BTC_USDC_PERP")[0][0][0] == D("68999.9"), 5, "Backpack's move")
     wait_until(lambda: paper.hibachi.engine.book("BTC/USDT-P")[1][0][0] == D("71000.1"), 5, "Hibachi's move")
-    run.engine.close(opened.id)
+    run.engine.command("close", {"id": opened.id})
     closed = run.wait_pair(PairState.CLOSED)
     assert _fills(run, closed.id, OrderPurpose.CLOSE) == {Venue.BACKPACK: D("68999.9"), Venue.HIBACHI: D("71000.1")}
     legs = {leg.venue: leg for leg in run.repo.positions_for_pair(closed.id)}
@@ -82,7 +83,7 @@ def test_a_pair_opens_and_closes_at_each_live_venues_touch_and_a_stale_one_fails
     follower = paper.backpack_live
     assert follower is not None
     wait_until(lambda: (qt := follower.quote("BTC_USDC_PERP")) is not None and qt.age_s > 1, 5, "a stale touch")
-    run.engine.resume()
+    run.engine.command("resume", {})
     failed = run.wait_pair(PairState.FAILED, what="the open refused on a stale live price")
     assert "live price of BTC_USDC_PERP is" in (failed.close_reason or "")
     assert paper.backpack.engine.refused_stale >= 1

@@ -22,10 +22,11 @@ from sqlalchemy import event
 from actors.closer import Closer
 from actors.coordinator import HedgeCoordinator
 from actors.desk import Desk
-from actors.engine import PAUSE_KEY
+from actors.engine import PAUSE_KEY, Engine
 from actors.health import HEARTBEAT_KEY
 from actors.messages import GetStatus, OpenDeclined, OpenNow, ReconcilePairs, SetLeverage, Tick, TradingMode
-from core.domain import PairState
+from core.config import load_settings
+from core.domain import EventLevel, PairState
 from tests.helpers import wait_until
 from tests.system.conftest import Running
 
@@ -70,9 +71,27 @@ def test_a_database_that_cannot_be_written_stops_the_engine_with_a_critical_aler
     assert not loop.is_alive(), "the main loop went on with a database that refuses writes"
     assert reason and reason[0] is not None and "database cannot be written" in reason[0]
     assert [a.kind for a in sent if a.level.value == "critical"] == ["storage_failed"]
-    health = run.engine.health()
+    health = run.engine.command("health", {})
     assert health["healthy"] is False and health["database"] is False
     run.engine.shutdown()  # returns, whatever it could not do (it raised before)
+
+
+def test_without_the_writer_an_event_is_logged_at_its_level_and_not_written_around_it(
+    short_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = Engine(load_settings(None, {"data_dir": str(short_dir)}))  # not started: there is no writer
+    try:
+        with caplog.at_level(logging.INFO, logger="actors.engine"):
+            engine.record_event(EventLevel.CRITICAL, "probe", "the writer is gone", actor="x")
+            engine.record_event(EventLevel.INFO, "probe", "an ordinary event")
+        logged = [(r.levelno, r.getMessage()) for r in caplog.records if "probe" in r.getMessage()]
+        assert logged == [
+            (logging.CRITICAL, "event probe not recorded (the writer is down): the writer is gone"),
+            (logging.INFO, "event probe not recorded (the writer is down): an ordinary event"),
+        ]
+        assert engine.repo.list_events(limit=10) == []  # only the writer writes
+    finally:
+        engine.db.dispose()
 
 
 def test_a_full_disk_makes_the_process_exit_non_zero_within_seconds(short_dir: Path) -> None:
@@ -215,7 +234,7 @@ def test_pause_survives_a_restart_and_run_paused_starts_paused(engine_factory: F
     again = engine_factory(HOLD)
     assert again.engine.gate.paused and again.engine.gate.reason == "holiday"
     wait_until(lambda: "reconciled" in again.kinds(), 20, "start-up reconciliation")
-    wait_until(lambda: (again.engine._actor_status("monitor").get("ticks") or 0) >= 3, 20, "monitor ticks")
+    wait_until(lambda: (again.engine.actor_status("monitor").get("ticks") or 0) >= 3, 20, "monitor ticks")
     assert again.pairs() == []  # nothing opened while paused
     again.engine.command("resume", {})
     assert again.engine.repo.get_meta(PAUSE_KEY) is None
@@ -272,7 +291,7 @@ def test_a_tick_that_raises_is_logged_with_traceback_and_recorded(
 
     Closer.handle = flaky  # type: ignore[method-assign]
     try:
-        with caplog.at_level(logging.ERROR, logger="actors.engine"):
+        with caplog.at_level(logging.ERROR, logger="actors.ticks"):
             run = engine_factory(HOLD)
             wait_until(lambda: "tick_failed" in run.kinds(), 20, "a tick_failed event")
             wait_until(lambda: run.engine.supervisor.status()["closer"]["restarts"] >= 1, 20, "the closer restarted")
@@ -296,10 +315,10 @@ def test_health_is_false_while_reconciliation_keeps_failing(
         return original(self, message)
 
     monkeypatch.setattr(Closer, "handle", refuse)
-    monkeypatch.setattr("actors.timings.RECONCILE_RETRY_S", 0.01)  # the backoff between attempts, shortened
+    monkeypatch.setattr("actors.startup.RECONCILE_RETRY_S", 0.01)  # the backoff between attempts, shortened
     run = engine_factory(HOLD)
     wait_until(lambda: run.engine.health_tracker.reconcile_failures >= 5, 60, "five failed reconciliations")
-    health = run.engine.health()
+    health = run.engine.command("health", {})
     assert health["healthy"] is False
     assert any(re.search(r"reconciliation failed \d+ times in a row", p) for p in health["problems"])
     assert run.pairs() == []
@@ -308,8 +327,8 @@ def test_health_is_false_while_reconciliation_keeps_failing(
 def test_health_is_true_on_a_running_engine(engine_factory: Factory) -> None:
     run = engine_factory(HOLD)
     run.wait_pair(PairState.OPEN, what="an open pair")
-    wait_until(lambda: run.engine.health()["healthy"], 20, "a healthy engine")
-    assert run.engine.health()["problems"] == []
+    wait_until(lambda: run.engine.command("health", {})["healthy"], 20, "a healthy engine")
+    assert run.engine.command("health", {})["problems"] == []
 
 
 def test_a_pause_that_comes_while_leverage_is_being_set_stops_that_open(
@@ -367,7 +386,7 @@ def test_close_on_exit_that_cannot_close_exits_non_zero(short_dir: Path) -> None
 def test_the_main_loop_keeps_turning_while_start_up_reconciliation_waits_on_a_venue(
     engine_factory: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("actors.timings.HEARTBEAT_EVERY_S", 0.05)
+    monkeypatch.setattr("actors.heartbeat.HEARTBEAT_EVERY_S", 0.05)
     release = threading.Event()
     original = Closer.handle
 
@@ -387,7 +406,7 @@ def test_the_main_loop_keeps_turning_while_start_up_reconciliation_waits_on_a_ve
 
         wait_until(beating, 20, "heartbeats while reconciliation waits")  # the loop turns, proving writes
         assert "startup" in run.engine.gate.blocks  # still reconciling, still not opening
-        assert not any("main loop" in p for p in run.engine.health()["problems"])
+        assert not any("main loop" in p for p in run.engine.command("health", {})["problems"])
     finally:
         release.set()
     wait_until(lambda: "reconciled" in run.kinds(), 20, "reconciliation to finish once the venue answers")

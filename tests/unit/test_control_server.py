@@ -15,8 +15,9 @@ import pynng
 import pytest
 
 from control.client import ControlUnavailableError, call
-from control.protocol import MAX_ID, REASON_MAX_CHARS, CommandError, parse_request
+from control.protocol import CommandError, parse_request
 from control.server import ControlServer
+from control.spec import MAX_ID, REASON_MAX_CHARS
 
 TOKEN = "t0ken"
 WAIT_S = 10.0  # bounds a failing test only; passing ones never wait this long

@@ -10,8 +10,9 @@ from decimal import Decimal as D
 import pytest
 
 from actors.supervision import RestartPolicy
+from control.commands import render
 from control.protocol import MAX_REQUEST_BYTES, CommandError, error, ok, parse_request
-from control.render import render, table
+from control.render import table
 from core.config import DirectionPolicy, TradingConfig
 from core.domain import OrderPurpose, Side, Venue
 from core.ledger import backoff_s, is_unresolved, leg_book, net_quantity, points_estimate
