@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from core.limits import parse_limit
-from storage.repository import jsonable
+from storage.records import jsonable
 
 MAX_REQUEST_BYTES = 64 * 1024  # an application limit, answered with `too_large`
 SOCKET_MAX_BYTES = 1 << 20  # beyond this nng drops the message unanswered
