@@ -31,8 +31,7 @@ from actors.messages import (
 from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
 from core.planning import OpenPlan, VenueView
 from exchanges.base import OrderStatus
-from storage.records import OrderRecord, PositionRecord
-from storage.repository import NewFill
+from storage.records import NewFill, OrderRecord, PositionRecord
 from tests.helpers import SleeplessClock
 
 START = datetime(2026, 3, 1, 12, tzinfo=UTC)
