@@ -175,6 +175,9 @@ class PersistenceWriter(SupervisedActor):
     def _begin_open(self, m: BeginOpen, effects: list[Callable[[], None]]) -> OpenBegun:
         """The pair, its legs, both opening orders (status `created`) and the move to OPENING, in one
         transaction, so a crash leaves all of it for reconciliation or none of it."""
+        # Read before the transaction (cached after the first time): a read is a connection of its own, and on an
+        # in-memory database (one connection per thread) giving it back would roll the open transaction back.
+        namespace = self.queries.client_id_namespace
         with self._one_transaction():
             pair_id, legs = self._create_pair(m.create())
             orders = self.writes.record_orders(
@@ -183,7 +186,7 @@ class PersistenceWriter(SupervisedActor):
                         pair_id=pair_id,
                         position_id=leg.id,
                         venue=leg.venue,
-                        client_id=self._client_id(leg, OrderPurpose.OPEN, 0),
+                        client_id=_client_id(leg, OrderPurpose.OPEN, 0, namespace),
                         purpose=OrderPurpose.OPEN,
                         attempt=0,
                         side=leg.side,
@@ -198,12 +201,6 @@ class PersistenceWriter(SupervisedActor):
         effects.append(lambda: self._transitioned(opening))
         return OpenBegun(pair_id, tuple(legs), tuple(orders))  # long first: the order the plan gave them
 
-    def _client_id(self, leg: PositionRecord, purpose: OrderPurpose, attempt: int) -> str:
-        """The client id of a leg's order: minted here (and only here in the writer) from the order's key and
-        this database's namespace."""
-        key = OrderKey(leg.pair_id, leg.side, purpose, attempt)
-        return client_id_for(leg.venue, key, self.queries.client_id_namespace)
-
     def _transitioned(self, m: TransitionPair) -> None:
         log.log(_LOG_LEVEL[m.level], "%s", m.text, extra={"pair": m.pair_id})
         self._alert(m.level, f"pair_{m.to.value}", m.text, m.pair_id, m.data)
@@ -217,3 +214,9 @@ class PersistenceWriter(SupervisedActor):
             extra={"pair": m.pair_id, "venue": m.data.get("venue"), "fields": m.data},
         )
         self._alert(m.level, m.kind, m.message, m.pair_id, m.data)
+
+
+def _client_id(leg: PositionRecord, purpose: OrderPurpose, attempt: int, namespace: str) -> str:
+    """The client id of a leg's order, from the order's key and the database's namespace: the writer's one call
+    into core.ids."""
+    return client_id_for(leg.venue, OrderKey(leg.pair_id, leg.side, purpose, attempt), namespace)

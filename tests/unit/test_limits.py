@@ -138,7 +138,7 @@ def test_bad_limits_are_config_errors(limits: dict[str, Any], message: str) -> N
 
 
 class _Writer:
-    """The writer's part the book uses: SetMeta and RecordEvent, applied to a real repository."""
+    """The writer's part the book uses: SetMeta and RecordEvent, applied to a real database."""
 
     def __init__(self, repo: Queries) -> None:
         self.writes = Writes(repo.engine, FakeClock())
