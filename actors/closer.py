@@ -35,10 +35,10 @@ from actors.messages import (
 from core import failpoints
 from core.clock import Clock
 from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
-from core.ledger import backoff_s, leg_book, net_quantity, points_estimate
+from core.ledger import PositionState, backoff_s, leg_book, net_quantity, points_estimate
 from core.limits import Limit, Trip
 from exchanges.errors import VenueError
-from storage.records import PairRecord, PositionRecord
+from storage.records import LegFigures, PairRecord, PositionRecord
 
 log = logging.getLogger(__name__)
 
@@ -284,13 +284,13 @@ class Closer(SupervisedActor):
             self.desk.write(
                 UpdatePosition(
                     leg.id,
-                    {
-                        "exit_price": book.exit_price,
-                        "realized_pnl": book.realized_pnl,
-                        "fees": book.fees,
-                        "funding": leg_funding,
-                        "state": "closed",
-                    },
+                    LegFigures(
+                        exit_price=book.exit_price,
+                        realized_pnl=book.realized_pnl,
+                        fees=book.fees,
+                        funding=leg_funding,
+                        state=PositionState.CLOSED,
+                    ),
                 )
             )
         points = points_estimate(volume_by_venue, self.points)
@@ -420,7 +420,7 @@ class Closer(SupervisedActor):
             fees += book.fees
             self.desk.write(
                 UpdatePosition(
-                    leg.id, {"quantity": book.held, "entry_price": book.entry_price, "fees": book.fees, "state": "open"}
+                    leg.id, LegFigures(book.held, book.entry_price, fees=book.fees, state=PositionState.OPEN)
                 )
             )
         expires_at = opened_at + timedelta(seconds=pair.duration_s)

@@ -52,14 +52,13 @@ from core.clock import Clock
 from core.config import MarketConfig
 from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
 from core.gate import LegGate
-from core.ledger import backoff_s, is_unresolved, leg_book, net_quantity
+from core.ledger import OrderState, PositionState, backoff_s, is_unresolved, leg_book, net_quantity
 from core.limits import Trip, check_open, venue_exposure
 from core.planning import OpenPlan, PlanDeclined, VenueView, choose_long_venue, choose_market, plan_open
 from core.sizing import draw_seconds
 from exchanges.base import OrderStatus
 from exchanges.errors import VenueError
-from storage.records import OrderRecord, PositionRecord
-from storage.repository import LegPlan, PairPlan
+from storage.records import LegFigures, LegPlan, OrderRecord, PairPlan, PositionRecord
 
 log = logging.getLogger(__name__)
 
@@ -450,7 +449,7 @@ class HedgeCoordinator(SupervisedActor):
                 slippage[leg.venue.value] = leg.side.sign * (book.entry_price - marks[leg.venue]) / marks[leg.venue]
             updates.append(
                 UpdatePosition(
-                    leg.id, {"quantity": book.held, "entry_price": book.entry_price, "fees": book.fees, "state": "open"}
+                    leg.id, LegFigures(book.held, book.entry_price, fees=book.fees, state=PositionState.OPEN)
                 )
             )
         self.opened += 1
@@ -491,7 +490,7 @@ def _with_fill(order: OrderRecord, reply: OrderAccepted) -> OrderRecord:
     """The order as it reads once `reply` is recorded (the ledger computed before that write commits)."""
     return dataclasses.replace(
         order,
-        status=reply.status.value,
+        status=OrderState(reply.status),
         venue_order_id=reply.venue_order_id,
         filled_quantity=reply.filled_quantity,
         avg_price=reply.average_price,

@@ -39,10 +39,11 @@ from core.clock import Clock
 from core.config import LimitsConfig, Settings
 from core.domain import EventLevel, OrderPurpose, PairState, Venue
 from core.ids import OrderKey, client_id_for, external_client_id, predates_our_order
-from core.ledger import IN_FLIGHT, is_unresolved, leg_book
+from core.ledger import OrderState, is_unresolved, leg_book
 from core.limits import DAY, LegExposure, Limit, Trip, bound, daily_cost, opens_in_last_hour
-from storage.records import OrderRecord, PositionRecord
-from storage.repository import NewFill, NewOrder, NotFoundError, Repository
+from storage.errors import NotFoundError
+from storage.queries import Queries
+from storage.records import NewFill, NewOrder, OrderRecord, PositionRecord
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class Kept:
 
     key: str
 
-    def load(self, repo: Repository) -> dict[str, Any] | None:
+    def load(self, repo: Queries) -> dict[str, Any] | None:
         """The kept object, or None."""
         raw = repo.get_meta(self.key)
         return None if raw is None else dict(json.loads(raw))
@@ -150,7 +151,7 @@ class LedgerFigures:
     opens_last_hour: int
 
 
-def ledger_figures(repo: Repository, now: datetime) -> LedgerFigures:
+def ledger_figures(repo: Queries, now: datetime) -> LedgerFigures:
     """Read the figures the limits need from the database (live pairs, and those finished in the last day)."""
     pairs = {p.id: p for p in repo.list_pairs(limit=RECENT_PAIRS)}
     pairs.update((p.id, p) for p in repo.list_active_pairs())
@@ -193,7 +194,7 @@ class LimitBook:
         self._high: Decimal | None = None
         self._high_saved = True
 
-    def restore(self, repo: Repository) -> None:
+    def restore(self, repo: Queries) -> None:
         """Latch again the trips kept by an earlier run, and its high-water mark (before any actor runs)."""
         kept_high = Kept(HIGH_WATER_KEY).load(repo)
         if kept_high is not None:
@@ -330,7 +331,7 @@ class Desk:
     """Shared collaborators of the trading actors (thread-safe)."""
 
     directory: Directory
-    repo: Repository
+    repo: Queries
     clock: Clock
     settings: Settings
     claims: Claims = field(default_factory=Claims)
@@ -429,7 +430,7 @@ class LegTrader:
             UpdateOrder(
                 position.venue,
                 client_id,
-                "filled",
+                OrderState.FILLED,
                 filled_quantity=quantity,
                 avg_price=price,
                 fee=Decimal(0),
@@ -520,13 +521,13 @@ class LegTrader:
         """The writes that record an order's outcome: its totals, then its fills."""
         if isinstance(reply, OrderRejected):
             error = f"{reply.code}: {reply.message}" if reply.code else reply.message
-            return (UpdateOrder(reply.venue, reply.client_id, "rejected", error=error),)
+            return (UpdateOrder(reply.venue, reply.client_id, OrderState.REJECTED, error=error),)
         if isinstance(reply, OrderInFlight):
-            return (UpdateOrder(reply.venue, reply.client_id, IN_FLIGHT, error=reply.reason),)
+            return (UpdateOrder(reply.venue, reply.client_id, OrderState.IN_FLIGHT, error=reply.reason),)
         update = UpdateOrder(
             reply.venue,
             reply.client_id,
-            reply.status.value,
+            OrderState(reply.status),
             venue_order_id=reply.venue_order_id,
             filled_quantity=reply.filled_quantity,
             avg_price=reply.average_price,
@@ -568,7 +569,7 @@ class LegTrader:
                 UpdateOrder(
                     position.venue,
                     order.client_id,
-                    "rejected",
+                    OrderState.REJECTED,
                     error=f"never reached the venue (status was {order.status}){found}",
                 )
             )

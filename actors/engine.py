@@ -48,7 +48,7 @@ from exchanges.paper import PaperVenues
 from storage.checks import database_label
 from storage.db import Checkpointer, is_sqlite_file, open_database
 from storage.failure import is_storage_failure
-from storage.repository import Repository
+from storage.queries import Queries
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,8 @@ class Engine:
         self.db = open_database(settings.database_url, self.clock, manual_checkpoints=True)
         self._db_label = database_label(settings.database_url)
         self.checkpointer = Checkpointer(self.db) if is_sqlite_file(self.db) else None
-        self.repo = Repository(self.db, self.clock)
-        _ = self.repo.client_id_namespace  # drawn and stored now, before any actor mints an id
+        self.repo = Queries(self.db)
+        _ = self.repo.client_id_namespace  # open_database drew it: read now, before any actor mints an id
         self.directory = Directory()
         self.gate = TradingGate()
         self.desk = Desk(self.directory, self.repo, self.clock, settings)
@@ -188,7 +188,7 @@ class Engine:
         return [
             ChildSpec(
                 "writer",
-                on(PersistenceWriter, "writer", repo=self.repo, notify=notify, on_storage_failure=self._storage_failed),
+                on(PersistenceWriter, "writer", db=self.db, notify=notify, on_storage_failure=self._storage_failed),
                 policy(),
             ),
             ChildSpec("exchange.backpack", exchange(Venue.BACKPACK), policy()),

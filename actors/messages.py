@@ -14,10 +14,10 @@ from typing import Any
 
 from core.domain import EventLevel, PairState, Side, Venue
 from core.gate import LegGate
+from core.ledger import OrderState
 from core.limits import Trip
 from exchanges.base import Account, Fill, Market, OrderStatus, OrderType, Position, Quote, TimeInForce
-from storage.records import OrderRecord, PositionRecord
-from storage.repository import NewFill, NewOrder, PairPlan
+from storage.records import LegFigures, NewEvent, NewFill, NewOrder, OrderRecord, PairPlan, PositionRecord
 
 # ---- timing (real time, time.monotonic_ns) -------------------------------------------------------------------
 
@@ -267,11 +267,40 @@ class FeedState:
 
 
 @dataclass(frozen=True, slots=True)
+class CreatePair:
+    """Insert a PLANNED pair with its two legs and a `pair_planned` event (an adopted position's pair too)."""
+
+    plan: PairPlan
+    leverage_set: tuple[tuple[Venue, Decimal], ...] = ()  # what each venue set, where it was set
+
+    def planned(self, pair_id: int) -> NewEvent:
+        """The `pair_planned` event of the pair once it has its id."""
+        p = self.plan
+        return NewEvent(
+            EventLevel.INFO,
+            "pair_planned",
+            f"pair {pair_id} planned: {p.market} long {p.long.venue} / short {p.short.venue}, "
+            f"qty {p.quantity}, leverage {p.leverage}",
+            pair_id,
+            {"quantity": p.quantity, "leverage": p.leverage, "notional": p.notional},
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class BeginOpen:
-    """Plan a pair, move it to OPENING and record both opening orders, in one transaction."""
+    """Plan a pair, record both opening orders and move it to OPENING, in one transaction."""
 
     plan: PairPlan
     leverage_set: tuple[tuple[Venue, Decimal], ...]
+
+    def create(self) -> CreatePair:
+        """The pair's insert."""
+        return CreatePair(self.plan, self.leverage_set)
+
+    def opening(self, pair_id: int) -> TransitionPair:
+        """The move to OPENING once the pair has its id and its orders are recorded."""
+        figures = {"quantity": self.plan.quantity, "leverage": self.plan.leverage}
+        return TransitionPair(pair_id, PairState.PLANNED, PairState.OPENING, "sending both legs", data=figures)
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,13 +320,6 @@ class WriteBatch:
 
 
 @dataclass(frozen=True, slots=True)
-class CreatePair:
-    """Insert a PLANNED pair with its two legs."""
-
-    plan: PairPlan
-
-
-@dataclass(frozen=True, slots=True)
 class TransitionPair:
     """Move a pair expected -> to with an event row, in one transaction."""
 
@@ -309,21 +331,23 @@ class TransitionPair:
     level: EventLevel = EventLevel.INFO
     data: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def text(self) -> str:
+        """The event's message (and the log line's)."""
+        return f"pair {self.pair_id}: {self.expected} -> {self.to}: {self.reason}"
 
-@dataclass(frozen=True, slots=True)
-class UpdatePair:
-    """Change a pair's figures."""
-
-    pair_id: int
-    changes: dict[str, Any]
+    def event(self) -> NewEvent:
+        """The event row written with the move."""
+        data = {"from": self.expected, "to": self.to, "reason": self.reason, **self.data}
+        return NewEvent(self.level, f"pair_{self.to.value}", self.text, self.pair_id, data)
 
 
 @dataclass(frozen=True, slots=True)
 class UpdatePosition:
-    """Change a leg's figures."""
+    """Change a leg's figures (those `figures` does not KEEP)."""
 
     position_id: int
-    changes: dict[str, Any]
+    figures: LegFigures
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,7 +363,7 @@ class UpdateOrder:
 
     venue: Venue
     client_id: str
-    status: str
+    status: OrderState
     venue_order_id: str | None = None
     filled_quantity: Decimal | None = None
     avg_price: Decimal | None = None
@@ -363,6 +387,10 @@ class RecordEvent:
     message: str
     pair_id: int | None = None
     data: dict[str, Any] = field(default_factory=dict)
+
+    def event(self) -> NewEvent:
+        """The event row."""
+        return NewEvent(self.level, self.kind, self.message, self.pair_id, self.data)
 
 
 @dataclass(frozen=True, slots=True)

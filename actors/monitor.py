@@ -56,8 +56,8 @@ from core.limits import (
     weakest_venue,
 )
 from core.risk import collateral_ratio, liquidation_distance, pnl_divergence, unrealized_pnl
-from storage.records import OrderRecord, PairRecord, PositionRecord
-from storage.repository import LegPlan, PairPlan, TransitionRefusedError
+from storage.errors import TransitionRefusedError
+from storage.records import LegFigures, LegPlan, OrderRecord, PairPlan, PairRecord, PositionRecord
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +275,7 @@ class Monitor(SupervisedActor):
             distance[leg.venue.value] = (
                 None if liq is None or mark is None else liquidation_distance(leg.side, mark, liq)
             )
-            writes.append(UpdatePosition(leg.id, {"mark_price": mark, "unrealized_pnl": value}))
+            writes.append(UpdatePosition(leg.id, LegFigures(mark_price=mark, unrealized_pnl=value)))
         long_leg = next(leg for leg in legs if leg.side is Side.LONG)
         short_leg = next(leg for leg in legs if leg.side is Side.SHORT)
         divergence = None

@@ -1,13 +1,17 @@
 """PersistenceWriter: the only actor that writes to the database; one transaction per message.
 
-Every other actor reads through the repository directly (SQLite WAL: readers never wait for the writer).
+Every other actor reads through storage.queries directly (SQLite WAL: readers never wait for the writer). This
+is the one production module that imports storage.writes (tests/test_codebase.py holds it to that).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
+
+from sqlalchemy import Engine
 
 from actors.base import DeathCallback, SupervisedActor
 from actors.health import HEARTBEAT_KEY
@@ -23,17 +27,19 @@ from actors.messages import (
     SetMeta,
     TransitionPair,
     UpdateOrder,
-    UpdatePair,
     UpdatePosition,
     WriteBatch,
     Written,
 )
 from alerts.policy import Alert
 from core.clock import Clock
-from core.domain import EventLevel
+from core.domain import EventLevel, OrderPurpose
+from core.ids import OrderKey, client_id_for
 from storage.checks import probe_write
 from storage.failure import is_storage_failure
-from storage.repository import Repository
+from storage.queries import Queries
+from storage.records import NewOrder, PositionRecord
+from storage.writes import Writes
 
 log = logging.getLogger("events")
 
@@ -41,7 +47,7 @@ _LOG_LEVEL = {EventLevel.INFO: logging.INFO, EventLevel.WARNING: logging.WARNING
 
 
 class PersistenceWriter(SupervisedActor):
-    """Applies write messages to the repository and answers Written once committed."""
+    """Applies write messages to the database (storage.writes) and answers Written once committed."""
 
     def __init__(
         self,
@@ -50,12 +56,13 @@ class PersistenceWriter(SupervisedActor):
         clock: Clock,
         on_death: DeathCallback | None,
         *,
-        repo: Repository,
+        db: Engine,
         notify: Callable[[Alert], None] | None = None,
         on_storage_failure: Callable[[BaseException], None] | None = None,
     ) -> None:
         super().__init__(name, generation, clock, on_death)
-        self.repo = repo
+        self.writes = Writes(db, clock)
+        self.queries = Queries(db)
         self._notify = notify
         self._on_storage_failure = on_storage_failure
 
@@ -77,46 +84,48 @@ class PersistenceWriter(SupervisedActor):
             raise
 
     def _handle(self, message: Any) -> Any:
-        match message:
-            case BeginOpen(plan=plan, leverage_set=leverage_set):
-                pair, legs, orders = self.repo.begin_open(plan, dict(leverage_set))
-                log.info("pair %d: planned -> opening: sending both legs", pair.id, extra={"pair": pair.id})
-                return OpenBegun(pair.id, tuple(legs), tuple(orders))
-            case WriteBatch(items=items):
-                effects: list[Callable[[], None]] = []
-                with self.repo.batch():
-                    written = tuple(self._apply(item, effects) for item in items)
-                for effect in effects:  # logs and alerts only for what committed
-                    effect()
-                return written
+        if isinstance(message, WriteBatch):
+            effects: list[Callable[[], None]] = []
+            with self.writes.batch():
+                written = tuple(self._apply(item, effects) for item in message.items)
+            for effect in effects:  # logs and alerts only for what committed
+                effect()
+            return written
         now: list[Callable[[], None]] = []
         result = self._apply(message, now)
         for effect in now:
             effect()
         return result
 
+    @contextmanager
+    def _one_transaction(self) -> Iterator[None]:
+        """A batch of its own for a message of several writes, unless it is already inside a WriteBatch's."""
+        with nullcontext() if self.writes.in_batch else self.writes.batch():
+            yield
+
     def _apply(self, message: Any, effects: list[Callable[[], None]]) -> Any:
         """Apply one write; its log lines and alerts are appended to `effects`, to run once committed."""
-        r = self.repo
+        w = self.writes
         match message:
-            case CreatePair(plan=plan):
-                return Written(r.create_pair(plan).id)
+            case BeginOpen():
+                return self._begin_open(message, effects)
+            case CreatePair():
+                with self._one_transaction():
+                    pair_id, _ = self._create_pair(message)
+                return Written(pair_id)
             case TransitionPair():
                 m = message
-                event_id = r.transition_pair(m.pair_id, m.expected, m.to, m.reason, m.changes, m.level, m.data)
+                event_id = w.transition_pair(m.pair_id, m.expected, m.to, m.event(), m.changes)
                 effects.append(lambda m=m: self._transitioned(m))
                 return Written(event_id)
-            case UpdatePair(pair_id=pair_id, changes=changes):
-                r.update_pair(pair_id, **changes)
-                return Written(pair_id)
-            case UpdatePosition(position_id=position_id, changes=changes):
-                r.update_position(position_id, **changes)
+            case UpdatePosition(position_id=position_id, figures=figures):
+                w.update_position(position_id, figures)
                 return Written(position_id)
             case RecordOrder(order=order):
-                return Written(r.record_order(order).id)
+                return Written(w.record_orders([order])[0].id)
             case UpdateOrder():
                 m = message
-                order_id = r.mark_order(
+                order_id = w.update_order(
                     m.venue,
                     m.client_id,
                     m.status,
@@ -128,23 +137,23 @@ class PersistenceWriter(SupervisedActor):
                 )
                 return Written(order_id)
             case Heartbeat(ts=ts):
-                r.set_meta(HEARTBEAT_KEY, ts.isoformat())
-                probe_write(r.engine)  # room for the next rows too, not only for an update in place
+                w.set_meta(HEARTBEAT_KEY, ts.isoformat())
+                probe_write(w.engine)  # room for the next rows too, not only for an update in place
                 return Written(None)
             case SetMeta(key=key, value=value):
-                r.set_meta(key, value)
+                w.set_meta(key, value)
                 return Written(None)
             case RecordFills(fills=fills):
-                return Written(r.record_fills(fills))
+                return Written(w.record_fills(fills))
             case RecordEvent():
                 m = message
-                event_id = r.add_event(m.level, m.kind, m.message, m.pair_id, m.data)
+                event_id = w.add_event(m.event())
                 effects.append(lambda m=m: self._evented(m))
                 return Written(event_id)
             case RecordSnapshot():
                 m = message
                 return Written(
-                    r.add_snapshot(
+                    w.add_snapshot(
                         m.pair_id,
                         long_mark=m.long_mark,
                         short_mark=m.short_mark,
@@ -157,10 +166,44 @@ class PersistenceWriter(SupervisedActor):
                 )
         return super().handle(message)
 
+    def _create_pair(self, m: CreatePair) -> tuple[int, list[PositionRecord]]:
+        """The one way a pair is inserted: the pair, its legs and its `pair_planned` event."""
+        pair, legs = self.writes.insert_pair(m.plan, dict(m.leverage_set) if m.leverage_set else None)
+        self.writes.add_event(m.planned(pair.id))
+        return pair.id, legs
+
+    def _begin_open(self, m: BeginOpen, effects: list[Callable[[], None]]) -> OpenBegun:
+        """The pair, its legs, both opening orders (status `created`) and the move to OPENING, in one
+        transaction, so a crash leaves all of it for reconciliation or none of it."""
+        # Read before the transaction (cached after the first time): a read is a connection of its own, and on an
+        # in-memory database (one connection per thread) giving it back would roll the open transaction back.
+        namespace = self.queries.client_id_namespace
+        with self._one_transaction():
+            pair_id, legs = self._create_pair(m.create())
+            orders = self.writes.record_orders(
+                [
+                    NewOrder(
+                        pair_id=pair_id,
+                        position_id=leg.id,
+                        venue=leg.venue,
+                        client_id=_client_id(leg, OrderPurpose.OPEN, 0, namespace),
+                        purpose=OrderPurpose.OPEN,
+                        attempt=0,
+                        side=leg.side,
+                        order_type="market",
+                        quantity=m.plan.quantity,
+                    )
+                    for leg in legs
+                ]
+            )
+            opening = m.opening(pair_id)
+            self.writes.transition_pair(pair_id, opening.expected, opening.to, opening.event(), opening.changes)
+        effects.append(lambda: self._transitioned(opening))
+        return OpenBegun(pair_id, tuple(legs), tuple(orders))  # long first: the order the plan gave them
+
     def _transitioned(self, m: TransitionPair) -> None:
-        text = f"pair {m.pair_id}: {m.expected} -> {m.to}: {m.reason}"
-        log.log(_LOG_LEVEL[m.level], "%s", text, extra={"pair": m.pair_id})
-        self._alert(m.level, f"pair_{m.to.value}", text, m.pair_id, m.data)
+        log.log(_LOG_LEVEL[m.level], "%s", m.text, extra={"pair": m.pair_id})
+        self._alert(m.level, f"pair_{m.to.value}", m.text, m.pair_id, m.data)
 
     def _evented(self, m: RecordEvent) -> None:
         log.log(
@@ -171,3 +214,9 @@ class PersistenceWriter(SupervisedActor):
             extra={"pair": m.pair_id, "venue": m.data.get("venue"), "fields": m.data},
         )
         self._alert(m.level, m.kind, m.message, m.pair_id, m.data)
+
+
+def _client_id(leg: PositionRecord, purpose: OrderPurpose, attempt: int, namespace: str) -> str:
+    """The client id of a leg's order, from the order's key and the database's namespace: the writer's one call
+    into core.ids."""
+    return client_id_for(leg.venue, OrderKey(leg.pair_id, leg.side, purpose, attempt), namespace)

@@ -16,7 +16,7 @@ import requests
 from pydantic import SecretStr
 
 from alerts.policy import Alert, AlertPolicy
-from storage.repository import jsonable
+from storage.records import jsonable
 
 log = logging.getLogger(__name__)
 TIMEOUT_S = 10.0

@@ -9,14 +9,25 @@ from decimal import Decimal
 from typing import Any
 
 from actors.engine import Engine
-from actors.messages import OrderAccepted, PlaceOrder, Tick
+from actors.messages import (
+    BeginOpen,
+    OpenBegun,
+    OrderAccepted,
+    PlaceOrder,
+    Tick,
+    TransitionPair,
+    UpdateOrder,
+    UpdatePosition,
+    WriteBatch,
+)
 from bench.report import BenchError, Figure
 from bench.venues import SimProcesses, live_settings, scratch_dir, start_engine
 from control.client import call
 from control.server import ControlServer
 from core.domain import OrderPurpose, PairState, Side, Venue
 from core.ids import MAX_PAIR_ID, OrderKey, client_id_for
-from storage.repository import LegPlan, PairPlan
+from core.ledger import OrderState, PositionState
+from storage.records import LegFigures, LegPlan, PairPlan
 
 QUANTITY = Decimal("0.001")
 SYMBOLS = {Venue.BACKPACK: "BTC_USDC_PERP", Venue.HIBACHI: "BTC/USDT-P"}
@@ -27,7 +38,6 @@ ONLY_BTC = {
 
 def _add_pairs(engine: Engine, count: int, price: Decimal) -> None:
     """Open pairs in the database: long Backpack, short Hibachi, filled at `price`, expiring in a year."""
-    repo = engine.repo
     plan = PairPlan(
         "BTC",
         LegPlan(Venue.BACKPACK, SYMBOLS[Venue.BACKPACK], Side.LONG),
@@ -38,21 +48,20 @@ def _add_pairs(engine: Engine, count: int, price: Decimal) -> None:
         365 * 86400,
     )
     now = engine.clock.now()
+    leverage = ((Venue.BACKPACK, Decimal(2)), (Venue.HIBACHI, Decimal(2)))
     for _ in range(count):
-        pair, legs, orders = repo.begin_open(plan, {Venue.BACKPACK: Decimal(2), Venue.HIBACHI: Decimal(2)})
-        with repo.batch():
-            for leg, order in zip(legs, orders, strict=True):
-                repo.update_order(
-                    order.venue, order.client_id, "filled", filled_quantity=QUANTITY, avg_price=price, fee=Decimal(0)
-                )
-                repo.update_position(leg.id, quantity=QUANTITY, entry_price=price, fees=Decimal(0), state="open")
-            repo.transition_pair(
-                pair.id,
-                PairState.OPENING,
-                PairState.OPEN,
-                "bench",
-                changes={"opened_at": now, "expires_at": now.replace(year=now.year + 1), "quantity": QUANTITY},
-            )
+        begun: OpenBegun = engine.desk.write(BeginOpen(plan, leverage))
+        fill = {"filled_quantity": QUANTITY, "avg_price": price, "fee": Decimal(0)}
+        filled = [UpdateOrder(o.venue, o.client_id, OrderState.FILLED, **fill) for o in begun.orders]
+        figures = LegFigures(QUANTITY, price, fees=Decimal(0), state=PositionState.OPEN)
+        opened = TransitionPair(
+            begun.pair_id,
+            PairState.OPENING,
+            PairState.OPEN,
+            "bench",
+            changes={"opened_at": now, "expires_at": now.replace(year=now.year + 1), "quantity": QUANTITY},
+        )
+        engine.desk.write(WriteBatch((*filled, *(UpdatePosition(leg.id, figures) for leg in begun.legs), opened)))
 
 
 def _top_up_venues(engine: Engine, count: int, stage: int) -> None:

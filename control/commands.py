@@ -124,7 +124,7 @@ def pairs(host: Host, args: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _get_pair(host: Host, pid: int) -> PairRecord:
-    from storage.repository import NotFoundError  # noqa: PLC0415 - see the module's docstring
+    from storage.errors import NotFoundError  # noqa: PLC0415 - see the module's docstring
 
     try:
         return host.repo.get_pair(pid)

@@ -13,7 +13,7 @@ from typing import Any
 
 from control.commands import command
 from control.spec import CommandError, validate_args
-from storage.repository import jsonable
+from storage.records import jsonable
 
 MAX_REQUEST_BYTES = 64 * 1024  # an application limit, answered with `too_large`
 SOCKET_MAX_BYTES = 1 << 20  # beyond this nng drops the message unanswered

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from core.config import Settings
     from core.domain import EventLevel
     from exchanges.paper import PaperVenues
-    from storage.repository import Repository
+    from storage.queries import Queries
 
 MAX_ID = 2**63 - 1  # SQLite's INTEGER range: bigger ids cannot exist and overflow the driver
 STATE_MAX_CHARS = 32
@@ -42,7 +42,7 @@ class Host(Protocol):
 
     settings: Settings
     clock: Clock
-    repo: Repository
+    repo: Queries
     gate: TradingGate
     limits: LimitBook
     supervisor: Supervisor

@@ -9,16 +9,37 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 from typing import Protocol
 
 from core.domain import OrderPurpose, Side, Venue
 
-# Order row statuses that are ours, not a venue's: recorded but not sent yet, and sent with no known outcome.
-CREATED = "created"
-IN_FLIGHT = "in_flight"
-UNRESOLVED = frozenset({CREATED, IN_FLIGHT})
+
+class OrderState(StrEnum):
+    """An order row's status: two of our own before the venue has answered (recorded but not sent yet; sent with
+    no known outcome), then the venue's (the values of exchanges.base.OrderStatus, which converts by value)."""
+
+    CREATED = "created"
+    IN_FLIGHT = "in_flight"
+    NEW = "new"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+
+
+class PositionState(StrEnum):
+    """A leg row's state: planned, holding, or done with."""
+
+    PENDING = "pending"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+UNRESOLVED = frozenset({OrderState.CREATED, OrderState.IN_FLIGHT})
 # A venue status after which no further fill can come.
-FINAL = frozenset({"filled", "cancelled", "expired", "rejected"})
+FINAL = frozenset({OrderState.FILLED, OrderState.CANCELLED, OrderState.EXPIRED, OrderState.REJECTED})
 
 
 class OrderLike(Protocol):
@@ -27,7 +48,7 @@ class OrderLike(Protocol):
     @property
     def purpose(self) -> OrderPurpose: ...  # noqa: D102
     @property
-    def status(self) -> str: ...  # noqa: D102
+    def status(self) -> OrderState: ...  # noqa: D102
     @property
     def filled_quantity(self) -> Decimal: ...  # noqa: D102
     @property

@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from core.clock import Clock, SystemClock
+from core.clock import Clock
 from core.config import Mode, Settings
 from core.domain import ACTIVE_STATES, PairState, Venue
 from core.ledger import is_unresolved, leg_book
@@ -32,7 +32,8 @@ from exchanges.paper import STATE_FILE, PaperVenues
 from exchanges.wire import dec
 from storage.checks import DatabaseProblem
 from storage.db import SchemaVersionError, open_database_readonly
-from storage.repository import NotFoundError, Repository
+from storage.errors import NotFoundError
+from storage.queries import Queries
 
 BACKPACK_NORMAL = "Ok"  # GET /api/v1/status (spec §3)
 MID_TRADE = frozenset({PairState.PLANNED, PairState.OPENING, PairState.ROLLING_BACK})
@@ -242,7 +243,7 @@ def read_database(
         return Known(expected, "no database yet: nothing is known"), open_orders
     db = open_database_readonly(url)
     try:
-        repo = Repository(db, clock)
+        repo = Queries(db)
         pairs = repo.list_pairs(ACTIVE_STATES)
         settling: dict[Venue, dict[str, Decimal]] = {v: {} for v in Venue}
         by_id = {p.id: p for p in pairs}
@@ -277,6 +278,6 @@ def count_live_pairs(settings: Settings) -> int:
     except (DatabaseProblem, SchemaVersionError):
         return 0  # `run` checks the database itself next, and stops there with the reason
     try:
-        return len(Repository(db, SystemClock()).list_pairs(ACTIVE_STATES))
+        return len(Queries(db).list_pairs(ACTIVE_STATES))
     finally:
         db.dispose()

@@ -16,11 +16,11 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.clock import SystemClock
 from core.domain import Venue
 from storage.checks import DatabaseProblem, database_label
 from storage.db import open_database_readonly
-from storage.repository import Repository, jsonable
+from storage.queries import Queries
+from storage.records import jsonable
 
 MILLION = Decimal(1_000_000)
 CENTS = Decimal("0.01")
@@ -53,7 +53,7 @@ def _cost_per_1m(pnl: Decimal, volume: Decimal) -> Decimal | None:
     return None if volume == 0 else (-pnl / volume * MILLION).quantize(CENTS)
 
 
-def build(repo: Repository, since: datetime | None = None) -> list[Row]:
+def build(repo: Queries, since: datetime | None = None) -> list[Row]:
     """A row per pair created since `since` (every pair if None), oldest first, then the total row."""
     rows: list[Row] = []
     for pair in reversed(repo.list_pairs()):
@@ -105,7 +105,7 @@ def load(url: str, since: datetime | None = None) -> list[Row]:
     Raises DatabaseProblem, one line, when it cannot be read."""
     engine = open_database_readonly(url)
     try:
-        return build(Repository(engine, SystemClock()), since)
+        return build(Queries(engine), since)
     except SQLAlchemyError as exc:  # e.g. a corrupt page met halfway through
         raise DatabaseProblem.from_error(exc, database_label(url)) from exc
     finally:

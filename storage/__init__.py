@@ -1,1 +1,2 @@
-"""Persistence: SQLAlchemy engine, schema and the repository every actor reads through."""
+"""Persistence: SQLAlchemy engine and schema, the queries every actor reads through, and the writes only the
+PersistenceWriter makes."""

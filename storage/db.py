@@ -12,11 +12,12 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, func, insert, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from core.clock import Clock, SystemClock
+from core.ids import new_namespace
 from storage.checks import DatabaseProblem, database_label, sqlite_file
-from storage.schema import SCHEMA_VERSION, metadata, schema_version
+from storage.schema import CLIENT_ID_NAMESPACE_KEY, SCHEMA_VERSION, meta, metadata, schema_version
 
 
 class SchemaVersionError(RuntimeError):
@@ -100,7 +101,8 @@ class Checkpointer:
 
 
 def create_schema(engine: Engine, clock: Clock | None = None) -> None:
-    """Create missing tables and record the schema version; a second call on the same database is a no-op."""
+    """Create missing tables, record the schema version and draw the client-id namespace; a second call on the
+    same database is a no-op."""
     clock = clock or SystemClock()
     metadata.create_all(engine)
     with engine.begin() as conn:
@@ -111,10 +113,26 @@ def create_schema(engine: Engine, clock: Clock | None = None) -> None:
             raise SchemaVersionError(
                 f"database schema version {max(versions)} is newer than this program's {SCHEMA_VERSION}"
             )
+    _draw_client_id_namespace(engine)
+
+
+def _draw_client_id_namespace(engine: Engine) -> None:
+    """Store a namespace for the client ids of this database's orders unless it has one: here, before any
+    order can be minted (a database made before namespaces existed gets one now). A read-only reader never
+    comes here, so it never writes one."""
+    with engine.connect() as conn:
+        if conn.execute(select(meta.c.value).where(meta.c.key == CLIENT_ID_NAMESPACE_KEY)).scalar() is not None:
+            return
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(meta), {"key": CLIENT_ID_NAMESPACE_KEY, "value": new_namespace()})
+    except IntegrityError:
+        pass  # another process opening the same database drew one first: theirs stands
 
 
 def open_database(url: str, clock: Clock | None = None, *, manual_checkpoints: bool = False) -> Engine:
-    """make_engine() + create_schema(): what the supervisor calls once at start."""
+    """make_engine() + create_schema(): what the supervisor calls once at start (and the one place, with the
+    schema, where the client-id namespace is drawn)."""
     engine = make_engine(url, manual_checkpoints=manual_checkpoints)
     create_schema(engine, clock)
     return engine

@@ -34,6 +34,8 @@ schema_version = Table(
 )
 
 # Small settings that belong to this database: its client-id namespace (core/ids.py), persisted flags.
+# The namespace is drawn once, when the schema is made (storage/db.py), and never changed.
+CLIENT_ID_NAMESPACE_KEY = "client_id_namespace"
 meta = Table(
     "meta",
     metadata,

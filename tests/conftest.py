@@ -11,7 +11,8 @@ from hypothesis import settings
 
 from core.clock import FakeClock
 from storage.db import open_database
-from storage.repository import Repository
+from storage.queries import Queries
+from storage.writes import Writes
 
 # The same examples on every run: CI must not pass or fail by the draw (a failure found once is kept as an
 # explicit regression test instead).
@@ -33,7 +34,13 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def repo(tmp_path: Path, clock: FakeClock) -> Iterator[Repository]:
+def repo(tmp_path: Path, clock: FakeClock) -> Iterator[Queries]:
     engine = open_database(f"sqlite:///{tmp_path / 'test.db'}", clock)
-    yield Repository(engine, clock)
+    yield Queries(engine)
     engine.dispose()
+
+
+@pytest.fixture
+def writes(repo: Queries, clock: FakeClock) -> Writes:
+    """The writes on `repo`'s database (what the PersistenceWriter uses)."""
+    return Writes(repo.engine, clock)

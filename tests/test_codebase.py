@@ -43,3 +43,48 @@ def _pure_modules() -> list[Path]:
 @pytest.mark.parametrize("path", _pure_modules(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_pure_layers_import_no_io_library(path: Path) -> None:
     assert not _imported_roots(path) & IO_LIBRARIES
+
+
+# Writes are the PersistenceWriter's alone: every other production module reads through storage.queries and
+# writes by sending the writer a message. Tests, benchmarks and the storage package itself are exempt.
+WRITES_MAY_BE_IMPORTED_BY = {Path("actors/writer.py")}
+WRITES_EXEMPT_DIRECTORIES = {"tests", "bench", "storage", ".venv"}
+
+
+def _imports_storage_writes(path: Path) -> bool:
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(alias.name == "storage.writes" for alias in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and node.level == 0:
+            if node.module == "storage.writes":
+                return True
+            if node.module == "storage" and any(alias.name == "writes" for alias in node.names):
+                return True
+    return False
+
+
+def _production_modules() -> list[Path]:
+    return [
+        p
+        for p in ROOT.rglob("*.py")
+        if p.relative_to(ROOT).parts[0] not in WRITES_EXEMPT_DIRECTORIES
+        and not any(part.startswith(".") for part in p.relative_to(ROOT).parts)
+    ]
+
+
+def test_only_the_writer_imports_storage_writes() -> None:
+    importers = {p.relative_to(ROOT) for p in _production_modules() if _imports_storage_writes(p)}
+    assert importers <= WRITES_MAY_BE_IMPORTED_BY, f"only actors/writer.py may import storage.writes: {importers}"
+    assert importers == WRITES_MAY_BE_IMPORTED_BY  # the rule still names the module that does
+
+
+def test_the_writes_rule_catches_every_import_form(tmp_path: Path) -> None:
+    forms = ["import storage.writes", "from storage.writes import Writes", "from storage import writes"]
+    for i, form in enumerate(forms):
+        module = tmp_path / f"m{i}.py"
+        module.write_text(form + "\n")
+        assert _imports_storage_writes(module), form
+    clean = tmp_path / "clean.py"
+    clean.write_text("from storage.queries import Queries\nimport storage.records\n")
+    assert not _imports_storage_writes(clean)

@@ -14,14 +14,13 @@ import pytest
 import requests
 
 from actors.engine import PAUSE_KEY
-from core.clock import SystemClock
 from core.domain import OrderPurpose, PairState, Side, Venue
 from core.planning import VenueView
 from exchanges.backpack.client import BackpackClient
 from exchanges.base import OrderRequest
 from live.costs import minimum_quantity
 from storage.db import open_database_readonly
-from storage.repository import Repository
+from storage.queries import Queries
 from tests.helpers import clean_env, standalone_simulators, venue_sections, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,9 +69,9 @@ def _canary(config: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _repo(data_dir: Path) -> tuple[Repository, Any]:
+def _repo(data_dir: Path) -> tuple[Queries, Any]:
     db = open_database_readonly(f"sqlite:///{data_dir / 'perp-farmer.db'}")
-    return Repository(db, SystemClock()), db
+    return Queries(db), db
 
 
 def _venue_state(info: dict[str, Any]) -> dict[str, Any]:

@@ -26,9 +26,13 @@ import exchanges.backpack.client
 import exchanges.hibachi.client
 from actors.closer import Closer
 from actors.coordinator import HedgeCoordinator
+from actors.messages import BeginOpen, RecordOrder, TransitionPair, UpdateOrder
 from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
-from storage.repository import LegPlan, NewOrder, PairPlan
+from core.ledger import OrderState
+from storage.records import LegPlan, NewEvent, NewOrder, PairPlan
+from storage.writes import Writes
 from tests.system.chaos import KINDS, REPAIR_DEADLINE_S, ChaosFailure, _Chaos, run_chaos
+from tests.writing import write
 
 SEED = 20261201
 SECONDS = 12.0  # real-time budget per run (its fake length is fixed by it, so the failures replay)
@@ -127,14 +131,16 @@ def test_a_clean_book_passes_the_failure_check(checker: _Chaos) -> None:
 
 @pytest.mark.parametrize("kind", ["tick_failed", "actor_restarted", "actor_given_up"])
 def test_a_failure_event_fails_the_run(checker: _Chaos, kind: str) -> None:
-    checker.engine.repo.add_event(EventLevel.WARNING, kind, f"closer: {kind}", data={"actor": "closer"})
+    event = NewEvent(EventLevel.WARNING, kind, f"closer: {kind}", data={"actor": "closer"})
+    Writes(checker.engine.db, checker.clock).add_event(event)
     with pytest.raises(ChaosFailure, match=f"{kind} event: closer"):
         checker._check_failures()
 
 
 def test_a_restart_the_schedule_caused_is_allowed(checker: _Chaos) -> None:
     checker.allowed_restarts["closer"] = 1
-    checker.engine.repo.add_event(EventLevel.WARNING, "actor_restarted", "closer restarted", data={"actor": "closer"})
+    event = NewEvent(EventLevel.WARNING, "actor_restarted", "closer restarted", data={"actor": "closer"})
+    Writes(checker.engine.db, checker.clock).add_event(event)
     checker._check_failures()
 
 
@@ -150,7 +156,7 @@ def test_an_error_logged_with_its_traceback_fails_the_run(checker: _Chaos) -> No
 # ---- the book invariants, on a book written by hand -------------------------------------------------------
 
 
-def _pair(repo: Any, state: PairState, long_filled: str, short_filled: str, long_closed: str = "0") -> int:
+def _pair(engine: Any, state: PairState, long_filled: str, short_filled: str, long_closed: str = "0") -> int:
     """A BTC pair in `state` whose opening orders filled as given; `long_closed` of the long leg closed."""
     plan = PairPlan(
         "BTC",
@@ -161,34 +167,43 @@ def _pair(repo: Any, state: PairState, long_filled: str, short_filled: str, long
         Decimal(long_filled),
         60,
     )
-    pair, legs, orders = repo.begin_open(plan, {Venue.BACKPACK: Decimal(2), Venue.HIBACHI: Decimal(2)})
+
+    def put(message: Any) -> Any:
+        return write(engine.db, engine.clock, message)
+
+    begun = put(BeginOpen(plan, ((Venue.BACKPACK, Decimal(2)), (Venue.HIBACHI, Decimal(2)))))
+    pair_id, legs, orders = begun.pair_id, begun.legs, begun.orders
     for order, filled in zip(orders, (long_filled, short_filled), strict=True):
-        repo.update_order(order.venue, order.client_id, "filled", filled_quantity=Decimal(filled), avg_price=D100)
-    repo.transition_pair(pair.id, PairState.OPENING, PairState.OPEN, "test")
+        put(
+            UpdateOrder(
+                order.venue, order.client_id, OrderState.FILLED, filled_quantity=Decimal(filled), avg_price=D100
+            )
+        )
+    put(TransitionPair(pair_id, PairState.OPENING, PairState.OPEN, "test"))
     if state is PairState.CLOSING:
-        repo.transition_pair(pair.id, PairState.OPEN, PairState.CLOSING, "test")
+        put(TransitionPair(pair_id, PairState.OPEN, PairState.CLOSING, "test"))
         if Decimal(long_closed):
             long = legs[0]
-            close = NewOrder(pair.id, long.id, long.venue, f"9{pair.id}", OrderPurpose.CLOSE, 0, Side.SHORT,
+            close = NewOrder(pair_id, long.id, long.venue, f"9{pair_id}", OrderPurpose.CLOSE, 0, Side.SHORT,
                              "market", Decimal(long_closed), reduce_only=True)  # fmt: skip
-            repo.record_order(close)
-            repo.update_order(
-                long.venue, close.client_id, "filled", filled_quantity=Decimal(long_closed), avg_price=D100
-            )
-    return int(pair.id)
+            put(RecordOrder(close))
+            put(UpdateOrder(
+                long.venue, close.client_id, OrderState.FILLED, filled_quantity=Decimal(long_closed), avg_price=D100
+            ))  # fmt: skip
+    return int(pair_id)
 
 
 def test_an_open_pair_with_unequal_legs_fails_the_run(checker: _Chaos) -> None:
-    _pair(checker.engine.repo, PairState.OPEN, "0.5", "0.5")
+    _pair(checker.engine, PairState.OPEN, "0.5", "0.5")
     checker._check_open_legs_equal()
-    unequal = _pair(checker.engine.repo, PairState.OPEN, "0.5", "0.2")
+    unequal = _pair(checker.engine, PairState.OPEN, "0.5", "0.2")
     with pytest.raises(ChaosFailure, match=f"pair {unequal} is OPEN with unequal legs"):
         checker._check_open_legs_equal()
 
 
 @pytest.mark.parametrize(("closed", "fails"), [("0.5", True), ("0.2", False)])
 def test_one_sided_closing_time_counts_against_the_repair_deadline(checker: _Chaos, closed: str, fails: bool) -> None:
-    pair_id = _pair(checker.engine.repo, PairState.CLOSING, "0.5", "0.5", long_closed=closed)
+    pair_id = _pair(checker.engine, PairState.CLOSING, "0.5", "0.5", long_closed=closed)
     checker._check_unhedged_deadline()
     checker.clock.advance(REPAIR_DEADLINE_S - 1)
     checker._check_unhedged_deadline()

@@ -84,7 +84,7 @@ def test_a_new_database_never_books_an_order_of_the_lost_one(
     short_dir: Path, monkeypatch: pytest.MonkeyPatch, same_namespace: bool
 ) -> None:
     if same_namespace:  # the odds the namespace leaves (core/ids.py): then the age rule alone must hold
-        monkeypatch.setattr("storage.repository.new_namespace", lambda: "samedb0")
+        monkeypatch.setattr("storage.db.new_namespace", lambda: "samedb0")
     first = _start(short_dir, "lost.db")
     try:
         first.wait_pair(PairState.CLOSED, timeout_s=30, what="a pair opened and closed by the lost database")

@@ -23,7 +23,7 @@ from control.server import ControlServer
 from core.clock import SystemClock
 from core.domain import PairState
 from storage.db import open_database
-from storage.repository import Repository
+from storage.queries import Queries
 from tests.helpers import wait_until
 from tests.system.conftest import Running
 
@@ -186,7 +186,7 @@ def test_close_on_exit_closes_open_pairs_before_exiting(short_dir: Path) -> None
     assert code == 0, proc.stderr.read()  # type: ignore[union-attr]
     db = open_database(f"sqlite:///{short_dir / 'd' / 'perp-farmer.db'}", SystemClock())
     try:
-        pairs = Repository(db, SystemClock()).list_pairs()
+        pairs = Queries(db).list_pairs()
     finally:
         db.dispose()
     assert [(p.state, p.close_reason) for p in pairs] == [(PairState.CLOSED, "shutdown with --close-on-exit")]

@@ -20,7 +20,7 @@ from core.domain import ACTIVE_STATES, PairState, Venue
 from core.failpoints import ENV as FAILPOINTS_ENV
 from core.ledger import leg_book
 from storage.db import open_database
-from storage.repository import Repository
+from storage.queries import Queries
 from tests.helpers import clean_env, spawn_simulator, venue_sections, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,9 +87,9 @@ def _status_json(config: Path) -> dict[str, Any]:
     return json.loads(out.stdout)
 
 
-def _repo(directory: Path) -> tuple[Repository, Any]:
+def _repo(directory: Path) -> tuple[Queries, Any]:
     db = open_database(f"sqlite:///{directory / 'data' / 'perp-farmer.db'}", SystemClock())
-    return Repository(db, SystemClock()), db
+    return Queries(db), db
 
 
 def _venue_state(venues: dict[Venue, dict[str, Any]]) -> dict[Venue, dict[str, Any]]:

@@ -16,7 +16,7 @@ from control.render import render_status
 from core.domain import EventLevel, PairState, Side
 from core.limits import Limit
 from exchanges.base import OrderType
-from storage.repository import jsonable
+from storage.records import jsonable
 from tests.helpers import wait_until
 from tests.system.conftest import Running
 from tests.system.test_engine import BTC_ONLY, _collateral_price

@@ -29,10 +29,10 @@ from actors.messages import (
     WriteBatch,
 )
 from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
+from core.ledger import PositionState
 from core.planning import OpenPlan, VenueView
 from exchanges.base import OrderStatus
-from storage.records import OrderRecord, PositionRecord
-from storage.repository import NewFill
+from storage.records import LegFigures, NewFill, OrderRecord, PositionRecord
 from tests.helpers import SleeplessClock
 
 START = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -237,12 +237,8 @@ def test_partial_but_equal_fills_open_without_a_trim_with_books_fees_slippage_an
     assert run.desk.writes == [
         WriteBatch(
             (
-                UpdatePosition(
-                    LONG.id, {"quantity": D("0.5"), "entry_price": D(101), "fees": D("0.01"), "state": "open"}
-                ),
-                UpdatePosition(
-                    SHORT.id, {"quantity": D("0.5"), "entry_price": D(99), "fees": D("0.01"), "state": "open"}
-                ),
+                UpdatePosition(LONG.id, LegFigures(D("0.5"), D(101), fees=D("0.01"), state=PositionState.OPEN)),
+                UpdatePosition(SHORT.id, LegFigures(D("0.5"), D(99), fees=D("0.01"), state=PositionState.OPEN)),
                 TransitionPair(
                     PAIR,
                     PairState.OPENING,

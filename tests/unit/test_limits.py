@@ -14,6 +14,7 @@ from actors.desk import LimitBook, TradingGate
 from actors.messages import RecordEvent, SetMeta, WriteBatch
 from control.protocol import CommandError, parse_request, request
 from control.render import render_status
+from core.clock import FakeClock
 from core.config import ConfigError, LimitsConfig, load_settings
 from core.domain import EventLevel, PairState, Venue
 from core.limits import (
@@ -32,7 +33,9 @@ from core.limits import (
     total_equity,
     venue_exposure,
 )
-from storage.repository import Repository, jsonable
+from storage.queries import Queries
+from storage.records import jsonable
+from storage.writes import Writes
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 CFG = LimitsConfig(
@@ -135,23 +138,23 @@ def test_bad_limits_are_config_errors(limits: dict[str, Any], message: str) -> N
 
 
 class _Writer:
-    """The writer's part the book uses: SetMeta and RecordEvent, applied to a real repository."""
+    """The writer's part the book uses: SetMeta and RecordEvent, applied to a real database."""
 
-    def __init__(self, repo: Repository) -> None:
-        self.repo = repo
+    def __init__(self, repo: Queries) -> None:
+        self.writes = Writes(repo.engine, FakeClock())
         self.events: list[RecordEvent] = []
 
     def __call__(self, message: Any) -> None:
         assert isinstance(message, WriteBatch)
         for item in message.items:
             if isinstance(item, SetMeta):
-                self.repo.set_meta(item.key, item.value)
+                self.writes.set_meta(item.key, item.value)
             else:
                 assert isinstance(item, RecordEvent)
                 self.events.append(item)
 
 
-def test_the_book_latches_a_trip_once_keeps_it_across_restarts_and_clears_it_by_name(repo: Repository) -> None:
+def test_the_book_latches_a_trip_once_keeps_it_across_restarts_and_clears_it_by_name(repo: Queries) -> None:
     writer, gate = _Writer(repo), TradingGate()
     book = LimitBook(CFG, gate, writer)
     trip = Trip(Limit.MAX_DRAWDOWN, D(60), D(50), "equity fell", NOW)
@@ -171,7 +174,7 @@ def test_the_book_latches_a_trip_once_keeps_it_across_restarts_and_clears_it_by_
     assert writer.events[-1].kind == "max_drawdown_usd_cleared"
 
 
-def test_a_trip_whose_write_failed_is_written_on_the_next_breach(repo: Repository) -> None:
+def test_a_trip_whose_write_failed_is_written_on_the_next_breach(repo: Queries) -> None:
     writer = _Writer(repo)
     calls: list[int] = []
 
@@ -191,7 +194,7 @@ def test_a_trip_whose_write_failed_is_written_on_the_next_breach(repo: Repositor
     assert book.trip(trip) is False
 
 
-def test_clearing_the_drawdown_starts_a_new_high_water_mark(repo: Repository) -> None:
+def test_clearing_the_drawdown_starts_a_new_high_water_mark(repo: Queries) -> None:
     book = LimitBook(CFG, TradingGate(), _Writer(repo))
     assert book.high_water(D(1000)) == D(1000)
     assert book.high_water(D(900)) == D(1000)
@@ -200,7 +203,7 @@ def test_clearing_the_drawdown_starts_a_new_high_water_mark(repo: Repository) ->
     assert book.high_water(D(900)) == D(900)  # else the kill switch would trip again at once
 
 
-def test_the_book_rows_give_each_limit_its_value_figure_and_state(repo: Repository) -> None:
+def test_the_book_rows_give_each_limit_its_value_figure_and_state(repo: Queries) -> None:
     book = LimitBook(CFG, TradingGate(), _Writer(repo))
     book.measured({Limit.MAX_OPENS_PER_HOUR: D(2)})
     book.trip(Trip(Limit.MAX_NAKED_SECONDS, D(61), D(60), "pair 3 naked", NOW, pair_id=3))
@@ -251,7 +254,7 @@ def test_the_cli_sends_resume_limit(monkeypatch: pytest.MonkeyPatch, capsys: pyt
     assert "invalid choice: 'nope'" in capsys.readouterr().err
 
 
-def test_the_high_water_mark_survives_a_restart(repo: Repository) -> None:
+def test_the_high_water_mark_survives_a_restart(repo: Queries) -> None:
     # A slow bleed across restarts (each crash restarts the process) must still reach the drawdown bound.
     book = LimitBook(CFG, TradingGate(), _Writer(repo))
     assert book.high_water(D(1000)) == D(1000)

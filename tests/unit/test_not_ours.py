@@ -29,8 +29,9 @@ from exchanges.base import Fill, OrderRequest, OrderResult, OrderStatus
 from exchanges.errors import VenueUnavailable
 from exchanges.hibachi import parse as hb_parse
 from storage.db import open_database
-from storage.records import OrderRecord, PositionRecord
-from storage.repository import LegPlan, NewOrder, PairPlan, Repository
+from storage.queries import Queries
+from storage.records import LegPlan, NewOrder, OrderRecord, PairPlan, PositionRecord
+from storage.writes import Writes
 from tests.helpers import SleeplessClock
 
 START = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -118,7 +119,7 @@ class _Future:
 class _Desk:
     """What LegTrader uses of a Desk: the repository, the clock, writes and venue lookups (scripted)."""
 
-    def __init__(self, repo: Repository, clock: FakeClock, lookups: list[Any]) -> None:
+    def __init__(self, repo: Queries, clock: FakeClock, lookups: list[Any]) -> None:
         self.repo, self.clock, self.metrics = repo, clock, None
         self.writes: list[Any] = []
         self.lookups = lookups
@@ -137,15 +138,13 @@ def fake_clock() -> _Clock:
 
 
 @pytest.fixture
-def leg(tmp_path: Path, fake_clock: _Clock) -> Iterator[tuple[Repository, PositionRecord, OrderRecord]]:
+def leg(tmp_path: Path, fake_clock: _Clock) -> Iterator[tuple[Queries, PositionRecord, OrderRecord]]:
     engine = open_database(f"sqlite:///{tmp_path / 'desk.db'}", fake_clock)
-    repo = Repository(engine, fake_clock)
+    repo, writes = Queries(engine), Writes(engine, fake_clock)
     long, short = LegPlan(Venue.BACKPACK, "BTC_USDC_PERP", Side.LONG), LegPlan(Venue.HIBACHI, SYMBOL, Side.SHORT)
-    pair = repo.create_pair(PairPlan("BTC", long, short, D(2), D(650), D("0.01"), 3600))
-    position = repo.positions_for_pair(pair.id)[1]
-    order = repo.record_order(
-        NewOrder(pair.id, position.id, Venue.HIBACHI, CLIENT_ID, OrderPurpose.OPEN, 0, Side.SHORT, "market", D("0.01"))
-    )
+    pair, (_, position) = writes.insert_pair(PairPlan("BTC", long, short, D(2), D(650), D("0.01"), 3600))
+    new = NewOrder(pair.id, position.id, Venue.HIBACHI, CLIENT_ID, OrderPurpose.OPEN, 0, Side.SHORT, "market", D(1))
+    (order,) = writes.record_orders([new])
     yield repo, position, order
     engine.dispose()
 
@@ -156,7 +155,7 @@ def _accepted(fill_ts: datetime) -> OrderAccepted:
                          (fill,))  # fmt: skip
 
 
-def _place(leg: tuple[Repository, PositionRecord, OrderRecord], clock: FakeClock, reply: Any) -> Any:
+def _place(leg: tuple[Queries, PositionRecord, OrderRecord], clock: FakeClock, reply: Any) -> Any:
     repo, position, _ = leg
     trader = LegTrader(_Desk(repo, clock, [reply]))  # type: ignore[arg-type]
     message = PlaceOrder(CLIENT_ID, SYMBOL, Side.SHORT, D("0.01"))

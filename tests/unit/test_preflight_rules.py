@@ -17,7 +17,8 @@ from live.preflight import as_json, as_lines, exit_status
 from live.probe import read_database
 from live.rules import CheckResult, Status
 from storage.db import open_database
-from storage.repository import LegPlan, PairPlan, Repository
+from storage.records import LegPlan, PairPlan
+from storage.writes import Writes
 
 BTC = MarketConfig(name="BTC", backpack_symbol="BTC_USDC_PERP", hibachi_symbol="BTC/USDT-P")
 TRADING = TradingConfig(
@@ -259,7 +260,7 @@ def test_the_database_gives_a_mid_trade_pair_its_planned_quantity_as_room_and_no
             short=LegPlan(Venue.HIBACHI, "BTC/USDT-P", Side.SHORT),
             leverage=D(2), notional=D(100), quantity=D("0.002"), duration_s=3600,
         )  # fmt: skip
-        Repository(db, clock).create_pair(plan)  # PLANNED: mid-trade, nothing booked yet
+        Writes(db, clock).insert_pair(plan)  # PLANNED: mid-trade, nothing booked yet
     finally:
         db.dispose()
     known, _ = read_database(load_settings(overrides={"data_dir": tmp_path}), {}, clock)

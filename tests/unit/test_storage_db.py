@@ -17,13 +17,15 @@ import pytest
 from sqlalchemy import Engine, event, insert, text
 from sqlalchemy.exc import OperationalError
 
+from actors.messages import CreatePair, WriteBatch
 from core.clock import FakeClock
 from core.domain import Side, Venue
 from reports import summary
 from storage.checks import DatabaseProblem, check_database, describe_storage_error, probe_write
 from storage.db import SchemaVersionError, make_engine, open_database, open_database_readonly
-from storage.repository import LegPlan, PairPlan, Repository
+from storage.records import LegPlan, PairPlan
 from storage.schema import schema_version
+from tests.writing import write
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,10 +50,7 @@ def _ro_url(path: Path) -> str:
 
 def _database_with_pairs(path: Path, pairs: int = 1) -> None:
     engine = open_database(_url(path), FakeClock())
-    repo = Repository(engine, FakeClock())
-    with repo.batch():
-        for _ in range(pairs):
-            repo.create_pair(PLAN)
+    write(engine, FakeClock(), WriteBatch(tuple(CreatePair(PLAN) for _ in range(pairs))))
     engine.dispose()
 
 
@@ -258,7 +257,7 @@ def test_read_only_engine_refuses_writes(tmp_path: Path) -> None:
 def test_report_sees_commits_still_in_the_wal(tmp_path: Path) -> None:
     path = tmp_path / "x.db"
     writer = open_database(_url(path), FakeClock(), manual_checkpoints=True)
-    Repository(writer, FakeClock()).create_pair(PLAN)
+    write(writer, FakeClock(), CreatePair(PLAN))
     assert Path(f"{path}-wal").stat().st_size > 0
     assert [r.pair for r in summary.load(_url(path))] == ["1", "total"]
     writer.dispose()
@@ -359,7 +358,7 @@ except DatabaseProblem as exc:
 def test_report_reads_a_running_supervisors_database_from_an_unwritable_directory(shared_dir: Path) -> None:
     path = shared_dir / "x.db"
     writer = open_database(_url(path), FakeClock(), manual_checkpoints=True)
-    Repository(writer, FakeClock()).create_pair(PLAN)  # only in the WAL: the reader needs the -shm to see it
+    write(writer, FakeClock(), CreatePair(PLAN))  # only in the WAL: the reader needs the -shm to see it
     try:
         assert _as_reader(shared_dir, _REPORT % _url(path)) == {"pairs": ["1", "total"]}
     finally:
@@ -375,7 +374,7 @@ def test_report_reads_a_stopped_supervisors_database_from_an_unwritable_director
 
 def test_report_refuses_a_wal_it_cannot_read_whole(shared_dir: Path, tmp_path: Path) -> None:
     writer = open_database(_url(tmp_path / "x.db"), FakeClock(), manual_checkpoints=True)
-    Repository(writer, FakeClock()).create_pair(PLAN)
+    write(writer, FakeClock(), CreatePair(PLAN))
     for name in ("x.db", "x.db-wal"):  # a copy (or a crash) that left no -shm
         shutil.copy(tmp_path / name, shared_dir / name)
     writer.dispose()

@@ -8,12 +8,14 @@ from decimal import Decimal as D
 import pykka
 import pytest
 
-from actors.messages import BeginOpen, OpenBegun, TransitionPair, UpdatePosition, WriteBatch, Written
+from actors.messages import BeginOpen, CreatePair, OpenBegun, TransitionPair, UpdatePosition, WriteBatch, Written
 from actors.writer import PersistenceWriter
 from alerts.policy import Alert
 from core.clock import FakeClock
 from core.domain import EventLevel, PairState, Side, Venue
-from storage.repository import LegPlan, PairPlan, Repository, TransitionRefusedError
+from storage.errors import TransitionRefusedError
+from storage.queries import Queries
+from storage.records import LegFigures, LegPlan, PairPlan
 
 PLAN = PairPlan(
     "BTC",
@@ -27,29 +29,29 @@ PLAN = PairPlan(
 
 
 @pytest.fixture
-def writer(repo: Repository, clock: FakeClock) -> Iterator[tuple[pykka.ActorRef[PersistenceWriter], list[Alert]]]:
+def writer(repo: Queries, clock: FakeClock) -> Iterator[tuple[pykka.ActorRef[PersistenceWriter], list[Alert]]]:
     alerts: list[Alert] = []
-    ref = PersistenceWriter.start("writer", 0, clock, None, repo=repo, notify=alerts.append)
+    ref = PersistenceWriter.start("writer", 0, clock, None, db=repo.engine, notify=alerts.append)
     yield ref, alerts
     ref.stop()
 
 
 def test_begin_open_and_a_batch_commit_and_alert_once_committed(
-    writer: tuple[pykka.ActorRef[PersistenceWriter], list[Alert]], repo: Repository
+    writer: tuple[pykka.ActorRef[PersistenceWriter], list[Alert]], repo: Queries
 ) -> None:
     ref, alerts = writer
     begun = ref.ask(BeginOpen(PLAN, ((Venue.BACKPACK, D(2)), (Venue.HIBACHI, D(3)))))
     assert isinstance(begun, OpenBegun)
     assert [leg.leverage_set for leg in begun.legs] == [D(2), D(3)]
     naked = TransitionPair(begun.pair_id, PairState.OPENING, PairState.NAKED, "test", level=EventLevel.CRITICAL)
-    written = ref.ask(WriteBatch((UpdatePosition(begun.legs[0].id, {"quantity": D("0.005")}), naked)))
+    written = ref.ask(WriteBatch((UpdatePosition(begun.legs[0].id, LegFigures(quantity=D("0.005"))), naked)))
     assert isinstance(written, tuple) and all(isinstance(w, Written) for w in written)
     assert repo.get_pair(begun.pair_id).state is PairState.NAKED
     assert [a.kind for a in alerts] == ["pair_naked"]
 
 
 def test_a_failed_batch_writes_nothing_and_alerts_nothing(
-    writer: tuple[pykka.ActorRef[PersistenceWriter], list[Alert]], repo: Repository
+    writer: tuple[pykka.ActorRef[PersistenceWriter], list[Alert]], repo: Queries
 ) -> None:
     ref, alerts = writer
     begun = ref.ask(BeginOpen(PLAN, ((Venue.BACKPACK, D(2)), (Venue.HIBACHI, D(3)))))
@@ -59,3 +61,29 @@ def test_a_failed_batch_writes_nothing_and_alerts_nothing(
         ref.ask(WriteBatch((naked, refused)))
     assert repo.get_pair(begun.pair_id).state is PairState.OPENING
     assert alerts == []
+
+
+def test_an_adopted_pair_and_an_opened_one_go_through_the_same_insert(
+    writer: tuple[pykka.ActorRef[PersistenceWriter], list[Alert]], repo: Queries
+) -> None:
+    ref, _ = writer
+    adopted = ref.ask(CreatePair(PLAN)).id
+    begun = ref.ask(BeginOpen(PLAN, ((Venue.BACKPACK, D(2)), (Venue.HIBACHI, D(3)))))
+    assert repo.get_pair(adopted).state is PairState.PLANNED
+    assert [leg.leverage_set for leg in repo.positions_for_pair(adopted)] == [None, None]
+    planned = [e for e in repo.list_events() if e.kind == "pair_planned"]
+    assert [e.pair_id for e in planned] == [begun.pair_id, adopted]
+    assert {e.message.split(" planned: ")[1] for e in planned} == {
+        "BTC long backpack / short hibachi, qty 0.01, leverage 2"
+    }
+
+
+def test_a_create_pair_inside_a_batch_joins_its_transaction(
+    writer: tuple[pykka.ActorRef[PersistenceWriter], list[Alert]], repo: Queries
+) -> None:
+    ref, _ = writer
+    refused = TransitionPair(999, PairState.OPEN, PairState.CLOSING, "no such pair")
+    with pytest.raises(TransitionRefusedError):
+        ref.ask(WriteBatch((CreatePair(PLAN), refused)))
+    assert repo.list_pairs() == []
+    assert repo.list_events() == []

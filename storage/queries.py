@@ -1,0 +1,158 @@
+"""Every read of the database, for every actor, the reports, live/ and the control socket.
+
+Reads never wait for the writer (SQLite WAL) and hand out frozen records, never a live row or a session.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+from sqlalchemy import Engine, func, select
+
+from core.domain import ACTIVE_STATES, PairState, Venue
+from core.ids import check_namespace
+from storage.errors import NotFoundError
+from storage.records import (
+    EventRecord,
+    FillRecord,
+    OrderRecord,
+    PairRecord,
+    PositionRecord,
+    SnapshotRecord,
+    long_first,
+)
+from storage.schema import CLIENT_ID_NAMESPACE_KEY, events, fills, hedge_pairs, meta, orders, positions, snapshots
+
+
+class Queries:
+    """All reads, over one Engine; safe to share between threads."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._namespace: str | None = None
+        self._namespace_lock = threading.Lock()
+
+    @property
+    def client_id_namespace(self) -> str:
+        """This database's client-id namespace (read once: it never changes). open_database() draws it, so only
+        a read-only reader of a database no engine ever opened finds none (RuntimeError)."""
+        with self._namespace_lock:
+            if self._namespace is None:
+                stored = self.get_meta(CLIENT_ID_NAMESPACE_KEY)
+                if stored is None:
+                    raise RuntimeError("this database has no client-id namespace: open it with open_database()")
+                self._namespace = check_namespace(stored)
+            return self._namespace
+
+    def get_meta(self, key: str) -> str | None:
+        """The value stored under `key` in the meta table, or None."""
+        with self.engine.connect() as conn:
+            value: str | None = conn.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+        return value
+
+    def get_pair(self, pair_id: int) -> PairRecord:
+        """One pair; NotFoundError when there is none."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(hedge_pairs).where(hedge_pairs.c.id == pair_id)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"pair {pair_id} does not exist")
+        return PairRecord.from_row(row)
+
+    def list_pairs(self, states: Iterable[PairState] | None = None, limit: int | None = None) -> list[PairRecord]:
+        """Pairs, newest first, optionally only those in `states`."""
+        query = select(hedge_pairs).order_by(hedge_pairs.c.id.desc())
+        if states is not None:
+            query = query.where(hedge_pairs.c.state.in_([s.value for s in states]))
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [PairRecord.from_row(r) for r in conn.execute(query).mappings()]
+
+    def list_active_pairs(self) -> list[PairRecord]:
+        """Every pair that is not CLOSED or FAILED: what may still hold something on a venue."""
+        return self.list_pairs(ACTIVE_STATES)
+
+    def count_pairs_by_state(self) -> dict[PairState, int]:
+        """How many pairs are in each state."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(hedge_pairs.c.state, func.count()).group_by(hedge_pairs.c.state))
+            return {PairState(state): count for state, count in rows}
+
+    def positions_for_pair(self, pair_id: int) -> list[PositionRecord]:
+        """The pair's legs, long first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(positions).where(positions.c.pair_id == pair_id).order_by(positions.c.id))
+            legs = [PositionRecord.from_row(r) for r in rows.mappings()]
+        return sorted(legs, key=long_first)
+
+    def orders_for_pair(self, pair_id: int) -> list[OrderRecord]:
+        """The pair's orders in the order they were recorded."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(orders).where(orders.c.pair_id == pair_id).order_by(orders.c.id))
+            return [OrderRecord.from_row(r) for r in rows.mappings()]
+
+    def orders_for_position(self, position_id: int) -> list[OrderRecord]:
+        """One leg's orders in the order they were recorded."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(orders).where(orders.c.position_id == position_id).order_by(orders.c.id))
+            return [OrderRecord.from_row(r) for r in rows.mappings()]
+
+    def legs_with_orders(self, pair_ids: Iterable[int]) -> dict[int, list[tuple[PositionRecord, list[OrderRecord]]]]:
+        """Each pair's legs (long first) with their orders (in recorded order): two queries for any number of
+        pairs, where reading them pair by pair costs three each."""
+        ids = list(pair_ids)
+        if not ids:
+            return {}
+        with self.engine.connect() as conn:
+            legs = [
+                PositionRecord.from_row(r)
+                for r in conn.execute(
+                    select(positions).where(positions.c.pair_id.in_(ids)).order_by(positions.c.id)
+                ).mappings()
+            ]
+            by_leg: dict[int, list[OrderRecord]] = {leg.id: [] for leg in legs}
+            for r in conn.execute(select(orders).where(orders.c.pair_id.in_(ids)).order_by(orders.c.id)).mappings():
+                order = OrderRecord.from_row(r)
+                by_leg.setdefault(order.position_id, []).append(order)
+        out: dict[int, list[tuple[PositionRecord, list[OrderRecord]]]] = {}
+        for leg in sorted(legs, key=long_first):
+            out.setdefault(leg.pair_id, []).append((leg, by_leg[leg.id]))
+        return out
+
+    def get_order(self, venue: Venue, client_id: str) -> OrderRecord:
+        """One order by its venue and client id; NotFoundError when there is none."""
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(select(orders).where(orders.c.venue == venue.value, orders.c.client_id == client_id))
+                .mappings()
+                .first()
+            )
+        if row is None:
+            raise NotFoundError(f"no {venue} order with client id {client_id}")
+        return OrderRecord.from_row(row)
+
+    def fills_for_order(self, order_id: int) -> list[FillRecord]:
+        """An order's fills in time order."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(fills).where(fills.c.order_id == order_id).order_by(fills.c.ts, fills.c.id))
+            return [FillRecord.from_row(r) for r in rows.mappings()]
+
+    def count_events_by_level(self) -> dict[str, int]:
+        """How many events of each level are stored."""
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(events.c.level, func.count()).group_by(events.c.level)).all())  # type: ignore[arg-type]
+
+    def list_events(self, pair_id: int | None = None, limit: int = 100) -> list[EventRecord]:
+        """Most recent events first, for one pair or all."""
+        query = select(events).order_by(events.c.id.desc()).limit(limit)
+        if pair_id is not None:
+            query = query.where(events.c.pair_id == pair_id)
+        with self.engine.connect() as conn:
+            return [EventRecord.from_row(r) for r in conn.execute(query).mappings()]
+
+    def list_snapshots(self, pair_id: int) -> list[SnapshotRecord]:
+        """A pair's snapshots in time order."""
+        query = select(snapshots).where(snapshots.c.pair_id == pair_id).order_by(snapshots.c.ts, snapshots.c.id)
+        with self.engine.connect() as conn:
+            return [SnapshotRecord.from_row(r) for r in conn.execute(query).mappings()]
