@@ -287,7 +287,7 @@ def report(settings: Settings, args: argparse.Namespace) -> int:
         print(f"report: no database in {settings.data_dir}", file=sys.stderr)
         return EXIT_FAILURE
     try:
-        rows = summary.load(settings.database_url, args.since)
+        rows = summary.load(settings.database_url, args.since, settings.trading.venues)
     except (DatabaseProblem, SchemaVersionError) as exc:
         print(f"report: {exc}", file=sys.stderr)
         return EXIT_FAILURE

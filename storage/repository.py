@@ -19,7 +19,8 @@ from sqlalchemy.exc import IntegrityError
 
 from core.clock import Clock
 from core.domain import ACTIVE_STATES, EventLevel, OrderPurpose, PairState, Side, Venue, check_transition
-from core.ids import OrderKey, check_namespace, client_id_for, new_namespace
+from core.ids import OrderKey, check_namespace, new_namespace
+from exchanges.registry import client_id_for
 from storage.records import (
     EventRecord,
     FillRecord,

@@ -11,7 +11,8 @@ from sqlalchemy import text
 
 from core.clock import FakeClock
 from core.domain import OrderPurpose, PairState, Side, Venue
-from core.ids import OrderKey, client_id_for
+from core.ids import OrderKey
+from exchanges.registry import client_id_for
 from storage.db import Checkpointer, is_sqlite_file, open_database
 from storage.records import OrderRecord
 from storage.repository import (
