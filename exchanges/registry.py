@@ -139,7 +139,7 @@ def spec_of(venue: Venue) -> VenueSpec:
     _load_built_in()
     found = _specs.get(venue)
     if found is None:
-        raise ConfigError([f"venue {venue!r} is not registered; known venues: {', '.join(known())}"])
+        raise ConfigError([f"venue '{venue}' is not registered; known venues: {', '.join(known())}"])
     return found
 
 
