@@ -75,16 +75,21 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# The venues whose settings once had a key each (`backpack_symbol`, `hibachi_per_usd`); any other `*_symbol`
+# key stays unknown, so that a typo is still an error.
+_OLD_KEY_VENUES = (Venue.BACKPACK, Venue.HIBACHI)
+
+
 def _per_venue_keys(data: Any, suffix: str, into: str) -> Any:
     """Fold the old per-venue keys (`backpack<suffix> = x`) into the `into` mapping (`into = {backpack = x}`);
     a venue named in both keeps the mapping's value."""
     if not isinstance(data, dict):
         return data
-    old = {k: v for k, v in data.items() if isinstance(k, str) and k.endswith(suffix) and k != suffix}
+    old = {v.value: data[f"{v}{suffix}"] for v in _OLD_KEY_VENUES if f"{v}{suffix}" in data}
     if not old:
         return data
-    data = {k: v for k, v in data.items() if k not in old}
-    merged = {k.removesuffix(suffix): v for k, v in old.items()}
+    data = {k: v for k, v in data.items() if k not in {f"{name}{suffix}" for name in old}}
+    merged = dict(old)
     given = data.get(into)
     if isinstance(given, dict):
         merged.update(given)

@@ -113,6 +113,9 @@ def test_the_old_per_venue_keys_still_read(tmp_path: Path) -> None:
     assert s.trading.markets[0].symbols == {Venue.BACKPACK: "SOL_USDC_PERP", Venue.HIBACHI: "SOL/USDT-P"}
     assert s.points.per_usd == {Venue.BACKPACK: Decimal("0.5"), Venue.HIBACHI: Decimal(2)}
     assert next(iter(s.points.per_usd)) is Venue.BACKPACK  # the one object per venue name
+    with pytest.raises(ConfigError) as exc:  # a misspelt old key is still an unknown one, not a new venue
+        load_settings(overrides={"points": {"backpak_per_usd": 1}})
+    assert exc.value.lines == ["points.backpak_per_usd: unknown setting"]
 
 
 def test_venues_are_configured_and_every_market_names_a_symbol_on_each() -> None:
