@@ -117,6 +117,9 @@ class MarketConfig(_Section):
         """This market's symbol on `venue` (every venue of trading.venues has one: checked at load)."""
         return self.symbols[venue]
 
+    def __hash__(self) -> int:  # frozen settings stay hashable with a mapping inside
+        return hash((self.name, frozenset(self.symbols.items())))
+
 
 def _default_markets() -> tuple[MarketConfig, ...]:
     return (
@@ -165,6 +168,9 @@ class PointsConfig(_Section):
     def _old_per_venue_keys(cls, data: Any) -> Any:
         """`backpack_per_usd = ...` (the old form) is read as `per_usd = {backpack = ...}`."""
         return _per_venue_keys(data, "_per_usd", "per_usd")
+
+    def __hash__(self) -> int:  # frozen settings stay hashable with a mapping inside
+        return hash(frozenset(self.per_usd.items()))
 
 
 class TimingsConfig(_Section):

@@ -122,6 +122,7 @@ def test_venues_are_configured_and_every_market_names_a_symbol_on_each() -> None
     s = load_settings(overrides={"trading": {"venues": ["hibachi", "backpack"]}})
     assert s.trading.venues == (Venue.HIBACHI, Venue.BACKPACK)
     assert Settings().trading.venues == (Venue.BACKPACK, Venue.HIBACHI)
+    assert hash(Settings()) == hash(Settings())  # frozen settings stay hashable with per-venue mappings inside
     third = {"venues": ["backpack", "gamma"], "markets": [{"name": "BTC", "symbols": {"backpack": "B", "gamma": "G"}}]}
     assert load_settings(overrides={"trading": third}).trading.markets[0].symbol(Venue("gamma")) == "G"
     with pytest.raises(ConfigError) as exc:
