@@ -191,8 +191,8 @@ class Engine:
                 paper=self.settings.paper,
                 venues=self.settings.trading.venues,
             )
-            where = ", ".join(f"{s.title} at {self.paper.venues[s.venue].url}" for s in self.venues)
-            log.info("paper mode: simulators of %s", where)
+            where = ", ".join(f"{s.title} simulator at {self.paper.venues[s.venue].url}" for s in self.venues)
+            log.info("paper mode: %s", where)
         # Nothing opens until every unfinished pair is settled against the venues (issue 6).
         self.gate.block(STARTUP_BLOCK, "start-up reconciliation has not finished")
         for spec in self._specs():
