@@ -111,9 +111,16 @@ def run(settings: Settings, close_on_exit: bool = False, paused: bool | str = Fa
     socket meanwhile."""
     from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - keep the CLI commands fast
 
+    from exchanges.registry import check_registered  # noqa: PLC0415
     from storage.checks import DatabaseProblem, check_database  # noqa: PLC0415
     from storage.lock import DatabaseLock, InstanceLock, InstanceLockedError  # noqa: PLC0415
 
+    try:
+        check_registered(settings.trading.venues)  # config cannot know which venues exist: the registry does
+    except ConfigError as exc:
+        for line in exc.lines:
+            print(f"config error: {line}", file=sys.stderr)
+        return EXIT_CONFIG
     if not settings.data_dir.exists():
         settings.data_dir.mkdir(parents=True)
         settings.data_dir.chmod(0o700)  # the database and the control socket live here
@@ -269,7 +276,7 @@ def report(settings: Settings, args: argparse.Namespace) -> int:
         print(f"report: no database in {settings.data_dir}", file=sys.stderr)
         return EXIT_FAILURE
     try:
-        rows = summary.load(settings.database_url, args.since)
+        rows = summary.load(settings.database_url, args.since, settings.trading.venues)
     except (DatabaseProblem, SchemaVersionError) as exc:
         print(f"report: {exc}", file=sys.stderr)
         return EXIT_FAILURE

@@ -64,10 +64,7 @@ class Closer(SupervisedActor):
         self.desk = desk
         self.trader = LegTrader(desk)
         self.timings = desk.settings.timings
-        self.points = {
-            Venue.BACKPACK: desk.settings.points.backpack_per_usd,
-            Venue.HIBACHI: desk.settings.points.hibachi_per_usd,
-        }
+        self.points = dict(desk.settings.points.per_usd)  # per venue; a venue not named earns none
         self._retries: dict[int, _Retry] = {}
         # Pair id -> (state and update seen, monotonic time first seen so) for pairs left mid-open.
         self._unsettled_since: dict[int, tuple[PairState, datetime, float]] = {}

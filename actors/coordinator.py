@@ -209,13 +209,13 @@ class HedgeCoordinator(SupervisedActor):
             if not free:
                 return PlanDeclined("every configured market already has a live pair (one pair per market)")
             market = choose_market(self.rng, free)
-        symbols = {Venue.BACKPACK: market.backpack_symbol, Venue.HIBACHI: market.hibachi_symbol}
+        symbols = {venue: market.symbol(venue) for venue in self.trading.venues}
         try:
             views = {venue: self._view(venue, symbol) for venue, symbol in symbols.items()}
         except VenueError as exc:
             return PlanDeclined(f"venue not ready: {exc}")
         long_venue, short_venue = choose_long_venue(
-            self.trading.direction_policy, self.rng, {v: views[v].funding_rate for v in views}
+            self.trading.direction_policy, self.rng, {v: views[v].funding_rate for v in views}, self.trading.venues
         )
         return plan_open(self.rng, self.trading, market.name, views[long_venue], views[short_venue])
 
@@ -223,7 +223,7 @@ class HedgeCoordinator(SupervisedActor):
         """The limit this open would break (notional per venue, opens in the last hour, the day's cost), or None."""
         now = self.clock.now()
         figures = ledger_figures(self.desk.repo, now)
-        exposure = venue_exposure(figures.exposure)
+        exposure = venue_exposure(figures.exposure, self.trading.venues)
         cost, opens = figures.daily_cost, figures.opens_last_hour
         return check_open(self.limits.config, now, exposure, plan.notional, opens, cost)
 

@@ -38,9 +38,10 @@ from actors.messages import (
 from core.clock import Clock
 from core.config import LimitsConfig, Settings
 from core.domain import EventLevel, OrderPurpose, PairState, Venue
-from core.ids import OrderKey, client_id_for, external_client_id, predates_our_order
+from core.ids import OrderKey, external_client_id, predates_our_order
 from core.ledger import OrderState, is_unresolved, leg_book
 from core.limits import DAY, LegExposure, Limit, Trip, bound, daily_cost, opens_in_last_hour
+from exchanges.registry import client_id_for
 from storage.errors import NotFoundError
 from storage.queries import Queries
 from storage.records import NewFill, NewOrder, OrderRecord, PositionRecord

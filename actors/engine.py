@@ -38,13 +38,8 @@ from control.spec import CommandError, validate_args
 from core.clock import Clock, SystemClock
 from core.config import Mode, Settings
 from core.domain import EventLevel, Venue
-from exchanges.backpack.client import BackpackClient
-from exchanges.backpack.feed import backpack_feed
-from exchanges.feed import PriceFeed
-from exchanges.hibachi.client import HibachiClient
-from exchanges.hibachi.feed import hibachi_feed
-from exchanges.hibachi.signing import make_signer
 from exchanges.paper import PaperVenues
+from exchanges.registry import check_registered
 from storage.checks import database_label
 from storage.db import Checkpointer, is_sqlite_file, open_database
 from storage.failure import is_storage_failure
@@ -60,15 +55,12 @@ STATUS_TIMEOUT_S = 5.0
 LOG_LEVELS = {EventLevel.INFO: logging.INFO, EventLevel.WARNING: logging.WARNING, EventLevel.CRITICAL: logging.CRITICAL}
 
 
-def _secret(value: Any) -> str | None:
-    return None if value is None else value.get_secret_value()
-
-
 class Engine:
     """Owns the database, the venues, the actors and their supervisor."""
 
     def __init__(self, settings: Settings, clock: Clock | None = None, *, rng: random.Random | None = None) -> None:
         self.settings = settings
+        self.venues = check_registered(settings.trading.venues)  # ConfigError for a venue nobody registered
         self.clock = clock or SystemClock()
         self.rng = rng or random.Random()  # noqa: S311 - draws of leverage and duration, not secrets
         self.db = open_database(settings.database_url, self.clock, manual_checkpoints=True)
@@ -100,58 +92,19 @@ class Engine:
     # ---- wiring -----------------------------------------------------------------------------------------
 
     def _symbols(self, venue: Venue) -> list[str]:
-        markets = self.settings.trading.markets
-        return [m.backpack_symbol if venue is Venue.BACKPACK else m.hibachi_symbol for m in markets]
+        return [m.symbol(venue) for m in self.settings.trading.markets]
 
     def _venue_factories(self) -> dict[Venue, VenueFactory]:
-        s, clock = self.settings, self.clock
-        b, h = s.backpack, s.hibachi
-        bp_url, bp_ws, bp_key, bp_secret = b.rest_url, b.ws_url, _secret(b.api_key), _secret(b.api_secret)
-        hb_api, hb_data, hb_ws = h.api_url, h.data_api_url, h.ws_market_url
-        hb_key, hb_account = _secret(h.api_key), h.account_id
-        hb_signer_args: tuple[str, str | None, str | None] | None = None
-        if h.key_type is not None:
-            hb_signer_args = (h.key_type.value, _secret(h.hmac_secret), _secret(h.private_key))
-        if self.paper is not None:
-            bsim, hsim = self.paper.backpack, self.paper.hibachi
-            bp_url, bp_ws, bp_key, bp_secret = bsim.rest_url, bsim.ws_url, bsim.api_key, bsim.api_secret
-            hb_api, hb_data, hb_ws = hsim.api_url, hsim.data_api_url, hsim.ws_market_url
-            hb_key, hb_account = hsim.paper.api_key, hsim.paper.account_id
-            hb_signer_args = ("hmac", hsim.paper.hmac_secret, None)
-        stale = float(s.monitor.feed_stale_after_s)
-        timeout = float(s.timings.venue_timeout_s)
-
-        def backpack() -> tuple[BackpackClient, PriceFeed]:
-            client = BackpackClient(
-                bp_url,
-                bp_key,
-                bp_secret,
-                window_ms=b.window_ms,
-                clock=clock,
-                read_timeout_s=timeout,
-                requests_per_s=float(b.requests_per_s),
+        """Each traded venue's client and feed factory: the real venue, or its paper simulator."""
+        return {
+            spec.venue: spec.connect(
+                self.settings,
+                self.clock,
+                self._symbols(spec.venue),
+                None if self.paper is None else self.paper.sim(spec.venue),
             )
-            return client, backpack_feed(bp_ws, self._symbols(Venue.BACKPACK), clock, reconnect_max_s=min(30, stale))
-
-        def hibachi() -> tuple[HibachiClient, PriceFeed]:
-            signer = None
-            if hb_signer_args is not None:
-                kind, secret, key = hb_signer_args
-                signer = make_signer(kind, hmac_secret=secret, private_key=key)
-            client = HibachiClient(
-                hb_api,
-                hb_data,
-                hb_key,
-                hb_account,
-                signer,
-                clock=clock,
-                nonce_window_s=float(h.nonce_window_s),
-                read_timeout_s=timeout,
-                requests_per_s=float(h.requests_per_s),
-            )
-            return client, hibachi_feed(hb_ws, self._symbols(Venue.HIBACHI), clock, reconnect_max_s=min(30, stale))
-
-        return {Venue.BACKPACK: backpack, Venue.HIBACHI: hibachi}  # type: ignore[dict-item]
+            for spec in self.venues
+        }
 
     def _specs(self) -> list[ChildSpec]:
         e = self.settings.timings
@@ -191,8 +144,7 @@ class Engine:
                 on(PersistenceWriter, "writer", db=self.db, notify=notify, on_storage_failure=self._storage_failed),
                 policy(),
             ),
-            ChildSpec("exchange.backpack", exchange(Venue.BACKPACK), policy()),
-            ChildSpec("exchange.hibachi", exchange(Venue.HIBACHI), policy()),
+            *(ChildSpec(f"exchange.{spec.venue}", exchange(spec.venue), policy()) for spec in self.venues),
             ChildSpec("monitor", on(Monitor, "monitor", desk=desk, gate=self.gate, limits=self.limits), policy()),
             ChildSpec("closer", on(Closer, "closer", desk=desk), policy()),
             ChildSpec(
@@ -226,12 +178,10 @@ class Engine:
                 collateral=self.settings.paper.collateral_usd,
                 state_dir=self.settings.data_dir,
                 paper=self.settings.paper,
+                venues=self.settings.trading.venues,
             )
-            log.info(
-                "paper mode: Backpack simulator at %s, Hibachi simulator at %s",
-                self.paper.backpack.rest_url,
-                self.paper.hibachi.api_url,
-            )
+            where = ", ".join(f"{s.title} simulator at {self.paper.venues[s.venue].url}" for s in self.venues)
+            log.info("paper mode: %s", where)
         # Nothing opens until every unfinished pair is settled against the venues (issue 6).
         self.gate.block(STARTUP_BLOCK, "start-up reconciliation has not finished")
         for spec in self._specs():

@@ -63,7 +63,6 @@ log = logging.getLogger(__name__)
 
 WATCHED_STATES = (PairState.OPEN, PairState.CLOSING, PairState.NAKED)
 MISMATCH_TICKS = 2
-VENUES = (Venue.BACKPACK, Venue.HIBACHI)
 Key = tuple[Venue, str]
 Expected = tuple[dict[Key, Decimal], set[Key], dict[Key, list[PairRecord]]]
 
@@ -87,6 +86,7 @@ class Monitor(SupervisedActor):
         self.limits = limits
         self._forced: set[int] = set()  # NAKED pairs already sent to the closer for the naked-leg limit
         self.trading = desk.settings.trading
+        self.venues = self.trading.venues
         self.stale_after_s = float(desk.settings.monitor.feed_stale_after_s)
         self._active: set[Hashable] = set()
         self._mismatch: dict[tuple[Venue, str], int] = {}
@@ -167,7 +167,7 @@ class Monitor(SupervisedActor):
 
     def _accounts(self) -> dict[Venue, Decimal | None]:
         ratios: dict[Venue, Decimal | None] = {}
-        for venue in VENUES:
+        for venue in self.venues:
             try:
                 report: AccountReport = self.desk.ask_venue(venue, FetchAccount())
             except Exception as exc:  # noqa: BLE001 - a venue that cannot be read is itself the alert
@@ -201,7 +201,7 @@ class Monitor(SupervisedActor):
 
     def _feeds(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for venue in VENUES:
+        for venue in self.venues:
             try:
                 state: FeedState = self.desk.ask_venue(venue, GetFeedState())
             except Exception as exc:  # noqa: BLE001
@@ -228,7 +228,7 @@ class Monitor(SupervisedActor):
     def _positions(self) -> dict[Venue, Positions | None]:
         out: dict[Venue, Positions | None] = {}
         self._last_positions = out
-        for venue in VENUES:
+        for venue in self.venues:
             try:
                 out[venue] = self.desk.ask_venue(venue, FetchPositions())
             except Exception as exc:  # noqa: BLE001
@@ -322,13 +322,13 @@ class Monitor(SupervisedActor):
         book, config = self.limits, self.limits.config
         figures = ledger_figures(self.desk.repo, now)
         naked = {p.id: p.updated_at for p in self.desk.repo.list_pairs([PairState.NAKED])}
-        equity = total_equity({v: self._equity.get(v) for v in ratios})  # both venues read in this tick, or None
+        equity = total_equity({v: self._equity.get(v) for v in ratios}, self.venues)  # all read this tick, or None
         high = None if equity is None else book.high_water(equity)
         weakest = weakest_venue(ratios)
         oldest = max((now - since for since in naked.values()), default=None)
         book.measured(
             {
-                Limit.MAX_NOTIONAL: max(venue_exposure(figures.exposure).values()),
+                Limit.MAX_NOTIONAL: max(venue_exposure(figures.exposure, self.venues).values()),
                 Limit.MAX_DAILY_COST: figures.daily_cost,
                 Limit.MAX_DRAWDOWN: None if high is None or equity is None else high - equity,
                 Limit.MIN_COLLATERAL_RATIO_CLOSE: None if weakest is None else weakest[1],
@@ -480,12 +480,12 @@ class Monitor(SupervisedActor):
         """Take a position nobody accounts for into a NAKED pair of its own, which the closer flattens."""
         side = Side.LONG if signed > 0 else Side.SHORT
         quantity = abs(signed)
-        other = Venue.HIBACHI if venue is Venue.BACKPACK else Venue.BACKPACK
+        first, second = self.venues
+        other = second if venue is first else first
         name, other_symbol = symbol, symbol
         for m in self.trading.markets:
-            symbols = {Venue.BACKPACK: m.backpack_symbol, Venue.HIBACHI: m.hibachi_symbol}
-            if symbols[venue] == symbol:
-                name, other_symbol = m.name, symbols[other]
+            if m.symbols.get(venue) == symbol:
+                name, other_symbol = m.name, m.symbol(other)
         mine, theirs = LegPlan(venue, symbol, side), LegPlan(other, other_symbol, side.opposite)
         long_leg, short_leg = (mine, theirs) if side is Side.LONG else (theirs, mine)
         notional = quantity * (entry_price or Decimal(0))

@@ -34,7 +34,8 @@ from actors.messages import (
 from alerts.policy import Alert
 from core.clock import Clock
 from core.domain import EventLevel, OrderPurpose
-from core.ids import OrderKey, client_id_for
+from core.ids import OrderKey
+from exchanges.registry import client_id_for
 from storage.checks import probe_write
 from storage.failure import is_storage_failure
 from storage.queries import Queries
@@ -218,5 +219,5 @@ class PersistenceWriter(SupervisedActor):
 
 def _client_id(leg: PositionRecord, purpose: OrderPurpose, attempt: int, namespace: str) -> str:
     """The client id of a leg's order, from the order's key and the database's namespace: the writer's one call
-    into core.ids."""
+    into the minting (core.ids.mint, through the venue's form in the registry)."""
     return client_id_for(leg.venue, OrderKey(leg.pair_id, leg.side, purpose, attempt), namespace)

@@ -25,8 +25,9 @@ from bench.venues import SimProcesses, live_settings, scratch_dir, start_engine
 from control.client import call
 from control.server import ControlServer
 from core.domain import OrderPurpose, PairState, Side, Venue
-from core.ids import MAX_PAIR_ID, OrderKey, client_id_for
+from core.ids import MAX_PAIR_ID, OrderKey
 from core.ledger import OrderState, PositionState
+from exchanges.registry import client_id_for
 from storage.records import LegFigures, LegPlan, PairPlan
 
 QUANTITY = Decimal("0.001")

@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from core.domain import Venue
+
 ENV_PREFIX = "APP__"
 DEFAULT_CONFIG_FILE = Path("config.toml")
 # A sanity cap, not a venue limit: each venue's own maximum is checked against its markets at start.
@@ -57,7 +59,7 @@ class Mode(StrEnum):
 class DirectionPolicy(StrEnum):
     """Which venue holds the long leg of a new pair."""
 
-    FIXED = "fixed"  # long Backpack, short Hibachi
+    FIXED = "fixed"  # long the first of trading.venues, short the second
     RANDOM = "random"
     FUNDING = "funding"  # each leg on the venue where its side receives funding
 
@@ -73,18 +75,56 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# The venues whose settings once had a key each (`backpack_symbol`, `hibachi_per_usd`); any other `*_symbol`
+# key stays unknown, so that a typo is still an error.
+_OLD_KEY_VENUES = (Venue.BACKPACK, Venue.HIBACHI)
+
+
+def _per_venue_keys(data: Any, suffix: str, into: str) -> Any:
+    """Fold the old per-venue keys (`backpack<suffix> = x`) into the `into` mapping (`into = {backpack = x}`);
+    a venue named in both keeps the mapping's value."""
+    if not isinstance(data, dict):
+        return data
+    old = {v.value: data[f"{v}{suffix}"] for v in _OLD_KEY_VENUES if f"{v}{suffix}" in data}
+    if not old:
+        return data
+    data = {k: v for k, v in data.items() if k not in {f"{name}{suffix}" for name in old}}
+    merged = dict(old)
+    given = data.get(into)
+    if isinstance(given, dict):
+        merged.update(given)
+    elif given is not None:
+        return {**data, into: given}  # not a mapping: its own type error names it
+    data[into] = merged
+    return data
+
+
 class MarketConfig(_Section):
-    """One market traded on both venues, under each venue's own symbol."""
+    """One market traded on every venue of trading.venues, under each venue's own symbol."""
 
     name: str = Field(description="our name for the market, e.g. BTC")
-    backpack_symbol: str = Field(description="Backpack perp symbol, e.g. BTC_USDC_PERP")
-    hibachi_symbol: str = Field(description="Hibachi contract symbol, e.g. BTC/USDT-P")
+    symbols: dict[Venue, str] = Field(
+        description='each venue\'s symbol, e.g. {backpack = "BTC_USDC_PERP", hibachi = "BTC/USDT-P"}'
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_symbol_keys(cls, data: Any) -> Any:
+        """`backpack_symbol = ...` (the old form) is read as `symbols = {backpack = ...}`."""
+        return _per_venue_keys(data, "_symbol", "symbols")
+
+    def symbol(self, venue: Venue) -> str:
+        """This market's symbol on `venue` (every venue of trading.venues has one: checked at load)."""
+        return self.symbols[venue]
+
+    def __hash__(self) -> int:  # frozen settings stay hashable with a mapping inside
+        return hash((self.name, frozenset(self.symbols.items())))
 
 
 def _default_markets() -> tuple[MarketConfig, ...]:
     return (
-        MarketConfig(name="BTC", backpack_symbol="BTC_USDC_PERP", hibachi_symbol="BTC/USDT-P"),
-        MarketConfig(name="ETH", backpack_symbol="ETH_USDC_PERP", hibachi_symbol="ETH/USDT-P"),
+        MarketConfig(name="BTC", symbols={Venue.BACKPACK: "BTC_USDC_PERP", Venue.HIBACHI: "BTC/USDT-P"}),
+        MarketConfig(name="ETH", symbols={Venue.BACKPACK: "ETH_USDC_PERP", Venue.HIBACHI: "ETH/USDT-P"}),
     )
 
 
@@ -103,6 +143,9 @@ class TradingConfig(_Section):
     cooldown_max_s: Decimal = Decimal(300)
     collateral_buffer: Decimal = Decimal("1.25")
     direction_policy: DirectionPolicy = DirectionPolicy.FIXED
+    # The two venues every pair spans (each must be registered in exchanges/registry.py); the fixed direction
+    # policy longs the first.
+    venues: tuple[Venue, ...] = (Venue.BACKPACK, Venue.HIBACHI)
     markets: tuple[MarketConfig, ...] = Field(default_factory=_default_markets)
 
 
@@ -114,10 +157,20 @@ class MonitorConfig(_Section):
 
 
 class PointsConfig(_Section):
-    """Points each venue awards per USD of traded volume, for the per-pair estimate (0: not estimated)."""
+    """Points each venue awards per USD of traded volume, for the per-pair estimate (a venue not named: 0)."""
 
-    backpack_per_usd: Decimal = Decimal(0)
-    hibachi_per_usd: Decimal = Decimal(0)
+    per_usd: dict[Venue, Decimal] = Field(
+        default_factory=lambda: {Venue.BACKPACK: Decimal(0), Venue.HIBACHI: Decimal(0)}
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_per_venue_keys(cls, data: Any) -> Any:
+        """`backpack_per_usd = ...` (the old form) is read as `per_usd = {backpack = ...}`."""
+        return _per_venue_keys(data, "_per_usd", "per_usd")
+
+    def __hash__(self) -> int:  # frozen settings stay hashable with a mapping inside
+        return hash(frozenset(self.per_usd.items()))
 
 
 class TimingsConfig(_Section):
@@ -394,8 +447,18 @@ def _check_trading(t: TradingConfig, problems: list[str]) -> None:
     _rule_ge(problems, "trading.cooldown_min_s", t.cooldown_min_s, 0)
     _rule_le(problems, "trading.cooldown_min_s", t.cooldown_min_s, "trading.cooldown_max_s", t.cooldown_max_s)
     _rule_ge(problems, "trading.collateral_buffer", t.collateral_buffer, 1)
+    if len(t.venues) != 2 or t.venues[0] is t.venues[1]:
+        shown = ", ".join(t.venues)
+        problems.append(f"trading.venues = [{shown}] must name two different venues (a pair's two legs)")
     if not t.markets:
         problems.append("trading.markets = [] must name at least one market")
+    for m in t.markets:
+        missing = [v for v in t.venues if v not in m.symbols]
+        if missing:
+            problems.append(
+                f"trading.markets: market {m.name!r} has no symbol on {', '.join(missing)} "
+                f"(add it to its symbols: every market trades on each of trading.venues)"
+            )
     names = [m.name for m in t.markets]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"trading.markets: market name {name!r} appears more than once")
@@ -439,17 +502,16 @@ def _check_venues(s: Settings, problems: list[str]) -> None:
     if h.key_type is None and (h.hmac_secret is not None or h.private_key is not None):
         problems.append("hibachi.key_type must be set to hmac or ecdsa when a Hibachi signing key is given")
     if s.mode is Mode.LIVE:
-        missing = [
-            key
-            for key, value in (
-                ("backpack.api_key", b.api_key),
-                ("backpack.api_secret", b.api_secret),
+        # Only the venues traded on need keys.
+        required = {
+            Venue.BACKPACK: (("backpack.api_key", b.api_key), ("backpack.api_secret", b.api_secret)),
+            Venue.HIBACHI: (
                 ("hibachi.api_key", h.api_key),
                 ("hibachi.account_id", h.account_id),
                 ("hibachi.key_type", h.key_type),
-            )
-            if value is None
-        ]
+            ),
+        }
+        missing = [key for v in s.trading.venues for key, value in required.get(v, ()) if value is None]
         if missing:
             problems.append(f"mode = live requires {', '.join(missing)} (missing)")
 
@@ -504,8 +566,8 @@ def check_rules(s: Settings) -> list[str]:
     m = s.monitor
     _rule_gt(problems, "monitor.interval_s", m.interval_s, 0)
     _rule_gt(problems, "monitor.feed_stale_after_s", m.feed_stale_after_s, 0)
-    _rule_ge(problems, "points.backpack_per_usd", s.points.backpack_per_usd, 0)
-    _rule_ge(problems, "points.hibachi_per_usd", s.points.hibachi_per_usd, 0)
+    for venue, per_usd in s.points.per_usd.items():
+        _rule_ge(problems, f"points.per_usd.{venue}", per_usd, 0)
     _rule_gt(problems, "canary.hold_s", s.canary.hold_s, 0)
     e = s.timings
     _rule_gt(problems, "timings.tick_s", e.tick_s, 0)

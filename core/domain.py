@@ -2,14 +2,73 @@
 
 from __future__ import annotations
 
+import re
+import threading
 from enum import StrEnum
+from typing import Any, ClassVar
+
+from pydantic import GetCoreSchemaHandler
+from pydantic_core import core_schema
+
+_VENUE_NAME = re.compile(r"[a-z][a-z0-9_]{0,15}")  # a config key, a metric label, fits the String(16) columns
 
 
-class Venue(StrEnum):
-    """A perpetual-futures exchange the farmer trades on."""
+class Venue(str):
+    """A perpetual-futures exchange the farmer trades on, by name. Open: any registered venue is one (see
+    exchanges/registry.py); each name has exactly one object, so `venue is Venue.BACKPACK` holds."""
 
-    BACKPACK = "backpack"
-    HIBACHI = "hibachi"
+    __slots__ = ()
+    _interned: ClassVar[dict[str, Venue]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    BACKPACK: ClassVar[Venue]
+    HIBACHI: ClassVar[Venue]
+
+    def __new__(cls, name: str) -> Venue:
+        """The one Venue called `name`; ValueError for a name that cannot be one."""
+        if isinstance(name, Venue):
+            return name
+        found = cls._interned.get(name)
+        if found is not None:
+            return found
+        if not isinstance(name, str) or not _VENUE_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a venue name (a-z, 0-9 and _, at most 16, starting with a letter)")
+        with cls._lock:
+            return cls._interned.setdefault(name, super().__new__(cls, name))
+
+    @property
+    def value(self) -> str:
+        """The venue's name as a plain string (what the database and the wire carry)."""
+        return str.__str__(self)
+
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+    def __format__(self, spec: str) -> str:
+        return format(str.__str__(self), spec)
+
+    def __repr__(self) -> str:
+        return f"Venue({self.value!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Venue, (self.value,))
+
+    def __copy__(self) -> Venue:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Venue:
+        return self
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        """Validated from its name (a string) and serialized back to it."""
+        return core_schema.no_info_after_validator_function(
+            cls, core_schema.str_schema(), serialization=core_schema.plain_serializer_function_ser_schema(str)
+        )
+
+
+# The venues the project ships with; configuration names the ones a run trades on (trading.venues).
+Venue.BACKPACK = Venue("backpack")
+Venue.HIBACHI = Venue("hibachi")
 
 
 class Side(StrEnum):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 
-# Longer than any local preparation (including a Hibachi exchange-info refresh at a venue's round trip),
+# Longer than any local preparation (including a client's refresh of the venue's rules at its round trip),
 # far shorter than what would matter if the partner leg were stuck.
 LEG_GATE_WAIT_S = 0.25
 

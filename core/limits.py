@@ -92,11 +92,12 @@ class LegExposure:
     notional: Decimal
 
 
-def venue_exposure(legs: Iterable[LegExposure]) -> dict[Venue, Decimal]:
-    """USD held per venue over every live leg."""
-    out = dict.fromkeys(Venue, Decimal(0))
+def venue_exposure(legs: Iterable[LegExposure], venues: Iterable[Venue]) -> dict[Venue, Decimal]:
+    """USD held per venue over every live leg: each of `venues` (the traded ones, 0 when empty) and any other
+    venue a leg is still on."""
+    out = dict.fromkeys(venues, Decimal(0))
     for leg in legs:
-        out[leg.venue] += leg.notional
+        out[leg.venue] = out.get(leg.venue, Decimal(0)) + leg.notional
     return out
 
 
@@ -121,9 +122,9 @@ def opens_in_last_hour(created: Iterable[datetime], now: datetime) -> int:
     return sum(1 for at in created if at >= since)
 
 
-def total_equity(equity: Mapping[Venue, Decimal | None]) -> Decimal | None:
-    """Equity over both venues, or None unless every venue was read: a partial sum would look like a loss."""
-    values = [equity.get(venue) for venue in Venue]
+def total_equity(equity: Mapping[Venue, Decimal | None], venues: Iterable[Venue]) -> Decimal | None:
+    """Equity over the traded `venues`, or None unless each was read: a partial sum would look like a loss."""
+    values = [equity.get(venue) for venue in venues]
     return None if any(v is None for v in values) else sum(values, Decimal(0))  # type: ignore[arg-type]
 
 
@@ -148,10 +149,11 @@ def check_open(
     opens_last_hour: int,
     cost: Decimal,
 ) -> Trip | None:
-    """Whether a new pair of `adding` USD per leg may open: no venue beyond its notional, the hourly count of
-    opens and the day's cost within bounds. The first broken limit, or None."""
+    """Whether a new pair of `adding` USD per leg may open: no venue of `exposure` (venue_exposure(): every
+    traded venue) beyond its notional, the hourly count of opens and the day's cost within bounds. The first
+    broken limit, or None."""
     cap = bound(config, Limit.MAX_NOTIONAL)
-    for venue in Venue:
+    for venue in exposure:
         after = exposure.get(venue, Decimal(0)) + adding
         if after > cap:
             why = (

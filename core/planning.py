@@ -6,6 +6,7 @@ Every refusal is a PlanDeclined with a sentence a person can act on; nothing her
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -56,11 +57,16 @@ def choose_market(rng: random.Random, markets: tuple[MarketConfig, ...]) -> Mark
 
 
 def choose_long_venue(
-    policy: DirectionPolicy, rng: random.Random, funding: dict[Venue, Decimal | None]
+    policy: DirectionPolicy,
+    rng: random.Random,
+    funding: Mapping[Venue, Decimal | None],
+    venues: Sequence[Venue],
 ) -> tuple[Venue, Venue]:
-    """(long venue, short venue). `funding` policy: the long goes where the rate is lower (longs pay less or
-    receive), the short where it is higher; without both rates it falls back to the fixed direction."""
-    fixed = (Venue.BACKPACK, Venue.HIBACHI)
+    """(long venue, short venue) of the pair's two `venues` (trading.venues). Fixed: the first is long.
+    `funding` policy: the long goes where the rate is lower (longs pay less or receive), the short where it is
+    higher; without both rates it falls back to the fixed direction."""
+    first, second = venues
+    fixed = (first, second)
     if policy is DirectionPolicy.RANDOM:
         return fixed if rng.randrange(2) == 0 else (fixed[1], fixed[0])
     if policy is DirectionPolicy.FUNDING:

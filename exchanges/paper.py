@@ -1,16 +1,18 @@
-"""Paper mode: both venue simulators on loopback, moving on one shared price source or on live prices.
+"""Paper mode: each traded venue's simulator on loopback, moving on one shared price source or on live prices.
 
 The real clients are then pointed at them, so paper mode runs exactly the code that trades for real. With
 a state directory the simulators keep their accounts, positions and orders on disk (saved after every
 change, before the reply leaves), so a supervisor killed with `kill -9` finds them where it left them.
 With `paper.prices = "live"` each simulator takes its book, mark and funding from its own real venue's
 public market data instead (exchanges/paper_live.py); matching, margin and fees stay the simulator's.
+Which simulator a venue has is its registry entry's business (exchanges/registry.py).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -18,17 +20,9 @@ from typing import Any
 
 from core.clock import Clock
 from core.config import PaperConfig
-from exchanges.backpack.sim import DEFAULT_MARKETS, BackpackSim
-from exchanges.hibachi.sim import DEFAULT_CONTRACTS, HibachiSim
-from exchanges.paper_live import (
-    BACKPACK_REFUSAL,
-    HIBACHI_REFUSAL,
-    LivePriceConfig,
-    follow_backpack,
-    follow_hibachi,
-    live_engine,
-)
-from exchanges.sim.live_prices import LiveVenuePrices
+from core.domain import Venue
+from exchanges.paper_live import LivePriceConfig
+from exchanges.registry import PaperStart, PaperVenue, check_registered
 from exchanges.sim.price import PriceSource
 from exchanges.sim.store import SimStore, dump_engine, dump_prices, load_engine
 
@@ -36,20 +30,19 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "paper-venues.json"
 SAVE_EVERY_S = 2.0  # prices move without requests: saved this often too
+DEFAULT_VENUES = (Venue.BACKPACK, Venue.HIBACHI)
 
 
 @dataclass
 class PaperVenues:
-    """The two running simulators, their shared prices (or each one's live venue), and where their state is kept."""
+    """The running simulators by venue, their shared prices (or each one's live venue), and where their state
+    is kept."""
 
     prices: PriceSource
-    backpack: BackpackSim
-    hibachi: HibachiSim
+    venues: dict[Venue, PaperVenue]
     store: SimStore | None = None
     live: LivePriceConfig | None = None
-    backpack_live: LiveVenuePrices | None = None
-    hibachi_live: LiveVenuePrices | None = None
-    _saved: tuple[int, int] | None = None
+    _saved: dict[Venue, int] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -62,84 +55,92 @@ class PaperVenues:
         collateral: Decimal = Decimal(10000),
         state_dir: Path | None = None,
         paper: PaperConfig | None = None,
+        venues: Sequence[Venue] = DEFAULT_VENUES,
     ) -> PaperVenues:
-        """Start both simulators on free loopback ports, from their saved state if there is one; with
+        """Start a simulator per venue on free loopback ports, from their saved state if there is one; with
         `paper.prices = "live"`, priced by the real venues' public market data (VenueError if unreachable)."""
+        specs = check_registered(venues)
         store = SimStore(state_dir / STATE_FILE) if state_dir is not None else None
         saved = store.load() if store is not None else None
         prices = PriceSource(
             clock, seed=seed, prices={a: Decimal(p) for a, p in saved["prices"].items()} if saved else None
         )
-        live = LivePriceConfig.from_paper(paper) if paper is not None else None
-        backpack_live = hibachi_live = None
-        bp_options: dict[str, Any] = {}
-        hb_options: dict[str, Any] = {}
-        if live is not None:
-            backpack_live, hibachi_live = _follow_live(live, clock)
-            # A paper market trades only if its live venue lists it (answered a first REST read).
-            bp_options = {
-                "markets": [m for m in DEFAULT_MARKETS if m.symbol in backpack_live.symbols],
-                "engine_factory": live_engine(backpack_live, live, BACKPACK_REFUSAL),
-            }
-            hb_options = {
-                "contracts": [c for c in DEFAULT_CONTRACTS if c.market.symbol in hibachi_live.symbols],
-                "engine_factory": live_engine(hibachi_live, live, HIBACHI_REFUSAL),
-            }
-            log.info("paper venues on live prices from %s and %s", live.backpack_rest_url, live.hibachi_data_url)
+        paper = paper or PaperConfig()
+        live = LivePriceConfig.from_paper(paper)
+        begin = PaperStart(prices, clock, seed, collateral, paper)
+        built: dict[Venue, PaperVenue] = {}
         try:
-            backpack = BackpackSim(prices, clock, seed=seed, collateral=collateral, **bp_options)
-            hibachi = HibachiSim(prices, clock, seed=seed, collateral=collateral, **hb_options)
+            for spec in specs:
+                built[spec.venue] = spec.simulate(begin)
+            if live is not None:
+                log.info("paper venues on live prices from %s", ", ".join(str(v.live.url) for v in _followed(built)))
             if saved is not None:
-                load_engine(backpack.engine, saved["backpack"])
-                load_engine(hibachi.engine, saved["hibachi"])
+                for venue, pv in built.items():
+                    if venue.value in saved:  # a venue added since keeps its fresh account
+                        load_engine(pv.sim.engine, saved[venue.value])
                 log.info("paper venues restored from %s", store.path)  # type: ignore[union-attr]
         except BaseException:
-            for follower in (backpack_live, hibachi_live):
-                if follower is not None:
-                    follower.stop()
+            for pv in _followed(built):
+                pv.live.stop()  # type: ignore[union-attr]
             raise
-        venues = cls(prices, backpack, hibachi, store, live, backpack_live, hibachi_live)
+        paper_venues = cls(prices, built, store, live)
         if store is not None:
-            backpack.http.after_request = venues.save_if_changed
-            hibachi.http.after_request = venues.save_if_changed
-            venues.save()
-            threading.Thread(target=venues._save_loop, name="paper-store", daemon=True).start()
-        backpack.start()
+            for pv in built.values():
+                pv.sim.http.after_request = paper_venues.save_if_changed
+            paper_venues.save()
+            threading.Thread(target=paper_venues._save_loop, name="paper-store", daemon=True).start()
+        started: list[PaperVenue] = []
         try:
-            hibachi.start()
+            for pv in built.values():
+                pv.sim.start()
+                started.append(pv)
         except BaseException:
-            backpack.stop()
-            venues._stop_live()
+            for pv in started:
+                pv.sim.stop()
+            paper_venues._stop_live()
             raise
-        return venues
+        return paper_venues
+
+    def sim(self, venue: Venue) -> Any:
+        """The simulator of `venue`."""
+        return self.venues[venue].sim
+
+    # Shortcuts for the two venues the tests and tools drive by name.
+    @property
+    def backpack(self) -> Any:
+        """Backpack's simulator."""
+        return self.sim(Venue.BACKPACK)
+
+    @property
+    def hibachi(self) -> Any:
+        """Hibachi's simulator."""
+        return self.sim(Venue.HIBACHI)
 
     def price_status(self) -> dict[str, Any]:
         """Where paper prices come from, for `status`: the seeded walk, or each live venue with its ages."""
-        if self.live is None or self.backpack_live is None or self.hibachi_live is None:
+        followed = {venue: pv.live for venue, pv in self.venues.items() if pv.live is not None}
+        if self.live is None or len(followed) != len(self.venues):
             return {"source": "simulated"}
         return {
             "source": "live",
             "max_age_s": self.live.max_age_s,
-            "backpack": self.backpack_live.status(),
-            "hibachi": self.hibachi_live.status(),
+            **{venue.value: follower.status() for venue, follower in followed.items()},
         }
 
     def save(self) -> None:
-        """Write both venues' state now."""
+        """Write every venue's state now."""
         if self.store is None:
             return
         with self._lock:
-            state = {
-                "prices": dump_prices(self.prices),
-                "backpack": dump_engine(self.backpack.engine),
-                "hibachi": dump_engine(self.hibachi.engine),
-            }
+            state: dict[str, Any] = {"prices": dump_prices(self.prices)}
+            for venue, pv in self.venues.items():
+                state[venue.value] = dump_engine(pv.sim.engine)
             self.store.save(state)
-            self._saved = (state["backpack"]["version"], state["hibachi"]["version"])
+            self._saved = {venue: state[venue.value]["version"] for venue in self.venues}
 
     def save_if_changed(self) -> None:
         """Write the state if an order, fill, funding or setting changed since the last write."""
-        if (self.backpack.engine.version, self.hibachi.engine.version) != self._saved:
+        if {venue: pv.sim.engine.version for venue, pv in self.venues.items()} != self._saved:
             self.save()
 
     def _save_loop(self) -> None:
@@ -150,25 +151,17 @@ class PaperVenues:
                 log.error("paper venues not saved: %s", exc)  # noqa: TRY400
 
     def stop(self) -> None:
-        """Save and stop both simulators."""
+        """Save and stop every simulator."""
         self._stop.set()
         self.save()
-        self.backpack.stop()
-        self.hibachi.stop()
+        for pv in self.venues.values():
+            pv.sim.stop()
         self._stop_live()
 
     def _stop_live(self) -> None:
-        for follower in (self.backpack_live, self.hibachi_live):
-            if follower is not None:
-                follower.stop()
+        for pv in _followed(self.venues):
+            pv.live.stop()  # type: ignore[union-attr]
 
 
-def _follow_live(live: LivePriceConfig, clock: Clock) -> tuple[LiveVenuePrices, LiveVenuePrices]:
-    """Start following both live venues for every paper market (VenueError when one answers for none)."""
-    backpack = follow_backpack(live, [m.symbol for m in DEFAULT_MARKETS], clock).start()
-    try:
-        hibachi = follow_hibachi(live, [c.market.symbol for c in DEFAULT_CONTRACTS], clock).start()
-    except BaseException:
-        backpack.stop()
-        raise
-    return backpack, hibachi
+def _followed(venues: dict[Venue, PaperVenue]) -> list[PaperVenue]:
+    return [pv for pv in venues.values() if pv.live is not None]

@@ -95,8 +95,8 @@ def size(settings: Settings, clock: Clock) -> Sizing | str:
         backpack, hibachi, _ = probe.clients(endpoints, settings, clock)  # keys: checked by `check`
         try:
             views = {
-                Venue.BACKPACK: venue_views(backpack, Venue.BACKPACK, [market.backpack_symbol], Decimal(0)),
-                Venue.HIBACHI: venue_views(hibachi, Venue.HIBACHI, [market.hibachi_symbol], Decimal(0)),
+                Venue.BACKPACK: venue_views(backpack, Venue.BACKPACK, [market.symbol(Venue.BACKPACK)], Decimal(0)),
+                Venue.HIBACHI: venue_views(hibachi, Venue.HIBACHI, [market.symbol(Venue.HIBACHI)], Decimal(0)),
             }
             rates = read_fee_rates(backpack, hibachi)
         finally:
@@ -185,7 +185,7 @@ def run_canary(settings: Settings, clock: Clock | None = None, rng: random.Rando
         return report
     engine.gate.set(TradingMode.PAUSED, "canary: opening only on the canary's own request")  # in memory only
     driver = _Driver(engine, clock)
-    symbols = {Venue.BACKPACK: sizing.market.backpack_symbol, Venue.HIBACHI: sizing.market.hibachi_symbol}
+    symbols = {v: sizing.market.symbol(v) for v in settings.trading.venues}
     try:
         try:
             engine.start()
@@ -284,7 +284,7 @@ def _fly(engine: Engine, driver: _Driver, settings: Settings, sizing: Sizing, re
     if coordinator is None or closer is None:
         report.say("the coordinator or the closer is not running")
         return
-    symbols = {Venue.BACKPACK: sizing.market.backpack_symbol, Venue.HIBACHI: sizing.market.hibachi_symbol}
+    symbols = {v: sizing.market.symbol(v) for v in settings.trading.venues}
     # Ticks the coordinator still holds were sent while paused; once this answers none is left, and no new one
     # is sent until this thread turns the loop again.
     coordinator.ask(GetStatus(), timeout=OPEN_TIMEOUT_S)

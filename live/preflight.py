@@ -39,9 +39,12 @@ def _try(read: Callable[[], Any]) -> tuple[Any, str | None]:
         return None, _error(exc)
 
 
+# The venues whose own reads (fees, leverage, status, open orders) the pre-flight check knows.
+CHECKED = (Venue.BACKPACK, Venue.HIBACHI)
+
+
 def _symbols(settings: Settings) -> dict[Venue, list[str]]:
-    markets = settings.trading.markets
-    return {Venue.BACKPACK: [m.backpack_symbol for m in markets], Venue.HIBACHI: [m.hibachi_symbol for m in markets]}
+    return {v: [m.symbol(v) for m in settings.trading.markets] for v in CHECKED}
 
 
 def venue_views(client: Client, venue: Venue, symbols: list[str], available: Decimal) -> dict[str, VenueView | str]:
@@ -72,6 +75,10 @@ def run_checks(
 ) -> list[CheckResult]:
     """Every check against the configured mode's venues, in a fixed order."""
     clock = clock or SystemClock()
+    if set(settings.trading.venues) != set(CHECKED):
+        # Its venue reads (fees, leverage, status, open orders) are Backpack's and Hibachi's own.
+        traded = f"trading.venues = [{', '.join(settings.trading.venues)}]"
+        return [rules.read_failed("venues", traded, "the pre-flight check knows backpack and hibachi only")]
     with probe.venues_for(settings, clock) as endpoints:
         backpack, hibachi, key_problems = probe.clients(endpoints, settings, clock)
         try:
@@ -117,15 +124,12 @@ def _checks(
     views = {v: venue_views(c, v, symbols[v], available[v]) for v, c in venue_clients.items()}
     pairs_of_views: list[tuple[VenueView, VenueView]] = []
     for m in trading.markets:
-        mine = {
-            Venue.BACKPACK: views[Venue.BACKPACK][m.backpack_symbol],
-            Venue.HIBACHI: views[Venue.HIBACHI][m.hibachi_symbol],
-        }
+        mine = {v: views[v][m.symbol(v)] for v in CHECKED}
         out.append(rules.market(m, trading, mine))
         bp, hb = mine[Venue.BACKPACK], mine[Venue.HIBACHI]
         if isinstance(bp, VenueView) and isinstance(hb, VenueView):
             pairs_of_views.append((bp, hb))
-    for venue in Venue:
+    for venue in CHECKED:
         if accounts[venue] is None:
             out.append(rules.read_failed(f"collateral.{venue.value}", "the account", "credentials refused"))
         else:
@@ -135,7 +139,7 @@ def _checks(
     out.extend(_unknowns(settings, clock, backpack, hibachi))
     out.extend(_maintenance(backpack, hibachi))
     # Only markets the venue lists are awaited: a missing one already failed its market check.
-    listed = {v: [s for s in symbols[v] if isinstance(views[v][s], VenueView)] for v in Venue}
+    listed = {v: [s for s in symbols[v] if isinstance(views[v][s], VenueView)] for v in CHECKED}
     arrived = probe.first_quotes(endpoints, listed, clock, feed_timeout_s)
     out.extend(rules.feed(venue, per, feed_timeout_s) for venue, per in arrived.items())
     return out
@@ -153,7 +157,7 @@ def _leverage_and_fees(settings: Settings, backpack: BackpackClient, hibachi: Hi
     if error is not None:
         out.append(rules.read_failed("leverage.hibachi", "the account's leverages", error))
         extras = ({}, None)
-    traded = [m.hibachi_symbol for m in trading.markets]
+    traded = [m.symbol(Venue.HIBACHI) for m in trading.markets]
     current = {s: extras[0].get(s) for s in traded}
     out.append(rules.leverage(Venue.HIBACHI, current, hibachi.leverage_scope, trading))
 
@@ -197,7 +201,7 @@ def _unknowns(settings: Settings, clock: Clock, backpack: BackpackClient, hibach
         known, unknown_orders = probe.read_database(settings, open_orders, clock)
     except (DatabaseProblem, SchemaVersionError) as exc:
         return [rules.read_failed("database", "the database (read-only)", str(exc))]
-    for venue in Venue:
+    for venue in CHECKED:
         venue_held = held[venue]
         if isinstance(venue_held, str):
             out.append(rules.read_failed(f"positions.{venue.value}", "positions", venue_held))

@@ -237,7 +237,7 @@ def read_database(
 ) -> tuple[Known, dict[Venue, list[str]]]:
     """What the pairs hold, and which of `open_orders` (client ids per venue) the database does not know. Read
     only; a missing database knows nothing."""
-    expected: dict[Venue, dict[str, Decimal]] = {v: {} for v in Venue}
+    expected: dict[Venue, dict[str, Decimal]] = {v: {} for v in settings.trading.venues}
     url = settings.database_url
     if settings.database.url is None and not (settings.data_dir / "perp-farmer.db").exists():
         return Known(expected, "no database yet: nothing is known"), open_orders
@@ -245,16 +245,16 @@ def read_database(
     try:
         repo = Queries(db)
         pairs = repo.list_pairs(ACTIVE_STATES)
-        settling: dict[Venue, dict[str, Decimal]] = {v: {} for v in Venue}
+        settling: dict[Venue, dict[str, Decimal]] = {v: {} for v in settings.trading.venues}
         by_id = {p.id: p for p in pairs}
         for pair_id, legs in repo.legs_with_orders(by_id.keys()).items():
             pair = by_id[pair_id]
             for leg, orders in legs:
                 held = leg.side.sign * leg_book(leg.side, orders).held
-                per = expected[leg.venue]
+                per = expected.setdefault(leg.venue, {})
                 per[leg.symbol] = per.get(leg.symbol, Decimal(0)) + held
                 if pair.state in MID_TRADE or any(is_unresolved(o) for o in orders):
-                    room = settling[leg.venue]
+                    room = settling.setdefault(leg.venue, {})
                     room[leg.symbol] = room.get(leg.symbol, Decimal(0)) + pair.quantity
         unknown: dict[Venue, list[str]] = {}
         for venue, ids in open_orders.items():

@@ -9,7 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -35,8 +36,7 @@ class Row:
     state: str
     opened_at: datetime | None
     closed_at: datetime | None
-    volume_backpack: Decimal
-    volume_hibachi: Decimal
+    volumes: dict[Venue, Decimal]  # traded notional per venue: every venue of the report, 0 where none
     fees: Decimal
     funding: Decimal
     realized_pnl: Decimal
@@ -45,23 +45,38 @@ class Row:
 
     @property
     def volume(self) -> Decimal:
-        """Traded notional on both venues."""
-        return self.volume_backpack + self.volume_hibachi
+        """Traded notional on every venue."""
+        return sum(self.volumes.values(), Decimal(0))
+
+    def fields(self) -> dict[str, Any]:
+        """The row as flat named values, a `volume_<venue>` per venue (the JSON, CSV and table columns)."""
+        head = {"pair": self.pair, "market": self.market, "state": self.state}
+        head |= {"opened_at": self.opened_at, "closed_at": self.closed_at}
+        volumes = {f"volume_{venue}": v for venue, v in self.volumes.items()}
+        tail = {"fees": self.fees, "funding": self.funding, "realized_pnl": self.realized_pnl, "points": self.points}
+        return head | volumes | tail | {"cost_per_1m": self.cost_per_1m}
 
 
 def _cost_per_1m(pnl: Decimal, volume: Decimal) -> Decimal | None:
     return None if volume == 0 else (-pnl / volume * MILLION).quantize(CENTS)
 
 
-def build(repo: Queries, since: datetime | None = None) -> list[Row]:
-    """A row per pair created since `since` (every pair if None), oldest first, then the total row."""
+def _venue_columns(venues: Sequence[Venue], seen: Iterable[Venue]) -> list[Venue]:
+    """The report's venues: the given ones (the traded venues, in their order), then any other a pair used."""
+    return [*venues, *sorted(set(seen) - set(venues))]
+
+
+def build(repo: Queries, since: datetime | None = None, venues: Sequence[Venue] = ()) -> list[Row]:
+    """A row per pair created since `since` (every pair if None), oldest first, then the total row; a volume
+    column per venue of `venues` (trading.venues) and per other venue a pair traded on."""
     rows: list[Row] = []
-    for pair in reversed(repo.list_pairs()):
-        if since is not None and pair.created_at < since:
-            continue
-        volume = {venue: Decimal(0) for venue in Venue}
+    pairs = [p for p in reversed(repo.list_pairs()) if since is None or p.created_at >= since]
+    orders = {p.id: repo.orders_for_pair(p.id) for p in pairs}
+    columns = _venue_columns(venues, (o.venue for per in orders.values() for o in per))
+    for pair in pairs:
+        volume = dict.fromkeys(columns, Decimal(0))
         fees = Decimal(0)
-        for order in repo.orders_for_pair(pair.id):
+        for order in orders[pair.id]:
             if order.filled_quantity and order.avg_price is not None and order.type != "external":
                 volume[order.venue] += order.filled_quantity * order.avg_price
             fees += order.fee or Decimal(0)
@@ -73,8 +88,7 @@ def build(repo: Queries, since: datetime | None = None) -> list[Row]:
                 pair.state.value,
                 pair.opened_at,
                 pair.closed_at,
-                volume[Venue.BACKPACK],
-                volume[Venue.HIBACHI],
+                volume,
                 fees,
                 pair.funding or Decimal(0),
                 pnl,
@@ -88,49 +102,36 @@ def build(repo: Queries, since: datetime | None = None) -> list[Row]:
         f"{len(rows)} pairs",
         None,
         None,
-        sum((r.volume_backpack for r in rows), Decimal(0)),
-        sum((r.volume_hibachi for r in rows), Decimal(0)),
+        {venue: sum((r.volumes[venue] for r in rows), Decimal(0)) for venue in columns},
         sum((r.fees for r in rows), Decimal(0)),
         sum((r.funding for r in rows), Decimal(0)),
         sum((r.realized_pnl for r in rows), Decimal(0)),
         sum((r.points for r in rows), Decimal(0)),
         None,
     )
-    total = Row(**{**asdict(total), "cost_per_1m": _cost_per_1m(total.realized_pnl, total.volume)})
+    total = replace(total, cost_per_1m=_cost_per_1m(total.realized_pnl, total.volume))
     return [*rows, total]
 
 
-def load(url: str, since: datetime | None = None) -> list[Row]:
+def load(url: str, since: datetime | None = None, venues: Sequence[Venue] = ()) -> list[Row]:
     """build() over the database at `url` opened read-only (nothing in it changes; the supervisor may run).
     Raises DatabaseProblem, one line, when it cannot be read."""
     engine = open_database_readonly(url)
     try:
-        return build(Queries(engine), since)
+        return build(Queries(engine), since, venues)
     except SQLAlchemyError as exc:  # e.g. a corrupt page met halfway through
         raise DatabaseProblem.from_error(exc, database_label(url)) from exc
     finally:
         engine.dispose()
 
 
-FIELDS = (
-    "pair",
-    "market",
-    "state",
-    "opened_at",
-    "closed_at",
-    "volume_backpack",
-    "volume_hibachi",
-    "fees",
-    "funding",
-    "realized_pnl",
-    "points",
-    "cost_per_1m",
-)
+def _fields(rows: list[Row]) -> list[str]:
+    return list(rows[-1].fields())  # every row has the total's columns
 
 
 def as_json(rows: list[Row]) -> str:
     """Pairs and total as one JSON object."""
-    data: list[dict[str, Any]] = [jsonable(asdict(r)) for r in rows]
+    data: list[dict[str, Any]] = [jsonable(r.fields()) for r in rows]
     return json.dumps({"pairs": data[:-1], "total": data[-1]}, indent=2)
 
 
@@ -138,9 +139,9 @@ def as_csv(rows: list[Row]) -> str:
     """One CSV line per pair and a total line."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(FIELDS)
+    writer.writerow(_fields(rows))
     for r in rows:
-        writer.writerow(["" if v is None else jsonable(v) for v in (getattr(r, f) for f in FIELDS)])
+        writer.writerow(["" if v is None else jsonable(v) for v in r.fields().values()])
     return out.getvalue()
 
 
@@ -151,14 +152,14 @@ def as_table(rows: list[Row]) -> str:
     def money(v: Decimal | None) -> str | None:
         return None if v is None else str(v.quantize(CENTS))
 
+    venues = list(rows[-1].volumes)
     body = [
         (
             r.pair,
             r.market,
             r.state,
             str(r.closed_at or "")[:16],
-            money(r.volume_backpack),
-            money(r.volume_hibachi),
+            *(money(r.volumes[v]) for v in venues),
             money(r.fees),
             money(r.funding),
             money(r.realized_pnl),
@@ -167,22 +168,8 @@ def as_table(rows: list[Row]) -> str:
         )
         for r in rows
     ]
-    return table(
-        body,
-        [
-            "pair",
-            "market",
-            "state",
-            "closed",
-            "vol backpack",
-            "vol hibachi",
-            "fees",
-            "funding",
-            "pnl",
-            "points",
-            "cost/1M",
-        ],
-    )
+    heads = ["pair", "market", "state", "closed", *(f"vol {v}" for v in venues)]
+    return table(body, [*heads, "fees", "funding", "pnl", "points", "cost/1M"])
 
 
 def plot(rows: list[Row], path: str) -> None:

@@ -101,7 +101,7 @@ def _check_invariants(directory: Path, venues: dict[Venue, dict[str, Any]]) -> l
     try:
         state = _venue_state(venues)
         pairs = repo.list_pairs()
-        expected = {v: D(0) for v in Venue}
+        expected = {v: D(0) for v in venues}
         for pair in repo.list_pairs(ACTIVE_STATES):
             for leg in repo.positions_for_pair(pair.id):
                 expected[leg.venue] += leg.side.sign * leg_book(leg.side, repo.orders_for_position(leg.id)).held

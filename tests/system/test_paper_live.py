@@ -80,7 +80,7 @@ def test_a_pair_opens_and_closes_at_each_live_venues_touch_and_a_stale_one_fails
     # Backpack's live data stops (quiet websocket, REST answering 503): the next open is refused there and
     # rolled back on Hibachi, never filled at Backpack's old price.
     live_bp.engine.faults.fail_requests(100_000, 503)
-    follower = paper.backpack_live
+    follower = paper.venues[Venue.BACKPACK].live
     assert follower is not None
     wait_until(lambda: (qt := follower.quote("BTC_USDC_PERP")) is not None and qt.age_s > 1, 5, "a stale touch")
     run.engine.command("resume", {})

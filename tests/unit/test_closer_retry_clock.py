@@ -30,7 +30,9 @@ def _closer(clock: FakeClock) -> tuple[Closer, list[int]]:
     desk = SimpleNamespace(
         repo=_Repo(pair),
         claims=SimpleNamespace(claimed=lambda: set()),
-        settings=SimpleNamespace(timings=engine, points=SimpleNamespace(backpack_per_usd=D(1), hibachi_per_usd=D(1))),
+        settings=SimpleNamespace(
+            timings=engine, points=SimpleNamespace(per_usd={Venue.BACKPACK: D(1), Venue.HIBACHI: D(1)})
+        ),
         event=lambda *args, **kw: None,
     )
     closer = Closer("closer", 0, clock, None, desk=cast(Desk, desk))

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 import supervisor
 from core.config import SECRET_MIN_LENGTH, ConfigError, HibachiKeyType, Mode, Settings, load_settings
+from core.domain import Venue
 from core.logs import REDACTED, RedactingFilter, configure_logging, secret_values
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,12 +96,46 @@ def test_decimal_settings_keep_exact_digits(tmp_path: Path) -> None:
 
 def test_markets_from_toml(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text(
-        '[[trading.markets]]\nname = "SOL"\nbackpack_symbol = "SOL_USDC_PERP"\nhibachi_symbol = "SOL/USDT-P"\n'
+        '[[trading.markets]]\nname = "SOL"\nsymbols = {backpack = "SOL_USDC_PERP", hibachi = "SOL/USDT-P"}\n'
     )
     s = load_settings()
-    assert [(m.name, m.backpack_symbol, m.hibachi_symbol) for m in s.trading.markets] == [
+    assert [(m.name, m.symbol(Venue.BACKPACK), m.symbol(Venue.HIBACHI)) for m in s.trading.markets] == [
         ("SOL", "SOL_USDC_PERP", "SOL/USDT-P")
     ]
+
+
+def test_the_old_per_venue_keys_still_read(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(
+        '[[trading.markets]]\nname = "SOL"\nbackpack_symbol = "SOL_USDC_PERP"\nhibachi_symbol = "SOL/USDT-P"\n'
+        "[points]\nbackpack_per_usd = 0.5\nhibachi_per_usd = 2\n"
+    )
+    s = load_settings()
+    assert s.trading.markets[0].symbols == {Venue.BACKPACK: "SOL_USDC_PERP", Venue.HIBACHI: "SOL/USDT-P"}
+    assert s.points.per_usd == {Venue.BACKPACK: Decimal("0.5"), Venue.HIBACHI: Decimal(2)}
+    assert next(iter(s.points.per_usd)) is Venue.BACKPACK  # the one object per venue name
+    with pytest.raises(ConfigError) as exc:  # a misspelt old key is still an unknown one, not a new venue
+        load_settings(overrides={"points": {"backpak_per_usd": 1}})
+    assert exc.value.lines == ["points.backpak_per_usd: unknown setting"]
+
+
+def test_venues_are_configured_and_every_market_names_a_symbol_on_each() -> None:
+    s = load_settings(overrides={"trading": {"venues": ["hibachi", "backpack"]}})
+    assert s.trading.venues == (Venue.HIBACHI, Venue.BACKPACK)
+    assert Settings().trading.venues == (Venue.BACKPACK, Venue.HIBACHI)
+    assert hash(Settings()) == hash(Settings())  # frozen settings stay hashable with per-venue mappings inside
+    third = {"venues": ["backpack", "gamma"], "markets": [{"name": "BTC", "symbols": {"backpack": "B", "gamma": "G"}}]}
+    assert load_settings(overrides={"trading": third}).trading.markets[0].symbol(Venue("gamma")) == "G"
+    with pytest.raises(ConfigError) as exc:
+        load_settings(overrides={"trading": {**third, "markets": [{"name": "BTC", "symbols": {"backpack": "B"}}]}})
+    assert exc.value.lines == [
+        "trading.markets: market 'BTC' has no symbol on gamma "
+        "(add it to its symbols: every market trades on each of trading.venues)"
+    ]
+    for venues in (["backpack"], ["backpack", "backpack"], ["backpack", "hibachi", "gamma"]):
+        with pytest.raises(ConfigError, match=r"trading.venues = \[.*\] must name two different venues"):
+            load_settings(overrides={"trading": {"venues": venues}})
+    with pytest.raises(ConfigError, match="not a venue name"):
+        load_settings(overrides={"trading": {"venues": ["Backpack!", "hibachi"]}})
 
 
 def test_missing_config_file_is_named(tmp_path: Path) -> None:

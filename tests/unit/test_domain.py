@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import copy
 import itertools
+import json
+import pickle
 
 import pytest
+from pydantic import BaseModel, ValidationError
 
 from core.domain import (
     ACTIVE_STATES,
@@ -10,6 +14,7 @@ from core.domain import (
     IllegalTransitionError,
     PairState,
     Side,
+    Venue,
     can_transition,
     check_transition,
 )
@@ -57,3 +62,31 @@ def test_sides() -> None:
     assert Side.LONG.opposite is Side.SHORT
     assert Side.SHORT.opposite is Side.LONG
     assert (Side.LONG.sign, Side.SHORT.sign) == (1, -1)
+
+
+def test_a_venue_is_one_object_per_name_and_reads_as_its_name() -> None:
+    assert Venue("backpack") is Venue.BACKPACK
+    assert Venue(Venue.HIBACHI) is Venue.HIBACHI
+    gamma = Venue("gamma_2")  # any well-formed name is a venue: the registry says whether it can trade
+    assert Venue("gamma_2") is gamma and gamma.value == "gamma_2" and type(gamma.value) is str
+    assert f"{gamma}" == str(gamma) == "gamma_2" and repr(gamma) == "Venue('gamma_2')"
+    assert gamma == "gamma_2" and {"gamma_2": 1}[gamma] == 1  # a str: dict keys, JSON and the database
+    assert json.dumps({gamma: gamma}) == '{"gamma_2": "gamma_2"}'
+    assert pickle.loads(pickle.dumps(gamma)) is gamma
+    assert copy.deepcopy([gamma])[0] is gamma
+    for bad in ("", "Backpack", "1x", "a-b", "x" * 17):
+        with pytest.raises(ValueError, match="not a venue name"):
+            Venue(bad)
+
+
+def test_a_venue_validates_from_its_name_and_serializes_back() -> None:
+    class Model(BaseModel):
+        venue: Venue
+        per: dict[Venue, int]
+
+    m = Model.model_validate({"venue": "hibachi", "per": {"backpack": 1}})
+    assert m.venue is Venue.HIBACHI and next(iter(m.per)) is Venue.BACKPACK
+    assert m.model_dump() == {"venue": "hibachi", "per": {"backpack": 1}}
+    assert m.model_dump_json() == '{"venue":"hibachi","per":{"backpack":1}}'
+    with pytest.raises(ValidationError, match="not a venue name"):
+        Model.model_validate({"venue": "No!", "per": {}})

@@ -86,10 +86,12 @@ def test_plan_declines_with_a_reason() -> None:
 
 def test_direction_policies() -> None:
     rng = random.Random(0)
-    assert choose_long_venue(DirectionPolicy.FIXED, rng, {}) == (Venue.BACKPACK, Venue.HIBACHI)
+    both = (Venue.BACKPACK, Venue.HIBACHI)
+    assert choose_long_venue(DirectionPolicy.FIXED, rng, {}, both) == (Venue.BACKPACK, Venue.HIBACHI)
+    assert choose_long_venue(DirectionPolicy.FIXED, rng, {}, both[::-1]) == (Venue.HIBACHI, Venue.BACKPACK)
     funding = {Venue.BACKPACK: D("0.0003"), Venue.HIBACHI: D("0.0001")}
-    assert choose_long_venue(DirectionPolicy.FUNDING, rng, funding) == (Venue.HIBACHI, Venue.BACKPACK)
-    seen = {choose_long_venue(DirectionPolicy.RANDOM, rng, {}) for _ in range(50)}
+    assert choose_long_venue(DirectionPolicy.FUNDING, rng, funding, both) == (Venue.HIBACHI, Venue.BACKPACK)
+    seen = {choose_long_venue(DirectionPolicy.RANDOM, rng, {}, both) for _ in range(50)}
     assert len(seen) == 2
 
 

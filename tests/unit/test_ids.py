@@ -8,20 +8,18 @@ import pytest
 from core.domain import OrderPurpose, Side, Venue
 from core.ids import (
     CREATED_BEFORE_TOLERANCE,
-    HIBACHI_MAX_LENGTH,
     MAX_ATTEMPT,
     MAX_PAIR_ID,
     OrderKey,
-    backpack_client_id,
     check_namespace,
-    client_id_for,
     external_client_id,
-    hibachi_client_id,
+    mint,
     new_namespace,
-    parse_backpack_client_id,
-    parse_hibachi_client_id,
     predates_our_order,
 )
+from exchanges.backpack.ids import BACKPACK_IDS, backpack_client_id, parse_backpack_client_id
+from exchanges.hibachi.ids import HIBACHI_IDS, HIBACHI_MAX_LENGTH, hibachi_client_id, parse_hibachi_client_id
+from exchanges.registry import client_id_for
 
 NS = "k3x9a0q"
 OTHER = "k3x9a0r"
@@ -46,6 +44,8 @@ def test_round_trip(key: OrderKey, namespace: str) -> None:
     hb = hibachi_client_id(key, namespace)
     assert re.fullmatch(r"[A-Za-z0-9-]{1,32}", hb)
     assert parse_hibachi_client_id(hb, namespace) == key
+    for form in (BACKPACK_IDS, HIBACHI_IDS):
+        assert form.parse(mint(form, key, namespace), namespace) == key
 
 
 def test_every_key_gets_a_distinct_id() -> None:
@@ -56,7 +56,7 @@ def test_every_key_gets_a_distinct_id() -> None:
 def test_two_databases_mint_different_ids_for_the_same_key() -> None:
     # The review's failure: a new database restarts at pair 1 and minted last week's ids again.
     for key in KEYS:
-        for venue in Venue:
+        for venue in (Venue.BACKPACK, Venue.HIBACHI):
             assert client_id_for(venue, key, NS) != client_id_for(venue, key, OTHER)
 
 
@@ -71,6 +71,24 @@ def test_known_values() -> None:
     assert backpack_client_id(OrderKey(1, Side.LONG, OrderPurpose.OPEN, 0), "0000001") == 8193
     assert hibachi_client_id(OrderKey(12, Side.SHORT, OrderPurpose.CLOSE, 2), NS) == f"pf{NS}-12-S-close-2"
     assert client_id_for(Venue.BACKPACK, OrderKey(1, Side.LONG, OrderPurpose.OPEN, 0), "0000000") == "8192"
+    key = OrderKey(12, Side.SHORT, OrderPurpose.CLOSE, 2)
+    assert client_id_for(Venue.HIBACHI, key, NS) == f"pf{NS}-12-S-close-2"
+
+
+def test_minting_checks_the_namespace_and_keeps_external_ids_apart() -> None:
+    class Careless:
+        def make(self, key: OrderKey, namespace: str) -> str:
+            return f"ext-{key.pair_id}"
+
+        def parse(self, client_id: str, namespace: str) -> OrderKey:
+            raise ValueError(client_id)
+
+    with pytest.raises(ValueError, match="external"):
+        mint(Careless(), KEYS[0], NS)
+    with pytest.raises(ValueError, match="namespace"):
+        mint(BACKPACK_IDS, KEYS[0], "bad")
+    with pytest.raises(ValueError):
+        BACKPACK_IDS.parse("pf-1", NS)
 
 
 def test_ids_of_another_database_or_from_before_namespaces_do_not_parse_as_ours() -> None:

@@ -89,9 +89,10 @@ def test_the_days_cost_counts_pairs_finished_in_24_hours_and_live_pairs() -> Non
 
 
 def test_equity_needs_both_venues_and_drawdown_is_against_the_high_water_mark() -> None:
-    assert total_equity({BP: D(100)}) is None  # a venue not read: a partial sum would look like a loss
-    assert total_equity({BP: D(100), HB: None}) is None
-    assert total_equity({BP: D(100), HB: D(50)}) == D(150)
+    assert total_equity({BP: D(100)}, (BP, HB)) is None  # a venue not read: a partial sum would look like a loss
+    assert total_equity({BP: D(100), HB: None}, (BP, HB)) is None
+    assert total_equity({BP: D(100), HB: D(50)}, (BP, HB)) == D(150)
+    assert total_equity({BP: D(100), HB: D(50)}, (BP,)) == D(100)  # only the traded venues count
     assert check_drawdown(CFG, NOW, D(1000), D(950)) is None
     trip = check_drawdown(CFG, NOW, D(1000), D("949.99"))
     assert trip is not None and trip.figure == D("50.01") and "every pair closes" in trip.reason
@@ -111,7 +112,12 @@ def test_the_weakest_venue_below_the_bound_trips_and_its_biggest_open_pair_is_sh
     ]
     assert pair_to_shed(BP, legs) == 2  # most held there; the older of two equal ones
     assert pair_to_shed(HB, legs[:3]) is None
-    assert venue_exposure(legs) == {BP: D(900), HB: D(900)}
+    assert venue_exposure(legs, (BP, HB)) == {BP: D(900), HB: D(900)}
+    third = Venue("third")
+    # Every traded venue is there (0 when empty), and so is a venue a leg is still on.
+    assert venue_exposure(legs[3:4], (BP, third)) == {BP: D(0), third: D(0), HB: D(900)}
+    trip = check_open(CFG, NOW, venue_exposure([], (BP, third)), D(301), 0, D(0))
+    assert trip is not None and trip.venue in (BP, third)
 
 
 def test_only_pairs_naked_longer_than_the_bound_trip() -> None:

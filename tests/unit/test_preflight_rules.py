@@ -20,7 +20,7 @@ from storage.db import open_database
 from storage.records import LegPlan, PairPlan
 from storage.writes import Writes
 
-BTC = MarketConfig(name="BTC", backpack_symbol="BTC_USDC_PERP", hibachi_symbol="BTC/USDT-P")
+BTC = MarketConfig(name="BTC", symbols={Venue.BACKPACK: "BTC_USDC_PERP", Venue.HIBACHI: "BTC/USDT-P"})
 TRADING = TradingConfig(
     min_leverage=D(2), max_leverage=D(3), notional_usd=D(100), collateral_buffer=D("1.25"), markets=(BTC,)
 )
@@ -28,7 +28,7 @@ TRADING = TradingConfig(
 
 def view(venue: Venue, *, mark: str = "50000", step: str = "0.00001", min_q: str = "0.00001", min_notional: str = "0",
          max_lev: str = "20", available: str = "10000") -> VenueView:  # fmt: skip
-    symbol = BTC.backpack_symbol if venue is Venue.BACKPACK else BTC.hibachi_symbol
+    symbol = BTC.symbol(venue)
     return VenueView(venue, symbol, D(mark), D(step), D(min_q), D(min_notional), D(max_lev), D(available))
 
 

@@ -12,8 +12,9 @@ from sqlalchemy import text
 from actors.messages import BeginOpen, OpenBegun, TransitionPair
 from core.clock import FakeClock
 from core.domain import OrderPurpose, PairState, Side, Venue
-from core.ids import OrderKey, client_id_for
+from core.ids import OrderKey
 from core.ledger import OrderState
+from exchanges.registry import client_id_for
 from storage.db import Checkpointer, is_sqlite_file, open_database
 from storage.errors import NotFoundError, TransitionRefusedError
 from storage.queries import Queries

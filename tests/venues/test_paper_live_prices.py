@@ -11,7 +11,7 @@ import pytest
 
 from core.clock import FakeClock, SystemClock
 from core.config import ConfigError, PaperConfig, load_settings
-from core.domain import Side
+from core.domain import Side, Venue
 from exchanges.backpack.client import BackpackClient
 from exchanges.backpack.sim import DEFAULT_MARKETS, BackpackSim
 from exchanges.base import OrderRequest, OrderStatus, OrderType
@@ -230,7 +230,7 @@ def test_a_paper_order_on_a_stale_live_touch_is_refused_as_invalid_and_nothing_f
         # The live Backpack goes quiet on the websocket and answers 503 on REST: its touch only ages.
         live_bp.freeze("BTC")
         live_bp.engine.faults.fail_requests(100_000, 503)
-        follower = paper.backpack_live
+        follower = paper.venues[Venue.BACKPACK].live
         assert follower is not None
         wait_until(lambda: (q := follower.quote(BTC_BP)) is not None and q.age_s > 1.0, 5, "a stale touch")
         with pytest.raises(InvalidOrder, match="live price of BTC_USDC_PERP is .* old"):
@@ -259,7 +259,7 @@ def test_a_touch_that_stalls_while_marks_tick_on_ages_is_read_over_rest_and_refu
         venues = PaperVenues.start(SystemClock(), seed=4, paper=settings)
         bp = _bp_client(venues)
         try:
-            follower = venues.backpack_live
+            follower = venues.venues[Venue.BACKPACK].live
             assert follower is not None
             live_bp.engine.faults.fail_requests(100_000, 503)  # REST reads now fail: the touch can only age
             wait_until(lambda: (q := follower.quote(BTC_BP)) is not None and q.bid == D(60000), 5, "the feed's touch")
@@ -295,7 +295,7 @@ def test_simulated_prices_stay_the_default_and_status_says_so(monkeypatch: pytes
     assert settings.paper.prices == "simulated" and LivePriceConfig.from_paper(settings.paper) is None
     venues = PaperVenues.start(SystemClock(), paper=settings.paper)
     try:
-        assert venues.price_status() == {"source": "simulated"} and venues.backpack_live is None
+        assert venues.price_status() == {"source": "simulated"} and venues.venues[Venue.BACKPACK].live is None
     finally:
         venues.stop()
 
