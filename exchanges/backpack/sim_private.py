@@ -35,8 +35,7 @@ class BackpackPrivateApi:
     # estimate in the list as well, for clients that still read it from there (the default until ours do not).
     liquidation_in_list: bool = True
 
-    def _reject(self, exc: SimRejectError) -> Response:
-        raise NotImplementedError
+    _reject: Callable[[SimRejectError], Response]  # provided by BackpackSim
 
     def private_routes(self) -> dict[tuple[str, str], tuple[str, PrivateHandler]]:
         """(method, path) -> (signing instruction, handler) for the account, capital, position and order routes."""

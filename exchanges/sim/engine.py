@@ -558,6 +558,19 @@ class SimEngine:
             pos.entry_price = price  # flipped through zero: the remainder opened at this price
         return realized
 
+    def modify(self, account: SimAccount, order_id: str, *, quantity: Decimal, price: Decimal | None) -> SimOrder:
+        """Change a resting, unfilled order's quantity and price; it may then fill at once."""
+        with self.lock:
+            order = self.find_order(account, order_id=order_id, open_only=True)
+            if order.filled:
+                raise SimRejectError(RejectKind.BAD_QUANTITY, "a partially filled order cannot be modified")
+            self._validate(account, self.market(order.symbol), quantity, price, order.order_type, None)
+            order.quantity, order.price = quantity, price
+            self.version += 1
+            self._order_changed(account, order)
+            self.tick()
+            return order
+
     def cancel(self, account: SimAccount, *, order_id: str | None = None, client_id: str | None = None) -> SimOrder:
         """Cancel a resting order by venue id or client id."""
         with self.lock:
