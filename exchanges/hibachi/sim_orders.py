@@ -228,7 +228,9 @@ class HibachiOrderApi:
             reply = (self._modify if item["action"] == "modify" else self._cancel)(creds, item)
             if reply.status != 200:
                 return reply.body  # type: ignore[no-any-return]
-            return {"orderId": str(item.get("orderId"))} if item["action"] == "modify" else {"nonce": item.get("nonce")}
+            if item["action"] == "modify":
+                return {"orderId": str(item.get("orderId"))}
+            return {"nonce": self._find(creds, item).nonce}  # the cancelled order's own nonce
         except SimRejectError as exc:
             return self._reject(exc).body  # type: ignore[no-any-return]
         except prm.ParamError as exc:
