@@ -208,6 +208,13 @@ class BackpackSim(SimVenue, BackpackPublicApi, BackpackPrivateApi, BackpackHisto
         status, code = REJECT_CODES[exc.kind]
         return _error(status, code, exc.message)
 
+    @classmethod
+    def operations(cls) -> dict[tuple[str, str], str | None]:
+        """Every (method, path) served, with its signing instruction (None: public); no server is started."""
+        bare = cls.__new__(cls)  # the route tables are built from bound methods alone: nothing runs
+        signed = bare.private_routes() | bare.history_routes()
+        return dict.fromkeys(bare.public_routes()) | {key: entry[0] for key, entry in signed.items()}
+
     def _not_found(self, request: Request) -> Response:
         if any(path == request.path for _, path in self.http_routes):
             return _error(405, "INVALID_CLIENT_REQUEST", f"{request.method} is not allowed on {request.path}")

@@ -204,6 +204,13 @@ class HibachiSim(SimVenue, HibachiPublicApi, HibachiOrderApi, HibachiAccountApi)
         self.http_routes = set(routes)
         return routes
 
+    @classmethod
+    def operations(cls) -> dict[tuple[str, str], bool]:
+        """Every (method, path) served, True where it needs the account's API key; no server is started."""
+        bare = cls.__new__(cls)  # the route tables are built from bound methods alone: nothing runs
+        private = bare.order_routes() | bare.account_routes()
+        return dict.fromkeys(bare.public_routes(), False) | dict.fromkeys(private, True)
+
     def _not_found(self, request: Request) -> Response:
         if any(path == request.path for _, path in self.http_routes):
             return _error(405, 4, f"{request.method} is not allowed on {request.path}")

@@ -29,9 +29,9 @@ def integer(
     params: Mapping[str, Any], name: str, *, default: int | None = None, low: int = 0, high: int = INT64_MAX,
     required: bool = False,
 ) -> int | None:  # fmt: skip
-    """An integer parameter (JSON number or decimal digits) within [low, high]."""
+    """An integer parameter (JSON number or decimal digits) within [low, high]; an empty one is malformed."""
     value = params.get(name)
-    if value is None or value == "":
+    if value is None:
         if required:
             raise ParamError(f"{name} is required")
         return default
@@ -39,7 +39,7 @@ def integer(
         raise ParamError(f"{name} must be an integer")
     if isinstance(value, str):
         body = value[1:] if value[:1] == "-" else value
-        if not (body.isascii() and body.isdigit()) or len(body) > 20:
+        if not (body.isascii() and body.isdigit()) or len(body) > 20:  # "" included
             raise ParamError(f"{name} must be an integer")
         value = int(value)
     if not isinstance(value, int):
@@ -50,9 +50,9 @@ def integer(
 
 
 def decimal(params: Mapping[str, Any], name: str, *, required: bool = False, positive: bool = False) -> Decimal | None:
-    """A decimal parameter given as a string or number; finite, and > 0 when `positive`."""
+    """A decimal parameter given as a string or number; finite, and > 0 when `positive`; an empty one is malformed."""
     value = params.get(name)
-    if value is None or value == "":
+    if value is None:
         if required:
             raise ParamError(f"{name} is required")
         return None
