@@ -120,6 +120,20 @@ class SimFunding:
     ts: datetime
 
 
+@dataclass(frozen=True)
+class MarketFunding:
+    """One funding settlement of a market (the venue's public funding-rate history)."""
+
+    symbol: str
+    rate: Decimal
+    ts: datetime
+
+
+# Called, under the engine lock, after an order was accepted, filled (in part), cancelled or expired: the one
+# place from which a simulator can publish private order and position events.
+OrderListener = Callable[["SimAccount", "SimOrder"], None]
+
+
 @dataclass
 class SimPosition:
     """Net position in one market (signed quantity)."""
@@ -181,6 +195,8 @@ class SimEngine:
         # Per account, the orders that may still fill (resting limit orders): tick() and the duplicate client id
         # check look at these alone, not at an order history that grows all run long.
         self._open: dict[str, dict[str, SimOrder]] = {}
+        self.funding_log: list[MarketFunding] = []
+        self.order_listeners: list[OrderListener] = []
         start = clock.now().timestamp()
         self._next_funding = {
             m.symbol: (int(start) // m.funding_interval_s + 1) * m.funding_interval_s for m in markets
@@ -343,6 +359,29 @@ class SimEngine:
         nonce: int | None = None,
     ) -> SimOrder:
         """Validate, then fill (market/IOC), reject (post-only that would take) or rest the order."""
+        with self.lock:
+            order = self._place(account, symbol, side, order_type, quantity, price, time_in_force, reduce_only,
+                                client_id, nonce)  # fmt: skip
+            self._order_changed(account, order)
+            return order
+
+    def _order_changed(self, account: SimAccount, order: SimOrder) -> None:
+        for listener in self.order_listeners:
+            listener(account, order)
+
+    def _place(
+        self,
+        account: SimAccount,
+        symbol: str,
+        side: Side,
+        order_type: OrderType,
+        quantity: Decimal,
+        price: Decimal | None,
+        time_in_force: TimeInForce,
+        reduce_only: bool,
+        client_id: str | None,
+        nonce: int | None,
+    ) -> SimOrder:
         with self.lock:
             self.tick()
             self.version += 1
@@ -519,12 +558,26 @@ class SimEngine:
             pos.entry_price = price  # flipped through zero: the remainder opened at this price
         return realized
 
+    def modify(self, account: SimAccount, order_id: str, *, quantity: Decimal, price: Decimal | None) -> SimOrder:
+        """Change a resting, unfilled order's quantity and price; it may then fill at once."""
+        with self.lock:
+            order = self.find_order(account, order_id=order_id, open_only=True)
+            if order.filled:
+                raise SimRejectError(RejectKind.BAD_QUANTITY, "a partially filled order cannot be modified")
+            self._validate(account, self.market(order.symbol), quantity, price, order.order_type, None)
+            order.quantity, order.price = quantity, price
+            self.version += 1
+            self._order_changed(account, order)
+            self.tick()
+            return order
+
     def cancel(self, account: SimAccount, *, order_id: str | None = None, client_id: str | None = None) -> SimOrder:
         """Cancel a resting order by venue id or client id."""
         with self.lock:
             order = self.find_order(account, order_id=order_id, client_id=client_id, open_only=True)
             order.status = OrderStatus.CANCELLED
             self.version += 1
+            self._order_changed(account, order)
             return order
 
     def find_order(
@@ -558,6 +611,7 @@ class SimEngine:
                 for order in list(resting.values()):
                     if order.order_type is OrderType.LIMIT and not order.status.is_final and self._crosses(order):
                         self._fill(account, order, order.price, order.quantity - order.filled, is_maker=True)  # type: ignore[arg-type]
+                        self._order_changed(account, order)
                     if order.status.is_final:
                         del resting[order.id]
             self._settle_funding()
@@ -574,6 +628,7 @@ class SimEngine:
             while due <= now:
                 self.version += 1
                 price = self.mark(symbol)
+                self.funding_log.append(MarketFunding(symbol, m.funding_rate, self.clock.now()))
                 for account in self.accounts.values():
                     pos = account.positions.get(symbol)
                     if pos is None or not pos.quantity:
@@ -610,3 +665,4 @@ class SimEngine:
             )
             account.orders[order.id] = order
             self._fill(account, order, self.mark(symbol), abs(pos.quantity), is_maker=False)
+            self._order_changed(account, order)

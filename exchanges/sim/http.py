@@ -32,6 +32,8 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    # Every value of each query parameter, in order (for repeatable ones such as Backpack's marketType).
+    query_all: dict[str, list[str]] = field(default_factory=dict)
 
     def json(self) -> Any:
         """The body parsed as JSON (ValueError if it is not)."""
@@ -53,6 +55,10 @@ class NeverAnswerError(Exception):
 
 Handler = Callable[[Request], Response]
 ErrorBody = Callable[[InjectedHttpError], Response]
+
+
+def _plain_not_found(_request: Request) -> Response:
+    return Response(404, "Not Found")
 
 
 class ArrivalClock:
@@ -102,8 +108,10 @@ class SimHttpServer:
         error_body: ErrorBody,
         port: int = 0,
         hold_s: float = 60.0,
+        not_found: Handler = _plain_not_found,
     ) -> None:
         self._routes = routes
+        self._not_found = not_found  # the venue's own error body for a path or method it does not serve
         self._admin = admin
         self._faults = faults
         self._error_body = error_body
@@ -156,7 +164,7 @@ class SimHttpServer:
             return self._error_body(injected)
         handler = self._routes.get((request.method, request.path))
         if handler is None:
-            return Response(404, "Not Found")
+            return self._not_found(request)
         delay = self._faults.take_delay(request.method, request.path)
         if delay is not None:
             self._deliver_late(handler, request, delay)
@@ -206,14 +214,20 @@ class SimHttpServer:
             def _serve(self) -> None:
                 self._received_ns = time.monotonic_ns()  # read by benchmarks through ARRIVAL_HEADER
                 parts = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > MAX_BODY:
+                length_text = self.headers.get("Content-Length") or "0"
+                length = int(length_text) if length_text.isascii() and length_text.isdigit() else -1
+                if length < 0 or length > MAX_BODY:
                     self._send(Response(413, "Payload Too Large"))
                     return
+                pairs = parse_qsl(parts.query, keep_blank_values=True)
+                query_all: dict[str, list[str]] = {}
+                for key, value in pairs:
+                    query_all.setdefault(key, []).append(value)
                 request = Request(
                     method=self.command,
                     path=parts.path,
-                    query=dict(parse_qsl(parts.query, keep_blank_values=True)),
+                    query=dict(pairs),
+                    query_all=query_all,
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=self.rfile.read(length) if length else b"",
                 )
@@ -241,8 +255,9 @@ class SimHttpServer:
                 for key, value in response.headers.items():
                     self.send_header(key, value)
                 self.end_headers()
-                self.wfile.write(payload)
+                if self.command != "HEAD":  # a HEAD reply carries the headers alone
+                    self.wfile.write(payload)
 
-            do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = _serve  # noqa: N815
+            do_GET = do_POST = do_DELETE = do_PATCH = do_PUT = do_HEAD = do_OPTIONS = do_TRACE = _serve  # noqa: N815
 
         return _Handler
