@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from actors.exchange import wire_timing
-from actors.messages import OpenTiming, WireTiming
-from exchanges.http import WireMark
+from actors.timing import OpenTiming, WireTiming, wire_timing
+from exchanges.base import WireMark
 
 
 def _leg(sent: int, answered: int, done: int, arrived: int | None = None) -> WireTiming:
