@@ -157,6 +157,8 @@ class RestTransport:
             prepared = self.prepare(method, url, params=params, data=data, headers=headers)
             try:
                 return self.send(prepared)
+            except MalformedResponse:  # the venue answered, unreadably: asking again would not help
+                raise
             except (VenueUnavailable, RateLimited) as error:
                 if not retry or attempt == attempts - 1:
                     raise
