@@ -29,7 +29,6 @@ from actors.messages import (
     OpenBegun,
     OpenDeclined,
     OpenNow,
-    OpenTiming,
     OrderAccepted,
     OrderRejected,
     PairFailed,
@@ -308,8 +307,9 @@ class HedgeCoordinator(SupervisedActor):
             for reply in replies:
                 self.trader.record(reply)
             outcome = self._conclude(pair_id, plan, legs, replies, elapsed_ms, decided_ns)
-        timing = OpenTiming(decided_ns, tuple(r.wire for r in replies), time.monotonic_ns())
-        return dataclasses.replace(outcome, timing=timing)
+        timings = self.desk.timings
+        timings.record_open(pair_id, timings.open_timing(decided_ns, _orders(replies), time.monotonic_ns()))
+        return outcome
 
     def _send_legs(self, legs: list[PositionRecord], orders: list[PlaceOrder]) -> list[Reply]:
         """Both legs at once: each venue's actor gets its order before either reply is awaited, and each
@@ -435,7 +435,7 @@ class HedgeCoordinator(SupervisedActor):
         results: list[Any] | None = None,
     ) -> PairOpened:
         now = self.clock.now()
-        sent = OpenTiming(decided_ns, tuple(r.wire for r in replies), 0)
+        sent = self.desk.timings.open_timing(decided_ns, _orders(replies))
         marks = {plan.long.venue: plan.long.mark, plan.short.venue: plan.short.mark}
         slippage: dict[str, Decimal] = {}
         fees = Decimal(0)
@@ -472,6 +472,11 @@ class HedgeCoordinator(SupervisedActor):
         )
         self.desk.write(WriteBatch((*(results or ()), *updates, opened)))  # books and OPEN commit together
         return PairOpened(pair_id)
+
+
+def _orders(replies: list[Reply]) -> list[tuple[Venue, str]]:
+    """The legs' orders (venue, client id), by which their timings are found."""
+    return [(r.venue, r.client_id) for r in replies]
 
 
 def _filled(reply: Reply, quantity: Decimal) -> bool:

@@ -6,7 +6,6 @@ LegTrader is the one way an order is sent: recorded first (a crash never forgets
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import threading
@@ -35,6 +34,7 @@ from actors.messages import (
     UpdateOrder,
     WriteBatch,
 )
+from actors.timing import Timings
 from core.clock import Clock
 from core.config import LimitsConfig, Settings
 from core.domain import EventLevel, OrderPurpose, PairState, Venue
@@ -336,7 +336,7 @@ class Desk:
     clock: Clock
     settings: Settings
     claims: Claims = field(default_factory=Claims)
-    metrics: Any = None  # control.metrics.Metrics when the Prometheus endpoint is on
+    timings: Timings = field(default_factory=Timings)  # orders' and opens' timings; order metrics through it
 
     def write(self, message: Any) -> Any:
         """Ask the writer; returns (Written, or the message's own reply) once committed."""
@@ -455,21 +455,14 @@ class LegTrader:
             reply: Reply = future.get(timeout=ORDER_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - a dead or wedged venue actor: the order may be out there
             reply = OrderInFlight(position.venue, order.client_id, f"no reply from the venue actor: {exc!r}")
-        wire = reply.wire
         # A place's own reply is ours by construction (the venue answered our request). The one case where a
         # place comes back with another database's order, a lost reply's lookup, is judged by the client
         # (exchanges/ambiguity.py) with our row's time; judging every reply again here would, with a host clock
         # that ran ahead, disown our own filled orders.
         reply = self.settle(position, order.client_id, reply)
-        if reply.wire is None and wire is not None:  # a looked-up outcome keeps the timing of the send
-            reply = dataclasses.replace(reply, wire=wire)
         if record:
             self.record(reply)
-        if self.desk.metrics is not None:
-            result = "rejected" if isinstance(reply, OrderRejected) else "in_flight"
-            if isinstance(reply, OrderAccepted):
-                result = reply.status.value
-            self.desk.metrics.observe_order(position.venue.value, result, time.perf_counter() - started)
+        self.desk.timings.order_settled(position.venue, reply, time.perf_counter() - started)
         return reply
 
     def settle(

@@ -29,6 +29,7 @@ from actors.shutdown import attempt, close_on_exit
 from actors.startup import STARTUP_BLOCK, StartupReconciler
 from actors.supervision import ChildSpec, Supervisor, policy_from
 from actors.ticks import Ticker
+from actors.timing import Timings
 from actors.writer import PersistenceWriter
 from alerts.policy import Alert
 from alerts.sinks import dispatcher_from
@@ -75,7 +76,8 @@ class Engine:
         self.paper: PaperVenues | None = None
         self.alerts = dispatcher_from(settings)
         self.metrics: Metrics | None = Metrics() if settings.metrics.enabled else None
-        self.desk.metrics = self.metrics
+        self.timings = Timings(self.metrics)  # orders' and opens' timings, order metrics
+        self.desk.timings = self.timings
         self._next_metrics = 0.0
         self.supervisor = Supervisor(
             self.clock, self.directory, on_restart=self._on_restart, on_give_up=self._on_give_up
@@ -127,6 +129,7 @@ class Engine:
                     venue=venue,
                     factory=factories[venue],
                     stale_after_s=stale,
+                    timings=self.timings,
                 )
 
             return start

@@ -1,12 +1,12 @@
 """ExchangeActor: one per venue. Owns the venue client and its price feed; turns venue errors into outcomes.
 
 Places answer OrderAccepted, OrderRejected (definitive, nothing on the venue) or OrderInFlight (unknown:
-look it up). Reads raise the venue's typed error to the caller, which decides.
+look it up). Reads raise the venue's typed error to the caller, which decides. A place is prepared, held at
+its LegGate (the legs of an open) and then sent; its wire timing goes to the engine's Timings.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -35,14 +35,13 @@ from actors.messages import (
     Positions,
     QuoteReply,
     SetLeverage,
-    WireTiming,
 )
+from actors.timing import Timings, wire_timing
 from core.clock import Clock
 from core.domain import Venue
-from exchanges.base import OrderRequest, OrderResult, PerpExchange
+from exchanges.base import OrderRequest, OrderResult, PerpExchange, PreparedOrder
 from exchanges.errors import OrderNotFound, OrderOutcomeUnknown, RateLimited, VenueError, VenueUnavailable
 from exchanges.feed import PriceFeed
-from exchanges.http import WireMark
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +61,13 @@ class ExchangeActor(SupervisedActor):
         venue: Venue,
         factory: VenueFactory,
         stale_after_s: float,
+        timings: Timings | None = None,
     ) -> None:
         super().__init__(name, generation, clock, on_death)
         self.venue = venue
         self._factory = factory
         self._stale_after_s = stale_after_s
+        self._timings = timings if timings is not None else Timings()
         self.client: PerpExchange | None = None
         self.feed: PriceFeed | None = None
 
@@ -75,13 +76,11 @@ class ExchangeActor(SupervisedActor):
         self.client, self.feed = self._factory()
         if self.feed is not None:
             self.feed.start()
-        sync = getattr(self.client, "sync_time", None)
-        if sync is not None:
-            try:
-                offset = sync()
-                log.info("%s clock offset %d ms", self.venue, offset)
-            except VenueError as exc:
-                log.warning("%s: clock sync failed (%s); signing with the local clock", self.venue, exc)
+        try:
+            offset = self.client.sync_time()
+            log.info("%s clock offset %d ms", self.venue, offset)
+        except VenueError as exc:
+            log.warning("%s: clock sync failed (%s); signing with the local clock", self.venue, exc)
 
     def release(self) -> None:
         """Stop the feed thread and close the HTTP session."""
@@ -178,31 +177,11 @@ class ExchangeActor(SupervisedActor):
         """A venue timestamp moved onto our clock, so the desk compares it with our rows' times on one clock."""
         if venue_time is None:
             return None
-        # Test doubles and clients without a measured offset count as in step with us.
-        offset_ms = getattr(self._client, "clock_offset_ms", 0)
-        return venue_time - timedelta(milliseconds=offset_ms)
+        return venue_time - timedelta(milliseconds=self._client.clock_offset_ms)
 
     def _place(self, m: PlaceOrder) -> OrderAccepted | OrderRejected | OrderInFlight:
-        transport = getattr(self._client, "transport", None)
-        if transport is None:  # a client without an HTTP edge (test doubles): nothing to time or hold
-            try:
-                return self._place_untimed(m)
-            finally:
-                if m.gate is not None:
-                    m.gate.abandon()
-        marks: list[WireMark] = []
-        transport.tap = marks.append
-        transport.gate = m.gate
-        try:
-            reply = self._place_untimed(m)
-        finally:
-            transport.tap = None
-            transport.gate = None
-            if m.gate is not None:  # refused before sending, or sent: the other leg must not wait for this one
-                m.gate.abandon()
-        return dataclasses.replace(reply, wire=wire_timing(marks))
-
-    def _place_untimed(self, m: PlaceOrder) -> OrderAccepted | OrderRejected | OrderInFlight:
+        """Prepare the order, wait at its gate for the other leg's (an open's legs), send it; report its timing."""
+        c = self._client
         request = OrderRequest(
             m.client_id,
             m.symbol,
@@ -214,8 +193,12 @@ class ExchangeActor(SupervisedActor):
             m.reduce_only,
             created_at=m.created_at,
         )
+        prepared: PreparedOrder | None = None
         try:
-            result = self._client.place_order(request)
+            prepared = c.prepare_order(request)
+            if m.gate is not None:
+                m.gate.ready()  # both legs built and signed: they leave together (or this one alone, late)
+            result = c.send_order(prepared)
         except OrderOutcomeUnknown as exc:
             return OrderInFlight(self.venue, m.client_id, str(exc))
         except (RateLimited, VenueUnavailable) as exc:
@@ -225,19 +208,12 @@ class ExchangeActor(SupervisedActor):
             return OrderRejected(self.venue, m.client_id, _code(exc), exc.venue_message)
         except ValueError as exc:  # refused locally before sending (client id form, rules)
             return OrderRejected(self.venue, m.client_id, "local", str(exc))
+        finally:
+            if m.gate is not None:  # refused before sending, or sent: the other leg must not wait for this one
+                m.gate.abandon()
+            if prepared is not None:
+                self._timings.order_sent(self.venue, m.client_id, wire_timing(prepared.marks))
         return self._accepted(result, m.client_id)
-
-
-def wire_timing(marks: list[WireMark]) -> WireTiming | None:
-    """An order's timing from the requests it took: the first write is the order itself (reads before it,
-    such as a venue-status check, are not), the last reply is when the venue was done with it."""
-    order = next((i for i, mark in enumerate(marks) if mark.method != "GET"), None)
-    if order is None:
-        return None
-    first = marks[order]
-    return WireTiming(
-        first.sent_ns, first.answered_ns, marks[-1].answered_ns, len(marks) - order, first.venue_received_ns
-    )
 
 
 def _code(exc: VenueError) -> str | None:

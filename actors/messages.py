@@ -19,62 +19,6 @@ from core.limits import Trip
 from exchanges.base import Account, Fill, Market, OrderStatus, OrderType, Position, Quote, TimeInForce
 from storage.records import LegFigures, NewEvent, NewFill, NewOrder, OrderRecord, PairPlan, PositionRecord
 
-# ---- timing (real time, time.monotonic_ns) -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class WireTiming:
-    """An order on the wire: its request handed to the HTTP library and its reply read, the last venue reply
-    it needed (read-backs, fills), and the arrival stamp of a loopback simulator (None from a real venue)."""
-
-    sent_ns: int
-    answered_ns: int
-    done_ns: int
-    requests: int
-    venue_received_ns: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class OpenTiming:
-    """One open in real time: decided (plan made, leverage set), each leg on the wire, outcome committed."""
-
-    decided_ns: int
-    legs: tuple[WireTiming | None, ...]
-    concluded_ns: int
-
-    @property
-    def _sent(self) -> list[WireTiming] | None:
-        legs = [leg for leg in self.legs if leg is not None]
-        return legs if len(legs) == len(self.legs) and legs else None
-
-    @property
-    def leg_skew_ns(self) -> int | None:
-        """Between the first and the last leg's request leaving (None if a leg was never sent)."""
-        legs = self._sent
-        return None if legs is None else max(x.sent_ns for x in legs) - min(x.sent_ns for x in legs)
-
-    @property
-    def arrival_skew_ns(self) -> int | None:
-        """Between the legs reaching their venues (loopback simulators only)."""
-        legs = self._sent
-        if legs is None or any(x.venue_received_ns is None for x in legs):
-            return None
-        arrivals = [x.venue_received_ns for x in legs if x.venue_received_ns is not None]
-        return max(arrivals) - min(arrivals)
-
-    @property
-    def to_wire_ns(self) -> int | None:
-        """From the decision to every leg's request on the wire: the engine's cost before sending."""
-        legs = self._sent
-        return None if legs is None else max(x.sent_ns for x in legs) - self.decided_ns
-
-    @property
-    def to_commit_ns(self) -> int | None:
-        """From the last venue reply to the outcome committed: the engine's cost after the venues answered."""
-        legs = self._sent
-        return None if legs is None else self.concluded_ns - max(x.done_ns for x in legs)
-
-
 # ---- to an ExchangeActor ------------------------------------------------------------------------------------
 
 
@@ -90,7 +34,8 @@ class PlaceOrder:
     price: Decimal | None = None
     time_in_force: TimeInForce = TimeInForce.GTC
     reduce_only: bool = False
-    # Set for the legs of an open: the order request, once built and signed, waits there for the other leg's.
+    # Set for the legs of an open: the venue's actor prepares the order, waits there until the other leg's is
+    # prepared too, then sends it (arm-and-fire, core/gate.py).
     gate: LegGate | None = field(default=None, compare=False)
     # When our order row was written: a lost reply's lookup that finds an order older than this under our
     # client id has found another database's order, not ours (core/ids.py predates_our_order).
@@ -173,7 +118,6 @@ class OrderAccepted:
     average_price: Decimal | None
     fee: Decimal | None
     fills: tuple[Fill, ...] = ()
-    wire: WireTiming | None = None
     created_at: datetime | None = None  # the venue's own creation time, where its reply gives one
 
 
@@ -186,7 +130,6 @@ class OrderRejected:
     code: str | None
     message: str
     retryable: bool = False  # rate limit, maintenance, "not placed" after a lost reply
-    wire: WireTiming | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +139,6 @@ class OrderInFlight:
     venue: Venue
     client_id: str
     reason: str
-    wire: WireTiming | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,10 +420,9 @@ class OpenNow:
 
 @dataclass(frozen=True, slots=True)
 class PairOpened:
-    """A pair is OPEN."""
+    """A pair is OPEN (its open's timing: actors.timing.Timings.open)."""
 
     pair_id: int
-    timing: OpenTiming | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -491,7 +432,6 @@ class PairFailed:
     pair_id: int
     state: PairState
     reason: str
-    timing: OpenTiming | None = None
 
 
 @dataclass(frozen=True, slots=True)

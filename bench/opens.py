@@ -9,7 +9,8 @@ from typing import Any
 
 from actors.coordinator import HedgeCoordinator
 from actors.desk import Reply
-from actors.messages import ClosePair, CloseResult, OpenNow, OpenTiming, PairFailed, PairOpened, PlaceOrder
+from actors.messages import ClosePair, CloseResult, OpenNow, PairFailed, PairOpened, PlaceOrder
+from actors.timing import OpenTiming
 from bench.report import BenchError, Figure, percentile
 from bench.venues import SimProcesses, live_settings, scratch_dir, start_engine
 from core.domain import PairState, Venue
@@ -96,8 +97,9 @@ def run(sims: SimProcesses, opens: int, rollbacks: int, latency_s: float, warmup
                 reply, venues = _open(ref, engine)
                 if not isinstance(reply, PairOpened):
                     raise BenchError(f"{way} open failed without a fault: {reply}")
-                if i >= warmup and reply.timing is not None:
-                    samples.add(reply.timing, venues)
+                timing = engine.timings.open(reply.pair_id)
+                if i >= warmup and timing is not None:
+                    samples.add(timing, venues)
                 _close(closer, reply.pair_id)
         rollback_us: list[float] = []
         for i in range(rollbacks):
@@ -107,9 +109,10 @@ def run(sims: SimProcesses, opens: int, rollbacks: int, latency_s: float, warmup
                 {"kind": "reject", "code": REJECT_CODES[refused], "message": "bench", "count": 1, "reduce_only": False},
             )
             reply, _ = _open(concurrent_ref, engine)
-            if not isinstance(reply, PairFailed) or reply.state is not PairState.FAILED or reply.timing is None:
+            timing = engine.timings.open(reply.pair_id)
+            if not isinstance(reply, PairFailed) or reply.state is not PairState.FAILED or timing is None:
                 raise BenchError(f"expected a rolled-back open, got {reply}")
-            rollback_us.append((reply.timing.concluded_ns - reply.timing.decided_ns) / 1000)
+            rollback_us.append((timing.concluded_ns - timing.decided_ns) / 1000)
     finally:
         sequential.stop()
         engine.shutdown()

@@ -1,5 +1,6 @@
-"""Arm-and-fire for the two legs of an open: each leg's order request is built and signed first, then held
-until the other leg's is ready too, so both go on the wire together.
+"""Arm-and-fire for the two legs of an open: each venue's actor prepares its leg's order first (built, signed,
+HTTP request prepared: PerpExchange.prepare_order), holds it here until the other leg's is prepared too, and
+then sends it (send_order), so both go on the wire together.
 
 Without it the second leg leaves only once the first has done its own request building (signing, JSON,
 the HTTP library's preparation), about 1.5 ms on a slow 2-core machine; with it, the legs are apart by

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -138,6 +138,30 @@ class OrderResult:
 
 
 @dataclass(frozen=True, slots=True)
+class WireMark:
+    """One request on the wire, in real time (time.monotonic_ns, system-wide on Linux): handed to the HTTP
+    library, reply read; and, from a loopback simulator only, when the venue received it."""
+
+    method: str
+    path: str
+    sent_ns: int
+    answered_ns: int
+    venue_received_ns: int | None = None
+
+
+@dataclass(eq=False)
+class PreparedOrder:
+    """An order its venue's client has validated, built and signed, with nothing sent yet: `send_order` sends it,
+    once. `marks` gathers the wire stamps of every request the client makes for this order (a check before
+    it, the order itself, a re-send after a clock refusal, read-backs and lookups), in order.
+
+    Clients extend it with what they need to send; this base class is what test doubles return."""
+
+    request: OrderRequest
+    marks: list[WireMark] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
 class Fill:
     """One execution."""
 
@@ -195,8 +219,29 @@ class PerpExchange(Protocol):
         """Open positions."""
         ...
 
+    @property
+    def clock_offset_ms(self) -> int:
+        """The venue's clock minus ours, as last measured (0 before any measurement)."""
+        ...
+
+    def sync_time(self) -> int:
+        """Measure the offset from the venue's clock and sign with it from now on; returns it in ms."""
+        ...
+
+    def prepare_order(self, request: OrderRequest) -> PreparedOrder:
+        """Validate, build and sign an order and prepare its HTTP request; nothing is sent. Raises what
+        `place_order` raises before sending: ValueError or InvalidOrder (refused locally), VenueError (no
+        credentials, maintenance, a failed read the order needs)."""
+        ...
+
+    def send_order(self, prepared: PreparedOrder) -> OrderResult:
+        """Send a prepared order (once; a second call raises RuntimeError) and learn its outcome. A lost reply
+        is never re-sent but looked up once the venue can no longer accept the request; OrderOutcomeUnknown
+        when even that failed."""
+        ...
+
     def place_order(self, request: OrderRequest) -> OrderResult:
-        """Send an order; OrderOutcomeUnknown when the outcome could not be learned."""
+        """`send_order(prepare_order(request))`."""
         ...
 
     def cancel_order(self, symbol: str, client_id: str) -> OrderResult | None:

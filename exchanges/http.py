@@ -1,14 +1,19 @@
 """The HTTP edge shared by venue clients: pacing, timeouts, GET-only retries with backoff, typed errors.
 
 A venue supplies its error parser and, for signed calls, a function that builds fresh headers for every
-attempt (a retried request must carry a fresh timestamp or nonce).
+attempt (a retried request must carry a fresh timestamp or nonce). A request goes in two halves, `prepare`
+(paced, signed, encoded: everything but the wire) and `send`, so that an order can be made ready first and
+fired later (arm-and-fire, core/gate.py). Every request is stamped (WireMark) into the lists `recording`
+holds open on the calling thread.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +21,7 @@ import requests
 from requests.utils import getproxies
 
 from core.clock import Clock
-from core.gate import LegGate
+from exchanges.base import WireMark
 from exchanges.errors import MalformedResponse, RateLimited, VenueError, VenueUnavailable
 from exchanges.ratelimit import RateLimiter
 
@@ -28,18 +33,6 @@ HeaderSource = Callable[[], Mapping[str, str]]
 ARRIVAL_HEADER = "X-Sim-Received-Ns"
 
 
-@dataclass(frozen=True, slots=True)
-class WireMark:
-    """One request on the wire, in real time (time.monotonic_ns, system-wide on Linux): handed to the HTTP
-    library, reply read; and, from a loopback simulator only, when the venue received it."""
-
-    method: str
-    path: str
-    sent_ns: int
-    answered_ns: int
-    venue_received_ns: int | None = None
-
-
 def uses_environment_proxy() -> bool:
     """True when HTTP(S)_PROXY or ALL_PROXY is set: requests must then read the environment per request."""
     return any(scheme in getproxies() for scheme in ("http", "https", "all"))
@@ -48,6 +41,17 @@ def uses_environment_proxy() -> bool:
 def _arrival(headers: Mapping[str, str]) -> int | None:
     value = headers.get(ARRIVAL_HEADER)
     return int(value) if value is not None and value.isascii() and value.isdigit() else None
+
+
+@dataclass(eq=False, slots=True)
+class PreparedRequest:
+    """One request paced, signed and prepared by the HTTP library, not yet on the wire; it can be sent once."""
+
+    method: str
+    path: str
+    prepared: requests.PreparedRequest
+    settings: dict[str, Any]
+    sent: bool = False
 
 
 class RestTransport:
@@ -77,10 +81,64 @@ class RestTransport:
         # With trust_env, requests re-reads proxy variables and ~/.netrc on every request (about 0.35 ms, on
         # the path between deciding and the order leaving); read them only when a proxy is configured.
         self.session.trust_env = uses_environment_proxy()
-        # Called with every request's WireMark (the venue's actor times its orders with it).
-        self.tap: Callable[[WireMark], None] | None = None
-        # The next write request waits here, built and signed, for the other leg of an open (one use).
-        self.gate: LegGate | None = None
+        # Per thread: the mark lists `recording` holds open (a client may be used from more than one thread).
+        self._recording = threading.local()
+
+    @contextmanager
+    def recording(self, marks: list[WireMark]) -> Iterator[list[WireMark]]:
+        """Within the block, every request this thread sends appends its WireMark to `marks` (and to the lists
+        of enclosing blocks)."""
+        stack: list[list[WireMark]] = self._recording.__dict__.setdefault("stack", [])
+        stack.append(marks)
+        try:
+            yield marks
+        finally:
+            stack.pop()
+
+    def prepare(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        data: str | None = None,
+        headers: HeaderSource | None = None,
+    ) -> PreparedRequest:
+        """Everything before the wire: wait for the rate limiter, build the headers (signing), encode, and
+        let the HTTP library prepare the request."""
+        self._limiter.acquire()
+        sent_headers = dict(headers()) if headers is not None else {}
+        if data is not None:
+            sent_headers.setdefault("Content-Type", "application/json")
+        path = url.split("?", 1)[0]
+        try:
+            request = requests.Request(method, url, params=params or None, data=data, headers=sent_headers)
+            prepared = self.session.prepare_request(request)
+            settings = self.session.merge_environment_settings(prepared.url, {}, None, None, None)
+        except requests.RequestException as exc:  # an unusable URL or proxy setting: nothing was sent
+            raise VenueUnavailable(self.venue, f"{method} {path}: {type(exc).__name__}") from None
+        return PreparedRequest(method, path, prepared, settings)
+
+    def send(self, request: PreparedRequest) -> tuple[int, Any]:
+        """Put a prepared request on the wire (once) and read its reply: (status, JSON, text or None), or the
+        venue's typed error (VenueUnavailable when no reply was read)."""
+        if request.sent:
+            raise RuntimeError(f"{self.venue} {request.method} {request.path}: a prepared request is sent once")
+        request.sent = True
+        method, path = request.method, request.path
+        sent_ns = time.monotonic_ns()  # real time, not the injected clock: this measures the wire itself
+        try:
+            resp = self.session.send(request.prepared, timeout=self._timeout, allow_redirects=True, **request.settings)
+        except requests.RequestException as exc:
+            self._mark(method, path, sent_ns, None)
+            raise VenueUnavailable(self.venue, f"{method} {path}: {type(exc).__name__}") from None
+        self._mark(method, path, sent_ns, resp)
+        if resp.status_code < 400:
+            return resp.status_code, self._decode(resp, path)
+        error = self._parse_error(resp.status_code, resp.text, resp.headers.get("Retry-After"))
+        if isinstance(error, RateLimited):
+            self._limiter.penalize(error.retry_after if error.retry_after is not None else self._backoff_s)
+        raise error
 
     def request(
         self,
@@ -92,49 +150,31 @@ class RestTransport:
         headers: HeaderSource | None = None,
         retry: bool = False,
     ) -> tuple[int, Any]:
-        """Send one request (retrying transient failures if `retry`); returns (status, JSON, text or None)."""
+        """Prepare and send one request (retrying transient failures if `retry`, each attempt prepared
+        afresh); returns (status, JSON, text or None)."""
         attempts = 1 + (self._get_retries if retry else 0)
-        path = url.split("?", 1)[0]
         for attempt in range(attempts):
-            self._limiter.acquire()
-            sent_headers = dict(headers()) if headers is not None else {}
-            if data is not None:
-                sent_headers.setdefault("Content-Type", "application/json")
-            gate, self.gate = (self.gate, None) if method != "GET" else (None, self.gate)
-            sent_ns = 0
+            prepared = self.prepare(method, url, params=params, data=data, headers=headers)
             try:
-                # Session.request() in two halves: everything that can be done before the gate is.
-                request = requests.Request(method, url, params=params or None, data=data, headers=sent_headers)
-                prepared = self.session.prepare_request(request)
-                settings = self.session.merge_environment_settings(prepared.url, {}, None, None, None)
-                if gate is not None:
-                    gate.ready()
-                # Real time, not the injected clock: this measures the wire itself.
-                sent_ns = time.monotonic_ns()
-                resp = self.session.send(prepared, timeout=self._timeout, allow_redirects=True, **settings)
-            except requests.RequestException as exc:
-                sent_ns = sent_ns or time.monotonic_ns()
-                self._mark(method, path, sent_ns, None)
-                error: VenueError = VenueUnavailable(self.venue, f"{method} {path}: {type(exc).__name__}")
-            else:
-                self._mark(method, path, sent_ns, resp)
-                if resp.status_code < 400:
-                    return resp.status_code, self._decode(resp, path)
-                error = self._parse_error(resp.status_code, resp.text, resp.headers.get("Retry-After"))
-                if isinstance(error, RateLimited):
-                    self._limiter.penalize(error.retry_after if error.retry_after is not None else self._backoff_s)
-            if not retry or not isinstance(error, VenueUnavailable | RateLimited) or attempt == attempts - 1:
-                raise error
-            delay = self._backoff_s * 2**attempt
-            log.info("%s %s %s failed (%s); retry %d in %.2fs", self.venue, method, path, error, attempt + 1, delay)
-            self._clock.sleep(delay)
+                return self.send(prepared)
+            except MalformedResponse:  # the venue answered, unreadably: asking again would not help
+                raise
+            except (VenueUnavailable, RateLimited) as error:
+                if not retry or attempt == attempts - 1:
+                    raise
+                delay = self._backoff_s * 2**attempt
+                log.info("%s %s %s failed (%s); retry %d in %.2fs", self.venue, method, prepared.path, error,
+                         attempt + 1, delay)  # fmt: skip
+                self._clock.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _mark(self, method: str, path: str, sent_ns: int, resp: requests.Response | None) -> None:
-        tap = self.tap
-        if tap is not None:
+        stack: list[list[WireMark]] | None = getattr(self._recording, "stack", None)
+        if stack:
             arrival = _arrival(resp.headers) if resp is not None else None
-            tap(WireMark(method, path, sent_ns, time.monotonic_ns(), arrival))
+            mark = WireMark(method, path, sent_ns, time.monotonic_ns(), arrival)
+            for marks in stack:
+                marks.append(mark)
 
     def _decode(self, resp: requests.Response, path: str) -> Any:
         if not resp.content:

@@ -1,7 +1,9 @@
 """Backpack REST client (requests): signed calls, pacing, GET-only retries, typed errors, Decimal results.
 
-A place that times out is never re-sent: once its signed window has passed (Backpack refuses the request
-after that) the order is looked up by client id, so the answer is either the order or "it never existed".
+An order goes in two steps, `prepare_order` (checked, signed, HTTP request prepared) and `send_order`, so
+that it can be armed and then fired (core/gate.py). A place that times out is never re-sent: once its signed
+window has passed (Backpack refuses the request after that) the order is looked up by client id, so the
+answer is either the order or "it never existed".
 A request refused *because* its timestamp lay outside the window was never accepted: the clock offset is
 measured again and that one request re-signed and re-sent once (reads and writes alike).
 """
@@ -12,6 +14,7 @@ import dataclasses
 import json
 import logging
 import re
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -20,11 +23,23 @@ from core.domain import Venue
 from exchanges.ambiguity import resolve_lost_reply
 from exchanges.backpack import parse
 from exchanges.backpack.signing import BackpackSigner, render_value
-from exchanges.base import Account, Fill, FundingPayment, Market, OrderRequest, OrderResult, OrderType, Position, Quote
+from exchanges.base import (
+    Account,
+    Fill,
+    FundingPayment,
+    Market,
+    OrderRequest,
+    OrderResult,
+    OrderType,
+    Position,
+    PreparedOrder,
+    Quote,
+    WireMark,
+)
 from exchanges.base import TimeInForce as Tif
 from exchanges.clocksync import ClockResync
 from exchanges.errors import MalformedResponse, OrderNotFound, RateLimited, VenueError, VenueUnavailable
-from exchanges.http import RestTransport
+from exchanges.http import HeaderSource, PreparedRequest, RestTransport
 from exchanges.wire import dec, plain
 
 log = logging.getLogger(__name__)
@@ -46,6 +61,15 @@ def is_clock_refusal(error: VenueError) -> bool:
     if isinstance(error, VenueUnavailable | RateLimited) or error.http_status is None:
         return False
     return 400 <= error.http_status < 500 and _CLOCK_WORDS.search(error.venue_message) is not None
+
+
+@dataclass(eq=False, kw_only=True)
+class BackpackOrder(PreparedOrder):
+    """A Backpack order ready to send: its signed request and when it was signed (monotonic), from which
+    its window, and so how long a lost reply must be waited out, is counted."""
+
+    http: PreparedRequest
+    signed_at: float
 
 
 class BackpackClient:
@@ -85,7 +109,7 @@ class BackpackClient:
 
     @property
     def transport(self) -> RestTransport:
-        """The HTTP edge (its `tap` times every request)."""
+        """The HTTP edge (`transport.recording(marks)` stamps the requests sent within a block)."""
         return self._http
 
     @property
@@ -105,25 +129,14 @@ class BackpackClient:
         body: dict[str, Any] | None = None,
         instruction: str | None = None,
         retry: bool = False,
-        signed_at: list[float] | None = None,
     ) -> tuple[int, Any]:
-        """Send one request (retrying if `retry`); returns (status, parsed JSON, text, or None). A signed
-        request appends the monotonic time of each signing to `signed_at`."""
+        """Send one request (retrying if `retry`); returns (status, parsed JSON, text, or None)."""
         query = {k: render_value(v) for k, v in (params or {}).items() if v is not None}
         data = None if body is None else json.dumps(body, separators=(",", ":"))
         url = self.base_url + path
         if instruction is None:
             return self._http.request(method, url, params=query, data=data, retry=retry)
-        signer = self._signer
-        if signer is None:
-            raise VenueError(VENUE, f"{instruction} needs backpack.api_key and backpack.api_secret")
-        signed = body if body is not None else query
-
-        def headers() -> dict[str, str]:  # re-signed on every attempt: a retry carries a fresh timestamp
-            if signed_at is not None:
-                signed_at.append(self._clock.monotonic())
-            return signer.headers(instruction, signed, self._now_ms())
-
+        headers = self._signed_headers(instruction, body if body is not None else query)
         self._resync.before_request(write=method != "GET")
         try:
             return self._http.request(method, url, params=query, data=data, headers=headers, retry=retry)
@@ -134,6 +147,25 @@ class BackpackClient:
         # Refused unread, so nothing was done: the same request (same clientId), re-signed on the corrected
         # clock, goes once more. A second refusal is raised.
         return self._http.request(method, url, params=query, data=data, headers=headers, retry=retry)
+
+    def _require_signer(self, instruction: str) -> BackpackSigner:
+        if self._signer is None:
+            raise VenueError(VENUE, f"{instruction} needs backpack.api_key and backpack.api_secret")
+        return self._signer
+
+    def _signed_headers(
+        self, instruction: str, signed: dict[str, Any], signed_at: list[float] | None = None
+    ) -> HeaderSource:
+        """A header source that signs afresh on every call (a retry carries a fresh timestamp), appending the
+        monotonic time of each signing to `signed_at`."""
+        signer = self._require_signer(instruction)
+
+        def headers() -> dict[str, str]:
+            if signed_at is not None:
+                signed_at.append(self._clock.monotonic())
+            return signer.headers(instruction, signed, self._now_ms())
+
+        return headers
 
     def _get(self, path: str, params: dict[str, Any] | None = None, instruction: str | None = None) -> Any:
         return self._request("GET", path, params=params, instruction=instruction, retry=True)[1]
@@ -232,15 +264,59 @@ class BackpackClient:
             body["reduceOnly"] = True
         return body
 
-    def place_order(self, request: OrderRequest) -> OrderResult:
-        """Send an order. A timeout or unreadable reply is resolved by lookup, never by re-sending."""
-        body = self.order_body(request)
+    def prepare_order(self, request: OrderRequest) -> BackpackOrder:
+        """Check, sign and prepare an order's request; nothing is sent (a due clock resync may be)."""
+        marks: list[WireMark] = []
+        with self._http.recording(marks):
+            body = self.order_body(request)
+            self._require_signer("orderExecute")
+            self._resync.before_request(write=True)
+            http, signed_at = self._prepare_order_request(body)
+        return BackpackOrder(request, marks, http=http, signed_at=signed_at)
+
+    def _prepare_order_request(self, body: dict[str, Any]) -> tuple[PreparedRequest, float]:
         signed_at: list[float] = []
+        headers = self._signed_headers("orderExecute", body, signed_at)
+        data = json.dumps(body, separators=(",", ":"))
+        return self._http.prepare("POST", self.base_url + "/api/v1/order", data=data, headers=headers), signed_at[-1]
+
+    def send_order(self, prepared: PreparedOrder) -> OrderResult:
+        """Send a prepared order, then read its fills if it filled. A timeout or unreadable reply is resolved by
+        lookup, never by re-sending; a refusal for its timestamp is re-signed and sent once more."""
+        if not isinstance(prepared, BackpackOrder):
+            raise TypeError(f"not a Backpack order: {type(prepared).__name__}")
+        with self._http.recording(prepared.marks):
+            try:
+                try:
+                    _, data = self._http.send(prepared.http)
+                except VenueError as exc:
+                    if not is_clock_refusal(exc):
+                        raise
+                    self._resync.after_refusal(exc)
+                    # Refused unread, so nothing was placed: the same order (same clientId), re-signed on the
+                    # corrected clock, goes once more. A second refusal is raised.
+                    http, prepared.signed_at = self._prepare_order_request(self.order_body(prepared.request))
+                    _, data = self._http.send(http)
+                result = parse.parse_order(data)
+            except VenueUnavailable as exc:  # timeout, 5xx, dropped link, garbage: the order may exist
+                return self._resolve_ambiguous(prepared.request, prepared.signed_at, exc)
+            return self._with_fills(result)
+
+    def place_order(self, request: OrderRequest) -> OrderResult:
+        """Prepare and send an order at once."""
+        return self.send_order(self.prepare_order(request))
+
+    def _with_fills(self, result: OrderResult) -> OrderResult:
+        """A filled order with its fills and fee (the place reply carries neither). Not read: the order as is,
+        its fills can be read later."""
+        if result.filled_quantity == 0 or result.fills is not None:
+            return result
         try:
-            _, data = self._request("POST", "/api/v1/order", body=body, instruction="orderExecute", signed_at=signed_at)
-            return parse.parse_order(data)
-        except VenueUnavailable as exc:  # timeout, 5xx, dropped link, garbage: the order may exist
-            return self._resolve_ambiguous(request, signed_at[-1] if signed_at else self._clock.monotonic(), exc)
+            fills = tuple(self.fills(result.symbol, result.venue_order_id))
+        except VenueError as exc:
+            log.warning("backpack: fills of order %s not read: %s", result.client_id, exc)
+            return result
+        return dataclasses.replace(result, fee=sum((f.fee for f in fills), Decimal(0)), fills=fills)
 
     def _resolve_ambiguous(self, request: OrderRequest, signed_at: float, cause: VenueError) -> OrderResult:
         # Past its signed window Backpack can no longer accept that request: the window is counted from the

@@ -1,11 +1,12 @@
 """Hibachi REST client (requests): trade host and data host, signed writes, nonces, typed errors, Decimals.
 
-A place that times out is never re-sent: once its nonce has fallen outside the server's window (the venue
-refuses it after that) the order is looked up by client id, so the answer is either the order or "it never
-existed". A place refused *because* of its nonce (outside the window, or reused) was never accepted: the clock
-offset is measured again and the order re-signed with a fresh nonce and sent once more (same clientId). Reads
-carry no nonce, so only places can meet that refusal. Fills are never assumed: an order's filled quantity,
-price and fee come from the trade journal.
+An order goes in two steps, `prepare_order` (checked, signed, HTTP request prepared) and `send_order`, so
+that it can be armed and then fired (core/gate.py). A place that times out is never re-sent: once its nonce
+has fallen outside the server's window (the venue refuses it after that) the order is looked up by client
+id, so the answer is either the order or "it never existed". A place refused *because* of its nonce (outside
+the window, or reused) was never accepted: the clock offset is measured again and the order re-signed with a
+fresh nonce and sent once more (same clientId). Reads carry no nonce, so only places can meet that refusal.
+Fills are never assumed: an order's filled quantity, price and fee come from the trade journal.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 from typing import Any, Literal
 
@@ -31,7 +33,9 @@ from exchanges.base import (
     OrderStatus,
     OrderType,
     Position,
+    PreparedOrder,
     Quote,
+    WireMark,
 )
 from exchanges.base import TimeInForce as Tif
 from exchanges.clocksync import ClockResync
@@ -46,7 +50,7 @@ from exchanges.errors import (
 from exchanges.hibachi import parse
 from exchanges.hibachi.nonce import NonceSource
 from exchanges.hibachi.signing import Contract, Signer, cancel_payload, order_payload, quantity_is_exact
-from exchanges.http import RestTransport
+from exchanges.http import PreparedRequest, RestTransport
 from exchanges.wire import plain
 
 log = logging.getLogger(__name__)
@@ -73,6 +77,15 @@ def is_nonce_refusal(error: VenueError) -> bool:
     if isinstance(error, VenueUnavailable | RateLimited) or error.http_status is None:
         return False
     return 400 <= error.http_status < 500 and "nonce" in error.venue_message.lower()
+
+
+@dataclass(eq=False, kw_only=True)
+class HibachiOrder(PreparedOrder):
+    """A Hibachi order ready to send: its signed request, and when its nonce leaves the venue's window on our
+    monotonic clock (how long a lost reply must be waited out)."""
+
+    http: PreparedRequest
+    expires_at: float
 
 
 class HibachiClient:
@@ -132,7 +145,7 @@ class HibachiClient:
 
     @property
     def transport(self) -> RestTransport:
-        """The HTTP edge (its `tap` times every request)."""
+        """The HTTP edge (`transport.recording(marks)` stamps the requests sent within a block)."""
         return self._http
 
     def _credentials(self, what: str) -> tuple[str, int]:
@@ -154,9 +167,12 @@ class HibachiClient:
 
     def _trade_write(self, method: str, path: str, body: dict[str, Any]) -> Any:
         """A write: never retried here (the caller decides, knowing what a repeat would mean)."""
+        return self._http.send(self._prepare_write(method, path, body))[1]
+
+    def _prepare_write(self, method: str, path: str, body: dict[str, Any]) -> PreparedRequest:
         api_key, account_id = self._credentials(f"{method} {path}")
         data = json.dumps({"accountId": account_id} | body, separators=(",", ":"))
-        return self._http.request(method, self.api_url + path, data=data, headers=lambda: {"Authorization": api_key})[1]
+        return self._http.prepare(method, self.api_url + path, data=data, headers=lambda: {"Authorization": api_key})
 
     def _sign(self, payload: bytes) -> str:
         if self._signer is None:
@@ -304,33 +320,55 @@ class HibachiClient:
         body["signature"] = self._sign(payload)
         return body
 
-    def place_order(self, request: OrderRequest) -> OrderResult:
-        """Send an order, then read back what became of it. A lost reply is resolved by lookup, never re-sent."""
-        info = self.exchange_info()
-        if info.status != parse.NORMAL:
-            info = self.exchange_info(max_age_s=0)  # maintenance may have just ended
+    def prepare_order(self, request: OrderRequest) -> HibachiOrder:
+        """Check and sign an order and prepare its request; nothing is sent (exchange-info may be read: refused
+        during maintenance)."""
+        marks: list[WireMark] = []
+        with self._http.recording(marks):
+            info = self.exchange_info()
             if info.status != parse.NORMAL:
-                raise VenueUnavailable(VENUE, f"exchange is in {info.status}: {info.maintenance_note or ''}".strip(),
-                                       code=info.status)  # fmt: skip
-        self._resync.before_request(write=True)
-        for attempt in range(2):
-            nonce = self.nonces.next()
-            # When the venue stops accepting this nonce, on our monotonic clock: a wall step cannot move it.
-            expires_at = self._clock.monotonic() + self._nonce_window_s + max(0, -self.nonces.age_s(nonce))
-            body = self.order_body(request, nonce)
-            try:
-                order_id = parse.parse_placed_order_id(self._trade_write("POST", "/trade/order", body))
-            except VenueUnavailable as exc:  # timeout, 5xx, dropped link, garbage: the order may exist
-                return self._resolve_ambiguous(request, expires_at, exc)
-            except VenueError as exc:
-                if attempt or not is_nonce_refusal(exc):
-                    raise
-                self._resync.after_refusal(exc)
-                # Refused unread, so nothing was placed: the same order (same clientId) goes once more, signed
-                # with a fresh nonce on the corrected clock. A second refusal is raised.
-                continue
-            return self._settle(request, order_id)
+                info = self.exchange_info(max_age_s=0)  # maintenance may have just ended
+                if info.status != parse.NORMAL:
+                    raise VenueUnavailable(VENUE, f"exchange is in {info.status}: {info.maintenance_note or ''}"
+                                           .strip(), code=info.status)  # fmt: skip
+            self._resync.before_request(write=True)
+            http, expires_at = self._prepare_place(request)
+        return HibachiOrder(request, marks, http=http, expires_at=expires_at)
+
+    def _prepare_place(self, request: OrderRequest) -> tuple[PreparedRequest, float]:
+        """The order's request with a fresh nonce, and when the venue stops accepting that nonce."""
+        nonce = self.nonces.next()
+        # On our monotonic clock: a wall step cannot move it.
+        expires_at = self._clock.monotonic() + self._nonce_window_s + max(0, -self.nonces.age_s(nonce))
+        return self._prepare_write("POST", "/trade/order", self.order_body(request, nonce)), expires_at
+
+    def send_order(self, prepared: PreparedOrder) -> OrderResult:
+        """Send a prepared order, then read back what became of it. A lost reply is resolved by lookup, never
+        re-sent; a refusal for its nonce is signed again with a fresh one and sent once more."""
+        if not isinstance(prepared, HibachiOrder):
+            raise TypeError(f"not a Hibachi order: {type(prepared).__name__}")
+        request, http, expires_at = prepared.request, prepared.http, prepared.expires_at
+        with self._http.recording(prepared.marks):
+            for attempt in range(2):
+                if attempt:
+                    http, expires_at = self._prepare_place(request)
+                try:
+                    order_id = parse.parse_placed_order_id(self._http.send(http)[1])
+                except VenueUnavailable as exc:  # timeout, 5xx, dropped link, garbage: the order may exist
+                    return self._resolve_ambiguous(request, expires_at, exc)
+                except VenueError as exc:
+                    if attempt or not is_nonce_refusal(exc):
+                        raise
+                    self._resync.after_refusal(exc)
+                    # Refused unread, so nothing was placed: the same order (same clientId) goes once more,
+                    # signed with a fresh nonce on the corrected clock. A second refusal is raised.
+                    continue
+                return self._settle(request, order_id)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def place_order(self, request: OrderRequest) -> OrderResult:
+        """Prepare and send an order at once."""
+        return self.send_order(self.prepare_order(request))
 
     def _settle(self, request: OrderRequest, order_id: str) -> OrderResult:
         """Read the accepted order back; market and IOC orders are polled briefly until they finish."""

@@ -314,7 +314,7 @@ def test_an_open_reports_its_timing_and_each_leg_took_only_the_requests_it_needs
     wait_until(engine.reconcile, 10, "start-up reconciliation")
     opened = engine.supervisor.ref("coordinator").ask(OpenNow("BTC"), timeout=30)
     assert isinstance(opened, PairOpened)
-    timing = opened.timing
+    timing = engine.timings.open(opened.pair_id)
     assert timing is not None and all(leg is not None for leg in timing.legs)
     assert timing.decided_ns < min(leg.sent_ns for leg in timing.legs if leg)  # type: ignore[union-attr]
     assert timing.concluded_ns > max(leg.done_ns for leg in timing.legs if leg)  # type: ignore[union-attr]
@@ -339,4 +339,5 @@ def test_a_rolled_back_open_reports_its_timing(engine_factory: Factory) -> None:
     wait_until(run.engine.reconcile, 10, "start-up reconciliation")
     failed = run.engine.supervisor.ref("coordinator").ask(OpenNow("BTC"), timeout=30)
     assert isinstance(failed, PairFailed) and failed.state is PairState.FAILED
-    assert failed.timing is not None and failed.timing.concluded_ns > failed.timing.decided_ns
+    timing = run.engine.timings.open(failed.pair_id)
+    assert timing is not None and timing.concluded_ns > timing.decided_ns

@@ -25,9 +25,9 @@ from actors.messages import (
     TransitionPair,
     UpdateOrder,
     UpdatePosition,
-    WireTiming,
     WriteBatch,
 )
+from actors.timing import Timings, WireTiming
 from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
 from core.ledger import PositionState
 from core.planning import OpenPlan, VenueView
@@ -107,10 +107,11 @@ class _Trader:
 
 
 class _Desk:
-    """What the conclusion uses of a Desk: the repository, the retry settings and the writer."""
+    """What the conclusion uses of a Desk: the repository, the retry settings, the writer and the timings."""
 
     def __init__(self, repo: _Repo) -> None:
         self.repo = repo
+        self.timings = Timings()
         engine = SimpleNamespace(leg_retry_min_s=D(1), leg_retry_max_s=D(4))
         self.settings = SimpleNamespace(trading=SimpleNamespace(), timings=engine)
         self.writes: list[Any] = []
@@ -151,11 +152,11 @@ class _Open:
             self._reply(SHORT, short_filled, 3_500_000),
         ]
 
-    @staticmethod
-    def _reply(leg: PositionRecord, filled: D, sent_ns: int) -> Any:
+    def _reply(self, leg: PositionRecord, filled: D, sent_ns: int) -> Any:
         status = OrderStatus.FILLED if filled == 1 else OrderStatus.EXPIRED
-        wire = WireTiming(sent_ns, sent_ns + 1_000_000, sent_ns + 2_000_000, 1)
-        return OrderAccepted(leg.venue, "c", "v", status, D(1), filled, D(100) if filled else None, D(0), wire=wire)
+        # As the venue's actor reports it when the order is done.
+        self.desk.timings.order_sent(leg.venue, "c", WireTiming(sent_ns, sent_ns + 1_000_000, sent_ns + 2_000_000, 1))
+        return OrderAccepted(leg.venue, "c", "v", status, D(1), filled, D(100) if filled else None, D(0))
 
     def refuse(self, side: Side, code: str | None, message: str) -> None:
         leg = LEGS[side]

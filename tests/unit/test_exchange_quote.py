@@ -43,6 +43,8 @@ class _Feed:
 
 
 class _Client:
+    clock_offset_ms = 0
+
     def quote(self, symbol: str) -> Quote:
         return Quote(symbol, D(69999), D(70001), D(70000), None, None, START, "rest")
 

@@ -21,11 +21,12 @@ from actors.messages import (
     RecordFills,
     UpdateOrder,
 )
+from actors.timing import Timings
 from core.clock import FakeClock
 from core.domain import OrderPurpose, Side, Venue
 from exchanges.ambiguity import resolve_lost_reply
 from exchanges.backpack import parse as bp_parse
-from exchanges.base import Fill, OrderRequest, OrderResult, OrderStatus
+from exchanges.base import Fill, OrderRequest, OrderResult, OrderStatus, PreparedOrder
 from exchanges.errors import VenueUnavailable
 from exchanges.hibachi import parse as hb_parse
 from storage.db import open_database
@@ -120,7 +121,7 @@ class _Desk:
     """What LegTrader uses of a Desk: the repository, the clock, writes and venue lookups (scripted)."""
 
     def __init__(self, repo: Queries, clock: FakeClock, lookups: list[Any]) -> None:
-        self.repo, self.clock, self.metrics = repo, clock, None
+        self.repo, self.clock, self.timings = repo, clock, Timings()
         self.writes: list[Any] = []
         self.lookups = lookups
 
@@ -222,6 +223,16 @@ class _Client:
 
     def __init__(self) -> None:
         self.requests: list[OrderRequest] = []
+        self.clock_offset_ms = 0
+
+    def sync_time(self) -> int:
+        return self.clock_offset_ms
+
+    def prepare_order(self, request: OrderRequest) -> PreparedOrder:
+        return PreparedOrder(request)
+
+    def send_order(self, prepared: PreparedOrder) -> OrderResult:
+        return self.place_order(prepared.request)
 
     def place_order(self, request: OrderRequest) -> OrderResult:
         self.requests.append(request)
@@ -250,6 +261,6 @@ def test_the_exchange_actor_carries_creation_times_both_ways() -> None:
 
 def test_the_exchange_actor_puts_venue_times_on_our_clock() -> None:
     client = _Client()
-    client.clock_offset_ms = -360_000  # type: ignore[attr-defined]  # the venue's clock 6 minutes behind ours
+    client.clock_offset_ms = -360_000  # the venue's clock 6 minutes behind ours
     reply = _place_through_actor(client)
     assert isinstance(reply, OrderAccepted) and reply.created_at == START - WEEK + timedelta(minutes=6)

@@ -4,7 +4,8 @@ FakeClock, so the step is exact and nothing depends on real time."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
@@ -15,12 +16,12 @@ from core.domain import Side
 from exchanges.backpack import client as backpack_client
 from exchanges.backpack.client import BackpackClient
 from exchanges.backpack.sim import BackpackSim
-from exchanges.base import OrderRequest, OrderStatus
+from exchanges.base import OrderRequest, OrderStatus, WireMark
 from exchanges.errors import AuthError, InvalidOrder, RateLimited, VenueError, VenueUnavailable
 from exchanges.hibachi import client as hibachi_client_module
 from exchanges.hibachi.client import HibachiClient
 from exchanges.hibachi.sim import HibachiSim
-from exchanges.http import WireMark
+from exchanges.http import PreparedRequest
 from tests.venues.conftest import hibachi_client
 
 START = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -56,6 +57,16 @@ def hb_stepped(venue_clock: FakeClock, local_clock: FakeClock) -> Iterator[tuple
     sim.stop()
 
 
+Recorder = Callable[[BackpackClient | HibachiClient], list[WireMark]]
+
+
+@pytest.fixture
+def record() -> Iterator[Recorder]:
+    """Stamps every request a client sends from the test's thread, until the test ends."""
+    with ExitStack() as stack:
+        yield lambda client: stack.enter_context(client.transport.recording([]))
+
+
 def _paths(marks: list[WireMark]) -> list[str]:
     return [m.method + " " + m.path.split("://", 1)[1].split("/", 1)[1] for m in marks]
 
@@ -65,12 +76,11 @@ def _paths(marks: list[WireMark]) -> list[str]:
 
 @pytest.mark.parametrize("step_s", [60, -60])
 def test_backpack_signed_read_after_a_wall_step_succeeds_after_one_resync(
-    bp_stepped: tuple[BackpackSim, BackpackClient], local_clock: FakeClock, step_s: int
+    bp_stepped: tuple[BackpackSim, BackpackClient], local_clock: FakeClock, step_s: int, record: Recorder
 ) -> None:
     _, client = bp_stepped
     assert client.sync_time() == 0
-    marks: list[WireMark] = []
-    client.transport.tap = marks.append
+    marks = record(client)
     local_clock.step_wall(step_s)
     assert client.positions() == []
     assert _paths(marks) == ["GET api/v1/position", "GET api/v1/time", "GET api/v1/position"]
@@ -80,12 +90,11 @@ def test_backpack_signed_read_after_a_wall_step_succeeds_after_one_resync(
 
 @pytest.mark.parametrize("step_s", [60, -60])
 def test_backpack_order_after_a_wall_step_is_resent_once_and_placed_once(
-    bp_stepped: tuple[BackpackSim, BackpackClient], local_clock: FakeClock, step_s: int
+    bp_stepped: tuple[BackpackSim, BackpackClient], local_clock: FakeClock, step_s: int, record: Recorder
 ) -> None:
     sim, client = bp_stepped
     client.sync_time()
-    marks: list[WireMark] = []
-    client.transport.tap = marks.append
+    marks = record(client)
     local_clock.step_wall(step_s)
     result = client.place_order(OrderRequest("4242", BP_BTC, Side.LONG, D("0.01")))
     assert result.status is OrderStatus.FILLED
@@ -95,22 +104,21 @@ def test_backpack_order_after_a_wall_step_is_resent_once_and_placed_once(
 
 def test_backpack_refusal_that_survives_the_resync_is_not_sent_a_third_time(
     bp_stepped: tuple[BackpackSim, BackpackClient],
+    record: Recorder,
 ) -> None:
     _, client = bp_stepped
     client._now_ms = lambda: 1_000_000  # type: ignore[method-assign]  # a signer stuck in 1970
-    marks: list[WireMark] = []
-    client.transport.tap = marks.append
+    marks = record(client)
     with pytest.raises(AuthError, match="expired"):
         client.positions()
     assert _paths(marks) == ["GET api/v1/position", "GET api/v1/time", "GET api/v1/position"]
 
 
-def test_backpack_other_auth_refusals_are_neither_resynced_nor_resent(bp_sim: BackpackSim) -> None:
+def test_backpack_other_auth_refusals_are_neither_resynced_nor_resent(bp_sim: BackpackSim, record: Recorder) -> None:
     stranger_secret, stranger_key = bp_sim.add_account("stranger", D(0))
     client = BackpackClient(bp_sim.rest_url, stranger_key, stranger_secret, requests_per_s=500)
     bp_sim._keys.pop(stranger_key)  # the venue no longer knows the key
-    marks: list[WireMark] = []
-    client.transport.tap = marks.append
+    marks = record(client)
     with pytest.raises(AuthError, match="Unknown API key"):
         client.positions()
     assert _paths(marks) == ["GET api/v1/position"]
@@ -136,13 +144,12 @@ def test_backpack_clock_refusal_classification() -> None:
 
 @pytest.mark.parametrize("step_s", [60, -60])
 def test_hibachi_order_after_a_wall_step_is_resent_once_and_placed_once(
-    hb_stepped: tuple[HibachiSim, HibachiClient], local_clock: FakeClock, step_s: int
+    hb_stepped: tuple[HibachiSim, HibachiClient], local_clock: FakeClock, step_s: int, record: Recorder
 ) -> None:
     sim, client = hb_stepped
     assert client.sync_time() == 0
     client.exchange_info()
-    marks: list[WireMark] = []
-    client.transport.tap = marks.append
+    marks = record(client)
     local_clock.step_wall(step_s)
     result = client.place_order(OrderRequest("step-1", HB_BTC, Side.LONG, D("0.01")))
     assert result.status is OrderStatus.FILLED
@@ -187,12 +194,11 @@ def test_hibachi_nonce_refusal_classification() -> None:
 
 
 def test_backpack_resyncs_every_period_on_monotonic_time(
-    bp_stepped: tuple[BackpackSim, BackpackClient], local_clock: FakeClock, venue_clock: FakeClock
+    bp_stepped: tuple[BackpackSim, BackpackClient], local_clock: FakeClock, venue_clock: FakeClock, record: Recorder
 ) -> None:
     _, client = bp_stepped
     client.sync_time()
-    marks: list[WireMark] = []
-    client.transport.tap = marks.append
+    marks = record(client)
     local_clock.step_wall(3600)  # a wall step alone does not make a resync due (it makes a refusal)...
     local_clock.step_wall(-3600)
     local_clock.advance(299)
@@ -210,10 +216,10 @@ def test_backpack_resyncs_every_period_on_monotonic_time(
     local_clock.advance(300)
     venue_clock.advance(300)
     client.place_order(OrderRequest("1", BP_BTC, Side.LONG, D("0.01")))
-    assert _paths(marks)[0] == "POST api/v1/order"
-    marks.clear()
-    local_clock.advance(300)
-    venue_clock.advance(300)
+    assert _paths(marks)[:3] == ["POST api/v1/order", "GET api/v1/time", "GET wapi/v1/history/fills"]
+    marks.clear()  # the read of the order's fills measured again: two periods on from that
+    local_clock.advance(600)
+    venue_clock.advance(600)
     client.place_order(OrderRequest("2", BP_BTC, Side.SHORT, D("0.01")))
     assert _paths(marks)[:2] == ["GET api/v1/time", "POST api/v1/order"]
 
@@ -238,12 +244,11 @@ def test_backpack_failing_periodic_resync_neither_blocks_nor_repeats(
 
 
 def test_hibachi_resyncs_every_period_on_monotonic_time(
-    hb_stepped: tuple[HibachiSim, HibachiClient], local_clock: FakeClock, venue_clock: FakeClock
+    hb_stepped: tuple[HibachiSim, HibachiClient], local_clock: FakeClock, venue_clock: FakeClock, record: Recorder
 ) -> None:
     _, client = hb_stepped
     client.sync_time()
-    marks: list[WireMark] = []
-    client.transport.tap = marks.append
+    marks = record(client)
     local_clock.advance(299)
     venue_clock.advance(299)
     local_clock.step_wall(-2)
@@ -276,13 +281,12 @@ def test_backpack_lost_reply_waits_out_the_window_despite_a_wall_step(
     _, client = bp_stepped
     waits = _capture_wait(monkeypatch, backpack_client)
 
-    def lost(method: str, url: str, *, headers: object = None, **_: object) -> None:
-        assert callable(headers)
-        headers()  # signed and sent...
+    def lost(request: PreparedRequest) -> None:
+        assert request.method == "POST"  # signed when prepared, now sent...
         local_clock.step_wall(60)  # ...then the wall clock jumps while the reply is lost
         raise VenueUnavailable("backpack", "POST /api/v1/order: ReadTimeout")
 
-    client.transport.request = lost  # type: ignore[method-assign]
+    client.transport.send = lost  # type: ignore[method-assign]
     with pytest.raises(VenueUnavailable):
         client.place_order(OrderRequest("9", BP_BTC, Side.LONG, D("0.01")))
     assert waits == [pytest.approx(5.0)]  # the whole window: the request may still land
@@ -300,7 +304,7 @@ def test_hibachi_lost_reply_waits_out_the_window_despite_a_wall_step(
         local_clock.step_wall(60)
         raise VenueUnavailable("hibachi", "POST /trade/order: ReadTimeout")
 
-    client.transport.request = lost  # type: ignore[method-assign]
+    client.transport.send = lost  # type: ignore[method-assign]
     with pytest.raises(VenueUnavailable):
         client.place_order(OrderRequest("lost-1", HB_BTC, Side.LONG, D("0.01")))
     assert waits == [pytest.approx(15.0)]

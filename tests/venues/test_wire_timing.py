@@ -9,8 +9,9 @@ import pytest
 from core.clock import SystemClock
 from exchanges.backpack.client import BackpackClient
 from exchanges.backpack.sim import BackpackSim
+from exchanges.base import WireMark
 from exchanges.errors import VenueError
-from exchanges.http import RestTransport, WireMark
+from exchanges.http import RestTransport
 
 
 def _transport() -> RestTransport:
@@ -19,10 +20,10 @@ def _transport() -> RestTransport:
 
 def test_every_request_is_stamped_on_both_sides(bp: BackpackClient, bp_sim: BackpackSim) -> None:
     marks: list[WireMark] = []
-    bp.transport.tap = marks.append
     before = time.monotonic_ns()
-    bp.server_time_ms()
-    bp.account()
+    with bp.transport.recording(marks):
+        bp.server_time_ms()
+        bp.account()
     after = time.monotonic_ns()
     assert [m.method for m in marks] == ["GET", "GET"]
     assert marks[0].path.endswith("/api/v1/time")
@@ -31,16 +32,14 @@ def test_every_request_is_stamped_on_both_sides(bp: BackpackClient, bp_sim: Back
         # The simulator's own stamp of the arrival lies between the two (one clock on one machine).
         assert mark.venue_received_ns is not None
         assert mark.sent_ns <= mark.venue_received_ns <= mark.answered_ns
-    bp.transport.tap = None
-    bp.server_time_ms()
+    bp.server_time_ms()  # outside the block: not stamped into `marks`
     assert len(marks) == 2
 
 
 def test_a_failed_request_is_stamped_too() -> None:
     transport = _transport()
     marks: list[WireMark] = []
-    transport.tap = marks.append
-    with pytest.raises(VenueError):
+    with transport.recording(marks), pytest.raises(VenueError):
         transport.request("GET", "http://127.0.0.1:9/nothing-listens-here")
     assert len(marks) == 1
     assert marks[0].venue_received_ns is None
