@@ -109,7 +109,7 @@ def load_or_exit(args: argparse.Namespace) -> Settings:
 def run(settings: Settings, close_on_exit: bool = False, paused: bool | str = False, canary: bool = False) -> int:
     """Run the engine until SIGINT/SIGTERM (exit 0) or until it cannot go on (exit 1); serve the control
     socket meanwhile."""
-    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - keep the CLI commands fast
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError  # noqa: PLC0415 - keep the CLI commands fast
 
     from exchanges.registry import check_registered  # noqa: PLC0415
     from storage.checks import DatabaseProblem, check_database  # noqa: PLC0415
@@ -133,7 +133,10 @@ def run(settings: Settings, close_on_exit: bool = False, paused: bool | str = Fa
         db_lock = DatabaseLock(settings.database_url).acquire()
     except (InstanceLockedError, SQLAlchemyError) as exc:
         lock.release()
-        reason = str(exc) if isinstance(exc, InstanceLockedError) else f"cannot reach the database: {exc.orig or exc}"
+        if isinstance(exc, InstanceLockedError):
+            reason = str(exc)
+        else:  # only a driver's error carries the driver's own (shorter) message
+            reason = f"cannot reach the database: {exc.orig if isinstance(exc, DBAPIError) and exc.orig else exc}"
         print(f"run: {reason}".splitlines()[0], file=sys.stderr)
         return EXIT_FAILURE
     try:

@@ -25,7 +25,8 @@ def close_on_exit(closer: Callable[[], pykka.ActorRef[Any] | None], clock: Clock
         if ref is None:
             raise RuntimeError("the closer is down")
         remaining = max(0.1, deadline - clock.monotonic())
-        result: CloseResult = ref.ask(CloseAll("shutdown with --close-on-exit"), timeout=remaining)
+        # block=True spelled out: only then do pykka's overloads type the reply as the reply rather than maybe a Future
+        result: CloseResult = ref.ask(CloseAll("shutdown with --close-on-exit"), block=True, timeout=remaining)
         left = sorted(pid for pid, state in result.states.items() if state is not PairState.CLOSED)
         if not left or clock.monotonic() >= deadline:
             break

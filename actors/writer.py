@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine
@@ -115,9 +116,10 @@ class PersistenceWriter(SupervisedActor):
                     pair_id, _ = self._create_pair(message)
                 return Written(pair_id)
             case TransitionPair():
-                m = message
-                event_id = w.transition_pair(m.pair_id, m.expected, m.to, m.event(), m.changes)
-                effects.append(lambda m=m: self._transitioned(m))
+                event_id = w.transition_pair(
+                    message.pair_id, message.expected, message.to, message.event(), message.changes
+                )
+                effects.append(partial(self._transitioned, message))
                 return Written(event_id)
             case UpdatePosition(position_id=position_id, figures=figures):
                 w.update_position(position_id, figures)
@@ -125,16 +127,15 @@ class PersistenceWriter(SupervisedActor):
             case RecordOrder(order=order):
                 return Written(w.record_orders([order])[0].id)
             case UpdateOrder():
-                m = message
                 order_id = w.update_order(
-                    m.venue,
-                    m.client_id,
-                    m.status,
-                    venue_order_id=m.venue_order_id,
-                    filled_quantity=m.filled_quantity,
-                    avg_price=m.avg_price,
-                    fee=m.fee,
-                    error=m.error,
+                    message.venue,
+                    message.client_id,
+                    message.status,
+                    venue_order_id=message.venue_order_id,
+                    filled_quantity=message.filled_quantity,
+                    avg_price=message.avg_price,
+                    fee=message.fee,
+                    error=message.error,
                 )
                 return Written(order_id)
             case Heartbeat(ts=ts):
@@ -147,22 +148,20 @@ class PersistenceWriter(SupervisedActor):
             case RecordFills(fills=fills):
                 return Written(w.record_fills(fills))
             case RecordEvent():
-                m = message
-                event_id = w.add_event(m.event())
-                effects.append(lambda m=m: self._evented(m))
+                event_id = w.add_event(message.event())
+                effects.append(partial(self._evented, message))
                 return Written(event_id)
             case RecordSnapshot():
-                m = message
                 return Written(
                     w.add_snapshot(
-                        m.pair_id,
-                        long_mark=m.long_mark,
-                        short_mark=m.short_mark,
-                        long_upnl=m.long_upnl,
-                        short_upnl=m.short_upnl,
-                        long_collateral_ratio=m.long_collateral_ratio,
-                        short_collateral_ratio=m.short_collateral_ratio,
-                        divergence=m.divergence,
+                        message.pair_id,
+                        long_mark=message.long_mark,
+                        short_mark=message.short_mark,
+                        long_upnl=message.long_upnl,
+                        short_upnl=message.short_upnl,
+                        long_collateral_ratio=message.long_collateral_ratio,
+                        short_collateral_ratio=message.short_collateral_ratio,
+                        divergence=message.divergence,
                     )
                 )
         return super().handle(message)

@@ -78,7 +78,10 @@ def run(sims: SimProcesses, seconds: float, paced_rate: int) -> list[Figure]:
         deadline = time.monotonic() + 10
         while _messages(exchange) < 10 and time.monotonic() < deadline:
             time.sleep(0.05)
-        opened = engine.supervisor.ref("coordinator").ask(OpenNow("BTC"), timeout=60)
+        coordinator = engine.supervisor.ref("coordinator")
+        if coordinator is None:
+            raise BenchError("the coordinator is down")
+        opened = coordinator.ask(OpenNow("BTC"), timeout=60)
         if not isinstance(opened, PairOpened):
             raise BenchError(f"the feed bench needs an open pair for the Monitor to read: {opened}")
 

@@ -52,8 +52,12 @@ def _add_pairs(engine: Engine, count: int, price: Decimal) -> None:
     leverage = ((Venue.BACKPACK, Decimal(2)), (Venue.HIBACHI, Decimal(2)))
     for _ in range(count):
         begun: OpenBegun = engine.desk.write(BeginOpen(plan, leverage))
-        fill = {"filled_quantity": QUANTITY, "avg_price": price, "fee": Decimal(0)}
-        filled = [UpdateOrder(o.venue, o.client_id, OrderState.FILLED, **fill) for o in begun.orders]
+        filled = [
+            UpdateOrder(
+                o.venue, o.client_id, OrderState.FILLED, filled_quantity=QUANTITY, avg_price=price, fee=Decimal(0)
+            )
+            for o in begun.orders
+        ]
         figures = LegFigures(QUANTITY, price, fees=Decimal(0), state=PositionState.OPEN)
         opened = TransitionPair(
             begun.pair_id,

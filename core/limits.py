@@ -124,8 +124,13 @@ def opens_in_last_hour(created: Iterable[datetime], now: datetime) -> int:
 
 def total_equity(equity: Mapping[Venue, Decimal | None], venues: Iterable[Venue]) -> Decimal | None:
     """Equity over the traded `venues`, or None unless each was read: a partial sum would look like a loss."""
-    values = [equity.get(venue) for venue in venues]
-    return None if any(v is None for v in values) else sum(values, Decimal(0))  # type: ignore[arg-type]
+    total = Decimal(0)
+    for venue in venues:
+        value = equity.get(venue)
+        if value is None:
+            return None
+        total += value
+    return total
 
 
 def weakest_venue(ratios: Mapping[Venue, Decimal | None]) -> tuple[Venue, Decimal] | None:

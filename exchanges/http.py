@@ -114,6 +114,7 @@ class RestTransport:
         try:
             request = requests.Request(method, url, params=params or None, data=data, headers=sent_headers)
             prepared = self.session.prepare_request(request)
+            assert prepared.url is not None  # preparing sets the URL or raises; the stubs type it optional
             settings = self.session.merge_environment_settings(prepared.url, {}, None, None, None)
         except requests.RequestException as exc:  # an unusable URL or proxy setting: nothing was sent
             raise VenueUnavailable(self.venue, f"{method} {path}: {type(exc).__name__}") from None

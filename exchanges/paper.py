@@ -23,6 +23,7 @@ from core.config import PaperConfig
 from core.domain import Venue
 from exchanges.paper_live import LivePriceConfig
 from exchanges.registry import PaperStart, PaperVenue, check_registered
+from exchanges.sim.live_prices import LiveVenuePrices
 from exchanges.sim.price import PriceSource
 from exchanges.sim.store import SimStore, dump_engine, dump_prices, load_engine
 
@@ -73,15 +74,15 @@ class PaperVenues:
             for spec in specs:
                 built[spec.venue] = spec.simulate(begin)
             if live is not None:
-                log.info("paper venues on live prices from %s", ", ".join(str(v.live.url) for v in _followed(built)))
+                log.info("paper venues on live prices from %s", ", ".join(str(f.url) for f in _followed(built)))
             if saved is not None:
                 for venue, pv in built.items():
                     if venue.value in saved:  # a venue added since keeps its fresh account
                         load_engine(pv.sim.engine, saved[venue.value])
                 log.info("paper venues restored from %s", store.path)  # type: ignore[union-attr]
         except BaseException:
-            for pv in _followed(built):
-                pv.live.stop()  # type: ignore[union-attr]
+            for follower in _followed(built):
+                follower.stop()
             raise
         paper_venues = cls(prices, built, store, live)
         if store is not None:
@@ -159,9 +160,9 @@ class PaperVenues:
         self._stop_live()
 
     def _stop_live(self) -> None:
-        for pv in _followed(self.venues):
-            pv.live.stop()  # type: ignore[union-attr]
+        for follower in _followed(self.venues):
+            follower.stop()
 
 
-def _followed(venues: dict[Venue, PaperVenue]) -> list[PaperVenue]:
-    return [pv for pv in venues.values() if pv.live is not None]
+def _followed(venues: dict[Venue, PaperVenue]) -> list[LiveVenuePrices]:
+    return [pv.live for pv in venues.values() if pv.live is not None]

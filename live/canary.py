@@ -313,7 +313,8 @@ def _fly(engine: Engine, driver: _Driver, settings: Settings, sizing: Sizing, re
         report.say(f"the planner sized {pair.quantity}, not the minimum {sizing.quantity} (prices moved)")
     driver.turn_for(float(settings.canary.hold_s))
     close_mids = driver.mids(symbols)
-    result: CloseResult = closer.ask(ClosePair(pair_id, "canary: hold time over"), timeout=CLOSE_TIMEOUT_S)
+    # block=True spelled out: only then do pykka's overloads type the reply as the reply rather than maybe a Future
+    result: CloseResult = closer.ask(ClosePair(pair_id, "canary: hold time over"), block=True, timeout=CLOSE_TIMEOUT_S)
     state = result.states.get(pair_id)
     _conclude(engine, pair_id, state, open_mids, close_mids, sizing, report)
 

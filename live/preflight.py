@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from core.clock import Clock, SystemClock
@@ -59,7 +60,7 @@ def venue_views(client: Client, venue: Venue, symbols: list[str], available: Dec
         if m is None:
             views[symbol] = f"{symbol} is not listed as a live perp market"
             continue
-        quote, error = _try(lambda s=symbol: client.quote(s))
+        quote, error = _try(partial(client.quote, symbol))
         if error is not None or quote.mark is None:
             views[symbol] = f"{symbol}: no mark price ({error or 'none quoted'})"
             continue
@@ -104,7 +105,7 @@ def _checks(
 
     # Clock first: the signed reads below are signed on the offset it measures.
     for venue, client in venue_clients.items():
-        measured, error = _try(lambda c=client: probe.clock_offset(c, clock))
+        measured, error = _try(partial(probe.clock_offset, client, clock))
         if error is not None:
             out.append(rules.read_failed(f"clock.{venue.value}", "the venue's time", error))
         else:

@@ -259,11 +259,12 @@ def fees(rates: Mapping[Venue, tuple[Decimal, Decimal] | str]) -> CheckResult:
     unread = [f"{venue}: {r}" for venue, r in rates.items() if isinstance(r, str)]
     if unread:
         return CheckResult(name, Status.WARN, "fee rates not read (" + "; ".join(unread) + ")")
+    read = {venue: r for venue, r in rates.items() if not isinstance(r, str)}
     numbers: dict[str, str] = {}
-    for venue, (maker, taker) in rates.items():  # type: ignore[misc]
+    for venue, (maker, taker) in read.items():
         numbers[f"{venue.value}_maker"] = str(maker.normalize())
         numbers[f"{venue.value}_taker"] = str(taker.normalize())
-    cost = all_taker_cost_per_1m(rates)  # type: ignore[arg-type]
+    cost = all_taker_cost_per_1m(read)
     numbers["all_taker_cost_per_1m"] = str(cost)
     return CheckResult(name, Status.PASS, f"all-taker cost {cost} USD per 1M of volume", numbers)
 

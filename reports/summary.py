@@ -50,7 +50,7 @@ class Row:
 
     def fields(self) -> dict[str, Any]:
         """The row as flat named values, a `volume_<venue>` per venue (the JSON, CSV and table columns)."""
-        head = {"pair": self.pair, "market": self.market, "state": self.state}
+        head: dict[str, Any] = {"pair": self.pair, "market": self.market, "state": self.state}
         head |= {"opened_at": self.opened_at, "closed_at": self.closed_at}
         volumes = {f"volume_{venue}": v for venue, v in self.volumes.items()}
         tail = {"fees": self.fees, "funding": self.funding, "realized_pnl": self.realized_pnl, "points": self.points}

@@ -141,7 +141,7 @@ class Queries:
     def count_events_by_level(self) -> dict[str, int]:
         """How many events of each level are stored."""
         with self.engine.connect() as conn:
-            return dict(conn.execute(select(events.c.level, func.count()).group_by(events.c.level)).all())  # type: ignore[arg-type]
+            return dict(conn.execute(select(events.c.level, func.count()).group_by(events.c.level)).all())
 
     def list_events(self, pair_id: int | None = None, limit: int = 100) -> list[EventRecord]:
         """Most recent events first, for one pair or all."""

@@ -39,6 +39,8 @@ from storage.schema import CLIENT_ID_NAMESPACE_KEY, events, fills, hedge_pairs, 
 _INSERT_PAIR_RETURNING = insert(hedge_pairs).returning(*hedge_pairs.c)
 _INSERT_POSITIONS_RETURNING = insert(positions).returning(*positions.c)
 _INSERT_ORDERS_RETURNING = insert(orders).returning(*orders.c)
+_INSERT_SNAPSHOT_RETURNING = insert(snapshots).returning(snapshots.c.id)
+_INSERT_EVENT_RETURNING = insert(events).returning(events.c.id)
 # The row is named by bound parameters (prefixed: plain column names are taken by the SET clause), so one
 # statement object serves every call and SQLAlchemy reuses its compiled form.
 _TRANSITION_PAIR = update(hedge_pairs).where(
@@ -335,7 +337,7 @@ class Writes:
         """Store one monitor reading of a pair."""
         with self._write() as conn:
             return conn.execute(
-                insert(snapshots),
+                _INSERT_SNAPSHOT_RETURNING,
                 {
                     "ts": ts or self.clock.now(),
                     "pair_id": pair_id,
@@ -347,7 +349,7 @@ class Writes:
                     "short_collateral_ratio": short_collateral_ratio,
                     "divergence": divergence,
                 },
-            ).inserted_primary_key[0]
+            ).scalar_one()
 
     def _insert_event(self, conn: Connection, event: NewEvent) -> int:
         row = {
@@ -358,4 +360,4 @@ class Writes:
             "message": event.message,
             "data": jsonable(event.data),
         }
-        return conn.execute(insert(events), row).inserted_primary_key[0]
+        return conn.execute(_INSERT_EVENT_RETURNING, row).scalar_one()

@@ -168,7 +168,7 @@ class BackpackPrivateApi:
         symbol = prm.text(p, "symbol", required=True)
         if symbol not in self.engine.markets:
             raise prm.ParamError(f"Unknown symbol {symbol}")
-        return symbol  # type: ignore[return-value]
+        return symbol
 
     @staticmethod
     def _client_id(p: dict[str, Any]) -> str | None:

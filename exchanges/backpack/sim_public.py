@@ -125,7 +125,7 @@ class BackpackPublicApi:
 
     def _depth(self, request: Request) -> Response:
         symbol = self._symbol(request)
-        limit = int(prm.choice(request.query, "limit", DEPTH_LIMITS, default="1000"))  # type: ignore[arg-type]
+        limit = int(prm.choice(request.query, "limit", DEPTH_LIMITS, default="1000"))
         bids, asks = self.engine.book(symbol)  # type: ignore[arg-type]
         self._update_id += 1
         return Response(200, {
@@ -174,7 +174,7 @@ class BackpackPublicApi:
         symbol = self._symbol(request)
         limit = prm.integer(request.query, "limit", default=100, low=1, high=1000)
         tape = self._tape(symbol)  # type: ignore[arg-type]
-        return Response(200, [self._trade_json(f) for f in tape[-limit:]])  # type: ignore[operator]
+        return Response(200, [self._trade_json(f) for f in tape[-limit:]])
 
     def _trade_history(self, request: Request) -> Response:
         symbol = self._symbol(request)
@@ -200,10 +200,10 @@ class BackpackPublicApi:
     def _ticker(self, request: Request) -> Response:
         symbol = self._symbol(request)
         window = prm.choice(request.query, "interval", TICKER_WINDOWS, default="1d")
-        return Response(200, self._ticker_json(symbol, TICKER_WINDOWS[window]))  # type: ignore[arg-type,index]
+        return Response(200, self._ticker_json(symbol, TICKER_WINDOWS[window]))  # type: ignore[arg-type]
 
     def _tickers(self, request: Request) -> Response:
-        window = TICKER_WINDOWS[prm.choice(request.query, "interval", TICKER_WINDOWS, default="1d")]  # type: ignore[index]
+        window = TICKER_WINDOWS[prm.choice(request.query, "interval", TICKER_WINDOWS, default="1d")]
         return Response(200, [self._ticker_json(sym, window) for sym in self.engine.markets])
 
     def _klines(self, request: Request) -> Response:
@@ -216,10 +216,10 @@ class BackpackPublicApi:
         start = prm.integer(request.query, "startTime", required=True, high=now_s + 86400 * 366)
         end = prm.integer(request.query, "endTime", default=now_s, high=now_s + 86400 * 366)
         prm.choice(request.query, "priceType", ("Last", "Index", "Mark"))
-        first = start - start % step  # type: ignore[operator]
+        first = start - start % step
         fills = self._tape(symbol)  # type: ignore[arg-type]
         out = []
-        for open_s in range(first, min(end, now_s) + 1, step)[-1000:]:  # type: ignore[type-var]
+        for open_s in range(first, min(end, now_s) + 1, step)[-1000:]:
             inside = [f for f in fills if open_s <= f.ts.timestamp() < open_s + step]
             candle: dict[str, str] = {
                 "start": iso_s(open_s), "end": iso_s(open_s + step),

@@ -152,7 +152,7 @@ class HibachiAccountApi:
         return Response(200, {"settlements": [{
             "symbol": f.symbol, "direction": "Long" if f.quantity > 0 else "Short", "quantity": s(abs(f.quantity)),
             "indexPrice": s(f.price), "settledAmount": s(f.amount), "timestamp": int(f.ts.timestamp()),
-        } for f in prm.page(items, page * limit, limit)]})  # type: ignore[operator]  # fmt: skip
+        } for f in prm.page(items, page * limit, limit)]})  # fmt: skip
 
     def _orders_history(self, creds: SimCredentials, p: dict[str, Any]) -> Response:
         start, end = prm.integer(p, "startTime"), prm.integer(p, "endTime")

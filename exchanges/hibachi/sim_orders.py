@@ -216,22 +216,22 @@ class HibachiOrderApi:
     def _batch_one(self, creds: SimCredentials, item: Any) -> dict[str, Any]:
         """One batch element's result, or its error body (the batch itself still answers 200)."""
         if not isinstance(item, dict) or item.get("action") not in ("place", "modify", "cancel"):
-            return error(400, 4, "each element needs action place, modify or cancel").body  # type: ignore[no-any-return]
+            return error(400, 4, "each element needs action place, modify or cancel").body
         try:
             if item["action"] == "place":
                 result = self._place_one(creds, item)
                 if isinstance(result, Response):
-                    return result.body  # type: ignore[no-any-return]
+                    return result.body
                 created = result.created_at
                 return {"nonce": result.nonce, "orderId": result.id, "creationTime": int(created.timestamp()),
                         "creationTimeNsPartial": created.microsecond * 1000}  # fmt: skip
             reply = (self._modify if item["action"] == "modify" else self._cancel)(creds, item)
             if reply.status != 200:
-                return reply.body  # type: ignore[no-any-return]
+                return reply.body
             if item["action"] == "modify":
                 return {"orderId": str(item.get("orderId"))}
             return {"nonce": self._find(creds, item).nonce}  # the cancelled order's own nonce
         except SimRejectError as exc:
-            return self._reject(exc).body  # type: ignore[no-any-return]
+            return self._reject(exc).body
         except prm.ParamError as exc:
-            return error(400, 4, str(exc)).body  # type: ignore[no-any-return]
+            return error(400, 4, str(exc)).body

@@ -63,7 +63,7 @@ class HibachiPublicApi:
         symbol = prm.text(request.query, "symbol", required=True)
         if symbol not in self.contracts:
             raise prm.ParamError(f"Invalid symbol: {symbol}")
-        return symbol  # type: ignore[return-value]
+        return symbol
 
     # ---- reference data ---------------------------------------------------------------------------------
 
@@ -156,7 +156,7 @@ class HibachiPublicApi:
         limit = prm.integer(request.query, "limit", default=50, low=1, high=100)
         offset = prm.integer(request.query, "offset", default=0)
         rows = [r for r in reversed(self.engine.funding_log)
-                if r.symbol == symbol and start <= r.ts.timestamp() <= end]  # type: ignore[operator]  # fmt: skip
+                if r.symbol == symbol and start <= r.ts.timestamp() <= end]  # fmt: skip
         return Response(200, {"data": [{
             "contractId": self.contracts[symbol].id, "fundingTimestamp": int(r.ts.timestamp()),
             "fundingRate": s(r.rate), "indexPrice": s(self.engine.mark(symbol)),
@@ -193,15 +193,15 @@ class HibachiPublicApi:
     def _klines(self, request: Request) -> Response:
         symbol = self._symbol(request)
         interval = prm.choice(request.query, "interval", KLINE_INTERVALS, default="1min")
-        step = KLINE_INTERVALS[interval]  # type: ignore[index]
+        step = KLINE_INTERVALS[interval]
         now_ms = us(self.clock.now()) // 1000
         to_ms = prm.integer(request.query, "toMs", default=now_ms)
-        from_ms = prm.integer(request.query, "fromMs", default=to_ms - 100 * step * 1000)  # type: ignore[operator]
+        from_ms = prm.integer(request.query, "fromMs", default=to_ms - 100 * step * 1000)
         tape = self._tape(symbol)
         mark = self.engine.mark(symbol)
-        first = from_ms // 1000 - from_ms // 1000 % step  # type: ignore[operator]
+        first = from_ms // 1000 - from_ms // 1000 % step
         out = []
-        for open_s in range(first, min(to_ms, now_ms) // 1000 + 1, step)[-1000:]:  # type: ignore[type-var]
+        for open_s in range(first, min(to_ms, now_ms) // 1000 + 1, step)[-1000:]:
             inside = [f.price for f in tape if open_s <= f.ts.timestamp() < open_s + step]
             notional = sum((f.price * f.quantity for f in tape if open_s <= f.ts.timestamp() < open_s + step),
                            Decimal(0))  # fmt: skip

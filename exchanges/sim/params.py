@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Literal, overload
 
 INT64_MAX = 2**63 - 1
 
@@ -25,6 +25,20 @@ def text(params: Mapping[str, Any], name: str, *, required: bool = False) -> str
     return value
 
 
+@overload
+def integer(
+    params: Mapping[str, Any], name: str, *, default: int, low: int = 0, high: int = INT64_MAX, required: bool = False
+) -> int: ...
+@overload
+def integer(
+    params: Mapping[str, Any], name: str, *, default: None = None, low: int = 0, high: int = INT64_MAX,
+    required: Literal[True],
+) -> int: ...  # fmt: skip
+@overload
+def integer(
+    params: Mapping[str, Any], name: str, *, default: int | None = None, low: int = 0, high: int = INT64_MAX,
+    required: bool = False,
+) -> int | None: ...  # fmt: skip
 def integer(
     params: Mapping[str, Any], name: str, *, default: int | None = None, low: int = 0, high: int = INT64_MAX,
     required: bool = False,
@@ -79,6 +93,10 @@ def boolean(params: Mapping[str, Any], name: str, *, default: bool = False) -> b
     raise ParamError(f"{name} must be true or false")
 
 
+@overload
+def choice(params: Mapping[str, Any], name: str, allowed: Iterable[str], *, default: str) -> str: ...
+@overload
+def choice(params: Mapping[str, Any], name: str, allowed: Iterable[str], *, default: None = None) -> str | None: ...
 def choice(params: Mapping[str, Any], name: str, allowed: Iterable[str], *, default: str | None = None) -> str | None:
     """A parameter that must be one of `allowed`."""
     value = params.get(name)
