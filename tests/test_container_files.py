@@ -207,6 +207,7 @@ NEVER_IN_IMAGE = [
     "core/__pycache__/config.cpython-311.pyc",
     ".pytest_cache/v/cache/nodeids",
     ".ruff_cache/CACHEDIR.TAG",
+    ".mypy_cache/CACHEDIR.TAG",
     ".hypothesis/examples/x",
     "build/lib/core/config.py",
     "dist/perp_farmer-0.1.0-py3-none-any.whl",
