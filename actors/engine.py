@@ -327,7 +327,7 @@ class Engine:
         if ref is None:
             return {}
         try:
-            return ref.ask(GetStatus(), timeout=STATUS_TIMEOUT_S).data
+            return ref.ask(GetStatus(), block=True, timeout=STATUS_TIMEOUT_S).data
         except Exception:  # noqa: BLE001 - busy or down: the status says so
             return {"unavailable": True}
 
