@@ -34,7 +34,7 @@ from actors.messages import (
     UpdatePosition,
     WriteBatch,
 )
-from actors.position_watch import MISMATCH_TICKS, PositionWatch
+from actors.position_watch import PositionWatch
 from core.clock import Clock
 from core.domain import EventLevel, PairState, Side, Venue
 from core.ledger import leg_book
@@ -44,7 +44,6 @@ from storage.records import LegFigures, OrderRecord, PairRecord, PositionRecord
 log = logging.getLogger(__name__)
 
 WATCHED_STATES = (PairState.OPEN, PairState.CLOSING, PairState.NAKED)
-__all__ = ["MISMATCH_TICKS", "WATCHED_STATES", "Monitor"]
 
 
 class Monitor(SupervisedActor):
