@@ -15,14 +15,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from actors.adoption import Adopter
 from actors.base import DeathCallback, SupervisedActor
 from actors.desk import Desk, LegTrader, Reply
 from actors.messages import (
-    Adoption,
     CloseAll,
     ClosePair,
     CloseResult,
-    CreatePair,
     FetchFunding,
     FetchPositions,
     GetStatus,
@@ -40,13 +39,12 @@ from actors.messages import (
 from actors.recovery import UNSETTLED, Recovery
 from core import failpoints
 from core.clock import Clock
-from core.config import UnknownPositions
 from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
 from core.ledger import PositionState, backoff_s, leg_book, net_quantity, points_estimate
 from core.limits import Limit, Trip
 from exchanges.errors import VenueError
 from storage.errors import TransitionRefusedError
-from storage.records import LegFigures, LegPlan, PairPlan, PairRecord, PositionRecord
+from storage.records import LegFigures, PairRecord, PositionRecord
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +69,7 @@ class Closer(SupervisedActor):
         self.desk = desk
         self.trader = LegTrader(desk)
         self.recovery = Recovery(name, clock, desk, self.trader, self._flatten)
-        self.policy = desk.settings.reconcile.unknown_positions
+        self.adopter = Adopter(desk)
         self.timings = desk.settings.timings
         self.points = dict(desk.settings.points.per_usd)  # per venue; a venue not named earns none
         self._retries: dict[int, _Retry] = {}
@@ -95,7 +93,7 @@ class Closer(SupervisedActor):
             case LegVanished():
                 return CloseResult(self._turn_naked(message))
             case UnknownPosition():
-                return self._unknown(message)
+                return self.adopter.take(message)
             case ReconcilePairs():
                 return self.recovery.reconcile()
             case GetStatus():
@@ -326,7 +324,7 @@ class Closer(SupervisedActor):
         self.closed += 1
         return PairState.CLOSED
 
-    # ---- what the Monitor saw -----------------------------------------------------------------------------
+    # ---- a leg the Monitor saw vanish -----------------------------------------------------------------------------
 
     def _turn_naked(self, seen: LegVanished) -> dict[int, PairState]:
         """Pairs whose leg the venue no longer holds in full go NAKED (the repair follows on the next tick)."""
@@ -350,29 +348,3 @@ class Closer(SupervisedActor):
             finally:
                 self.desk.claims.release(pair_id)
         return states
-
-    def _unknown(self, seen: UnknownPosition) -> int | None:
-        """Apply reconcile.unknown_positions: alert (the Monitor has raised it; nothing is traded) or close (adopt
-        it into a NAKED pair of its own, which the repair flattens). Returns the adopted pair's id."""
-        if self.policy is not UnknownPositions.CLOSE or seen.quantity == 0:
-            return None
-        side = Side.LONG if seen.quantity > 0 else Side.SHORT
-        quantity = abs(seen.quantity)
-        first, second = self.desk.settings.trading.venues
-        other = second if seen.venue == first else first
-        name, other_symbol = seen.symbol, seen.symbol  # a market nobody configured is named by its symbol
-        for market in self.desk.settings.trading.markets:
-            if market.symbols.get(seen.venue) == seen.symbol:
-                name, other_symbol = market.name, market.symbol(other)
-        mine, theirs = LegPlan(seen.venue, seen.symbol, side), LegPlan(other, other_symbol, side.opposite)
-        long_leg, short_leg = (mine, theirs) if side is Side.LONG else (theirs, mine)
-        notional = quantity * (seen.entry_price or Decimal(0))
-        reason = (
-            f"unknown {side} {quantity} {seen.symbol} on {seen.venue} adopted: the closer flattens it "
-            "(reconcile.unknown_positions = close)"
-        )
-        plan = PairPlan(name, long_leg, short_leg, Decimal(1), notional, quantity, 0)
-        pair_id: int | None = self.desk.write(
-            CreatePair(plan, adoption=Adoption(seen.venue, seen.entry_price, reason))
-        ).id
-        return pair_id

@@ -521,7 +521,8 @@ class LegVanished:
 @dataclass(frozen=True, slots=True)
 class UnknownPosition:
     """From the Monitor: for readings in a row, a venue has held `quantity` (signed: + long) of `symbol` beyond
-    what any pair holds. The Closer applies reconcile.unknown_positions (alert: leave it; close: adopt it)."""
+    what any pair holds. The Closer applies reconcile.unknown_positions (alert: leave it; close: adopt what the
+    venue holds beyond the pairs when it reads it again), so a repeated report never adopts twice."""
 
     venue: Venue
     symbol: str

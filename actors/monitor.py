@@ -61,7 +61,7 @@ class Monitor(SupervisedActor):
         gate: TradingGate | None = None,
     ) -> None:
         super().__init__(name, generation, clock, on_death)
-        del gate  # opening is held back by telling the coordinator (BlockOpening), not through the shared gate
+        del gate  # still passed by the engine; opening is held back by telling the coordinator (BlockOpening)
         self.desk = desk
         self.trading = desk.settings.trading
         self.venues = self.trading.venues

@@ -30,6 +30,26 @@ def block_key(key: Key) -> str:
     return f"position:{venue.value}:{symbol}"
 
 
+def expected_positions(desk: Desk) -> Expected:
+    """What the pairs hold per (venue, symbol); which of those are mid-trade; which pairs hold each."""
+    held: dict[Key, Decimal] = {}
+    moving: set[Key] = set()
+    holders: dict[Key, list[int]] = {}
+    claimed = desk.claims.claimed()
+    pairs = desk.repo.list_pairs(ACTIVE_STATES)
+    books = desk.repo.legs_with_orders(p.id for p in pairs)
+    for pair in pairs:
+        for leg, orders in books.get(pair.id, []):
+            key = (leg.venue, leg.symbol)
+            book = leg_book(leg.side, orders)
+            held[key] = held.get(key, Decimal(0)) + leg.side.sign * book.held
+            if pair.id in claimed or pair.state in _IN_MOTION or any(is_unresolved(o) for o in orders):
+                moving.add(key)
+            if pair.state in (PairState.OPEN, PairState.CLOSING) and book.held > 0:
+                holders.setdefault(key, []).append(pair.id)
+    return Expected(held, frozenset(moving), {k: tuple(v) for k, v in holders.items()})
+
+
 class PositionWatch:
     """Compares the venues' positions with the pairs' over readings, alerts, and reports what lasted."""
 
@@ -38,28 +58,12 @@ class PositionWatch:
         self.episodes = episodes
         self.policy = desk.settings.reconcile.unknown_positions
         self.counts: dict[Key, int] = {}  # readings in a row each difference has lasted
-        self._reported: set[Key] = set()  # unknown positions told to the closer, until they are gone
         self._blocked: set[Key] = set()  # unknown positions holding opening back
         self._unblock: set[Key] = set()  # gone again; the coordinator still to be told
 
     def expected(self) -> Expected:
-        """What the pairs hold per (venue, symbol); which of those are mid-trade; which pairs hold each."""
-        held: dict[Key, Decimal] = {}
-        moving: set[Key] = set()
-        holders: dict[Key, list[int]] = {}
-        claimed = self.desk.claims.claimed()
-        pairs = self.desk.repo.list_pairs(ACTIVE_STATES)
-        books = self.desk.repo.legs_with_orders(p.id for p in pairs)
-        for pair in pairs:
-            for leg, orders in books.get(pair.id, []):
-                key = (leg.venue, leg.symbol)
-                book = leg_book(leg.side, orders)
-                held[key] = held.get(key, Decimal(0)) + leg.side.sign * book.held
-                if pair.id in claimed or pair.state in _IN_MOTION or any(is_unresolved(o) for o in orders):
-                    moving.add(key)
-                if pair.state in (PairState.OPEN, PairState.CLOSING) and book.held > 0:
-                    holders.setdefault(key, []).append(pair.id)
-        return Expected(held, frozenset(moving), {k: tuple(v) for k, v in holders.items()})
+        """One reading of what the pairs hold."""
+        return expected_positions(self.desk)
 
     def check(
         self,
@@ -75,7 +79,6 @@ class PositionWatch:
         self.counts = result.counts
         for key in result.agreed:
             self.episodes.update(("mismatch", key), False, EventLevel.CRITICAL, "position_mismatch", "")
-            self._reported.discard(key)
             if key in self._blocked:
                 self._blocked.discard(key)
                 self._unblock.add(key)
@@ -109,11 +112,9 @@ class PositionWatch:
         if self._tell("coordinator", BlockOpening(block_key(diff.key), reason)):
             self._blocked.add(diff.key)
             self._unblock.discard(diff.key)
-        # Told once per episode: adopting is not idempotent (a second report, queued while the closer was busy,
-        # would adopt the position twice). A report that could not be delivered is tried again next reading.
-        report = UnknownPosition(diff.venue, diff.symbol, diff.unaccounted, diff.entry_price)
-        if diff.key not in self._reported and self._tell("closer", report):
-            self._reported.add(diff.key)
+        # Told on every reading while it lasts, like a vanished leg: the closer reads the venue again before it
+        # adopts anything, so a report queued behind the adoption finds nothing left to adopt.
+        self._tell("closer", UnknownPosition(diff.venue, diff.symbol, diff.unaccounted, diff.entry_price))
         return message
 
     def _tell(self, name: str, message: Any) -> bool:

@@ -219,8 +219,29 @@ def test_an_unknown_position_is_adopted_in_one_transaction_and_flattened_under_t
     )  # fmt: skip
 
 
+def test_a_report_queued_behind_the_adoption_adopts_nothing_more(adopting: Closers) -> None:
+    made, ref = adopting
+    _hand_trade(made)
+    report = UnknownPosition(BP, "SOL_USDC_PERP", Decimal(-3), Decimal(100))
+    first = ref.ask(report, block=False)  # two readings' reports, queued before the closer got to either
+    second = ref.ask(report, block=False)
+    assert isinstance(first.get(timeout=30), int) and second.get(timeout=30) is None
+    assert len(made.repo.list_pairs()) == 1
+    with made.books[BP].lock:
+        made.books[BP].positions["SOL_USDC_PERP"] = Decimal(-1)  # meanwhile closed by hand, in part
+    assert ask(ref, UnknownPosition(BP, "SOL_USDC_PERP", Decimal(-1), Decimal(100))) is None  # mine to repair now
+
+
+def test_a_report_of_a_position_gone_since_adopts_nothing(adopting: Closers) -> None:
+    made, ref = adopting
+    assert ask(ref, UnknownPosition(BP, "SOL_USDC_PERP", Decimal(-3), Decimal(100))) is None
+    assert made.repo.list_pairs() == []
+
+
 def test_an_adopted_configured_market_is_named_and_paired_by_its_market(adopting: Closers) -> None:
     made, ref = adopting
+    with made.books[HB].lock:
+        made.books[HB].positions[SYMBOLS[HB]] = QTY
     pair_id = ask(ref, UnknownPosition(HB, SYMBOLS[HB], QTY, None))
     legs = made.repo.positions_for_pair(pair_id)
     assert made.repo.get_pair(pair_id).market == "BTC"
