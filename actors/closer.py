@@ -1,18 +1,21 @@
 """Closer: closes expired pairs (both legs at once), retries a failed leg until flat, repairs naked pairs.
 
-It also picks up pairs nobody is working on that a crash or a failed open left mid-way (OPENING,
-ROLLING_BACK): their orders are looked up first, then the pair is carried to a state that holds nothing
-unhedged. Retries back off per pair; nothing is ever sent while an earlier order's outcome is unknown.
+Besides the coordinator's opening, it is the one actor that moves pairs: a leg the Monitor saw vanish turns its
+pair NAKED here, and a venue position nobody accounts for is adopted here (reconcile.unknown_positions). It
+also settles what a crash or a failed open left mid-way (actors.recovery). Retries back off per pair; nothing
+is ever sent while an earlier order's outcome is unknown.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from actors.adoption import Adopter
 from actors.base import DeathCallback, SupervisedActor
 from actors.desk import Desk, LegTrader, Reply
 from actors.messages import (
@@ -22,22 +25,25 @@ from actors.messages import (
     FetchFunding,
     FetchPositions,
     GetStatus,
+    LegVanished,
     LimitBreached,
     OrderRejected,
     Positions,
     ReconcilePairs,
-    ReconcileReport,
     StatusReply,
     Tick,
     TransitionPair,
+    UnknownPosition,
     UpdatePosition,
 )
+from actors.recovery import UNSETTLED, Recovery
 from core import failpoints
 from core.clock import Clock
 from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
 from core.ledger import PositionState, backoff_s, leg_book, net_quantity, points_estimate
 from core.limits import Limit, Trip
 from exchanges.errors import VenueError
+from storage.errors import TransitionRefusedError
 from storage.records import LegFigures, PairRecord, PositionRecord
 
 log = logging.getLogger(__name__)
@@ -46,7 +52,6 @@ CRITICAL_AFTER_FAILURES = 3
 # A pair left mid-open by a crash is only touched once no live request of its opener can still land: after
 # this long watched unclaimed and unchanged, on the monotonic clock (a wall step must not fake that age).
 ORPHAN_AFTER_S = 120.0
-_UNSETTLED = (PairState.OPENING, PairState.ROLLING_BACK, PairState.PLANNED)
 
 
 @dataclass
@@ -63,6 +68,8 @@ class Closer(SupervisedActor):
         super().__init__(name, generation, clock, on_death)
         self.desk = desk
         self.trader = LegTrader(desk)
+        self.recovery = Recovery(name, clock, desk, self.trader, self._flatten)
+        self.adopter = Adopter(desk)
         self.timings = desk.settings.timings
         self.points = dict(desk.settings.points.per_usd)  # per venue; a venue not named earns none
         self._retries: dict[int, _Retry] = {}
@@ -83,8 +90,12 @@ class Closer(SupervisedActor):
                 return CloseResult({p.id: self.close(p, reason) for p in pairs})
             case LimitBreached(trip=trip, pair_ids=pair_ids):
                 return CloseResult(self._close_for_limit(trip, pair_ids))
+            case LegVanished():
+                return CloseResult(self._turn_naked(message))
+            case UnknownPosition():
+                return self.adopter.take(message)
             case ReconcilePairs():
-                return self.reconcile()
+                return self.recovery.reconcile()
             case GetStatus():
                 retrying = {str(k): v.failures for k, v in self._retries.items() if v.failures}
                 return StatusReply(self.name, {"closed": self.closed, "retrying": retrying})
@@ -97,7 +108,7 @@ class Closer(SupervisedActor):
         for pair in self.desk.repo.list_active_pairs():
             if pair.id in self.desk.claims.claimed():
                 continue
-            if pair.state in _UNSETTLED:
+            if pair.state in UNSETTLED:
                 watched.add(pair.id)
             retry = self._retries.get(pair.id)
             if retry is not None and retry.next_at is not None and self.clock.monotonic() < retry.next_at:
@@ -106,14 +117,14 @@ class Closer(SupervisedActor):
                 self.close(pair, "duration expired")
             elif pair.state in (PairState.CLOSING, PairState.NAKED):
                 self._work(pair)
-            elif pair.state in _UNSETTLED and self._orphaned(pair):
-                self._recover(pair)
+            elif pair.state in UNSETTLED and self._orphaned(pair):
+                self.recovery.recover(pair)
         for pair_id in self._unsettled_since.keys() - watched:
             del self._unsettled_since[pair_id]  # claimed again, moved on, or gone: watched afresh next time
 
     def _orphaned(self, pair: PairRecord) -> bool:
         """True once the pair has sat unclaimed in the same state, unchanged, for ORPHAN_AFTER_S (monotonic).
-        After a restart that wait starts again; reconcile() has already settled what a crash left."""
+        After a restart that wait starts again; the start-up reconciliation has already settled what a crash left."""
         now = self.clock.monotonic()
         seen = (pair.state, pair.updated_at)
         state, updated_at, since = self._unsettled_since.get(pair.id, (*seen, now))
@@ -244,16 +255,7 @@ class Closer(SupervisedActor):
         if pair.opened_at is None:
             return Decimal(0)
         opened = pair.opened_at
-        sharing = [
-            p
-            for p in self.desk.repo.list_pairs()
-            if p.id != pair.id
-            and p.market == pair.market
-            and p.opened_at is not None
-            and p.opened_at < until
-            and (p.closed_at or until) > opened
-        ]
-        if sharing:
+        if any(p.id != pair.id for p in self.desk.repo.pairs_open_in_market(pair.market, opened, until)):
             return None
         try:
             payments = self.desk.ask_venue(leg.venue, FetchFunding(leg.symbol))
@@ -322,113 +324,27 @@ class Closer(SupervisedActor):
         self.closed += 1
         return PairState.CLOSED
 
-    # ---- crash leftovers and start-up reconciliation -------------------------------------------------------
+    # ---- a leg the Monitor saw vanish -----------------------------------------------------------------------------
 
-    def reconcile(self) -> ReconcileReport:
-        """Start-up: look every unfinished pair's orders up, then finish or roll back what was opening, and
-        resume what was open, closing or naked. Every decision is an event row."""
-        decisions: list[str] = []
-        complete = True
-        for pair in self.desk.repo.list_active_pairs():
-            if not self.desk.claims.claim(pair.id, self.name):
-                complete = False
-                continue
+    def _turn_naked(self, seen: LegVanished) -> dict[int, PairState]:
+        """Pairs whose leg the venue no longer holds in full go NAKED (the repair follows on the next tick)."""
+        reason = (
+            f"a leg on {seen.venue} shrank or vanished (venue {seen.venue_quantity}, expected {seen.expected}): "
+            "liquidated or closed outside the farmer"
+        )
+        states: dict[int, PairState] = {}
+        for pair_id in seen.pair_ids:
+            pair = self.desk.repo.get_pair(pair_id)
+            states[pair_id] = pair.state
+            if pair.state not in (PairState.OPEN, PairState.CLOSING) or not self.desk.claims.claim(pair_id, self.name):
+                continue  # moved on since that reading, or someone is trading it: the next reading tells again
             try:
-                decision = self._reconcile_pair(pair)
+                # A refusal means the pair moved between the read and the write: whoever moved it owns it now.
+                with contextlib.suppress(TransitionRefusedError):
+                    self.desk.write(
+                        TransitionPair(pair_id, pair.state, PairState.NAKED, reason, level=EventLevel.CRITICAL)
+                    )
+                    states[pair_id] = PairState.NAKED
             finally:
-                self.desk.claims.release(pair.id)
-            if decision is None:
-                complete = False
-                decision = f"pair {pair.id} ({pair.state}): an order's outcome is not known yet; will retry"
-            decisions.append(decision)
-            self.desk.event(EventLevel.INFO if complete else EventLevel.WARNING, "reconcile", decision, pair.id)
-        return ReconcileReport(complete, tuple(decisions))
-
-    def _reconcile_pair(self, pair: PairRecord) -> str | None:
-        legs = self.desk.repo.positions_for_pair(pair.id)
-        if not all(self.trader.resolve(leg) for leg in legs):
-            return None
-        if pair.state in (PairState.PLANNED, PairState.OPENING, PairState.ROLLING_BACK):
-            return self._settle_unfinished(pair, legs)
-        if pair.state in (PairState.CLOSING, PairState.NAKED):
-            state = self._flatten(pair)
-            return f"pair {pair.id}: resumed {pair.state.value}, now {state.value}"
-        return f"pair {pair.id}: resumed as {pair.state.value} (expires {pair.expires_at})"
-
-    def _recover(self, pair: PairRecord) -> None:
-        """A pair left in PLANNED/OPENING/ROLLING_BACK by an opener that died: settle it."""
-        if not self.desk.claims.claim(pair.id, self.name):
-            return
-        try:
-            legs = self.desk.repo.positions_for_pair(pair.id)
-            if all(self.trader.resolve(leg) for leg in legs):
-                decision = self._settle_unfinished(pair, legs)
-                self.desk.event(EventLevel.WARNING, "recovered", decision, pair.id)
-        finally:
-            self.desk.claims.release(pair.id)
-
-    def _move(self, pair: PairRecord, to: PairState, reason: str, **kw: Any) -> PairRecord:
-        self.desk.write(TransitionPair(pair.id, pair.state, to, reason, **kw))
-        return self.desk.repo.get_pair(pair.id)
-
-    def _settle_unfinished(self, pair: PairRecord, legs: list[PositionRecord]) -> str:
-        """Orders settled: a pair with both legs filled equally is finished (OPEN); anything else is rolled
-        back to flat (FAILED), or left NAKED for the repair when that fails."""
-        held = {leg.side: net_quantity(self.desk.repo.orders_for_position(leg.id)) for leg in legs}
-        if pair.state is PairState.PLANNED:
-            pair = self._move(pair, PairState.OPENING, "orders settled after a restart")
-        if pair.state is PairState.OPENING and held[Side.LONG] == held[Side.SHORT] > 0:
-            return self._finish_open(pair, legs, held[Side.LONG])
-        if pair.state is PairState.OPENING:
-            pair = self._move(
-                pair,
-                PairState.ROLLING_BACK,
-                f"unhedged after a restart: holding {_fmt(held)}",
-                level=EventLevel.WARNING,
-            )
-        for leg in legs:
-            if net_quantity(self.desk.repo.orders_for_position(leg.id)) > 0:
-                self.trader.send(leg, OrderPurpose.ROLLBACK, net_quantity(self.desk.repo.orders_for_position(leg.id)))
-        left = {leg.side: net_quantity(self.desk.repo.orders_for_position(leg.id)) for leg in legs}
-        if not any(left.values()):
-            reason = "rolled back after a restart" if any(held.values()) else "no leg had filled"
-            self._move(pair, PairState.FAILED, reason, changes={"closed_at": self.clock.now(), "close_reason": reason})
-            return f"pair {pair.id}: {reason}; flat on both venues (FAILED)"
-        self._move(
-            pair,
-            PairState.NAKED,
-            f"rollback after a restart incomplete: holding {_fmt(left)}",
-            level=EventLevel.CRITICAL,
-        )
-        return f"pair {pair.id}: rollback incomplete, NAKED until repaired"
-
-    def _finish_open(self, pair: PairRecord, legs: list[PositionRecord], quantity: Decimal) -> str:
-        fill_times = [
-            f.ts
-            for leg in legs
-            for o in self.desk.repo.orders_for_position(leg.id)
-            if o.purpose is OrderPurpose.OPEN
-            for f in self.desk.repo.fills_for_order(o.id)
-        ]
-        opened_at = max(fill_times) if fill_times else self.clock.now()
-        fees = Decimal(0)
-        for leg in legs:
-            book = leg_book(leg.side, self.desk.repo.orders_for_position(leg.id))
-            fees += book.fees
-            self.desk.write(
-                UpdatePosition(
-                    leg.id, LegFigures(book.held, book.entry_price, fees=book.fees, state=PositionState.OPEN)
-                )
-            )
-        expires_at = opened_at + timedelta(seconds=pair.duration_s)
-        self._move(
-            pair,
-            PairState.OPEN,
-            "both legs had filled before the restart",
-            changes={"opened_at": opened_at, "expires_at": expires_at, "quantity": quantity, "fees": fees},
-        )
-        return f"pair {pair.id}: both legs filled ({quantity}); finished opening, OPEN until {expires_at}"
-
-
-def _fmt(held: dict[Side, Decimal]) -> str:
-    return ", ".join(f"{side.value} {qty}" for side, qty in held.items())
+                self.desk.claims.release(pair_id)
+        return states

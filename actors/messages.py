@@ -6,14 +6,16 @@ only notifications that may be lost (ticks, snapshots).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from core.domain import EventLevel, PairState, Side, Venue
+from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
 from core.gate import LegGate
+from core.ids import OrderKey, external_client_id
 from core.ledger import OrderState
 from core.limits import Trip
 from exchanges.base import Account, Fill, Market, OrderStatus, OrderType, Position, Quote, TimeInForce
@@ -209,11 +211,50 @@ class FeedState:
 
 
 @dataclass(frozen=True, slots=True)
+class Adoption:
+    """A venue position nobody accounts for, taken into the pair being created: its leg on `venue` holds the plan's
+    quantity, booked as a filled `external` opening order; the pair goes on to OPENING and NAKED (`reason`)."""
+
+    venue: Venue
+    entry_price: Decimal | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class CreatePair:
-    """Insert a PLANNED pair with its two legs and a `pair_planned` event (an adopted position's pair too)."""
+    """Insert a PLANNED pair with its two legs and a `pair_planned` event; for an adopted position (`adoption`),
+    its order and its moves to NAKED too, all in one transaction."""
 
     plan: PairPlan
     leverage_set: tuple[tuple[Venue, Decimal], ...] = ()  # what each venue set, where it was set
+    adoption: Adoption | None = None
+
+    def then(
+        self, pair_id: int, legs: Sequence[PositionRecord]
+    ) -> tuple[RecordOrder | UpdateOrder | TransitionPair, ...]:
+        """The writes that follow the insert once the pair and its legs have ids (none unless adopting)."""
+        adopted = self.adoption
+        if adopted is None:
+            return ()
+        leg = next(leg for leg in legs if leg.venue == adopted.venue)
+        client_id = external_client_id(OrderKey(pair_id, leg.side, OrderPurpose.OPEN, 0))
+        quantity = self.plan.quantity
+        return (
+            RecordOrder(
+                NewOrder(pair_id, leg.id, leg.venue, client_id, OrderPurpose.OPEN, 0, leg.side, "external", quantity)
+            ),
+            UpdateOrder(
+                leg.venue,
+                client_id,
+                OrderState.FILLED,
+                filled_quantity=quantity,
+                avg_price=adopted.entry_price,
+                fee=Decimal(0),
+                error="a position found on the venue that no pair accounted for",
+            ),
+            TransitionPair(pair_id, PairState.PLANNED, PairState.OPENING, "adopting an unknown position"),
+            TransitionPair(pair_id, PairState.OPENING, PairState.NAKED, adopted.reason, level=EventLevel.CRITICAL),
+        )
 
     def planned(self, pair_id: int) -> NewEvent:
         """The `pair_planned` event of the pair once it has its id."""
@@ -463,6 +504,30 @@ class LimitBreached:
 
     trip: Trip
     pair_ids: tuple[int, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class LegVanished:
+    """From the Monitor: for readings in a row, a venue has held less than these OPEN or CLOSING pairs' legs
+    (liquidated, or closed outside the farmer). The Closer turns them NAKED and repairs them."""
+
+    venue: Venue
+    symbol: str
+    venue_quantity: Decimal  # signed: + long
+    expected: Decimal  # what the pairs hold, signed
+    pair_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownPosition:
+    """From the Monitor: for readings in a row, a venue has held `quantity` (signed: + long) of `symbol` beyond
+    what any pair holds. The Closer applies reconcile.unknown_positions (alert: leave it; close: adopt what the
+    venue holds beyond the pairs when it reads it again), so a repeated report never adopts twice."""
+
+    venue: Venue
+    symbol: str
+    quantity: Decimal
+    entry_price: Decimal | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -113,7 +113,9 @@ class PersistenceWriter(SupervisedActor):
                 return self._begin_open(message, effects)
             case CreatePair():
                 with self._one_transaction():
-                    pair_id, _ = self._create_pair(message)
+                    pair_id, legs = self._create_pair(message)
+                    for item in message.then(pair_id, legs):  # an adopted position's order and moves
+                        self._apply(item, effects)
                 return Written(pair_id)
             case TransitionPair():
                 event_id = w.transition_pair(

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from datetime import datetime
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, or_, select
 
 from core.domain import ACTIVE_STATES, PairState, Venue
 from core.ids import check_namespace
@@ -66,6 +67,22 @@ class Queries:
             query = query.where(hedge_pairs.c.state.in_([s.value for s in states]))
         if limit is not None:
             query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [PairRecord.from_row(r) for r in conn.execute(query).mappings()]
+
+    def pairs_open_in_market(self, market: str, start: datetime, end: datetime) -> list[PairRecord]:
+        """Pairs of `market` that were open at some time between `start` and `end` (opened before `end`, and not
+        closed, or closed after `start`), newest first."""
+        query = (
+            select(hedge_pairs)
+            .where(
+                hedge_pairs.c.market == market,
+                hedge_pairs.c.opened_at.is_not(None),
+                hedge_pairs.c.opened_at < end,
+                or_(hedge_pairs.c.closed_at.is_(None), hedge_pairs.c.closed_at > start),
+            )
+            .order_by(hedge_pairs.c.id.desc())
+        )
         with self.engine.connect() as conn:
             return [PairRecord.from_row(r) for r in conn.execute(query).mappings()]
 

@@ -11,6 +11,7 @@ from actors.closer import Closer
 from actors.desk import Desk
 from actors.messages import OrderRejected, Tick
 from core.clock import FakeClock
+from core.config import UnknownPositions
 from core.domain import PairState, Side, Venue
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -31,13 +32,15 @@ def _closer(clock: FakeClock) -> tuple[Closer, list[int]]:
         repo=_Repo(pair),
         claims=SimpleNamespace(claimed=lambda: set()),
         settings=SimpleNamespace(
-            timings=engine, points=SimpleNamespace(per_usd={Venue.BACKPACK: D(1), Venue.HIBACHI: D(1)})
+            timings=engine,
+            points=SimpleNamespace(per_usd={Venue.BACKPACK: D(1), Venue.HIBACHI: D(1)}),
+            reconcile=SimpleNamespace(unknown_positions=UnknownPositions.ALERT),
         ),
         event=lambda *args, **kw: None,
     )
     closer = Closer("closer", 0, clock, None, desk=cast(Desk, desk))
     worked: list[int] = []
-    closer._work = lambda p: worked.append(p.id)  # type: ignore[method-assign]
+    closer._work = lambda pair: worked.append(pair.id)  # type: ignore[method-assign]
     rejected = OrderRejected(Venue.HIBACHI, "c1", "4", "refused")
     closer._failed_attempt(cast(Any, pair), {Side.SHORT: D("0.01")}, [rejected])  # first retry due in 2 s
     return closer, worked
@@ -72,7 +75,7 @@ def _orphan_closer(clock: FakeClock, updated_at: datetime) -> tuple[Closer, list
     pair = SimpleNamespace(id=8, state=PairState.OPENING, expires_at=None, updated_at=updated_at)
     closer.desk.repo.pair = pair  # type: ignore[attr-defined]
     recovered: list[int] = []
-    closer._recover = lambda p: recovered.append(p.id)  # type: ignore[method-assign]
+    closer.recovery.recover = lambda pair: recovered.append(pair.id)  # type: ignore[method-assign]
     return closer, recovered
 
 
