@@ -66,10 +66,12 @@ def run(sims: SimProcesses, seconds: float, paced_rate: int) -> list[Figure]:
     flood = subprocess.Popen(
         [sys.executable, "-m", "bench.flood"], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
-    assert flood.stdin is not None and flood.stdout is not None
+    # Locals, not flood's attributes: the narrowing then holds inside flood_for too.
+    to_flood, from_flood = flood.stdin, flood.stdout
+    assert to_flood is not None and from_flood is not None  # both were asked for as PIPE
     if hasattr(os, "sched_setaffinity"):  # the sender is a venue too: it runs where the simulators run
         os.sched_setaffinity(flood.pid, os.sched_getaffinity(sims.procs[0].pid))
-    url = json.loads(flood.stdout.readline())["ws"]
+    url = json.loads(from_flood.readline())["ws"]
     sims.set_latency(0)
     only_btc = {"markets": [{"name": "BTC", "backpack_symbol": SYMBOL, "hibachi_symbol": "BTC/USDT-P"}]}
     engine = start_engine(live_settings(sims, scratch_dir(), {"backpack": {"ws_url": url}, "trading": only_btc}))
@@ -86,9 +88,9 @@ def run(sims: SimProcesses, seconds: float, paced_rate: int) -> list[Figure]:
             raise BenchError(f"the feed bench needs an open pair for the Monitor to read: {opened}")
 
         def flood_for(rate: int) -> dict[str, float]:
-            flood.stdin.write(f"flood {rate} {seconds}\n")  # type: ignore[union-attr]
-            flood.stdin.flush()  # type: ignore[union-attr]
-            return json.loads(flood.stdout.readline())  # type: ignore[union-attr]
+            to_flood.write(f"flood {rate} {seconds}\n")
+            to_flood.flush()
+            return json.loads(from_flood.readline())
 
         ticker, probe = _MonitorTicker(monitor, engine.clock), _QuoteProbe(exchange)
         ticker.start()
@@ -109,7 +111,7 @@ def run(sims: SimProcesses, seconds: float, paced_rate: int) -> list[Figure]:
         ticker.join()
         flood_ticks = ticker.durations_ms[len(paced_ticks) :]
     finally:
-        flood.stdin.close()
+        to_flood.close()
         flood.wait(10)
         engine.shutdown()
     late = sum(1 for d in flood_ticks if d > MONITOR_EVERY_S * 1000)

@@ -143,8 +143,10 @@ class JsonFormatter(logging.Formatter):
                 payload[name] = getattr(record, name)
         if hasattr(record, "fields"):
             payload["fields"] = record.fields
-        if record.exc_text or record.exc_info:
-            payload["exception"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
+        if record.exc_text:
+            payload["exception"] = record.exc_text
+        elif record.exc_info:
+            payload["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             payload["stack"] = self.formatStack(record.stack_info)
         # Value by value first (a secret JSON would escape is still whole there), then the line itself.

@@ -68,11 +68,19 @@ def round_down(value: Decimal, step: Decimal) -> Decimal:
     return (units * step).normalize() if units else Decimal(0)
 
 
+def _places(step: Decimal) -> int:
+    """Digits after the point in a finite step (negative for a step like 1E+1)."""
+    exponent = step.normalize().as_tuple().exponent
+    if not isinstance(exponent, int):  # "F", "n" or "N": an infinite or NaN step has no places
+        raise SizingError(f"steps must be finite, got {step}")
+    return -exponent
+
+
 def common_step(*steps: Decimal) -> Decimal:
     """The smallest step that is a multiple of every given step (the coarser one when they nest)."""
     if not steps or any(s <= 0 for s in steps):
         raise SizingError(f"steps must be > 0, got {steps}")
-    exponent = max(-s.normalize().as_tuple().exponent for s in steps)  # type: ignore[operator]
+    exponent = max(_places(s) for s in steps)
     exponent = max(exponent, 0)
     scale = Decimal(10) ** exponent
     integers = [int(s * scale) for s in steps]

@@ -27,8 +27,16 @@ class AuthError(VenueError):
 class RateLimited(VenueError):
     """The venue asked us to slow down; `retry_after` seconds if it said."""
 
-    def __init__(self, venue: str, message: str, *, retry_after: float | None = None, **kw: object) -> None:
-        super().__init__(venue, message, **kw)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        venue: str,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        code: str | int | None = None,
+        http_status: int | None = None,
+    ) -> None:
+        super().__init__(venue, message, code=code, http_status=http_status)
         self.retry_after = retry_after
 
 
@@ -55,8 +63,10 @@ class MalformedResponse(VenueUnavailable):
 class OrderOutcomeUnknown(VenueUnavailable):
     """A place may have reached the venue but we could not learn its outcome; look it up by client id."""
 
-    def __init__(self, venue: str, message: str, *, client_id: str, **kw: object) -> None:
-        super().__init__(venue, message, **kw)  # type: ignore[arg-type]
+    def __init__(
+        self, venue: str, message: str, *, client_id: str, code: str | int | None = None, http_status: int | None = None
+    ) -> None:
+        super().__init__(venue, message, code=code, http_status=http_status)
         self.client_id = client_id
 
 

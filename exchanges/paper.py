@@ -75,11 +75,11 @@ class PaperVenues:
                 built[spec.venue] = spec.simulate(begin)
             if live is not None:
                 log.info("paper venues on live prices from %s", ", ".join(str(f.url) for f in _followed(built)))
-            if saved is not None:
+            if store is not None and saved is not None:
                 for venue, pv in built.items():
                     if venue.value in saved:  # a venue added since keeps its fresh account
                         load_engine(pv.sim.engine, saved[venue.value])
-                log.info("paper venues restored from %s", store.path)  # type: ignore[union-attr]
+                log.info("paper venues restored from %s", store.path)
         except BaseException:
             for follower in _followed(built):
                 follower.stop()

@@ -109,9 +109,10 @@ def size(settings: Settings, clock: Clock) -> Sizing | str:
     unread = {venue: r for venue, r in rates.items() if isinstance(r, str)}
     if unread:
         return "fee rates not read: " + "; ".join(f"{v}: {r}" for v, r in unread.items())
+    read = {venue: r for venue, r in rates.items() if not isinstance(r, str)}
     usable = [v for v in found if isinstance(v, VenueView)]
     quantity = cost_math.minimum_quantity(usable)
-    return Sizing(market, quantity, cost_math.planner_notional(quantity, usable), rates)  # type: ignore[arg-type]
+    return Sizing(market, quantity, cost_math.planner_notional(quantity, usable), read)
 
 
 def canary_settings(settings: Settings, sizing: Sizing) -> Settings:

@@ -158,7 +158,8 @@ def market(market: MarketConfig, trading: TradingConfig, views: Mapping[Venue, V
     missing = [f"{venue}: {v}" for venue, v in views.items() if isinstance(v, str)]
     if missing:
         return CheckResult(name, Status.FAIL, "; ".join(missing))
-    long, short = (_unlimited(views[v]) for v in (Venue.BACKPACK, Venue.HIBACHI))  # type: ignore[arg-type]
+    found = {venue: v for venue, v in views.items() if not isinstance(v, str)}
+    long, short = (_unlimited(found[v]) for v in (Venue.BACKPACK, Venue.HIBACHI))
     results: dict[Decimal, OpenPlan | PlanDeclined] = {
         lev: _plan(trading, market.name, (long, short), lev) for lev in (trading.min_leverage, trading.max_leverage)
     }

@@ -179,8 +179,9 @@ def plot(rows: list[Row], path: str) -> None:
     mpl.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    done = sorted((r for r in rows[:-1] if r.closed_at is not None), key=lambda r: r.closed_at)  # type: ignore[arg-type,return-value]
-    times = [r.closed_at for r in done]
+    closed = sorted(((r.closed_at, r) for r in rows[:-1] if r.closed_at is not None), key=lambda tr: tr[0])
+    times = [t for t, _ in closed]
+    done = [r for _, r in closed]
     volume = pnl = fees = Decimal(0)
     series: dict[str, list[float]] = {"volume": [], "pnl": [], "fees": []}
     for r in done:

@@ -4,11 +4,11 @@ and changes the writes take in."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from sqlalchemy import RowMapping
 
@@ -19,11 +19,12 @@ from core.ledger import OrderState, PositionState
 class _Record:
     __slots__ = ()
     _enums: dict[str, type] = {}  # noqa: RUF012
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]  # every record is a @dataclass, which sets it
 
     @classmethod
     def from_row(cls, row: RowMapping) -> Self:
         values: dict[str, Any] = {}
-        for f in fields(cls):  # type: ignore[arg-type]
+        for f in fields(cls):
             value = row[f.name]
             enum = cls._enums.get(f.name)
             values[f.name] = enum(value) if enum is not None and value is not None else value

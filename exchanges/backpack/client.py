@@ -254,8 +254,8 @@ class BackpackClient:
             "quantity": plain(request.quantity),
             "clientId": int(request.client_id),
         }
-        if request.order_type is OrderType.LIMIT:
-            body["price"] = plain(request.price)  # type: ignore[arg-type]
+        if request.order_type is OrderType.LIMIT and request.price is not None:  # OrderRequest checks limits have one
+            body["price"] = plain(request.price)
             if request.time_in_force is Tif.POST_ONLY:
                 body["postOnly"] = True
             elif request.time_in_force is Tif.IOC:

@@ -170,7 +170,7 @@ class BackpackHistoryApi:
                                                                             .initial_margin_rate),
                 "interest": "0", "liquidated": "0", "liquidationFees": "0", "openedAt": iso(life.opened_at),
             }  # fmt: skip
-            if life.closed_at is not None:
-                row |= {"closedAt": iso(life.closed_at), "closingPrice": s(life.closing_price)}  # type: ignore[arg-type]
+            if life.closed_at is not None and life.closing_price is not None:  # both set as it went flat
+                row |= {"closedAt": iso(life.closed_at), "closingPrice": s(life.closing_price)}
             rows.append(row)
         return Response(200, _listing(p, rows))

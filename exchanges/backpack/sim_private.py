@@ -197,9 +197,9 @@ class BackpackPrivateApi:
         elif tif_name in ("IOC", "FOK"):
             tif = TimeInForce.IOC
         order = self.engine.place(
-            account, symbol=symbol, side=SIDE_IN[side],  # type: ignore[arg-type]
+            account, symbol=symbol, side=SIDE_IN[side],
             order_type=OrderType.MARKET if kind == "Market" else OrderType.LIMIT,
-            quantity=quantity, price=price, time_in_force=tif,  # type: ignore[arg-type]
+            quantity=quantity, price=price, time_in_force=tif,
             reduce_only=prm.boolean(p, "reduceOnly"), client_id=client_id,
         )  # fmt: skip
         return order_json(order)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal, overload
 
 from core.clock import Clock
 from core.domain import Side
@@ -56,6 +56,10 @@ class BackpackPublicApi:
             ("GET", "/api/v1/time"): lambda _r: Response(200, str(ms(self.clock.now()))),
         }
 
+    @overload
+    def _symbol(self, request: Request, *, required: Literal[True] = True) -> str: ...
+    @overload
+    def _symbol(self, request: Request, *, required: bool) -> str | None: ...
     def _symbol(self, request: Request, *, required: bool = True) -> str | None:
         symbol = prm.text(request.query, "symbol", required=required)
         if symbol is not None and symbol not in self.engine.markets:
@@ -100,7 +104,7 @@ class BackpackPublicApi:
 
     def _market(self, request: Request) -> Response:
         symbol = self._symbol(request)
-        return Response(200, market_json(self.engine.markets[symbol]))  # type: ignore[index]
+        return Response(200, market_json(self.engine.markets[symbol]))
 
     # ---- prices -----------------------------------------------------------------------------------------
 
@@ -126,7 +130,7 @@ class BackpackPublicApi:
     def _depth(self, request: Request) -> Response:
         symbol = self._symbol(request)
         limit = int(prm.choice(request.query, "limit", DEPTH_LIMITS, default="1000"))
-        bids, asks = self.engine.book(symbol)  # type: ignore[arg-type]
+        bids, asks = self.engine.book(symbol)
         self._update_id += 1
         return Response(200, {
             # Backpack does not document the side order; ascending asks and descending bids here.
@@ -173,14 +177,14 @@ class BackpackPublicApi:
     def _recent_trades(self, request: Request) -> Response:
         symbol = self._symbol(request)
         limit = prm.integer(request.query, "limit", default=100, low=1, high=1000)
-        tape = self._tape(symbol)  # type: ignore[arg-type]
+        tape = self._tape(symbol)
         return Response(200, [self._trade_json(f) for f in tape[-limit:]])
 
     def _trade_history(self, request: Request) -> Response:
         symbol = self._symbol(request)
         limit = prm.integer(request.query, "limit", default=100, low=1, high=1000)
         offset = prm.integer(request.query, "offset", default=0)
-        tape = list(reversed(self._tape(symbol)))  # type: ignore[arg-type]
+        tape = list(reversed(self._tape(symbol)))
         return Response(200, [self._trade_json(f) for f in prm.page(tape, offset, limit)])
 
     def _ticker_json(self, symbol: str, window: timedelta) -> dict[str, str]:
@@ -200,7 +204,7 @@ class BackpackPublicApi:
     def _ticker(self, request: Request) -> Response:
         symbol = self._symbol(request)
         window = prm.choice(request.query, "interval", TICKER_WINDOWS, default="1d")
-        return Response(200, self._ticker_json(symbol, TICKER_WINDOWS[window]))  # type: ignore[arg-type]
+        return Response(200, self._ticker_json(symbol, TICKER_WINDOWS[window]))
 
     def _tickers(self, request: Request) -> Response:
         window = TICKER_WINDOWS[prm.choice(request.query, "interval", TICKER_WINDOWS, default="1d")]
@@ -217,7 +221,7 @@ class BackpackPublicApi:
         end = prm.integer(request.query, "endTime", default=now_s, high=now_s + 86400 * 366)
         prm.choice(request.query, "priceType", ("Last", "Index", "Mark"))
         first = start - start % step
-        fills = self._tape(symbol)  # type: ignore[arg-type]
+        fills = self._tape(symbol)
         out = []
         for open_s in range(first, min(end, now_s) + 1, step)[-1000:]:
             inside = [f for f in fills if open_s <= f.ts.timestamp() < open_s + step]

@@ -109,8 +109,8 @@ def order_json(o: SimOrder, *, history: bool = False) -> dict[str, Any]:
     }
     if o.client_id is not None:
         body["clientId"] = int(o.client_id)
-    if o.order_type is OrderType.LIMIT:
-        body["price"] = s(o.price)  # type: ignore[arg-type]
+    if o.order_type is OrderType.LIMIT and o.price is not None:  # the engine gives every limit order a price
+        body["price"] = s(o.price)
         body["postOnly"] = o.time_in_force is TimeInForce.POST_ONLY
     if history:
         if o.expiry_reason is not None:

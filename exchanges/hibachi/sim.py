@@ -146,9 +146,9 @@ class HibachiSim(SimVenue, HibachiPublicApi, HibachiOrderApi, HibachiAccountApi)
     # ---- auth -------------------------------------------------------------------------------------------
 
     def _identify(self, request: Request, params: Mapping[str, Any]) -> SimCredentials | Response:
-        raw_id = params.get("accountId")
+        raw_id = params.get("accountId", "")  # int("") fails as a missing id does
         try:
-            account_id = int(raw_id)  # type: ignore[arg-type]
+            account_id = int(raw_id)
         except (TypeError, ValueError):
             return _error(400, 4, "Missing accountId")
         creds = self._accounts.get(account_id)

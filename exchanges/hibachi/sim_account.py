@@ -113,7 +113,7 @@ class HibachiAccountApi:
         if symbol not in self.contracts:
             raise prm.ParamError(f"Invalid symbol: {symbol}")
         rate = prm.decimal(p, "initialMarginRate", required=True, positive=True)
-        self.engine.set_market_imr(creds.account, symbol, rate)  # type: ignore[arg-type]
+        self.engine.set_market_imr(creds.account, symbol, rate)
         return Response(200, {"status": "success"})
 
     def _trades(self, creds: SimCredentials, p: dict[str, Any]) -> Response:
@@ -211,17 +211,17 @@ class HibachiAccountApi:
         address = prm.text(p, "withdrawAddress", required=True)
         prm.text(p, "coin")
         prm.text(p, "network")
-        raw = address.removeprefix("0x")  # type: ignore[union-attr]
+        raw = address.removeprefix("0x")
         if len(raw) != 40 or any(c not in "0123456789abcdefABCDEF" for c in raw):
             raise prm.ParamError("withdrawAddress must be 20 bytes of hex")
-        payload = (struct.pack(">I", USDT_ASSET_ID) + struct.pack(">Q", int(quantity * 10**6))  # type: ignore[operator]
-                   + struct.pack(">Q", int(max_fees * 10**6)) + bytes.fromhex(raw))  # type: ignore[operator]  # fmt: skip
+        payload = (struct.pack(">I", USDT_ASSET_ID) + struct.pack(">Q", int(quantity * 10**6))
+                   + struct.pack(">Q", int(max_fees * 10**6)) + bytes.fromhex(raw))  # fmt: skip
         refused = self._check_signed(creds, payload, p.get("signature"), None)
         if refused is not None:
             return refused
-        if quantity > self._free(creds):  # type: ignore[operator]
+        if quantity > self._free(creds):
             return error(400, 4, f"Insufficient balance to withdraw {quantity}")
-        self._book_move(creds, "withdrawal", quantity, {"withdrawalAddress": "0x" + raw.lower()})  # type: ignore[arg-type]
+        self._book_move(creds, "withdrawal", quantity, {"withdrawalAddress": "0x" + raw.lower()})
         return Response(200, {})
 
     def _transfer(self, creds: SimCredentials, p: dict[str, Any]) -> Response:
@@ -230,7 +230,7 @@ class HibachiAccountApi:
         fees = prm.decimal(p, "fees", required=True)
         key_hex = prm.text(p, "dstPublicKey", required=True)
         prm.text(p, "coin")
-        raw = key_hex.removeprefix("0x")  # type: ignore[union-attr]
+        raw = key_hex.removeprefix("0x")
         raw = raw[2:] if len(raw) == 130 and raw.startswith("04") else raw
         if len(raw) != 128 or any(c not in "0123456789abcdefABCDEF" for c in raw):
             raise prm.ParamError("dstPublicKey must be an uncompressed secp256k1 key in hex")
@@ -238,13 +238,13 @@ class HibachiAccountApi:
         if target is None:
             return error(404, 3, "No account holds dstPublicKey")
         # Our reading of spec §2 item 10: fees scaled like maxFeesPercent (x 10^8); the venue leaves it unclear.
-        payload = (struct.pack(">QI", nonce, USDT_ASSET_ID) + struct.pack(">Q", int(quantity * 10**6))  # type: ignore[operator]
-                   + bytes.fromhex(raw) + struct.pack(">Q", int(fees * 10**8)))  # type: ignore[operator]  # fmt: skip
+        payload = (struct.pack(">QI", nonce, USDT_ASSET_ID) + struct.pack(">Q", int(quantity * 10**6))
+                   + bytes.fromhex(raw) + struct.pack(">Q", int(fees * 10**8)))  # fmt: skip
         refused = self._check_signed(creds, payload, p.get("signature"), nonce)
         if refused is not None:
             return refused
-        if quantity > self._free(creds):  # type: ignore[operator]
+        if quantity > self._free(creds):
             return error(400, 4, f"Insufficient balance to transfer {quantity}")
-        self._book_move(creds, "transfer-out", quantity, {"receivingAccountId": target.account_id})  # type: ignore[arg-type]
-        self._book_move(target, "transfer-in", quantity, {"srcAccountId": creds.account_id})  # type: ignore[arg-type]
+        self._book_move(creds, "transfer-out", quantity, {"receivingAccountId": target.account_id})
+        self._book_move(target, "transfer-in", quantity, {"srcAccountId": creds.account_id})
         return Response(200, {})

@@ -120,18 +120,18 @@ class HibachiOrderApi:
         quantity = prm.decimal(p, "quantity", required=True, positive=True)
         fee = prm.decimal(p, "maxFeesPercent", required=True)
         price = prm.decimal(p, "price", positive=True) if kind == "LIMIT" else None
-        payload = expected_payload(nonce, contract, quantity, side, price, fee)  # type: ignore[arg-type]
+        payload = expected_payload(nonce, contract, quantity, side, price, fee)
         refused = self._check_signed(creds, payload, p["signature"], nonce)
         if refused is not None:
             return refused
         flag = p.get("orderFlags")
-        refused = self._check_options(creds, flag, fee, p.get("clientId"))  # type: ignore[arg-type]
+        refused = self._check_options(creds, flag, fee, p.get("clientId"))
         if refused is not None:
             return refused
         tif = {"IOC": TimeInForce.IOC, "POST_ONLY": TimeInForce.POST_ONLY}.get(flag or "", TimeInForce.GTC)
         return self.engine.place(
             creds.account, symbol=symbol, side=side,
-            order_type=OrderType.MARKET if kind == "MARKET" else OrderType.LIMIT, quantity=quantity,  # type: ignore[arg-type]
+            order_type=OrderType.MARKET if kind == "MARKET" else OrderType.LIMIT, quantity=quantity,
             price=price, time_in_force=tif, reduce_only=flag == "REDUCE_ONLY", client_id=p.get("clientId"), nonce=nonce,
         )  # fmt: skip
 
@@ -171,7 +171,7 @@ class HibachiOrderApi:
         fee = prm.decimal(p, "maxFeesPercent", required=True)
         quantity = quantity if quantity is not None else order.quantity
         price = price if price is not None else order.price
-        payload = expected_payload(nonce, self.contracts[order.symbol], quantity, order.side, price, fee)  # type: ignore[arg-type]
+        payload = expected_payload(nonce, self.contracts[order.symbol], quantity, order.side, price, fee)
         refused = self._check_signed(creds, payload, p.get("signature"), nonce)
         if refused is not None:
             return refused

@@ -609,8 +609,9 @@ class SimEngine:
             for account in self.accounts.values():
                 resting = self._open.get(account.name, {})
                 for order in list(resting.values()):
-                    if order.order_type is OrderType.LIMIT and not order.status.is_final and self._crosses(order):
-                        self._fill(account, order, order.price, order.quantity - order.filled, is_maker=True)  # type: ignore[arg-type]
+                    price = order.price if order.order_type is OrderType.LIMIT else None  # _validate gave it one
+                    if price is not None and not order.status.is_final and self._crosses(order):
+                        self._fill(account, order, price, order.quantity - order.filled, is_maker=True)
                         self._order_changed(account, order)
                     if order.status.is_final:
                         del resting[order.id]

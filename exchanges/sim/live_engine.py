@@ -47,14 +47,13 @@ class LiveSimEngine(SimEngine):
         quote = self._live(symbol)
         if quote.mark is not None:
             return quote.mark
-        return (quote.bid + quote.ask) / 2  # type: ignore[operator]
+        return (quote.bid + quote.ask) / 2
 
     def book(self, symbol: str) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
         """The live touch at the top, the simulator's `levels` behind it one tick apart."""
         m = self.market(symbol)
         quote = self._live(symbol)
         bid, ask = quote.bid, quote.ask
-        assert bid is not None and ask is not None  # LiveBook quotes always carry both sides
         bids = [(bid - i * m.tick_size, m.level_size) for i in range(m.levels)]
         asks = [(ask + i * m.tick_size, m.level_size) for i in range(m.levels)]
         return [b for b in bids if b[0] > 0], asks

@@ -31,16 +31,17 @@ class LiveQuote:
     """The freshest live values of one symbol; `age_s` is the age of the touch (bid and ask)."""
 
     symbol: str
-    bid: Decimal | None
-    ask: Decimal | None
+    bid: Decimal  # a symbol with no touch yet has no LiveQuote
+    ask: Decimal
     mark: Decimal | None
     funding_rate: Decimal | None
     age_s: float
     source: str  # "feed" or "rest": where the touch came from
 
 
-def _has_touch(quote: Quote) -> bool:
-    return quote.bid is not None and quote.ask is not None
+def _touch(quote: Quote) -> tuple[Decimal, Decimal] | None:
+    """The quote's bid and ask, or None unless it carries both."""
+    return (quote.bid, quote.ask) if quote.bid is not None and quote.ask is not None else None
 
 
 class LiveVenuePrices:
@@ -125,22 +126,22 @@ class LiveVenuePrices:
         with self._lock:
             rest = self._rest.get(symbol)
         now = self._clock.monotonic()
-        sources: list[tuple[float, Quote, str]] = []
-        if feed_quote is not None and feed_age is not None and _has_touch(feed_quote):
-            sources.append((feed_age, feed_quote, "feed"))
-        if rest is not None and _has_touch(rest[0]):
-            sources.append((now - rest[1], rest[0], "rest"))
+        sources: list[tuple[float, Quote, tuple[Decimal, Decimal], str]] = []
+        if feed_quote is not None and feed_age is not None and (touch := _touch(feed_quote)) is not None:
+            sources.append((feed_age, feed_quote, touch, "feed"))
+        if rest is not None and (touch := _touch(rest[0])) is not None:
+            sources.append((now - rest[1], rest[0], touch, "rest"))
         if not sources:
             return None
-        age, best, source = min(sources, key=lambda s: s[0])
-        others = [q for _, q, _ in sources if q is not best]
+        age, best, (bid, ask), source = min(sources, key=lambda s: s[0])
+        others = [q for _, q, _, _ in sources if q is not best]
         other = others[0] if others else None
         mark = best.mark if best.mark is not None else (other.mark if other is not None else None)
         # Backpack's markPrice stream carries funding; Hibachi's feed does not, so REST supplies it there.
         funding = feed_quote.funding_rate if feed_quote is not None else None
         if funding is None and rest is not None:
             funding = rest[0].funding_rate
-        return LiveQuote(symbol, best.bid, best.ask, mark, funding, age, source)
+        return LiveQuote(symbol, bid, ask, mark, funding, age, source)
 
     def status(self) -> dict[str, object]:
         """What `status` shows: where the prices come from and how old each symbol's touch is."""

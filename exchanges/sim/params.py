@@ -13,6 +13,10 @@ class ParamError(ValueError):
     """A request parameter is missing or malformed (the venue answers 400 with its error body)."""
 
 
+@overload
+def text(params: Mapping[str, Any], name: str, *, required: Literal[True]) -> str: ...
+@overload
+def text(params: Mapping[str, Any], name: str, *, required: bool = False) -> str | None: ...
 def text(params: Mapping[str, Any], name: str, *, required: bool = False) -> str | None:
     """A string parameter; None when absent and not required."""
     value = params.get(name)
@@ -63,6 +67,12 @@ def integer(
     return value
 
 
+@overload
+def decimal(params: Mapping[str, Any], name: str, *, required: Literal[True], positive: bool = False) -> Decimal: ...
+@overload
+def decimal(
+    params: Mapping[str, Any], name: str, *, required: bool = False, positive: bool = False
+) -> Decimal | None: ...
 def decimal(params: Mapping[str, Any], name: str, *, required: bool = False, positive: bool = False) -> Decimal | None:
     """A decimal parameter given as a string or number; finite, and > 0 when `positive`; an empty one is malformed."""
     value = params.get(name)

@@ -101,6 +101,11 @@ def test_common_step_is_a_multiple_of_both(a: D, b: D, expected: D) -> None:
     assert common_step(b, a) == expected
 
 
+def test_common_step_refuses_an_infinite_step() -> None:
+    with pytest.raises(SizingError, match="finite"):
+        common_step(D("0.01"), D("Infinity"))
+
+
 def test_hedge_quantity_rounds_down_to_the_coarser_step() -> None:
     # 1000 USD at 65000.5: 0.0153844... -> Hibachi's 0.0001 step -> 0.0153
     assert hedge_quantity(D("1000"), D("65000.5"), [BP, HB]) == D("0.0153")
