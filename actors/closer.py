@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from actors.base import DeathCallback, SupervisedActor
-from actors.desk import Desk, LegTrader, Reply
+from actors.desk import Desk
 from actors.messages import (
     CloseAll,
     ClosePair,
@@ -32,10 +32,11 @@ from actors.messages import (
     TransitionPair,
     UpdatePosition,
 )
+from actors.trader import LegTrader, Reply
 from core import failpoints
 from core.clock import Clock
 from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
-from core.ledger import PositionState, backoff_s, leg_book, net_quantity, points_estimate
+from core.ledger import PositionState, backoff_s, leg_book, points_estimate
 from core.limits import Limit, Trip
 from exchanges.errors import VenueError
 from storage.records import LegFigures, PairRecord, PositionRecord
@@ -175,7 +176,7 @@ class Closer(SupervisedActor):
             self._write_off_vanished(pair, legs, resolved)
         sends = []
         for leg in legs:
-            held = net_quantity(self.desk.repo.orders_for_position(leg.id))
+            held = self.desk.repo.held(leg.id)
             if resolved[leg.id] and held > 0:
                 order = self.trader.prepare(leg, purpose, held)
                 sends.append((leg, order, self.desk.ask_venue_async(leg.venue, order)))
@@ -183,7 +184,7 @@ class Closer(SupervisedActor):
                     self.trader.finish(*sends[0])
                     failpoints.hit("close.between_legs")
         replies: list[Reply] = [self.trader.finish(leg, order, f) for leg, order, f in sends]
-        remaining = {leg.side: net_quantity(self.desk.repo.orders_for_position(leg.id)) for leg in legs}
+        remaining = {leg.side: self.desk.repo.held(leg.id) for leg in legs}
         if all(resolved.values()) and not any(remaining.values()):
             return self._finish(pair, legs)
         self._failed_attempt(pair, remaining, replies)
@@ -196,7 +197,7 @@ class Closer(SupervisedActor):
         if others:
             return
         for leg in legs:
-            held = net_quantity(self.desk.repo.orders_for_position(leg.id))
+            held = self.desk.repo.held(leg.id)
             if not resolved[leg.id] or held == 0:
                 continue
             try:
@@ -374,7 +375,7 @@ class Closer(SupervisedActor):
     def _settle_unfinished(self, pair: PairRecord, legs: list[PositionRecord]) -> str:
         """Orders settled: a pair with both legs filled equally is finished (OPEN); anything else is rolled
         back to flat (FAILED), or left NAKED for the repair when that fails."""
-        held = {leg.side: net_quantity(self.desk.repo.orders_for_position(leg.id)) for leg in legs}
+        held = {leg.side: self.desk.repo.held(leg.id) for leg in legs}
         if pair.state is PairState.PLANNED:
             pair = self._move(pair, PairState.OPENING, "orders settled after a restart")
         if pair.state is PairState.OPENING and held[Side.LONG] == held[Side.SHORT] > 0:
@@ -387,9 +388,9 @@ class Closer(SupervisedActor):
                 level=EventLevel.WARNING,
             )
         for leg in legs:
-            if net_quantity(self.desk.repo.orders_for_position(leg.id)) > 0:
-                self.trader.send(leg, OrderPurpose.ROLLBACK, net_quantity(self.desk.repo.orders_for_position(leg.id)))
-        left = {leg.side: net_quantity(self.desk.repo.orders_for_position(leg.id)) for leg in legs}
+            if self.desk.repo.held(leg.id) > 0:
+                self.trader.send(leg, OrderPurpose.ROLLBACK, self.desk.repo.held(leg.id))
+        left = {leg.side: self.desk.repo.held(leg.id) for leg in legs}
         if not any(left.values()):
             reason = "rolled back after a restart" if any(held.values()) else "no leg had filled"
             self._move(pair, PairState.FAILED, reason, changes={"closed_at": self.clock.now(), "close_reason": reason})

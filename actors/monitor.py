@@ -17,9 +17,12 @@ from typing import Any
 import pykka
 
 from actors.base import DeathCallback, SupervisedActor
-from actors.desk import Desk, LegTrader, LimitBook, TradingGate, ledger_figures
+from actors.desk import Desk
+from actors.gate import TradingGate
+from actors.limitbook import LimitBook, ledger_figures
 from actors.messages import (
     AccountReport,
+    BlockOpening,
     CreatePair,
     FeedState,
     FetchAccount,
@@ -36,9 +39,11 @@ from actors.messages import (
     StatusReply,
     Tick,
     TransitionPair,
+    UnblockOpening,
     UpdatePosition,
     WriteBatch,
 )
+from actors.trader import LegTrader
 from core.clock import Clock
 from core.config import UnknownPositions
 from core.domain import ACTIVE_STATES, EventLevel, OrderPurpose, PairState, Side, Venue
@@ -436,7 +441,8 @@ class Monitor(SupervisedActor):
                 if want == have:
                     self._mismatch.pop(key, None)
                     self._episode(("mismatch", key), False, EventLevel.CRITICAL, "position_mismatch", "")
-                    self.gate.unblock(f"position:{venue.value}:{symbol}")
+                    if f"position:{venue.value}:{symbol}" in self.gate.blocks:  # the coordinator writes the gate
+                        self.desk.tell("coordinator", UnblockOpening(f"position:{venue.value}:{symbol}"))
                     continue
                 if key in moving:
                     self._mismatch[key] = min(self._mismatch.get(key, 0), threshold - 1)  # needs a fresh reading
@@ -470,9 +476,12 @@ class Monitor(SupervisedActor):
                 self._adopted.add(key)
                 self._adopt(venue, symbol, have - want, entry)
         else:
-            self.gate.block(
-                f"position:{venue.value}:{symbol}",
-                f"{message}: opening is blocked until it is resolved (reconcile.unknown_positions = alert)",
+            self.desk.tell(
+                "coordinator",
+                BlockOpening(
+                    f"position:{venue.value}:{symbol}",
+                    f"{message}: opening is blocked until it is resolved (reconcile.unknown_positions = alert)",
+                ),
             )
         return message
 

@@ -3,7 +3,7 @@ expects ChaosFailure for the right reason; its control runs the same short sched
 
 Names these patches rely on: HedgeCoordinator._conclude (its trim: `if long_q != short_q:`), Closer._on_tick,
 `resolve_lost_reply` as imported by exchanges.backpack.client and exchanges.hibachi.client (its `wait_s`
-argument), and actors.desk.UNKNOWN_MARGIN_S (the age rule for orders a venue does not know).
+argument), and actors.trader.UNKNOWN_MARGIN_S (the age rule for orders a venue does not know).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 import actors.coordinator
-import actors.desk
+import actors.trader
 import exchanges.backpack.client
 import exchanges.hibachi.client
 from actors.closer import Closer
@@ -77,7 +77,7 @@ def _lookup_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
             return _original(*bound.args, **bound.kwargs)
 
         monkeypatch.setattr(module, "resolve_lost_reply", eager)
-    monkeypatch.setattr(actors.desk, "UNKNOWN_MARGIN_S", -1e9)
+    monkeypatch.setattr(actors.trader, "UNKNOWN_MARGIN_S", -1e9)
 
 
 BITES = {
