@@ -100,7 +100,8 @@ class HedgeCoordinator(SupervisedActor):
         self.opened = 0
         self.failed = 0
         # Runs in the starting thread (pykka builds the actor there): the gate is in line before `start` returns.
-        self.sync_gate()
+        # Quietly: taking up a kept pause is no change the operator made (and the writer is not waited for here).
+        self.sync_gate(announce=False)
 
     def handle(self, message: Any) -> Any:
         """Dispatch one message."""
@@ -131,9 +132,10 @@ class HedgeCoordinator(SupervisedActor):
 
     # ---- the gate ---------------------------------------------------------------------------------------
 
-    def _apply(self, message: GateMessage) -> None:
+    def _apply(self, message: GateMessage, *, announce: bool = True) -> None:
         """Change the gate; the operator's pause and resume are recorded as events when they change it."""
-        if not self.gate.apply(message) or not isinstance(message, SetTradingMode) or not message.kept:
+        changed = self.gate.apply(message)
+        if not (changed and announce and isinstance(message, SetTradingMode) and message.kept):
             return
         paused = message.mode is TradingMode.PAUSED
         text = f"opening paused: {message.reason}" if paused else f"opening {message.reason}"
@@ -142,17 +144,18 @@ class HedgeCoordinator(SupervisedActor):
         except Exception as exc:  # noqa: BLE001 - the gate has changed all the same; the log keeps the record
             log.warning("event trading_%s not recorded: %r", message.mode.value, exc)
 
-    def sync_gate(self) -> None:
+    def sync_gate(self, *, announce: bool = True) -> None:
         """Bring the gate in line with what is kept outside it: the operator's pause (the database) and the
         limits' trips (the LimitBook). Their messages may have been lost (sent while no coordinator ran) or
-        still wait in the inbox behind an open; the kept state is the truth either way."""
+        still wait in the inbox behind an open; the kept state is the truth either way. `announce`: record a
+        pause or resume taken up here as an event."""
         kept = PAUSE.load(self.desk.repo)
         if kept is not None:
             if not (self.gate.paused and self.gate.kept):
                 reason = str(kept.get("reason") or "paused before the last stop")
-                self._apply(SetTradingMode(TradingMode.PAUSED, reason, kept=True))
+                self._apply(SetTradingMode(TradingMode.PAUSED, reason, kept=True), announce=announce)
         elif self.gate.kept:  # the operator's pause was lifted in the database: a resume we did not hear yet
-            self._apply(SetTradingMode(TradingMode.NORMAL, RESUMED, kept=True))
+            self._apply(SetTradingMode(TradingMode.NORMAL, RESUMED, kept=True), announce=announce)
         wanted = self.limits.blocks()
         for key in self.gate.blocks:
             if key.startswith(LIMIT_PREFIX) and key not in wanted:

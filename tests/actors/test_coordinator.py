@@ -137,6 +137,9 @@ class World:
         """What the pause command keeps before it answers."""
         self.desk.write(PAUSE.store(None if reason is None else {"reason": reason}))
 
+    def kinds(self) -> list[str]:
+        return [e.kind for e in self.repo.list_events(None, limit=100)]
+
     def pair_state(self, pair_id: int) -> PairState:
         return self.repo.get_pair(pair_id).state
 
@@ -253,12 +256,16 @@ def test_a_lost_reply_is_settled_by_lookup(world: World) -> None:
 def test_a_pause_message_stops_opening_until_resumed(world: World) -> None:
     world.venues()
     ref = world.start_coordinator()
-    assert ref.ask(SetTradingMode(TradingMode.PAUSED, "holiday"), timeout=ASK_S) is TradingMode.PAUSED
+    world.keep_pause("holiday")  # the operator's pause: kept, then told
+    assert ref.ask(SetTradingMode(TradingMode.PAUSED, "holiday", kept=True), timeout=ASK_S) is TradingMode.PAUSED
     assert world.gate.paused and world.gate.reason == "holiday"
+    assert world.kinds().count("trading_paused") == 1  # recorded by the gate's writer, once
     declined = world.open()
     assert isinstance(declined, OpenDeclined) and "paused" in declined.reason
     assert world.repo.list_pairs() == [] and world.placed() == []
-    ref.ask(SetTradingMode(TradingMode.NORMAL, "back"), timeout=ASK_S)
+    world.keep_pause(None)
+    ref.ask(SetTradingMode(TradingMode.NORMAL, "resumed by operator", kept=True), timeout=ASK_S)
+    assert world.kinds().count("trading_normal") == 1
     assert isinstance(world.open(), PairOpened)
 
 
@@ -280,6 +287,7 @@ def test_a_pause_kept_while_the_coordinator_was_down_holds_in_the_next_generatio
     world.keep_pause("paused while down")  # the command's message had nobody to reach
     world.start_coordinator()
     assert world.gate.paused and world.gate.reason == "paused while down"  # before any message is handled
+    assert "trading_paused" not in world.kinds()  # taken up, not a change the operator made now
     declined = world.open()
     assert isinstance(declined, OpenDeclined) and "paused while down" in declined.reason
     world.stop_coordinator()
