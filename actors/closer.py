@@ -17,7 +17,7 @@ from typing import Any
 
 from actors.adoption import Adopter
 from actors.base import DeathCallback, SupervisedActor
-from actors.desk import Desk, LegTrader, Reply
+from actors.desk import Desk
 from actors.messages import (
     CloseAll,
     ClosePair,
@@ -37,10 +37,11 @@ from actors.messages import (
     UpdatePosition,
 )
 from actors.recovery import UNSETTLED, Recovery
+from actors.trader import LegTrader, Reply
 from core import failpoints
 from core.clock import Clock
 from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
-from core.ledger import PositionState, backoff_s, leg_book, net_quantity, points_estimate
+from core.ledger import PositionState, backoff_s, leg_book, points_estimate
 from core.limits import Limit, Trip
 from exchanges.errors import VenueError
 from storage.errors import TransitionRefusedError
@@ -186,7 +187,7 @@ class Closer(SupervisedActor):
             self._write_off_vanished(pair, legs, resolved)
         sends = []
         for leg in legs:
-            held = net_quantity(self.desk.repo.orders_for_position(leg.id))
+            held = self.desk.repo.held(leg.id)
             if resolved[leg.id] and held > 0:
                 order = self.trader.prepare(leg, purpose, held)
                 sends.append((leg, order, self.desk.ask_venue_async(leg.venue, order)))
@@ -194,7 +195,7 @@ class Closer(SupervisedActor):
                     self.trader.finish(*sends[0])
                     failpoints.hit("close.between_legs")
         replies: list[Reply] = [self.trader.finish(leg, order, f) for leg, order, f in sends]
-        remaining = {leg.side: net_quantity(self.desk.repo.orders_for_position(leg.id)) for leg in legs}
+        remaining = {leg.side: self.desk.repo.held(leg.id) for leg in legs}
         if all(resolved.values()) and not any(remaining.values()):
             return self._finish(pair, legs)
         self._failed_attempt(pair, remaining, replies)
@@ -207,7 +208,7 @@ class Closer(SupervisedActor):
         if others:
             return
         for leg in legs:
-            held = net_quantity(self.desk.repo.orders_for_position(leg.id))
+            held = self.desk.repo.held(leg.id)
             if not resolved[leg.id] or held == 0:
                 continue
             try:

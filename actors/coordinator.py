@@ -1,7 +1,14 @@
-"""HedgeCoordinator: opens pairs (both legs at once) and rolls a lone leg back.
+"""HedgeCoordinator: opens pairs (both legs at once), rolls a lone leg back, and owns the trading gate.
 
 The pair is written as OPENING with its client ids before anything is sent, so a crash at any point
-leaves a record the Closer can reconcile. A leg is open only when the venue reports its fill.
+leaves a record the Closer can reconcile. A leg is open only when the venue reports its fill. How an open
+ends is decided from its orders' outcomes alone (core/opening.py); what that verdict writes (the outcomes,
+the legs' books, the transition) is one transaction, on the same path for OPEN, FAILED and NAKED.
+
+The coordinator is the only writer of the TradingGate: pause, resume, blocks and unblocks reach it as
+messages (SetTradingMode, BlockOpening, UnblockOpening), and `sync_gate` brings the gate in line with what
+is kept elsewhere (the operator's pause in the database, the limits' trips) for a message that was lost or
+has not been handled yet.
 """
 
 from __future__ import annotations
@@ -15,7 +22,10 @@ from decimal import Decimal
 from typing import Any
 
 from actors.base import DeathCallback, SupervisedActor
-from actors.desk import Desk, LegTrader, LimitBook, Reply, TradingGate, ledger_figures
+from actors.concluder import Concluder, order_keys
+from actors.desk import Desk
+from actors.gate import PAUSE, RESUMED, GateMessage, TradingGate
+from actors.limitbook import LIMIT_PREFIX, LimitBook, ledger_figures
 from actors.messages import (
     AccountReport,
     BeginOpen,
@@ -29,39 +39,31 @@ from actors.messages import (
     OpenBegun,
     OpenDeclined,
     OpenNow,
-    OrderAccepted,
-    OrderRejected,
     PairFailed,
     PairOpened,
     PlaceOrder,
     QuoteReply,
-    RecordFills,
     SetLeverage,
     SetTradingMode,
     StatusReply,
     Tick,
     TradingMode,
-    TransitionPair,
     UnblockOpening,
-    UpdatePosition,
-    WriteBatch,
 )
+from actors.trader import LegTrader, Outcome
 from core import failpoints
 from core.clock import Clock
 from core.config import MarketConfig
-from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
+from core.domain import EventLevel, PairState, Side, Venue
 from core.gate import LegGate
-from core.ledger import OrderState, PositionState, backoff_s, is_unresolved, leg_book, net_quantity
 from core.limits import Trip, check_open, venue_exposure
 from core.planning import OpenPlan, PlanDeclined, VenueView, choose_long_venue, choose_market, plan_open
 from core.sizing import draw_seconds
-from exchanges.base import OrderStatus
 from exchanges.errors import VenueError
-from storage.records import LegFigures, LegPlan, OrderRecord, PairPlan, PositionRecord
+from storage.records import LegPlan, OrderRecord, PairPlan, PositionRecord
 
 log = logging.getLogger(__name__)
 
-ROLLBACK_ATTEMPTS = 3
 DECLINE_RETRY_S = 30
 # States in which a leg may be open without its hedge: no new pair while any pair is in one of them.
 UNHEDGED_STATES = (PairState.NAKED, PairState.ROLLING_BACK)
@@ -69,7 +71,8 @@ SLOT_STATES = (PairState.PLANNED, PairState.OPENING, PairState.OPEN, PairState.C
 
 
 class HedgeCoordinator(SupervisedActor):
-    """Decides when to open, plans, sends both legs concurrently, concludes OPEN, FAILED or NAKED."""
+    """Decides when to open, plans, sends both legs concurrently, concludes OPEN, FAILED or NAKED; the one
+    writer of the trading gate."""
 
     def __init__(
         self,
@@ -87,6 +90,7 @@ class HedgeCoordinator(SupervisedActor):
         self.desk = desk
         self.limits = limits
         self.trader = LegTrader(desk)
+        self.concluder = Concluder(desk, self.trader, clock)
         self.gate = gate
         self.rng = rng
         self.trading = desk.settings.trading
@@ -95,6 +99,9 @@ class HedgeCoordinator(SupervisedActor):
         self._last_decline = ""
         self.opened = 0
         self.failed = 0
+        # Runs in the starting thread (pykka builds the actor there): the gate is in line before `start` returns.
+        # Quietly: taking up a kept pause is no change the operator made (and the writer is not waited for here).
+        self.sync_gate(announce=False)
 
     def handle(self, message: Any) -> Any:
         """Dispatch one message."""
@@ -104,16 +111,11 @@ class HedgeCoordinator(SupervisedActor):
                 return None
             case OpenNow(market=market):
                 return self.open_pair(market)
-            case SetTradingMode(mode=mode, reason=reason):
-                if self.gate.set(mode, reason):
-                    level = EventLevel.WARNING if mode is TradingMode.PAUSED else EventLevel.INFO
-                    self.desk.event(level, f"trading_{mode.value}", f"opening {mode.value}: {reason}")
+            case SetTradingMode(mode=mode):
+                self._apply(message)
                 return mode
-            case BlockOpening(key=key, reason=reason):
-                self.gate.block(key, reason)
-                return None
-            case UnblockOpening(key=key):
-                self.gate.unblock(key)
+            case BlockOpening() | UnblockOpening():
+                self._apply(message)
                 return None
             case GetStatus():
                 return StatusReply(
@@ -127,6 +129,39 @@ class HedgeCoordinator(SupervisedActor):
                     },
                 )
         return super().handle(message)
+
+    # ---- the gate ---------------------------------------------------------------------------------------
+
+    def _apply(self, message: GateMessage, *, announce: bool = True) -> None:
+        """Change the gate; the operator's pause and resume are recorded as events when they change it."""
+        changed = self.gate.apply(message)
+        if not (changed and announce and isinstance(message, SetTradingMode) and message.kept):
+            return
+        paused = message.mode is TradingMode.PAUSED
+        text = f"opening paused: {message.reason}" if paused else f"opening {message.reason}"
+        try:
+            self.desk.event(EventLevel.WARNING if paused else EventLevel.INFO, f"trading_{message.mode.value}", text)
+        except Exception as exc:  # noqa: BLE001 - the gate has changed all the same; the log keeps the record
+            log.warning("event trading_%s not recorded: %r", message.mode.value, exc)
+
+    def sync_gate(self, *, announce: bool = True) -> None:
+        """Bring the gate in line with what is kept outside it: the operator's pause (the database) and the
+        limits' trips (the LimitBook). Their messages may have been lost (sent while no coordinator ran) or
+        still wait in the inbox behind an open; the kept state is the truth either way. `announce`: record a
+        pause or resume taken up here as an event."""
+        kept = PAUSE.load(self.desk.repo)
+        if kept is not None:
+            if not (self.gate.paused and self.gate.kept):
+                reason = str(kept.get("reason") or "paused before the last stop")
+                self._apply(SetTradingMode(TradingMode.PAUSED, reason, kept=True), announce=announce)
+        elif self.gate.kept:  # the operator's pause was lifted in the database: a resume we did not hear yet
+            self._apply(SetTradingMode(TradingMode.NORMAL, RESUMED, kept=True), announce=announce)
+        wanted = self.limits.blocks()
+        for key in self.gate.blocks:
+            if key.startswith(LIMIT_PREFIX) and key not in wanted:
+                self._apply(UnblockOpening(key))
+        for key, reason in wanted.items():
+            self._apply(BlockOpening(key, reason))
 
     # ---- when -------------------------------------------------------------------------------------------
 
@@ -153,7 +188,9 @@ class HedgeCoordinator(SupervisedActor):
         self._retry_at = now + timedelta(seconds=DECLINE_RETRY_S) if isinstance(outcome, OpenDeclined) else None
 
     def blocked_reason(self) -> str | None:
-        """Why no pair may open now, or None."""
+        """Why no pair may open now, or None. The gate is brought in line with the kept pause and trips first
+        (`sync_gate`): a pause the operator was told has taken hold is in the database already."""
+        self.sync_gate()
         if self.gate.paused:
             return f"opening is paused ({self.gate.reason})"
         blocks = self.gate.blocks
@@ -235,7 +272,15 @@ class HedgeCoordinator(SupervisedActor):
     # ---- opening ----------------------------------------------------------------------------------------
 
     def open_pair(self, market: str | None, *, quiet: bool = False) -> PairOpened | PairFailed | OpenDeclined:
-        """Open one pair now if the rules allow."""
+        """Open one pair now if the rules allow.
+
+        A pause or a limit may come while this runs, and the pause command answers without waiting for this
+        actor (it may be busy here for seconds). So the command keeps the pause in the database before it
+        answers, a trip is latched in the shared LimitBook before it is written, and the rules are checked again
+        after the leverage round trips, right before the orders are recorded, through `blocked_reason`, which
+        reads both (`sync_gate`). A pause answered before that check therefore stops this open; one that comes
+        after it finds the orders recorded, and the open goes on to its end (an open is never cut in half).
+        """
         reason = self.blocked_reason()
         if reason is not None:
             return self._decline(reason, quiet)
@@ -245,6 +290,7 @@ class HedgeCoordinator(SupervisedActor):
         trip = self._limit_trip(plan)
         if trip is not None:
             self.limits.trip(trip)  # blocks opening until the operator clears it by name
+            self.sync_gate()  # the trip's own message waits behind this one: take the block now
             return self._decline(trip.reason, quiet)
         leverage_set: dict[Venue, Decimal] = {}
         for view in (plan.long, plan.short):
@@ -291,217 +337,28 @@ class HedgeCoordinator(SupervisedActor):
             self.trader.finish(legs[0], orders[0], self.desk.ask_venue_async(legs[0].venue, orders[0]))
             failpoints.hit("open.between_legs")
         started = self.clock.monotonic()
-        replies = self._send_legs(legs, orders)
+        outcomes = self._send_legs(legs, records, orders)
         elapsed_ms = int((self.clock.monotonic() - started) * 1000)
         failpoints.hit("open.filled")
-        outcome: PairOpened | PairFailed
-        if all(_filled(reply, plan.quantity) for reply in replies):
-            # The common case: both legs filled in full. Their results, the legs' books and OPEN are one
-            # transaction, so nothing stands between the last reply and the commit but that write.
-            books = {
-                leg.side: [_with_fill(record, reply)] for leg, record, reply in zip(legs, records, replies, strict=True)
-            }  # type: ignore[arg-type]
-            results = _one_fills_write([w for reply in replies for w in self.trader.writes_for(reply)])
-            outcome = self._opened(pair_id, plan, legs, replies, plan.quantity, elapsed_ms, decided_ns, books, results)
+        result = self.concluder.conclude(pair_id, plan, legs, outcomes, elapsed_ms, decided_ns)
+        if isinstance(result, PairOpened):
+            self.opened += 1
         else:
-            for reply in replies:
-                self.trader.record(reply)
-            outcome = self._conclude(pair_id, plan, legs, replies, elapsed_ms, decided_ns)
+            self.failed += 1
         timings = self.desk.timings
-        timings.record_open(pair_id, timings.open_timing(decided_ns, _orders(replies), time.monotonic_ns()))
-        return outcome
+        keys = order_keys([o.reply for o in outcomes])
+        timings.record_open(pair_id, timings.open_timing(decided_ns, keys, time.monotonic_ns()))
+        return result
 
-    def _send_legs(self, legs: list[PositionRecord], orders: list[PlaceOrder]) -> list[Reply]:
+    def _send_legs(
+        self, legs: list[PositionRecord], records: list[OrderRecord], orders: list[PlaceOrder]
+    ) -> list[Outcome]:
         """Both legs at once: each venue's actor gets its order before either reply is awaited, and each
         order request, once built and signed, waits for the other's so that they leave together."""
         gate = LegGate(len(orders))
         orders = [dataclasses.replace(order, gate=gate) for order in orders]
         futures = [self.desk.ask_venue_async(leg.venue, order) for leg, order in zip(legs, orders, strict=True)]
         return [
-            self.trader.finish(leg, order, f, record=False) for leg, order, f in zip(legs, orders, futures, strict=True)
+            self.trader.outcome(leg, record, order, f)
+            for leg, record, order, f in zip(legs, records, orders, futures, strict=True)
         ]
-
-    def _held(self, leg: PositionRecord) -> tuple[bool, list[OrderRecord]]:
-        """Whether every order of the leg has a known outcome, and its orders (read once when they have)."""
-        orders = self.desk.repo.orders_for_position(leg.id)
-        if not any(is_unresolved(o) for o in orders):
-            return True, orders
-        resolved = self.trader.resolve(leg)
-        return resolved, self.desk.repo.orders_for_position(leg.id)
-
-    def _conclude(
-        self,
-        pair_id: int,
-        plan: OpenPlan,
-        legs: list[PositionRecord],
-        replies: list[Reply],
-        elapsed_ms: int,
-        decided_ns: int,
-    ) -> PairOpened | PairFailed:
-        held = {leg.side: self._held(leg) for leg in legs}
-        by_side = {leg.side: leg for leg in legs}
-        refusals = "; ".join(
-            f"{r.venue} refused the {leg.side} leg: {r.code + ' ' if r.code else ''}{r.message}"
-            for leg, r in zip(legs, replies, strict=True)
-            if isinstance(r, OrderRejected)
-        )
-        if not all(resolved for resolved, _ in held.values()):
-            return self._naked(pair_id, PairState.OPENING, "the outcome of a leg is unknown after lookups")
-        books = {side: orders for side, (_, orders) in held.items()}
-        long_q, short_q = net_quantity(books[Side.LONG]), net_quantity(books[Side.SHORT])
-        if long_q > 0 and short_q > 0:
-            if long_q != short_q:
-                books = {}  # the trim changed them: read again
-                bigger = Side.LONG if long_q > short_q else Side.SHORT
-                self.trader.send(by_side[bigger], OrderPurpose.REPAIR, abs(long_q - short_q))
-                long_q = net_quantity(self.desk.repo.orders_for_position(by_side[Side.LONG].id))
-                short_q = net_quantity(self.desk.repo.orders_for_position(by_side[Side.SHORT].id))
-                if long_q != short_q:
-                    return self._naked(
-                        pair_id,
-                        PairState.OPENING,
-                        f"legs filled unequally ({long_q} vs {short_q}) and trimming the larger one failed",
-                    )
-            return self._opened(pair_id, plan, legs, replies, long_q, elapsed_ms, decided_ns, books)
-        self.desk.write(
-            TransitionPair(
-                pair_id,
-                PairState.OPENING,
-                PairState.ROLLING_BACK,
-                refusals or "a leg did not fill",
-                level=EventLevel.WARNING,
-            )
-        )
-        lone = [by_side[s] for s, q in ((Side.LONG, long_q), (Side.SHORT, short_q)) if q > 0]
-        for leg in lone:
-            if not self._roll_back(leg):
-                return self._naked(
-                    pair_id,
-                    PairState.ROLLING_BACK,
-                    f"rolling back the {leg.side} leg on {leg.venue} failed ({refusals})",
-                )
-        self.failed += 1
-        reason = refusals or "no leg filled"
-        rolled_back = [leg.venue.value for leg in lone]
-        self.desk.write(
-            TransitionPair(
-                pair_id,
-                PairState.ROLLING_BACK,
-                PairState.FAILED,
-                reason,
-                changes={"closed_at": self.clock.now(), "close_reason": reason},
-                level=EventLevel.WARNING,
-                data={"rolled_back": rolled_back},
-            )
-        )
-        return PairFailed(pair_id, PairState.FAILED, reason)
-
-    def _roll_back(self, leg: PositionRecord) -> bool:
-        for attempt in range(ROLLBACK_ATTEMPTS):
-            held = net_quantity(self.desk.repo.orders_for_position(leg.id))
-            if held == 0:
-                return True
-            reply = self.trader.send(leg, OrderPurpose.ROLLBACK, held)
-            if isinstance(reply, OrderAccepted) and net_quantity(self.desk.repo.orders_for_position(leg.id)) == 0:
-                return True
-            timings = self.desk.settings.timings
-            self.clock.sleep(float(backoff_s(attempt, timings.leg_retry_min_s, timings.leg_retry_max_s)))
-        return net_quantity(self.desk.repo.orders_for_position(leg.id)) == 0
-
-    def _naked(self, pair_id: int, expected: PairState, reason: str) -> PairFailed:
-        self.failed += 1
-        self.desk.write(
-            TransitionPair(
-                pair_id,
-                expected,
-                PairState.NAKED,
-                reason,
-                level=EventLevel.CRITICAL,
-                data={"action": "opening blocked until the closer repairs it"},
-            )
-        )
-        return PairFailed(pair_id, PairState.NAKED, reason)
-
-    def _opened(
-        self,
-        pair_id: int,
-        plan: OpenPlan,
-        legs: list[PositionRecord],
-        replies: list[Reply],
-        quantity: Decimal,
-        elapsed_ms: int,
-        decided_ns: int,
-        books: dict[Side, list[OrderRecord]],
-        results: list[Any] | None = None,
-    ) -> PairOpened:
-        now = self.clock.now()
-        sent = self.desk.timings.open_timing(decided_ns, _orders(replies))
-        marks = {plan.long.venue: plan.long.mark, plan.short.venue: plan.short.mark}
-        slippage: dict[str, Decimal] = {}
-        fees = Decimal(0)
-        updates: list[UpdatePosition] = []
-        for leg in legs:
-            orders = books.get(leg.side) or self.desk.repo.orders_for_position(leg.id)
-            book = leg_book(leg.side, orders)
-            fees += book.fees
-            if book.entry_price is not None:
-                # Positive: paid more than the mark (long) or sold below it (short).
-                slippage[leg.venue.value] = leg.side.sign * (book.entry_price - marks[leg.venue]) / marks[leg.venue]
-            updates.append(
-                UpdatePosition(
-                    leg.id, LegFigures(book.held, book.entry_price, fees=book.fees, state=PositionState.OPEN)
-                )
-            )
-        self.opened += 1
-        opened = TransitionPair(
-            pair_id,
-            PairState.OPENING,
-            PairState.OPEN,
-            f"both legs filled: {quantity} {plan.market}, leverage {plan.leverage}",
-            changes={"opened_at": now, "expires_at": now + plan.duration, "quantity": quantity, "fees": fees},
-            data={
-                "open_ms": elapsed_ms,
-                # How long one leg was on the wire without the other, and what the engine added before
-                # sending (microseconds, real time).
-                "leg_skew_us": _us(sent.leg_skew_ns),
-                "to_wire_us": _us(sent.to_wire_ns),
-                "slippage": slippage,
-                "fees": fees,
-                "replies": [type(r).__name__ for r in replies],
-            },
-        )
-        self.desk.write(WriteBatch((*(results or ()), *updates, opened)))  # books and OPEN commit together
-        return PairOpened(pair_id)
-
-
-def _orders(replies: list[Reply]) -> list[tuple[Venue, str]]:
-    """The legs' orders (venue, client id), by which their timings are found."""
-    return [(r.venue, r.client_id) for r in replies]
-
-
-def _filled(reply: Reply, quantity: Decimal) -> bool:
-    return isinstance(reply, OrderAccepted) and reply.status is OrderStatus.FILLED and reply.filled_quantity == quantity
-
-
-def _one_fills_write(writes: list[Any]) -> list[Any]:
-    """The same writes with every leg's fills in one RecordFills (stored in three statements, not three per
-    leg), after the orders they belong to."""
-    fills = tuple(f for w in writes if isinstance(w, RecordFills) for f in w.fills)
-    others = [w for w in writes if not isinstance(w, RecordFills)]
-    return [*others, RecordFills(fills)] if fills else others
-
-
-def _with_fill(order: OrderRecord, reply: OrderAccepted) -> OrderRecord:
-    """The order as it reads once `reply` is recorded (the ledger computed before that write commits)."""
-    return dataclasses.replace(
-        order,
-        status=OrderState(reply.status),
-        venue_order_id=reply.venue_order_id,
-        filled_quantity=reply.filled_quantity,
-        avg_price=reply.average_price,
-        fee=reply.fee,
-    )
-
-
-def _us(ns: int | None) -> int | None:
-    return None if ns is None else ns // 1000

@@ -17,13 +17,16 @@ from typing import Any
 import pykka
 
 from actors.base import DeathCallback, Directory
+from actors.claims import Claims
 from actors.closer import Closer
 from actors.coordinator import HedgeCoordinator
-from actors.desk import Desk, Kept, LimitBook, TradingGate
+from actors.desk import Desk
 from actors.exchange import ExchangeActor, VenueFactory
+from actors.gate import PAUSE, PAUSE_KEY, GateMessage, TradingGate
 from actors.health import HealthTracker
 from actors.heartbeat import StorageWatch
-from actors.messages import GetStatus, RecordEvent, TradingMode
+from actors.limitbook import LimitBook
+from actors.messages import GetStatus, RecordEvent, SetTradingMode, TradingMode
 from actors.monitor import Monitor
 from actors.shutdown import attempt, close_on_exit
 from actors.startup import STARTUP_BLOCK, StartupReconciler
@@ -48,8 +51,7 @@ from storage.queries import Queries
 
 log = logging.getLogger(__name__)
 
-PAUSE_KEY = "trading.pause"  # the operator's pause, kept in the database so that a restart keeps it
-PAUSE = Kept(PAUSE_KEY)
+__all__ = ["PAUSE_KEY", "Engine"]  # PAUSE_KEY: where the operator's pause is kept (actors.gate)
 METRICS_EVERY_S = 5.0
 STATUS_TIMEOUT_S = 5.0
 # An event the writer cannot take is logged at its own level: the log is its record then.
@@ -70,14 +72,15 @@ class Engine:
         self.repo = Queries(self.db)
         _ = self.repo.client_id_namespace  # open_database drew it: read now, before any actor mints an id
         self.directory = Directory()
-        self.gate = TradingGate()
-        self.desk = Desk(self.directory, self.repo, self.clock, settings)
-        self.limits = LimitBook(settings.limits, self.gate, self.desk.write)
+        # Read by anyone, written by the coordinator alone (tell_coordinator). Nothing opens until every
+        # unfinished pair is settled against the venues (issue 6): the start-up block is there from the start.
+        self.gate = TradingGate({STARTUP_BLOCK: "start-up reconciliation has not finished"})
         self.paper: PaperVenues | None = None
         self.alerts = dispatcher_from(settings)
         self.metrics: Metrics | None = Metrics() if settings.metrics.enabled else None
         self.timings = Timings(self.metrics)  # orders' and opens' timings, order metrics
-        self.desk.timings = self.timings
+        self.desk = Desk(self.directory, self.repo, self.clock, settings, Claims(), self.timings)
+        self.limits = LimitBook(settings.limits, self.desk.write, self.tell_coordinator)
         self._next_metrics = 0.0
         self.supervisor = Supervisor(
             self.clock, self.directory, on_restart=self._on_restart, on_give_up=self._on_give_up
@@ -85,9 +88,16 @@ class Engine:
         self.started_at: datetime | None = None
         self.health_tracker = HealthTracker()
         writer = functools.partial(self.supervisor.ref, "writer")  # the writer of the moment, across restarts
-        self._storage = StorageWatch(self.clock, self.health_tracker, self.gate, writer, self._alert, self._db_label)
+        self._storage = StorageWatch(
+            self.clock, self.health_tracker, self.tell_coordinator, writer, self._alert, self._db_label
+        )
         self._startup = StartupReconciler(
-            self.supervisor.ref, self.gate, self.health_tracker, self._storage_failed, self.record_event
+            self.supervisor.ref,
+            self.gate,
+            self.tell_coordinator,
+            self.health_tracker,
+            self._storage_failed,
+            self.record_event,
         )
         self._ticks = Ticker(self.clock, self.supervisor, settings, self._storage_failed, self.record_event)
 
@@ -159,12 +169,12 @@ class Engine:
 
     # ---- lifecycle --------------------------------------------------------------------------------------
 
-    def start(self, *, paused_reason: str | None = None) -> Engine:
+    def start(self, *, paused_reason: str | None = None, keep_pause: bool = True) -> Engine:
         """Start the simulators (paper mode) and every actor, in dependency order; `paused_reason` starts
-        with opening paused (as `run --paused` does), and a pause kept from an earlier run is restored."""
+        with opening paused (as `run --paused` does; kept across restarts unless `keep_pause` is False). A
+        pause kept from an earlier run is restored by the coordinator as it starts."""
         self.started_at = self.clock.now()
         self.health_tracker.started(self.clock.monotonic())
-        self._restore_pause(paused_reason)
         self.limits.restore(self.repo)  # a tripped limit keeps opening blocked until `resume --limit NAME`
         if self.checkpointer is not None:
             self.checkpointer.start()
@@ -185,25 +195,16 @@ class Engine:
             )
             where = ", ".join(f"{s.title} simulator at {self.paper.venues[s.venue].url}" for s in self.venues)
             log.info("paper mode: %s", where)
-        # Nothing opens until every unfinished pair is settled against the venues (issue 6).
-        self.gate.block(STARTUP_BLOCK, "start-up reconciliation has not finished")
         for spec in self._specs():
             self.supervisor.start_child(spec)
         self.record_event(EventLevel.INFO, "engine_started", f"perp-farmer started in {self.settings.mode} mode")
         if paused_reason is not None:
-            self.persist_pause(paused_reason)
+            if keep_pause:
+                self.persist_pause(paused_reason)
+            self.tell_coordinator(SetTradingMode(TradingMode.PAUSED, paused_reason, kept=keep_pause), wait=True)
+        if self.gate.paused:
+            log.warning("opening is paused (%s); `resume` allows it again", self.gate.reason)
         return self
-
-    def _restore_pause(self, paused_reason: str | None) -> None:
-        """Pause before any actor runs when asked to, or when the last run ended paused."""
-        reason = paused_reason
-        if reason is None:
-            kept = PAUSE.load(self.repo)
-            if kept is not None:
-                reason = str(kept.get("reason") or "paused before the last stop")
-        if reason is not None:
-            self.gate.set(TradingMode.PAUSED, reason)
-            log.warning("opening is paused (%s); `resume` allows it again", reason)
 
     def reconcile(self) -> bool:
         """One whole reconciliation attempt, waiting for it (the bench's way; the main loop polls instead).
@@ -258,7 +259,7 @@ class Engine:
         """Stop opening, let in-flight orders finish, optionally close everything, stop in reverse order.
         Every step runs even when an earlier one failed; returns whether all of them succeeded."""
         timeout = float(self.settings.timings.shutdown_timeout_s)
-        self.gate.set(TradingMode.PAUSED, "shutting down")
+        self.tell_coordinator(SetTradingMode(TradingMode.PAUSED, "shutting down"))
         closer = functools.partial(self.supervisor.ref, "closer")
         clean = True
         if close_positions:
@@ -306,7 +307,7 @@ class Engine:
         )
 
     def _on_give_up(self, name: str, error: str) -> None:
-        self.gate.set(TradingMode.PAUSED, f"actor {name} keeps failing")
+        self.tell_coordinator(SetTradingMode(TradingMode.PAUSED, f"actor {name} keeps failing"))
         self.record_event(
             EventLevel.CRITICAL,
             "actor_given_up",
@@ -337,6 +338,24 @@ class Engine:
         if ref is None:
             raise CommandError("unavailable", f"the {name} is restarting; try again")
         return ref.ask(message, timeout=timeout)
+
+    def tell_coordinator(self, message: GateMessage, *, wait: bool = False) -> bool:
+        """Send the coordinator, the gate's one writer, a change of it: told, or asked (`wait`) where the caller
+        must know it applied. False when no coordinator takes it (down, restarting, or not answering in time):
+        the message is lost then, and the next generation brings the gate in line with what is kept (the
+        operator's pause, the limits' trips; the start-up block's lifting is sent again until it holds)."""
+        ref = self.supervisor.ref("coordinator")
+        if ref is None:
+            return False
+        try:
+            if wait:
+                ref.ask(message, timeout=STATUS_TIMEOUT_S)
+            else:
+                ref.tell(message)
+        except Exception as exc:  # noqa: BLE001 - dead or busy: what is kept outside the gate makes it good
+            log.warning("the coordinator did not take %r: %r", message, exc)
+            return False
+        return True
 
     def persist_pause(self, reason: str | None) -> None:
         """Keep the pause in the database; a pause that cannot be kept is refused, not half done."""

@@ -10,9 +10,8 @@ from typing import Any
 
 import pykka
 
-from actors.desk import TradingGate
 from actors.health import HEARTBEAT_EVERY_S, WRITE_FATAL_AGE_S, HealthTracker
-from actors.messages import Heartbeat, TradingMode
+from actors.messages import Heartbeat, SetTradingMode, TradingMode
 from alerts.policy import Alert
 from core.clock import Clock
 from core.domain import EventLevel
@@ -30,14 +29,14 @@ class StorageWatch:
         self,
         clock: Clock,
         tracker: HealthTracker,
-        gate: TradingGate,
+        tell: Callable[[SetTradingMode], Any],  # to the coordinator, the gate's one writer
         writer: Callable[[], pykka.ActorRef[Any] | None],
         alert: Callable[[Alert], None],
         db_label: str,
     ) -> None:
         self._clock = clock
         self._tracker = tracker
-        self._gate = gate
+        self._tell = tell
         self._writer = writer
         self._alert = alert  # must not need the database
         self._db_label = db_label
@@ -89,6 +88,6 @@ class StorageWatch:
             self._fatal = f"the database cannot be written: {describe_storage_error(exc, self._db_label)}"
             reason = self._fatal
         self._tracker.write_failed(reason)
-        self._gate.set(TradingMode.PAUSED, "the database cannot be written")
+        self._tell(SetTradingMode(TradingMode.PAUSED, "the database cannot be written"))
         log.critical("%s; stopping so that the process is restarted", reason)
         self._alert(Alert(self._clock.now(), EventLevel.CRITICAL, "storage_failed", reason))

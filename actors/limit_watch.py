@@ -9,7 +9,8 @@ from decimal import Decimal
 
 import pykka
 
-from actors.desk import Desk, LimitBook, ledger_figures
+from actors.desk import Desk
+from actors.limitbook import LimitBook, ledger_figures
 from actors.messages import LimitBreached
 from core.domain import PairState, Venue
 from core.limits import (

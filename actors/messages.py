@@ -431,10 +431,12 @@ class TradingMode(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SetTradingMode:
-    """Pause or resume opening (closing and monitoring go on)."""
+    """Pause or resume opening (closing and monitoring go on). The coordinator alone applies it to the gate.
+    `kept`: this is the operator's pause, kept in the database (actors.gate.PAUSE) before the message was sent."""
 
     mode: TradingMode
     reason: str
+    kept: bool = False
 
 
 @dataclass(frozen=True, slots=True)

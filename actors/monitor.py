@@ -13,9 +13,11 @@ from decimal import Decimal
 from typing import Any
 
 from actors.base import DeathCallback, SupervisedActor
-from actors.desk import Desk, LimitBook, TradingGate
+from actors.desk import Desk
 from actors.episodes import Episodes
+from actors.gate import TradingGate
 from actors.limit_watch import LimitWatch
+from actors.limitbook import LimitBook
 from actors.messages import (
     AccountReport,
     FeedState,

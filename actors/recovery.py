@@ -10,11 +10,12 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from actors.desk import Desk, LegTrader
+from actors.desk import Desk
 from actors.messages import ReconcileReport, TransitionPair, UpdatePosition
+from actors.trader import LegTrader
 from core.clock import Clock
 from core.domain import EventLevel, OrderPurpose, PairState, Side
-from core.ledger import PositionState, leg_book, net_quantity
+from core.ledger import PositionState, leg_book
 from storage.records import LegFigures, PairRecord, PositionRecord
 
 UNSETTLED = (PairState.PLANNED, PairState.OPENING, PairState.ROLLING_BACK)
@@ -82,7 +83,7 @@ class Recovery:
     def settle_unfinished(self, pair: PairRecord, legs: list[PositionRecord]) -> str:
         """Orders settled: a pair with both legs filled equally is finished (OPEN); anything else is rolled
         back to flat (FAILED), or left NAKED for the repair when that fails."""
-        held = {leg.side: net_quantity(self.desk.repo.orders_for_position(leg.id)) for leg in legs}
+        held = {leg.side: self.desk.repo.held(leg.id) for leg in legs}
         if pair.state is PairState.PLANNED:
             pair = self._move(pair, PairState.OPENING, "orders settled after a restart")
         if pair.state is PairState.OPENING and held[Side.LONG] == held[Side.SHORT] > 0:
@@ -95,9 +96,9 @@ class Recovery:
                 level=EventLevel.WARNING,
             )
         for leg in legs:
-            if net_quantity(self.desk.repo.orders_for_position(leg.id)) > 0:
-                self.trader.send(leg, OrderPurpose.ROLLBACK, net_quantity(self.desk.repo.orders_for_position(leg.id)))
-        left = {leg.side: net_quantity(self.desk.repo.orders_for_position(leg.id)) for leg in legs}
+            if self.desk.repo.held(leg.id) > 0:
+                self.trader.send(leg, OrderPurpose.ROLLBACK, self.desk.repo.held(leg.id))
+        left = {leg.side: self.desk.repo.held(leg.id) for leg in legs}
         if not any(left.values()):
             reason = "rolled back after a restart" if any(held.values()) else "no leg had filled"
             self._move(pair, PairState.FAILED, reason, changes={"closed_at": self.clock.now(), "close_reason": reason})

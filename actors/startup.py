@@ -12,9 +12,9 @@ from typing import Any
 
 import pykka
 
-from actors.desk import TradingGate
+from actors.gate import TradingGate
 from actors.health import HealthTracker
-from actors.messages import ReconcilePairs, ReconcilePositions, ReconcileReport
+from actors.messages import ReconcilePairs, ReconcilePositions, ReconcileReport, UnblockOpening
 from core.clock import Clock
 from core.domain import EventLevel
 from storage.failure import is_storage_failure
@@ -92,13 +92,16 @@ class StartupReconciler:
     def __init__(
         self,
         ref: Callable[[str], pykka.ActorRef[Any] | None],
-        gate: TradingGate,
+        gate: TradingGate,  # read here; written by the coordinator, told through `tell`
+        tell: Callable[[UnblockOpening], Any],
         tracker: HealthTracker,
         on_storage_failure: Callable[[BaseException], None],
         record_event: Callable[..., None],  # (level, kind, message, **data), never raises
     ) -> None:
         self._ref = ref
         self._gate = gate
+        self._tell = tell
+        self._done = False
         self._tracker = tracker
         self._on_storage_failure = on_storage_failure
         self._record_event = record_event
@@ -107,7 +110,9 @@ class StartupReconciler:
 
     def poll(self, now: float) -> bool:
         """Advance the current attempt at monotonic `now`, never waiting; whether opening is past start-up."""
-        if STARTUP_BLOCK not in self._gate.blocks:
+        if self._done:
+            if STARTUP_BLOCK in self._gate.blocks:  # the lifting was lost (no coordinator then): say it again
+                self._tell(UnblockOpening(STARTUP_BLOCK))
             return True
         if now < self._retry_at:
             return False
@@ -147,7 +152,8 @@ class StartupReconciler:
             self._tracker.reconcile_failed("an order's outcome or a venue position is not settled yet")
             return False
         self._tracker.reconciled()
-        self._gate.unblock(STARTUP_BLOCK)
+        self._done = True
+        self._tell(UnblockOpening(STARTUP_BLOCK))
         unknown = (
             f"; venue positions nobody accounts for: {'; '.join(positions.decisions)}" if positions.decisions else ""
         )

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.coordinator import HedgeCoordinator
-from actors.desk import Reply
 from actors.messages import ClosePair, CloseResult, OpenNow, PairFailed, PairOpened, PlaceOrder
 from actors.timing import OpenTiming
+from actors.trader import Outcome
 from bench.report import BenchError, Figure, percentile
 from bench.venues import SimProcesses, live_settings, scratch_dir, start_engine
 from core.domain import PairState, Venue
-from storage.records import PositionRecord
+from storage.records import OrderRecord, PositionRecord
 
 MARKET = "BTC"
 REJECT_CODES = {Venue.BACKPACK: "INVALID_ORDER", Venue.HIBACHI: 4}
@@ -24,10 +24,12 @@ ASK_TIMEOUT_S = 120.0
 class SequentialCoordinator(HedgeCoordinator):
     """The baseline: the same coordinator, but the second leg is sent only once the first has answered."""
 
-    def _send_legs(self, legs: list[PositionRecord], orders: list[PlaceOrder]) -> list[Reply]:
+    def _send_legs(
+        self, legs: list[PositionRecord], records: list[OrderRecord], orders: list[PlaceOrder]
+    ) -> list[Outcome]:
         return [
-            self.trader.finish(leg, order, self.desk.ask_venue_async(leg.venue, order), record=False)
-            for leg, order in zip(legs, orders, strict=True)
+            self.trader.outcome(leg, record, order, self.desk.ask_venue_async(leg.venue, order))
+            for leg, record, order in zip(legs, records, orders, strict=True)
         ]
 
 

@@ -180,30 +180,29 @@ def pair(host: Host, args: dict[str, Any]) -> dict[str, Any]:
 
 def pause(host: Host, args: dict[str, Any]) -> dict[str, Any]:
     """Stop opening new pairs, at once (an open already on the wire finishes) and across restarts."""
-    from actors.messages import TradingMode  # noqa: PLC0415 - see the module's docstring
+    from actors.messages import SetTradingMode, TradingMode  # noqa: PLC0415 - see the module's docstring
 
     reason = str(args.get("reason") or "paused by operator")
-    # The gate is shared and thread-safe: setting it here does not wait behind an open the coordinator is
-    # busy with, and the coordinator reads it before every decision to open.
-    changed = host.gate.set(TradingMode.PAUSED, reason)
+    # Kept first, then told: the coordinator may be busy in an open for seconds, and this answers without waiting
+    # for it. It reads the kept pause before it records an open's orders, and a coordinator that is down finds
+    # it when it starts again; the message makes it take hold (and be recorded as an event) as soon as it is free.
     host.persist_pause(reason)
-    if changed:
-        host.record_event(EventLevel.WARNING, "trading_paused", f"opening paused: {reason}")
+    host.tell_coordinator(SetTradingMode(TradingMode.PAUSED, reason, kept=True))
     return {"trading": TradingMode.PAUSED.value, "reason": reason}
 
 
 def resume(host: Host, args: dict[str, Any]) -> dict[str, Any]:
     """Allow opening again; with `limit`, clear that tripped limit instead (and only it: a trip is never
     cleared by a plain resume, nor the pause by a cleared trip)."""
-    from actors.messages import TradingMode  # noqa: PLC0415 - see the module's docstring
+    from actors.gate import RESUMED  # noqa: PLC0415 - see the module's docstring
+    from actors.messages import SetTradingMode, TradingMode  # noqa: PLC0415 - see the module's docstring
 
     if args.get("limit") is not None:
         limit = Limit(args["limit"])
         cleared = host.limits.clear(limit)
         return {"limit": limit.value, "cleared": cleared is not None, "still_tripped": _tripped(host)}
     host.persist_pause(None)
-    if host.gate.set(TradingMode.NORMAL, "resumed by operator"):
-        host.record_event(EventLevel.INFO, "trading_normal", "opening resumed by operator")
+    host.tell_coordinator(SetTradingMode(TradingMode.NORMAL, RESUMED, kept=True))
     reply: dict[str, Any] = {"trading": TradingMode.NORMAL.value}
     tripped = _tripped(host)
     if tripped:

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from core.limits import parse_limit
 
 if TYPE_CHECKING:
-    from actors.desk import LimitBook, TradingGate
+    from actors.gate import GateMessage, TradingGate
     from actors.health import HealthTracker
+    from actors.limitbook import LimitBook
     from actors.supervision import Supervisor
     from core.clock import Clock
     from core.config import Settings
@@ -59,6 +60,9 @@ class Host(Protocol):
 
     def ask_actor(self, name: str, message: Any, timeout: float) -> Any:
         """Ask an actor; CommandError `unavailable` while it is restarting."""
+
+    def tell_coordinator(self, message: GateMessage, *, wait: bool = False) -> bool:
+        """Send the coordinator (the gate's one writer) a change of the gate; False when no coordinator took it."""
 
     def persist_pause(self, reason: str | None) -> None:
         """Keep the operator's pause (None: no pause) across restarts; raises when it cannot be kept."""

@@ -30,6 +30,7 @@ from actors.messages import (
     PairOpened,
     Positions,
     QuoteReply,
+    SetTradingMode,
     TradingMode,
 )
 from core.clock import Clock, SystemClock
@@ -184,12 +185,12 @@ def run_canary(settings: Settings, clock: Clock | None = None, rng: random.Rando
         report.say(f"opening is paused in this database ({kept}): `resume` it first")
         engine.db.dispose()
         return report
-    engine.gate.set(TradingMode.PAUSED, "canary: opening only on the canary's own request")  # in memory only
     driver = _Driver(engine, clock)
     symbols = {v: sizing.market.symbol(v) for v in settings.trading.venues}
     try:
         try:
-            engine.start()
+            # Paused in memory only (never kept): the coordinator opens nothing on its own.
+            engine.start(paused_reason="canary: opening only on the canary's own request", keep_pause=False)
             _fly(engine, driver, settings, sizing, report)
         except Exception as exc:
             log.exception("canary failed")
@@ -291,11 +292,11 @@ def _fly(engine: Engine, driver: _Driver, settings: Settings, sizing: Sizing, re
     coordinator.ask(GetStatus(), timeout=OPEN_TIMEOUT_S)
     open_mids = driver.mids(symbols)
     report.ids_before_open = max((p.id for p in engine.repo.list_pairs()), default=0)
-    engine.gate.set(TradingMode.NORMAL, "canary: one pair")
+    engine.tell_coordinator(SetTradingMode(TradingMode.NORMAL, "canary: one pair"), wait=True)
     try:
         outcome = coordinator.ask(OpenNow(sizing.market.name), timeout=OPEN_TIMEOUT_S)
     finally:
-        engine.gate.set(TradingMode.PAUSED, "canary: one pair only")
+        engine.tell_coordinator(SetTradingMode(TradingMode.PAUSED, "canary: one pair only"), wait=True)
     if isinstance(outcome, PairFailed):
         report.pair_id = outcome.pair_id
         report.say(f"the pair did not open: pair {outcome.pair_id} {outcome.state}: {outcome.reason}")

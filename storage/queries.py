@@ -8,11 +8,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import Engine, func, or_, select
 
 from core.domain import ACTIVE_STATES, PairState, Venue
 from core.ids import check_namespace
+from core.ledger import net_quantity
 from storage.errors import NotFoundError
 from storage.records import (
     EventRecord,
@@ -114,6 +116,10 @@ class Queries:
         with self.engine.connect() as conn:
             rows = conn.execute(select(orders).where(orders.c.position_id == position_id).order_by(orders.c.id))
             return [OrderRecord.from_row(r) for r in rows.mappings()]
+
+    def held(self, position_id: int) -> Decimal:
+        """What one leg holds by its orders: opened minus reduced (core.ledger.net_quantity)."""
+        return net_quantity(self.orders_for_position(position_id))
 
     def legs_with_orders(self, pair_ids: Iterable[int]) -> dict[int, list[tuple[PositionRecord, list[OrderRecord]]]]:
         """Each pair's legs (long first) with their orders (in recorded order): two queries for any number of

@@ -15,8 +15,11 @@ from typing import Any
 import pykka
 
 from actors.base import Directory
-from actors.desk import Desk, LegTrader, exchange_name
+from actors.claims import Claims
+from actors.desk import Desk, exchange_name
 from actors.messages import BeginOpen, OpenBegun, PlaceOrder, TransitionPair, UpdateOrder
+from actors.timing import Timings
+from actors.trader import LegTrader, one_write, writes_for
 from actors.writer import PersistenceWriter
 from core.config import Settings, load_settings
 from core.domain import PairState, Side, Venue
@@ -92,7 +95,7 @@ class Rig:
         for venue in (BP, HB):
             ref = FakeVenue.start(exchange_name(venue), self.clock, book=self.books[venue], script=self.scripts[venue])
             self.add(exchange_name(venue), ref)
-        self.desk = Desk(self.directory, self.repo, self.clock, self.settings)
+        self.desk = Desk(self.directory, self.repo, self.clock, self.settings, Claims(), Timings())
 
     def add(self, name: str, ref: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
         """Publish an actor under `name` (stopped with the rig)."""
@@ -133,7 +136,7 @@ class Rig:
         leg, order = begun.legs[i], begun.orders[i]
         reply = ask(self.venue(leg.venue), LegTrader.message_for(leg, order))
         if record:
-            LegTrader(self.desk).record(reply)
+            self.desk.write(one_write(writes_for(reply)))
 
     def refused(self, begun: OpenBegun, side: Side) -> None:
         """Record one leg's opening order as refused by its venue (nothing sent)."""

@@ -11,7 +11,8 @@ from typing import Any
 import pykka
 import pytest
 
-from actors.desk import LimitBook, TradingGate
+from actors.gate import TradingGate
+from actors.limitbook import LimitBook
 from actors.messages import (
     BlockOpening,
     LegVanished,

@@ -1,9 +1,9 @@
 """The chaos run catches known bugs: each test breaks the engine the way a past change did (monkeypatched) and
 expects ChaosFailure for the right reason; its control runs the same short schedule unbroken and passes.
 
-Names these patches rely on: HedgeCoordinator._conclude (its trim: `if long_q != short_q:`), Closer._on_tick,
+Names these patches rely on: core.opening.conclude (its Trim verdict on unequal legs), Closer._on_tick,
 `resolve_lost_reply` as imported by exchanges.backpack.client and exchanges.hibachi.client (its `wait_s`
-argument), and actors.desk.UNKNOWN_MARGIN_S (the age rule for orders a venue does not know).
+argument), and actors.trader.UNKNOWN_MARGIN_S (the age rule for orders a venue does not know).
 """
 
 from __future__ import annotations
@@ -12,21 +12,19 @@ import inspect
 import itertools
 import logging
 import shutil
-import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-import actors.coordinator
-import actors.desk
+import actors.trader
 import exchanges.backpack.client
 import exchanges.hibachi.client
 from actors.closer import Closer
-from actors.coordinator import HedgeCoordinator
 from actors.messages import BeginOpen, RecordOrder, TransitionPair, UpdateOrder
+from core import opening
 from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
 from core.ledger import OrderState
 from storage.records import LegPlan, NewEvent, NewOrder, PairPlan
@@ -36,21 +34,20 @@ from tests.writing import write
 
 SEED = 20261201
 SECONDS = 12.0  # real-time budget per run (its fake length is fixed by it, so the failures replay)
-TRIM = "if long_q != short_q:"
 D100 = Decimal(100)
 
 
-def _conclude_without_trim() -> Callable[..., Any]:
-    """HedgeCoordinator._conclude with its trim of unequal fills taken out (the legs go OPEN as filled)."""
-    source = textwrap.dedent(inspect.getsource(HedgeCoordinator._conclude))
-    assert TRIM in source, "the coordinator's trim moved: update this bite"
-    namespace = dict(vars(actors.coordinator))
-    exec(compile(source.replace(TRIM, "if False:", 1), actors.coordinator.__file__, "exec"), namespace)
-    return namespace["_conclude"]  # type: ignore[no-any-return]
-
-
 def _no_trim(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(HedgeCoordinator, "_conclude", _conclude_without_trim())
+    """The verdict on an open with its trim of unequal fills taken out (the legs go OPEN as filled)."""
+    original = opening.conclude
+
+    def untrimmed(books: Any, *, trimmed: bool = False) -> opening.Verdict:
+        verdict = original(books, trimmed=trimmed)
+        if isinstance(verdict, opening.Trim):
+            return opening.Open(min(opening.held(books).values()))
+        return verdict
+
+    monkeypatch.setattr(opening, "conclude", untrimmed)
 
 
 def _closer_fails_every_25th_tick(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -77,7 +74,7 @@ def _lookup_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
             return _original(*bound.args, **bound.kwargs)
 
         monkeypatch.setattr(module, "resolve_lost_reply", eager)
-    monkeypatch.setattr(actors.desk, "UNKNOWN_MARGIN_S", -1e9)
+    monkeypatch.setattr(actors.trader, "UNKNOWN_MARGIN_S", -1e9)
 
 
 BITES = {

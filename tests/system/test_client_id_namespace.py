@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from actors.desk import NOT_OURS
 from actors.engine import Engine
+from actors.trader import NOT_OURS
 from core.config import load_settings
 from core.domain import PairState, Venue
 from exchanges.sim.http import NeverAnswerError, Request, Response

@@ -221,10 +221,16 @@ def test_pause_is_answered_while_the_coordinator_is_busy_opening(
         pauser.start()
         pauser.join(10)
         assert reply == [{"trading": "paused", "reason": "r"}], "pause waited behind the open"
-        assert run.engine.gate.paused
-        assert json.loads(run.engine.repo.get_meta(PAUSE_KEY))["reason"] == "r"
+        assert json.loads(run.engine.repo.get_meta(PAUSE_KEY))["reason"] == "r"  # kept before it answered
     finally:
         release.set()
+    # The open the coordinator was busy with had not recorded its orders when the pause was answered: it
+    # finds the kept pause before it does, and the gate (the coordinator's to write) says paused.
+    coordinator = run.engine.supervisor.ref("coordinator")
+    assert coordinator is not None
+    coordinator.ask(GetStatus(), timeout=30)
+    assert run.engine.gate.paused and run.engine.gate.reason == "r"
+    assert run.pairs() == []
 
 
 def test_pause_survives_a_restart_and_run_paused_starts_paused(engine_factory: Factory) -> None:
@@ -339,7 +345,7 @@ def test_a_pause_that_comes_while_leverage_is_being_set_stops_that_open(
 
     def pause_meanwhile(desk: Desk, venue: Any, message: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(message, SetLeverage):  # the operator's pause lands during the leverage round trips
-            engines[0].gate.set(TradingMode.PAUSED, "paused mid-open")
+            engines[0].command("pause", {"reason": "paused mid-open"})
         return original(desk, venue, message, *args, **kwargs)
 
     monkeypatch.setattr(Desk, "ask_venue", pause_meanwhile)

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 import supervisor
-from actors.desk import LimitBook, TradingGate
-from actors.messages import RecordEvent, SetMeta, WriteBatch
+from actors.gate import TradingGate
+from actors.limitbook import LimitBook
+from actors.messages import BlockOpening, RecordEvent, SetMeta, WriteBatch
 from control.protocol import CommandError, parse_request, request
 from control.render import render_status
 from core.clock import FakeClock
@@ -161,8 +162,8 @@ class _Writer:
 
 
 def test_the_book_latches_a_trip_once_keeps_it_across_restarts_and_clears_it_by_name(repo: Queries) -> None:
-    writer, gate = _Writer(repo), TradingGate()
-    book = LimitBook(CFG, gate, writer)
+    writer, gate = _Writer(repo), TradingGate()  # the gate as the coordinator keeps it: it applies what it is told
+    book = LimitBook(CFG, writer, gate.apply)
     trip = Trip(Limit.MAX_DRAWDOWN, D(60), D(50), "equity fell", NOW)
     assert book.trip(trip) is True
     assert book.trip(Trip(Limit.MAX_DRAWDOWN, D(70), D(50), "fell more", NOW)) is False  # latched: no second write
@@ -170,13 +171,16 @@ def test_the_book_latches_a_trip_once_keeps_it_across_restarts_and_clears_it_by_
         (EventLevel.CRITICAL, "max_drawdown_usd_tripped", "equity fell")
     ]
     assert "resume --limit max_drawdown_usd" in gate.blocks["limit:max_drawdown_usd"]
-    again = LimitBook(CFG, TradingGate(), writer)  # a restart: only the database is left
+    again_gate = TradingGate()
+    again = LimitBook(CFG, writer, again_gate.apply)  # a restart: only the database is left
     again.restore(repo)
     assert again.tripped(Limit.MAX_DRAWDOWN) == trip
-    assert "limit:max_drawdown_usd" in again.gate.blocks
+    assert "resume --limit max_drawdown_usd" in again.blocks()["limit:max_drawdown_usd"]  # the coordinator's to set
+    for key, reason in again.blocks().items():
+        again_gate.apply(BlockOpening(key, reason))
     assert again.clear(Limit.MAX_NOTIONAL) is None  # not tripped: nothing written
     assert again.clear(Limit.MAX_DRAWDOWN) == trip
-    assert again.gate.blocks == {} and repo.get_meta(Limit.MAX_DRAWDOWN.key) is None
+    assert again.blocks() == {} and again_gate.blocks == {} and repo.get_meta(Limit.MAX_DRAWDOWN.key) is None
     assert writer.events[-1].kind == "max_drawdown_usd_cleared"
 
 
@@ -190,18 +194,19 @@ def test_a_trip_whose_write_failed_is_written_on_the_next_breach(repo: Queries) 
             raise RuntimeError("writer restarting")
         writer(message)
 
-    book = LimitBook(CFG, TradingGate(), flaky)
+    gate = TradingGate()
+    book = LimitBook(CFG, flaky, gate.apply)
     trip = Trip(Limit.MAX_DAILY_COST, D(30), D(20), "costly", NOW)
     with pytest.raises(RuntimeError):
         book.trip(trip)
-    assert "limit:max_daily_cost_usd" in book.gate.blocks  # blocked all the same
+    assert "limit:max_daily_cost_usd" in gate.blocks  # blocked all the same
     assert book.trip(Trip(Limit.MAX_DAILY_COST, D(31), D(20), "costlier", NOW)) is True
     assert Trip.from_dict(Limit.MAX_DAILY_COST, json.loads(repo.get_meta(Limit.MAX_DAILY_COST.key) or "")) == trip
     assert book.trip(trip) is False
 
 
 def test_clearing_the_drawdown_starts_a_new_high_water_mark(repo: Queries) -> None:
-    book = LimitBook(CFG, TradingGate(), _Writer(repo))
+    book = LimitBook(CFG, _Writer(repo), TradingGate().apply)
     assert book.high_water(D(1000)) == D(1000)
     assert book.high_water(D(900)) == D(1000)
     book.trip(Trip(Limit.MAX_DRAWDOWN, D(100), D(50), "fell", NOW))
@@ -210,7 +215,7 @@ def test_clearing_the_drawdown_starts_a_new_high_water_mark(repo: Queries) -> No
 
 
 def test_the_book_rows_give_each_limit_its_value_figure_and_state(repo: Queries) -> None:
-    book = LimitBook(CFG, TradingGate(), _Writer(repo))
+    book = LimitBook(CFG, _Writer(repo), TradingGate().apply)
     book.measured({Limit.MAX_OPENS_PER_HOUR: D(2)})
     book.trip(Trip(Limit.MAX_NAKED_SECONDS, D(61), D(60), "pair 3 naked", NOW, pair_id=3))
     rows = {r["name"]: r for r in book.rows()}
@@ -262,14 +267,14 @@ def test_the_cli_sends_resume_limit(monkeypatch: pytest.MonkeyPatch, capsys: pyt
 
 def test_the_high_water_mark_survives_a_restart(repo: Queries) -> None:
     # A slow bleed across restarts (each crash restarts the process) must still reach the drawdown bound.
-    book = LimitBook(CFG, TradingGate(), _Writer(repo))
+    book = LimitBook(CFG, _Writer(repo), TradingGate().apply)
     assert book.high_water(D(1000)) == D(1000)
     assert book.high_water(D(980)) == D(1000)
-    again = LimitBook(CFG, TradingGate(), _Writer(repo))
+    again = LimitBook(CFG, _Writer(repo), TradingGate().apply)
     again.restore(repo)
     assert again.high_water(D(960)) == D(1000)  # measured against the old mark, not a new one at 960
     again.trip(Trip(Limit.MAX_DRAWDOWN, D(100), D(50), "fell", NOW))
     again.clear(Limit.MAX_DRAWDOWN)
-    third = LimitBook(CFG, TradingGate(), _Writer(repo))
+    third = LimitBook(CFG, _Writer(repo), TradingGate().apply)
     third.restore(repo)
     assert third.high_water(D(900)) == D(900)  # cleared: a new mark, in the database too

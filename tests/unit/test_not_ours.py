@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from actors.desk import NOT_OURS_WAIT_S, LegTrader
 from actors.exchange import ExchangeActor
 from actors.messages import (
     LookupOrder,
@@ -22,6 +21,7 @@ from actors.messages import (
     UpdateOrder,
 )
 from actors.timing import Timings
+from actors.trader import NOT_OURS_WAIT_S, LegTrader
 from core.clock import FakeClock
 from core.domain import OrderPurpose, Side, Venue
 from exchanges.ambiguity import resolve_lost_reply
@@ -157,10 +157,10 @@ def _accepted(fill_ts: datetime) -> OrderAccepted:
 
 
 def _place(leg: tuple[Queries, PositionRecord, OrderRecord], clock: FakeClock, reply: Any) -> Any:
-    repo, position, _ = leg
+    repo, position, order = leg
     trader = LegTrader(_Desk(repo, clock, [reply]))  # type: ignore[arg-type]
     message = PlaceOrder(CLIENT_ID, SYMBOL, Side.SHORT, D("0.01"))
-    return trader.finish(position, message, _Future(reply), record=False)  # type: ignore[arg-type]
+    return trader.outcome(position, order, message, _Future(reply)).reply  # type: ignore[arg-type]
 
 
 def test_a_place_answered_directly_is_ours_even_when_the_host_clock_ran_ahead(leg: Any, fake_clock: _Clock) -> None:
