@@ -157,10 +157,10 @@ def _serve(settings: Settings, close_on_exit: bool, paused: bool | str) -> int:
     import pykka.debug  # noqa: PLC0415 - keep `--help`, config errors and the CLI commands fast
     import pynng  # noqa: PLC0415
 
-    from actors.engine import Engine  # noqa: PLC0415
+    from actors.runtime import Runtime  # noqa: PLC0415
     from control.server import ControlServer  # noqa: PLC0415
 
-    engine = Engine(settings)
+    engine = Runtime(settings)
     token = settings.control.token.get_secret_value() if settings.control.token else None
     try:
         server = ControlServer(settings.control_address, engine.command, token)

@@ -29,7 +29,7 @@ def _cpu_s() -> float:
 
 
 def _child(hours: float, speed: float, data_dir: Path) -> dict[str, Any]:
-    from actors.engine import Engine  # noqa: PLC0415 - imported here so start-up CPU is counted apart
+    from actors.runtime import Runtime  # noqa: PLC0415 - imported here so start-up CPU is counted apart
     from core.clock import FakeClock  # noqa: PLC0415
     from core.config import load_settings  # noqa: PLC0415
     from core.domain import PairState  # noqa: PLC0415
@@ -56,9 +56,9 @@ def _child(hours: float, speed: float, data_dir: Path) -> dict[str, Any]:
     )
     clock = FakeClock(datetime(2026, 3, 1, tzinfo=UTC))
     started_cpu, started = _cpu_s(), time.monotonic()
-    engine = Engine(settings, clock, rng=random.Random(3)).start()
+    runtime = Runtime(settings, clock, rng=random.Random(3)).start()
     stop = threading.Event()
-    loop = threading.Thread(target=engine.run, args=(stop, 0.02), daemon=True)
+    loop = threading.Thread(target=runtime.run, args=(stop, 0.02), daemon=True)
     loop.start()
     target = hours * 3600
     step = 0.005
@@ -69,9 +69,9 @@ def _child(hours: float, speed: float, data_dir: Path) -> dict[str, Any]:
         simulated += step * speed
     stop.set()
     loop.join(10)
-    pairs = engine.repo.count_pairs_by_state()
-    monitor_ticks = engine.command("status", {}).get("monitor_ticks", 0)
-    engine.shutdown()
+    pairs = runtime.repo.count_pairs_by_state()
+    monitor_ticks = runtime.command("status", {}).get("monitor_ticks", 0)
+    runtime.shutdown()
     return {
         "cpu_s": _cpu_s() - started_cpu,
         "cpu_s_total": _cpu_s(),
@@ -98,7 +98,7 @@ def run(hours: float, speed: float) -> list[Figure]:
     what = f"{r['simulated_s'] / 3600:.2f} simulated h in {r['real_s']:.0f} s real"
     return [
         Figure.single(
-            "8 footprint", "peak RSS (engine + both simulators, one process)", r["peak_rss_mb"], "MiB", 1, what
+            "8 footprint", "peak RSS (runtime + both simulators, one process)", r["peak_rss_mb"], "MiB", 1, what
         ),
         Figure.single(
             "8 footprint",

@@ -8,7 +8,6 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from actors.engine import Engine
 from actors.messages import (
     BeginOpen,
     OpenBegun,
@@ -20,6 +19,7 @@ from actors.messages import (
     UpdatePosition,
     WriteBatch,
 )
+from actors.runtime import Runtime
 from bench.report import BenchError, Figure
 from bench.venues import SimProcesses, live_settings, scratch_dir, start_engine
 from control.client import call
@@ -37,7 +37,7 @@ ONLY_BTC = {
 }
 
 
-def _add_pairs(engine: Engine, count: int, price: Decimal) -> None:
+def _add_pairs(runtime: Runtime, count: int, price: Decimal) -> None:
     """Open pairs in the database: long Backpack, short Hibachi, filled at `price`, expiring in a year."""
     plan = PairPlan(
         "BTC",
@@ -48,10 +48,10 @@ def _add_pairs(engine: Engine, count: int, price: Decimal) -> None:
         QUANTITY,
         365 * 86400,
     )
-    now = engine.clock.now()
+    now = runtime.clock.now()
     leverage = ((Venue.BACKPACK, Decimal(2)), (Venue.HIBACHI, Decimal(2)))
     for _ in range(count):
-        begun: OpenBegun = engine.desk.write(BeginOpen(plan, leverage))
+        begun: OpenBegun = runtime.desk.write(BeginOpen(plan, leverage))
         filled = [
             UpdateOrder(
                 o.venue, o.client_id, OrderState.FILLED, filled_quantity=QUANTITY, avg_price=price, fee=Decimal(0)
@@ -66,23 +66,23 @@ def _add_pairs(engine: Engine, count: int, price: Decimal) -> None:
             "bench",
             changes={"opened_at": now, "expires_at": now.replace(year=now.year + 1), "quantity": QUANTITY},
         )
-        engine.desk.write(WriteBatch((*filled, *(UpdatePosition(leg.id, figures) for leg in begun.legs), opened)))
+        runtime.desk.write(WriteBatch((*filled, *(UpdatePosition(leg.id, figures) for leg in begun.legs), opened)))
 
 
-def _top_up_venues(engine: Engine, count: int, stage: int) -> None:
+def _top_up_venues(runtime: Runtime, count: int, stage: int) -> None:
     """Give each venue the position the new pairs account for (one order per venue)."""
     for venue, side in ((Venue.BACKPACK, Side.LONG), (Venue.HIBACHI, Side.SHORT)):
         key = OrderKey(MAX_PAIR_ID - stage, side, OrderPurpose.OPEN, 0)
-        client_id = client_id_for(venue, key, engine.repo.client_id_namespace)
+        client_id = client_id_for(venue, key, runtime.repo.client_id_namespace)
         order = PlaceOrder(client_id, SYMBOLS[venue], side, QUANTITY * count)
-        reply = engine.directory.get(f"exchange.{venue.value}").ask(order, timeout=60)
+        reply = runtime.directory.get(f"exchange.{venue.value}").ask(order, timeout=60)
         if not isinstance(reply, OrderAccepted) or reply.filled_quantity != QUANTITY * count:
             raise BenchError(f"{venue}: the bench's position was not filled: {reply}")
 
 
-def _tick_ms(monitor: Any, engine: Engine) -> float:
+def _tick_ms(monitor: Any, runtime: Runtime) -> float:
     started = time.perf_counter()
-    monitor.ask(Tick(engine.clock.now()), timeout=600)
+    monitor.ask(Tick(runtime.clock.now()), timeout=600)
     return (time.perf_counter() - started) * 1000
 
 
@@ -90,21 +90,21 @@ def run(sims: SimProcesses, sizes: tuple[int, ...], ticks: int, status_calls: in
     """Grow the book through `sizes`, timing `ticks` Monitor ticks at each; then `status` over the socket."""
     sims.set_latency(0)
     data_dir = scratch_dir()
-    engine = start_engine(live_settings(sims, data_dir, {"trading": ONLY_BTC}))
+    runtime = start_engine(live_settings(sims, data_dir, {"trading": ONLY_BTC}))
     figures: list[Figure] = []
     server = None
     try:
-        monitor = engine.supervisor.ref("monitor")
+        monitor = runtime.supervisor.ref("monitor")
         price = Decimal(sims.state(Venue.BACKPACK)["marks"][SYMBOLS[Venue.BACKPACK]])
         have = 0
         for stage, size in enumerate(sizes):
-            _add_pairs(engine, size - have, price)
-            _top_up_venues(engine, size - have, stage)
+            _add_pairs(runtime, size - have, price)
+            _top_up_venues(runtime, size - have, stage)
             have = size
-            _tick_ms(monitor, engine)  # the first reading after a change only confirms it (two readings)
-            durations = [_tick_ms(monitor, engine) for _ in range(ticks)]
-            if engine.repo.list_pairs([PairState.NAKED]) or engine.gate.blocks:
-                raise BenchError(f"the Monitor found a difference with {size} pairs: {engine.gate.blocks}")
+            _tick_ms(monitor, runtime)  # the first reading after a change only confirms it (two readings)
+            durations = [_tick_ms(monitor, runtime) for _ in range(ticks)]
+            if runtime.repo.list_pairs([PairState.NAKED]) or runtime.gate.blocks:
+                raise BenchError(f"the Monitor found a difference with {size} pairs: {runtime.gate.blocks}")
             figures.append(
                 Figure.spread(
                     "6 monitor tick",
@@ -115,7 +115,7 @@ def run(sims: SimProcesses, sizes: tuple[int, ...], ticks: int, status_calls: in
                 )
             )
         address = f"ipc://{data_dir}/bench.ipc"
-        server = ControlServer(address, engine.command).start()
+        server = ControlServer(address, runtime.command).start()
         call(address, "status")
         round_trips = []
         for _ in range(status_calls):
@@ -132,5 +132,5 @@ def run(sims: SimProcesses, sizes: tuple[int, ...], ticks: int, status_calls: in
     finally:
         if server is not None:
             server.stop()
-        engine.shutdown()
+        runtime.shutdown()
     return figures

@@ -1,4 +1,4 @@
-"""The two venue simulators as separate processes (as real venues are), and an engine pointed at them."""
+"""The two venue simulators as separate processes (as real venues are), and an runtime pointed at them."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from actors.engine import Engine
+from actors.runtime import Runtime
 from core.config import Settings, load_settings
 from core.domain import Venue
 
@@ -62,7 +62,7 @@ class SimProcesses:
     def running(cls, *, pin: bool = True) -> Iterator[SimProcesses]:
         """Both simulators for the length of a `with` block. With `pin` (and two cores or more) the simulators
         run on the last core and this process on the others: they stand in for remote venues, whose CPU must
-        not be charged to the engine. Unpinned on this 2-core machine, p99s doubled from run to run."""
+        not be charged to the runtime. Unpinned on this 2-core machine, p99s doubled from run to run."""
         sims = cls.start()
         own = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
         pinned = pin and len(own) >= 2
@@ -107,7 +107,7 @@ class SimProcesses:
 
 
 def live_settings(sims: SimProcesses, data_dir: Path, extra: dict[str, Any] | None = None) -> Settings:
-    """Live-mode settings pointed at the simulator processes; the engine loop and monitor only run on demand."""
+    """Live-mode settings pointed at the simulator processes; the runtime loop and monitor only run on demand."""
     bp, hb = sims.endpoints[Venue.BACKPACK], sims.endpoints[Venue.HIBACHI]
     values: dict[str, Any] = {
         "mode": "live",
@@ -140,13 +140,13 @@ def live_settings(sims: SimProcesses, data_dir: Path, extra: dict[str, Any] | No
     return load_settings(None, values)
 
 
-def start_engine(settings: Settings, seed: int = 11) -> Engine:
-    """An engine with every actor up and start-up reconciliation done (nothing opens by itself: no main loop)."""
-    engine = Engine(settings, rng=random.Random(seed)).start()
+def start_engine(settings: Settings, seed: int = 11) -> Runtime:
+    """An runtime with every actor up and start-up reconciliation done (nothing opens by itself: no main loop)."""
+    runtime = Runtime(settings, rng=random.Random(seed)).start()
     for _ in range(100):
-        if engine.reconcile():
-            return engine
-    engine.shutdown()
+        if runtime.reconcile():
+            return runtime
+    runtime.shutdown()
     raise RuntimeError("start-up reconciliation did not finish")
 
 

@@ -1,12 +1,12 @@
-"""`run --canary`: one pair at the venues' minimum size through the real engine, closed after canary.hold_s.
+"""`run --canary`: one pair at the venues' minimum size through the real runtime, closed after canary.hold_s.
 
-The engine runs with opening paused (in memory only, never stored), so its coordinator opens nothing on its own;
+The runtime runs with opening paused (in memory only, never stored), so its coordinator opens nothing on its own;
 the canary lifts the pause for exactly one `OpenNow`, pauses again, holds, closes with the closer's `ClosePair`,
 and reads the result from the repository. The size comes from the venues' rules: the smallest quantity both
 accept, handed to the unchanged planner as a notional that rounds to it.
 
-Whatever happened (a refused open left NAKED, a timeout, an engine that stopped mid-hold), once its pair exists
-the canary does not stop the engine until the closer has carried that pair to CLOSED or FAILED and both venues
+Whatever happened (a refused open left NAKED, a timeout, an runtime that stopped mid-hold), once its pair exists
+the canary does not stop the runtime until the closer has carried that pair to CLOSED or FAILED and both venues
 hold nothing on its two symbols; if that cannot be done in time it says so, naming the pair and what is left.
 """
 
@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from actors.engine import PAUSE_KEY, STARTUP_BLOCK, Engine
 from actors.messages import (
     ClosePair,
     CloseResult,
@@ -33,6 +32,7 @@ from actors.messages import (
     SetTradingMode,
     TradingMode,
 )
+from actors.runtime import PAUSE_KEY, STARTUP_BLOCK, Runtime
 from core.clock import Clock, SystemClock
 from core.config import MarketConfig, Settings
 from core.domain import PairState, Venue
@@ -48,7 +48,7 @@ STEP_S = 0.05
 RECONCILE_WAIT_S = 120.0
 OPEN_TIMEOUT_S = 120.0
 CLOSE_TIMEOUT_S = 300.0
-# How long the canary keeps the engine turning to flatten a pair that did not end CLOSED or FAILED. Past the
+# How long the canary keeps the runtime turning to flatten a pair that did not end CLOSED or FAILED. Past the
 # closer's orphan wait (120 s), so a pair a timeout left mid-open is recovered too.
 SETTLE_TIMEOUT_S = 300.0
 SETTLED = frozenset({PairState.CLOSED, PairState.FAILED})
@@ -117,7 +117,7 @@ def size(settings: Settings, clock: Clock) -> Sizing | str:
 
 
 def canary_settings(settings: Settings, sizing: Sizing) -> Settings:
-    """The settings the canary's engine runs with: one market, one pair slot, the canary's notional, an expiry
+    """The settings the canary's runtime runs with: one market, one pair slot, the canary's notional, an expiry
     past the hold, and no second pair after it."""
     hold_hours = (settings.canary.hold_s + EXPIRY_GRACE_S) / 3600
     trading = settings.trading.model_copy(
@@ -135,29 +135,29 @@ def canary_settings(settings: Settings, sizing: Sizing) -> Settings:
 
 
 class _Driver:
-    """Turns the engine's main loop by hand, so nothing is ticked while the canary acts."""
+    """Turns the runtime's main loop by hand, so nothing is ticked while the canary acts."""
 
-    def __init__(self, engine: Engine, clock: Clock) -> None:
-        self.engine = engine
+    def __init__(self, runtime: Runtime, clock: Clock) -> None:
+        self.runtime = runtime
         self.clock = clock
 
     def turn_for(self, seconds: float, until: Any = None) -> bool:
-        """Step the engine for up to `seconds` (wall time on the clock's monotonic), or until `until()`."""
+        """Step the runtime for up to `seconds` (wall time on the clock's monotonic), or until `until()`."""
         end = self.clock.monotonic() + seconds
         while self.clock.monotonic() < end:
-            self.engine.step()
-            if self.engine.fatal is not None:
-                raise RuntimeError(self.engine.fatal)
+            self.runtime.step()
+            if self.runtime.fatal is not None:
+                raise RuntimeError(self.runtime.fatal)
             if until is not None and until():
                 return True
             self.clock.sleep(STEP_S)
         return until is None
 
     def mids(self, symbols: dict[Venue, str]) -> dict[Venue, Decimal]:
-        """Each venue's mid (or mark, without a book) through the engine's own exchange actors."""
+        """Each venue's mid (or mark, without a book) through the runtime's own exchange actors."""
         out: dict[Venue, Decimal] = {}
         for venue, symbol in symbols.items():
-            reply: QuoteReply = self.engine.desk.ask_venue(venue, GetQuote(symbol))
+            reply: QuoteReply = self.runtime.desk.ask_venue(venue, GetQuote(symbol))
             q = reply.quote
             mid = (q.bid + q.ask) / 2 if q.bid is not None and q.ask is not None else q.mark
             if mid is None:
@@ -168,7 +168,7 @@ class _Driver:
 
 def run_canary(settings: Settings, clock: Clock | None = None, rng: random.Random | None = None) -> CanaryReport:
     """Open one minimum-size pair, hold it canary.hold_s, close it, report its costs. Never raises for a venue or
-    engine problem: the report says what went wrong."""
+    runtime problem: the report says what went wrong."""
     clock = clock or SystemClock()
     report = CanaryReport()
     sizing = size(settings, clock)
@@ -179,59 +179,59 @@ def run_canary(settings: Settings, clock: Clock | None = None, rng: random.Rando
         f"market {sizing.market.name}: {sizing.quantity} per leg, the smallest both venues accept "
         f"(planner notional {sizing.notional:.2f})"
     )
-    engine = Engine(canary_settings(settings, sizing), clock, rng=rng)
-    kept = engine.repo.get_meta(PAUSE_KEY)
+    runtime = Runtime(canary_settings(settings, sizing), clock, rng=rng)
+    kept = runtime.repo.get_meta(PAUSE_KEY)
     if kept is not None:
         report.say(f"opening is paused in this database ({kept}): `resume` it first")
-        engine.db.dispose()
+        runtime.db.dispose()
         return report
-    driver = _Driver(engine, clock)
+    driver = _Driver(runtime, clock)
     symbols = {v: sizing.market.symbol(v) for v in settings.trading.venues}
     try:
         try:
             # Paused in memory only (never kept): the coordinator opens nothing on its own.
-            engine.start(paused_reason="canary: opening only on the canary's own request", keep_pause=False)
-            _fly(engine, driver, settings, sizing, report)
+            runtime.start(paused_reason="canary: opening only on the canary's own request", keep_pause=False)
+            _fly(runtime, driver, settings, sizing, report)
         except Exception as exc:
             log.exception("canary failed")
             report.ok = False
             report.say(f"stopped by {type(exc).__name__}: {exc}".splitlines()[0])
         if report.pair_id is None and report.ids_before_open is not None:
-            report.pair_id = _pair_after(engine, report.ids_before_open)
+            report.pair_id = _pair_after(runtime, report.ids_before_open)
         if report.pair_id is not None:
             # Shutdown stops the actors without closing anything: a pair left open here (a naked leg worst of
             # all) would sit unwatched until the next `run`. Flatten it first, and believe the venues only.
-            _settle(engine, driver, report.pair_id, symbols, report)
+            _settle(runtime, driver, report.pair_id, symbols, report)
     finally:
-        engine.shutdown()
+        runtime.shutdown()
     return report
 
 
-def _settle(engine: Engine, driver: _Driver, pair_id: int, symbols: dict[Venue, str], report: CanaryReport) -> None:
-    """Carry the canary's pair to CLOSED or FAILED through the engine's closer, then require both venues to hold
+def _settle(runtime: Runtime, driver: _Driver, pair_id: int, symbols: dict[Venue, str], report: CanaryReport) -> None:
+    """Carry the canary's pair to CLOSED or FAILED through the runtime's closer, then require both venues to hold
     nothing on its symbols. A failure clears `ok` and says which pair and what the venues still hold."""
     state: PairState | str = "in an unknown state"
     try:
-        state = engine.repo.get_pair(pair_id).state
+        state = runtime.repo.get_pair(pair_id).state
         if state not in SETTLED:
             report.ok = False
             report.say(f"pair {pair_id} is {state}: closing it before the canary exits")
-            closer = engine.supervisor.ref("closer")
+            closer = runtime.supervisor.ref("closer")
             if closer is not None and state in CLOSABLE:
                 closer.ask(ClosePair(pair_id, "canary: not flat at its end"), timeout=CLOSE_TIMEOUT_S)
             # The closer's own ticks retry a refused close or repair (with its backoff) and recover a pair a
             # timeout left mid-open; the loop must turn for them.
-            driver.turn_for(SETTLE_TIMEOUT_S, lambda: engine.repo.get_pair(pair_id).state in SETTLED)
-            state = engine.repo.get_pair(pair_id).state
+            driver.turn_for(SETTLE_TIMEOUT_S, lambda: runtime.repo.get_pair(pair_id).state in SETTLED)
+            state = runtime.repo.get_pair(pair_id).state
             report.say(f"pair {pair_id} now {state}")
     except Exception as exc:
         log.exception("canary: closing pair %s failed", pair_id)
         report.ok = False
         report.say(f"closing pair {pair_id} failed: {type(exc).__name__}: {exc}".splitlines()[0])
-    # Read the venues even when closing failed (a stopped engine's exchange actors may still answer), so the
+    # Read the venues even when closing failed (a stopped runtime's exchange actors may still answer), so the
     # line below names what is left.
     try:
-        held = _venue_holdings(engine, symbols)
+        held = _venue_holdings(runtime, symbols)
     except Exception as exc:
         log.exception("canary: the venues' positions could not be read")
         report.ok = False
@@ -254,35 +254,35 @@ def _settle(engine: Engine, driver: _Driver, pair_id: int, symbols: dict[Venue, 
     )
 
 
-def _pair_after(engine: Engine, ids_before: int) -> int | None:
+def _pair_after(runtime: Runtime, ids_before: int) -> int | None:
     """The pair the canary's open created, when its answer never came; None if none was (or none is readable)."""
     try:
-        return min((p.id for p in engine.repo.list_pairs() if p.id > ids_before), default=None)
+        return min((p.id for p in runtime.repo.list_pairs() if p.id > ids_before), default=None)
     except Exception:
         log.exception("canary: the pairs could not be read")
         return None
 
 
-def _venue_holdings(engine: Engine, symbols: dict[Venue, str]) -> dict[Venue, Decimal]:
-    """Signed quantity each venue reports on the canary's symbol, read through the engine's exchange actors (as
+def _venue_holdings(runtime: Runtime, symbols: dict[Venue, str]) -> dict[Venue, Decimal]:
+    """Signed quantity each venue reports on the canary's symbol, read through the runtime's exchange actors (as
     the Monitor does): the database says what the farmer booked, this is what the venue holds."""
     held: dict[Venue, Decimal] = {}
     for venue, symbol in symbols.items():
-        report: Positions = engine.desk.ask_venue(venue, FetchPositions())
+        report: Positions = runtime.desk.ask_venue(venue, FetchPositions())
         held[venue] = sum((p.side.sign * p.quantity for p in report.items if p.symbol == symbol), Decimal(0))
     return held
 
 
-def _fly(engine: Engine, driver: _Driver, settings: Settings, sizing: Sizing, report: CanaryReport) -> None:
-    if not driver.turn_for(RECONCILE_WAIT_S, lambda: STARTUP_BLOCK not in engine.gate.blocks):
+def _fly(runtime: Runtime, driver: _Driver, settings: Settings, sizing: Sizing, report: CanaryReport) -> None:
+    if not driver.turn_for(RECONCILE_WAIT_S, lambda: STARTUP_BLOCK not in runtime.gate.blocks):
         report.say("start-up reconciliation did not finish")
         return
-    active = engine.repo.list_active_pairs()
+    active = runtime.repo.list_active_pairs()
     if active:
         report.say(f"{len(active)} live pair(s) in the database: the canary starts from a flat book only")
         return
-    coordinator = engine.supervisor.ref("coordinator")
-    closer = engine.supervisor.ref("closer")
+    coordinator = runtime.supervisor.ref("coordinator")
+    closer = runtime.supervisor.ref("closer")
     if coordinator is None or closer is None:
         report.say("the coordinator or the closer is not running")
         return
@@ -291,12 +291,12 @@ def _fly(engine: Engine, driver: _Driver, settings: Settings, sizing: Sizing, re
     # is sent until this thread turns the loop again.
     coordinator.ask(GetStatus(), timeout=OPEN_TIMEOUT_S)
     open_mids = driver.mids(symbols)
-    report.ids_before_open = max((p.id for p in engine.repo.list_pairs()), default=0)
-    engine.tell_coordinator(SetTradingMode(TradingMode.NORMAL, "canary: one pair"), wait=True)
+    report.ids_before_open = max((p.id for p in runtime.repo.list_pairs()), default=0)
+    runtime.tell_coordinator(SetTradingMode(TradingMode.NORMAL, "canary: one pair"), wait=True)
     try:
         outcome = coordinator.ask(OpenNow(sizing.market.name), timeout=OPEN_TIMEOUT_S)
     finally:
-        engine.tell_coordinator(SetTradingMode(TradingMode.PAUSED, "canary: one pair only"), wait=True)
+        runtime.tell_coordinator(SetTradingMode(TradingMode.PAUSED, "canary: one pair only"), wait=True)
     if isinstance(outcome, PairFailed):
         report.pair_id = outcome.pair_id
         report.say(f"the pair did not open: pair {outcome.pair_id} {outcome.state}: {outcome.reason}")
@@ -306,7 +306,7 @@ def _fly(engine: Engine, driver: _Driver, settings: Settings, sizing: Sizing, re
         return
     pair_id = outcome.pair_id
     report.pair_id = pair_id
-    pair = engine.repo.get_pair(pair_id)
+    pair = runtime.repo.get_pair(pair_id)
     report.say(
         f"pair {pair_id} OPEN: long {pair.long_venue}, short {pair.short_venue}, {pair.quantity} at leverage "
         f"{pair.leverage}; holding {settings.canary.hold_s} s"
@@ -318,11 +318,11 @@ def _fly(engine: Engine, driver: _Driver, settings: Settings, sizing: Sizing, re
     # block=True spelled out: only then do pykka's overloads type the reply as the reply rather than maybe a Future
     result: CloseResult = closer.ask(ClosePair(pair_id, "canary: hold time over"), block=True, timeout=CLOSE_TIMEOUT_S)
     state = result.states.get(pair_id)
-    _conclude(engine, pair_id, state, open_mids, close_mids, sizing, report)
+    _conclude(runtime, pair_id, state, open_mids, close_mids, sizing, report)
 
 
 def _conclude(
-    engine: Engine,
+    runtime: Runtime,
     pair_id: int,
     state: PairState | None,
     open_mids: dict[Venue, Decimal],
@@ -330,7 +330,7 @@ def _conclude(
     sizing: Sizing,
     report: CanaryReport,
 ) -> None:
-    repo = engine.repo
+    repo = runtime.repo
     pair = repo.get_pair(pair_id)
     legs = []
     flat = True

@@ -1,17 +1,17 @@
-"""The chaos run: the whole engine on paper venues in stepped fake time, under a seeded schedule of every
+"""The chaos run: the whole runtime on paper venues in stepped fake time, under a seeded schedule of every
 fault the simulators offer, with invariants checked all along.
 
 `run_chaos(seed, real_seconds)` returns a Summary; a broken invariant raises ChaosFailure naming the seed.
 Reproduce a run with `CHAOS_SEED=<seed> CHAOS_SECONDS=<s> python -m pytest tests/system/test_chaos.py -s`.
 
-Time. The schedule and the engine run on a FakeClock: the driver moves fake time STEP_S at a time, and
-only once the engine is idle (every actor waits for its inbox, for a peer, or for fake time; no simulator
+Time. The schedule and the runtime run on a FakeClock: the driver moves fake time STEP_S at a time, and
+only once the runtime is idle (every actor waits for its inbox, for a peer, or for fake time; no simulator
 request is being worked on). Real-time waits (an HTTP timeout, a held connection) thus cost no fake time,
 as on a real machine where a timeout is short against a venue's request window. Fake time never runs
 faster than SPEED; a step that does not become idle within IDLE_CAP_S real seconds is forced (counted).
 
 What a seed replays: the fault schedule (a pure function of seed, length and kinds), the fake instants the
-faults are applied at, the engine's ticks, and prices (a function of fake time); and so, in every run tried
+faults are applied at, the runtime's ticks, and prices (a function of fake time); and so, in every run tried
 (also three at once on two cores), the whole outcome: pairs, quantities, final states, faults taken, checks.
 Not guaranteed: the order in which actors working in the same step reach a venue (thread scheduling), so
 which of them meets a pending fault, and a websocket frame's arrival against fake time. `Summary.outcome()`
@@ -40,7 +40,7 @@ from typing import Any
 import pykka._actor
 import pykka._threading
 
-from actors.engine import Engine
+from actors.runtime import Runtime
 from core.clock import FakeClock
 from core.config import load_settings
 from core.domain import ACTIVE_STATES, PairState, Venue
@@ -52,7 +52,7 @@ SPEED = 150.0  # at most this many fake seconds per real second
 STEP_S = 1.0  # fake seconds per step of the driver
 FAKE_PER_REAL = 30.0  # fake seconds a run covers per real second asked for (what a 2-core machine reaches)
 CHECK_EVERY_S = 5.0  # fake seconds between invariant checks
-IDLE_CAP_S = 3.0  # real seconds a step may wait for the engine to become idle before it is forced
+IDLE_CAP_S = 3.0  # real seconds a step may wait for the runtime to become idle before it is forced
 REPAIR_DEADLINE_S = 900.0  # fake seconds a pair may hold one leg without the other (NAKED, one-sided CLOSING)
 SETTLE_FAKE_S = 1800.0  # fake seconds the book has to come to rest once the faults stop
 ASSETS = ("BTC", "ETH", "SOL")
@@ -80,7 +80,7 @@ _BUSY = frozenset(
         pykka._actor.Actor._handle_receive.__code__,
         pykka._actor.Actor._actor_loop_setup.__code__,
         pykka._actor.Actor._actor_loop_teardown.__code__,
-        Engine.step.__code__,
+        Runtime.step.__code__,
         SimHttpServer.dispatch.__code__,
     }
 )
@@ -99,7 +99,7 @@ def _parked(frame: FrameType | None) -> bool:
         if code in _BUSY:
             return False
         frame = frame.f_back
-    return True  # not engine work: feeds, publishers, servers waiting for a connection
+    return True  # not runtime work: feeds, publishers, servers waiting for a connection
 
 
 @dataclass(frozen=True)
@@ -282,7 +282,7 @@ class _Chaos:
         self.clock = FakeClock(datetime(2026, 3, 1, tzinfo=UTC))
         self.dir = Path(tempfile.mkdtemp(prefix="pf-chaos-", dir="/tmp"))
         self.summary = Summary(seed, schedule=make_schedule(seed, fake_seconds, kinds))
-        self.engine = Engine(_settings(self.dir), self.clock, rng=random.Random(seed + 1))  # type: ignore[arg-type]
+        self.runtime = Runtime(_settings(self.dir), self.clock, rng=random.Random(seed + 1))  # type: ignore[arg-type]
         self.stop = threading.Event()
         self.unhedged_since: dict[int, datetime] = {}
         self._checked_orders: dict[Venue, int] = {}
@@ -300,21 +300,21 @@ class _Chaos:
         raise ChaosFailure(f"chaos seed {self.seed}: {message}  (reproduce: CHAOS_SEED={self.seed})")
 
     def _sims(self) -> dict[Venue, Any]:
-        paper = self.engine.paper
+        paper = self.runtime.paper
         assert paper is not None
         return {Venue.BACKPACK: paper.backpack, Venue.HIBACHI: paper.hibachi}
 
     # ---- time -------------------------------------------------------------------------------------------
 
     def _main_loop(self) -> None:
-        """The engine's main loop, one step() per fake step of the driver."""
+        """The runtime's main loop, one step() per fake step of the driver."""
         while not self.stop.is_set():
             if not self._go.wait(0.05):
                 continue
             self._go.clear()
             self._begun += 1
             try:
-                self.engine.step()
+                self.runtime.step()
             finally:
                 self._done += 1
 
@@ -335,7 +335,7 @@ class _Chaos:
             time.sleep(0.0003)
 
     def _step(self) -> None:
-        """Advance fake time one step, run the engine's main loop once, wait until the engine is idle."""
+        """Advance fake time one step, run the runtime's main loop once, wait until the runtime is idle."""
         started = time.monotonic()
         self.clock.advance(STEP_S)
         if self._done == self._begun:  # the previous step() returned (it may wait on an actor)
@@ -355,11 +355,11 @@ class _Chaos:
 
     def _install(self) -> None:
         """Window checks at arrival for held requests; count maintenance replies as taken faults."""
-        assert self.engine.paper is not None
+        assert self.runtime.paper is not None
         # The venues' JSON state file is rewritten (fsync) after every request that changed it, whole: its cost
         # grows with the run's order history. Nothing here restarts the process, so it is not needed (the crash
         # tests cover it).
-        self.engine.paper.store = None
+        self.runtime.paper.store = None
         for sim in self._sims().values():
             sim.clock = sim.http.arrival_clock = ArrivalClock(sim.clock)
         hibachi = self._sims()[Venue.HIBACHI]
@@ -390,8 +390,8 @@ class _Chaos:
             taken.update(sim.engine.faults.taken)
             if sim.ws.drops_taken:
                 taken["drop_ws"] += sim.ws.drops_taken
-        assert self.engine.paper is not None
-        taken.update(self.engine.paper.prices.taken)
+        assert self.runtime.paper is not None
+        taken.update(self.runtime.paper.prices.taken)
         if self._maintenance_seen:
             taken["maintenance"] = self._maintenance_seen
         return taken
@@ -399,7 +399,7 @@ class _Chaos:
     # ---- invariants -------------------------------------------------------------------------------------
 
     def check(self, final: bool = False) -> None:
-        """Every invariant, on the book as it stands (the engine is idle when this runs)."""
+        """Every invariant, on the book as it stands (the runtime is idle when this runs)."""
         self._check_orders()
         self._check_open_legs_equal()
         self._check_unhedged_deadline()
@@ -409,7 +409,7 @@ class _Chaos:
     def _check_orders(self) -> None:
         """Every venue order has a row (written before sending), no client id twice, and once a row is final
         the venue's fill agrees with it (a lookup done too early books a late order as never placed)."""
-        repo = self.engine.repo
+        repo = self.runtime.repo
         for venue, sim in self._sims().items():
             with sim.engine.lock:
                 orders = list(sim.account().orders.values())
@@ -441,7 +441,7 @@ class _Chaos:
         self.summary.checks["final_orders_agree_with_venue"] += 1
 
     def _held(self, pair_id: int) -> dict[str, Decimal]:
-        repo = self.engine.repo
+        repo = self.runtime.repo
         return {
             leg.side.value: leg_book(leg.side, repo.orders_for_position(leg.id)).held
             for leg in repo.positions_for_pair(pair_id)
@@ -449,7 +449,7 @@ class _Chaos:
 
     def _check_open_legs_equal(self) -> None:
         """An OPEN pair holds the same quantity on both legs (what each leg's orders filled)."""
-        repo = self.engine.repo
+        repo = self.runtime.repo
         for pair in repo.list_pairs([PairState.OPEN]):
             held = self._held(pair.id)
             if len(set(held.values())) != 1 and repo.get_pair(pair.id).state is PairState.OPEN:
@@ -458,7 +458,7 @@ class _Chaos:
 
     def _check_unhedged_deadline(self) -> None:
         """NAKED, or CLOSING with one leg flat and the other not: both count against the repair deadline."""
-        repo = self.engine.repo
+        repo = self.runtime.repo
         now = self.clock.now()
         exposed: set[int] = set()
         for pair in repo.list_pairs([PairState.NAKED, PairState.CLOSING]):
@@ -475,16 +475,16 @@ class _Chaos:
 
     def _check_failures(self) -> None:
         """No actor restart, tick failure or unhandled exception, unless the schedule caused it."""
-        status = self.engine.supervisor.status()
+        status = self.runtime.supervisor.status()
         for name, actor in status.items():
             if actor["restarts"] > self.allowed_restarts[name] or actor["given_up"]:
                 self.fail(
                     f"actor {name} restarted {actor['restarts']} time(s) (given up: {actor['given_up']}); "
                     f"last error: {actor['last_error']}"
                 )
-        events = self.engine.repo.list_events(limit=100)
+        events = self.runtime.repo.list_events(limit=100)
         if events and min(e.id for e in events) > self._last_event_id + 1:  # more came since: read them all
-            events = self.engine.repo.list_events(limit=1_000_000)
+            events = self.runtime.repo.list_events(limit=1_000_000)
         events = [e for e in events if e.id > self._last_event_id]
         if events:
             self._last_event_id = max(e.id for e in events)
@@ -499,8 +499,8 @@ class _Chaos:
         self.summary.checks["no_restart_tick_error_or_exception"] += 1
 
     def _quiet_expected(self) -> dict[tuple[Venue, str], Decimal] | None:
-        repo = self.engine.repo
-        if self.engine.desk.claims.claimed():
+        repo = self.runtime.repo
+        if self.runtime.desk.claims.claimed():
             return None
         expected: dict[tuple[Venue, str], Decimal] = {}
         for pair in repo.list_pairs(ACTIVE_STATES):
@@ -516,8 +516,8 @@ class _Chaos:
 
     def _unquiet(self) -> str:
         """What keeps the book busy: pairs not OPEN, claims, and unresolved orders."""
-        repo = self.engine.repo
-        parts = [f"claimed {sorted(self.engine.desk.claims.claimed())}"]
+        repo = self.runtime.repo
+        parts = [f"claimed {sorted(self.runtime.desk.claims.claimed())}"]
         for pair in repo.list_pairs(ACTIVE_STATES):
             pending = [f"{o.venue}:{o.client_id}:{o.status}" for o in repo.orders_for_pair(pair.id) if is_unresolved(o)]
             if pair.state is not PairState.OPEN or pending:
@@ -558,7 +558,7 @@ class _Chaos:
         started = time.monotonic()
         loop = threading.Thread(target=self._main_loop, name="chaos-main", daemon=True)
         try:
-            self.engine.start()
+            self.runtime.start()
             self._install()
             loop.start()
             pending = list(self.summary.schedule)
@@ -579,7 +579,7 @@ class _Chaos:
             self.stop.set()
             loop.join(30)
             try:
-                self.engine.shutdown()
+                self.runtime.shutdown()
             finally:
                 logging.getLogger().removeHandler(self._errors)
                 shutil.rmtree(self.dir, ignore_errors=True)
@@ -593,14 +593,14 @@ class _Chaos:
         # Asked from a thread of its own: the coordinator answers after its current tick, which may wait on
         # fake time, and only the driver moves fake time.
         threading.Thread(
-            target=self.engine.command, args=("pause", {"reason": "chaos run ending"}), name="chaos-pause", daemon=True
+            target=self.runtime.command, args=("pause", {"reason": "chaos run ending"}), name="chaos-pause", daemon=True
         ).start()
         end = self._elapsed() + SETTLE_FAKE_S
         while self._elapsed() < end:
             self._step()
             if self.summary.steps % int(CHECK_EVERY_S / STEP_S) == 0:
                 self.check()
-                if self._quiet_expected() is not None and self.engine.gate.paused:
+                if self._quiet_expected() is not None and self.runtime.gate.paused:
                     break
         self.check(final=True)
 
@@ -609,18 +609,20 @@ class _Chaos:
         s.real_seconds = time.monotonic() - started
         s.fake_seconds = self._elapsed()
         s.taken = self._taken()
-        status = self.engine.supervisor.status()
+        status = self.runtime.supervisor.status()
         s.restarts = sum(a["restarts"] for a in status.values())
-        counts = self.engine.repo.count_pairs_by_state()
+        counts = self.runtime.repo.count_pairs_by_state()
         s.pairs_by_state = {st.value: n for st, n in counts.items()}
         s.lifecycles = counts.get(PairState.CLOSED, 0) + counts.get(PairState.FAILED, 0)
-        s.pairs = sorted((p.id, p.market, p.long_venue.value, p.state.value) for p in self.engine.repo.list_pairs(None))
+        s.pairs = sorted(
+            (p.id, p.market, p.long_venue.value, p.state.value) for p in self.runtime.repo.list_pairs(None)
+        )
         dead = [name for name, a in status.items() if not a["alive"]]
         if dead:
             self.fail(f"actors not alive at the end: {dead}")
         s.checks["actors_alive_at_end"] += 1
         # Nobody trades by hand here: any reported mismatch is a false alarm or a lost position.
-        mismatches = [e.message for e in self.engine.repo.list_events(limit=100000) if e.kind == "position_mismatch"]
+        mismatches = [e.message for e in self.runtime.repo.list_events(limit=100000) if e.kind == "position_mismatch"]
         if mismatches:
             self.fail(f"{len(mismatches)} position mismatch(es) reported, first: {mismatches[0]}")
         s.checks["no_position_mismatch"] += 1

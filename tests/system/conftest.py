@@ -1,4 +1,4 @@
-"""The whole engine in-process: paper venues on loopback, real actors, a real database, short durations."""
+"""The whole runtime in-process: paper venues on loopback, real actors, a real database, short durations."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from actors.engine import Engine
+from actors.runtime import Runtime
 from core.config import Settings, load_settings
 from core.domain import PairState
 from storage.records import PairRecord
@@ -35,12 +35,12 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 class Running:
-    """An engine whose main loop runs in a thread."""
+    """An runtime whose main loop runs in a thread."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=engine.run, args=(self.stop, 0.02), name="test-main-loop", daemon=True)
+        self.thread = threading.Thread(target=runtime.run, args=(self.stop, 0.02), name="test-main-loop", daemon=True)
 
     def go(self) -> Running:
         self.thread.start()
@@ -53,7 +53,7 @@ class Running:
 
     @property
     def repo(self) -> Any:
-        return self.engine.repo
+        return self.runtime.repo
 
     def pairs(self, *states: PairState) -> list[PairRecord]:
         return self.repo.list_pairs(list(states) if states else None)
@@ -79,16 +79,16 @@ def engine_factory(short_dir: Path) -> Iterator[Callable[..., Running]]:
     made: list[Running] = []
 
     def make(overrides: dict[str, Any] | None = None, *, seed: int = 1, start_loop: bool = True,
-             setup: Callable[[Engine], None] | None = None) -> Running:  # fmt: skip
+             setup: Callable[[Runtime], None] | None = None) -> Running:  # fmt: skip
         settings: Settings = load_settings(None, _merge(_merge(FAST, {"data_dir": str(short_dir)}), overrides or {}))
-        engine = Engine(settings, rng=random.Random(seed)).start()
-        running = Running(engine)
+        runtime = Runtime(settings, rng=random.Random(seed)).start()
+        running = Running(runtime)
         made.append(running)
         if setup is not None:
-            setup(engine)
+            setup(runtime)
         return running.go() if start_loop else running
 
     yield make
     for running in made:
         running.halt()
-        running.engine.shutdown()
+        running.runtime.shutdown()

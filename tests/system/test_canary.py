@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from actors.engine import PAUSE_KEY
+from actors.runtime import PAUSE_KEY
 from core.domain import OrderPurpose, PairState, Side, Venue
 from core.planning import VenueView
 from exchanges.backpack.client import BackpackClient

@@ -117,7 +117,7 @@ def checker() -> Iterator[_Chaos]:
     logging.getLogger().addHandler(chaos._errors)
     yield chaos
     logging.getLogger().removeHandler(chaos._errors)
-    chaos.engine.db.dispose()
+    chaos.runtime.db.dispose()
     shutil.rmtree(chaos.dir, ignore_errors=True)
 
 
@@ -129,7 +129,7 @@ def test_a_clean_book_passes_the_failure_check(checker: _Chaos) -> None:
 @pytest.mark.parametrize("kind", ["tick_failed", "actor_restarted", "actor_given_up"])
 def test_a_failure_event_fails_the_run(checker: _Chaos, kind: str) -> None:
     event = NewEvent(EventLevel.WARNING, kind, f"closer: {kind}", data={"actor": "closer"})
-    Writes(checker.engine.db, checker.clock).add_event(event)
+    Writes(checker.runtime.db, checker.clock).add_event(event)
     with pytest.raises(ChaosFailure, match=f"{kind} event: closer"):
         checker._check_failures()
 
@@ -137,7 +137,7 @@ def test_a_failure_event_fails_the_run(checker: _Chaos, kind: str) -> None:
 def test_a_restart_the_schedule_caused_is_allowed(checker: _Chaos) -> None:
     checker.allowed_restarts["closer"] = 1
     event = NewEvent(EventLevel.WARNING, "actor_restarted", "closer restarted", data={"actor": "closer"})
-    Writes(checker.engine.db, checker.clock).add_event(event)
+    Writes(checker.runtime.db, checker.clock).add_event(event)
     checker._check_failures()
 
 
@@ -191,16 +191,16 @@ def _pair(engine: Any, state: PairState, long_filled: str, short_filled: str, lo
 
 
 def test_an_open_pair_with_unequal_legs_fails_the_run(checker: _Chaos) -> None:
-    _pair(checker.engine, PairState.OPEN, "0.5", "0.5")
+    _pair(checker.runtime, PairState.OPEN, "0.5", "0.5")
     checker._check_open_legs_equal()
-    unequal = _pair(checker.engine, PairState.OPEN, "0.5", "0.2")
+    unequal = _pair(checker.runtime, PairState.OPEN, "0.5", "0.2")
     with pytest.raises(ChaosFailure, match=f"pair {unequal} is OPEN with unequal legs"):
         checker._check_open_legs_equal()
 
 
 @pytest.mark.parametrize(("closed", "fails"), [("0.5", True), ("0.2", False)])
 def test_one_sided_closing_time_counts_against_the_repair_deadline(checker: _Chaos, closed: str, fails: bool) -> None:
-    pair_id = _pair(checker.engine, PairState.CLOSING, "0.5", "0.5", long_closed=closed)
+    pair_id = _pair(checker.runtime, PairState.CLOSING, "0.5", "0.5", long_closed=closed)
     checker._check_unhedged_deadline()
     checker.clock.advance(REPAIR_DEADLINE_S - 1)
     checker._check_unhedged_deadline()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.engine import Engine
+from actors.runtime import Runtime
 from actors.trader import NOT_OURS
 from core.config import load_settings
 from core.domain import PairState, Venue
@@ -33,32 +33,32 @@ WEEK = timedelta(days=7)
 SETTLED = (PairState.OPEN, PairState.FAILED, PairState.NAKED, PairState.CLOSING, PairState.CLOSED)
 
 
-def _start(data_dir: Path, database: str, setup: Callable[[Engine], None] | None = None) -> Running:
+def _start(data_dir: Path, database: str, setup: Callable[[Runtime], None] | None = None) -> Running:
     overrides = {"data_dir": str(data_dir), "database": {"url": f"sqlite:///{data_dir / database}"}}
     settings = load_settings(None, _merge(_merge(FAST, overrides), QUICK))
-    engine = Engine(settings, rng=random.Random(1)).start()
+    runtime = Runtime(settings, rng=random.Random(1)).start()
     try:
         if setup is not None:
-            setup(engine)
-        return Running(engine).go()
+            setup(runtime)
+        return Running(runtime).go()
     except BaseException:
-        engine.shutdown()
+        runtime.shutdown()
         raise
 
 
 def _stop(run: Running) -> None:
     run.halt()
-    run.engine.shutdown()
+    run.runtime.shutdown()
 
 
-def _positions(engine: Engine) -> dict[Venue, D]:
-    sims = {Venue.BACKPACK: engine.paper.backpack, Venue.HIBACHI: engine.paper.hibachi}  # type: ignore[union-attr]
+def _positions(runtime: Runtime) -> dict[Venue, D]:
+    sims = {Venue.BACKPACK: runtime.paper.backpack, Venue.HIBACHI: runtime.paper.hibachi}  # type: ignore[union-attr]
     return {v: sum((p.quantity for p in s.account().positions.values()), D(0)) for v, s in sims.items()}
 
 
-def _last_week(engine: Engine, lost: list[Response]) -> None:
+def _last_week(runtime: Runtime, lost: list[Response]) -> None:
     """The venues' history is a week old; the new database's first Hibachi order loses its reply."""
-    paper = engine.paper
+    paper = runtime.paper
     assert paper is not None
     for sim in (paper.backpack, paper.hibachi):
         with sim.engine.lock:
@@ -88,16 +88,16 @@ def test_a_new_database_never_books_an_order_of_the_lost_one(
     first = _start(short_dir, "lost.db")
     try:
         first.wait_pair(PairState.CLOSED, timeout_s=30, what="a pair opened and closed by the lost database")
-        first.engine.command("pause", {})
+        first.runtime.command("pause", {})
         wait_until(lambda: not first.repo.list_active_pairs(), 30, "the lost database's pairs all closed")
         old = [o for p in first.pairs() for o in first.repo.orders_for_pair(p.id)]
     finally:
         _stop(first)
-    assert _positions(first.engine) == {Venue.BACKPACK: 0, Venue.HIBACHI: 0}
+    assert _positions(first.runtime) == {Venue.BACKPACK: 0, Venue.HIBACHI: 0}
     old_orders = {(o.venue, o.venue_order_id) for o in old if o.venue_order_id}
 
     lost: list[Response] = []
-    second = _start(short_dir, "new.db", lambda engine: _last_week(engine, lost))
+    second = _start(short_dir, "new.db", lambda runtime: _last_week(runtime, lost))
     try:
         pair = second.wait_pair(*SETTLED, timeout_s=30, what="the new database's first pair settled")
         assert pair.id == 1  # the new database restarted its pair ids: the same keys as the lost one's
@@ -106,7 +106,7 @@ def test_a_new_database_never_books_an_order_of_the_lost_one(
         assert not {(o.venue, o.venue_order_id) for o in orders} & old_orders, "booked the lost database's order"
         wait_until(lambda: not second.repo.list_pairs([PairState.OPENING, PairState.ROLLING_BACK]), 30, "settled")
         pair = second.repo.get_pair(pair.id)
-        held = _positions(second.engine)
+        held = _positions(second.runtime)
         assert held[Venue.BACKPACK] == -held[Venue.HIBACHI], f"venues not hedged: {held}"
         assert "pair_naked" not in second.kinds()
         hibachi = next(o for o in orders if o.venue is Venue.HIBACHI)

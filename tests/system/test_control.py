@@ -42,7 +42,7 @@ def _raw(address: str, payload: bytes) -> dict[str, object]:
 def served(engine_factory: Factory, short_dir: Path) -> tuple[Running, str]:
     run = engine_factory({"trading": {"min_duration_hours": "0.01", "max_duration_hours": "0.01"}})
     address = f"ipc://{short_dir}/c.ipc"
-    server = ControlServer(address, run.engine.command).start()
+    server = ControlServer(address, run.runtime.command).start()
     yield run, address
     server.stop()
 
@@ -73,7 +73,7 @@ def test_every_command_over_the_socket(served: tuple[Running, str], short_dir: P
     }  # fmt: skip
     closed = call(address, "close", {"id": pair.id})["data"]
     assert closed == {"states": {str(pair.id): "closed"}}
-    coordinator = run.engine.supervisor.ref("coordinator")
+    coordinator = run.runtime.supervisor.ref("coordinator")
     assert coordinator is not None
     declined = coordinator.ask(OpenNow(), timeout=30)  # what every tick asks too
     assert isinstance(declined, OpenDeclined) and "paused (maintenance window)" in declined.reason
@@ -195,14 +195,14 @@ def test_close_on_exit_closes_open_pairs_before_exiting(short_dir: Path) -> None
 def test_metrics_endpoint_is_scraped(engine_factory: Factory) -> None:
     run = engine_factory({"metrics": {"enabled": True, "port": 0}})
     run.wait_pair(PairState.OPEN)
-    metrics = run.engine.metrics
+    metrics = run.runtime.metrics
     assert metrics is not None and metrics.port
     wait_until(
-        lambda: all(run.engine.command("status", {})["collateral_ratio"].values() or [None]),
+        lambda: all(run.runtime.command("status", {})["collateral_ratio"].values() or [None]),
         10,
         "a monitor reading with the pair open",
     )
-    run.engine.refresh_metrics()
+    run.runtime.refresh_metrics()
     text = requests.get(f"http://127.0.0.1:{metrics.port}/metrics", timeout=5).text
     lines = {line.split(" ")[0]: line.split(" ")[1] for line in text.splitlines() if line and not line.startswith("#")}
     assert lines['perp_farmer_pairs{state="open"}'] == "1.0"
@@ -219,9 +219,9 @@ def test_metrics_endpoint_is_scraped(engine_factory: Factory) -> None:
 def test_report_per_pair_and_total_in_every_format(engine_factory: Factory, short_dir: Path) -> None:
     run = engine_factory({"points": {"backpack_per_usd": "1", "hibachi_per_usd": "1"}})
     wait_until(lambda: len(run.pairs(PairState.CLOSED)) >= 2, 30, "two closed pairs")
-    run.engine.command("pause", {})  # returns once the coordinator is idle: nothing new opens after it
+    run.runtime.command("pause", {})  # returns once the coordinator is idle: nothing new opens after it
     run.halt()  # no more ticks: the book stands still while the reports are read
-    wait_until(lambda: not run.engine.desk.claims.claimed(), 10, "the closer idle")
+    wait_until(lambda: not run.runtime.desk.claims.claimed(), 10, "the closer idle")
     args = ["--data-dir", str(short_dir), "report"]
     data = json.loads(_cli([*args, "--format", "json"], short_dir).stdout)
     pairs, total = data["pairs"], data["total"]

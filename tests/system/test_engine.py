@@ -1,4 +1,4 @@
-"""The engine end to end on paper venues: lifecycle, rollback, naked leg and repair, supervision, alerts."""
+"""The runtime end to end on paper venues: lifecycle, rollback, naked leg and repair, supervision, alerts."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from collections.abc import Callable
 from decimal import Decimal as D
 from typing import Any
 
-from actors.engine import Engine
 from actors.messages import OpenDeclined, OpenNow, PairFailed, PairOpened
+from actors.runtime import Runtime
 from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
 from exchanges.base import OrderType
 from tests.helpers import wait_until
@@ -18,14 +18,14 @@ Factory = Callable[..., Running]
 BTC_ONLY = [{"name": "BTC", "backpack_symbol": "BTC_USDC_PERP", "hibachi_symbol": "BTC/USDT-P"}]
 
 
-def _venue_qty(engine: Engine, venue: Venue, symbol: str) -> D:
-    sims = {Venue.BACKPACK: engine.paper.backpack, Venue.HIBACHI: engine.paper.hibachi}  # type: ignore[union-attr]
+def _venue_qty(runtime: Runtime, venue: Venue, symbol: str) -> D:
+    sims = {Venue.BACKPACK: runtime.paper.backpack, Venue.HIBACHI: runtime.paper.hibachi}  # type: ignore[union-attr]
     pos = sims[venue].account().positions.get(symbol)
     return pos.quantity if pos else D(0)
 
 
-def _flat(engine: Engine) -> bool:
-    sims = (engine.paper.backpack, engine.paper.hibachi)  # type: ignore[union-attr]
+def _flat(runtime: Runtime) -> bool:
+    sims = (runtime.paper.backpack, runtime.paper.hibachi)  # type: ignore[union-attr]
     return all(p.quantity == 0 for sim in sims for p in sim.account().positions.values())
 
 
@@ -34,11 +34,11 @@ def test_pairs_open_get_monitored_expire_and_close(engine_factory: Factory) -> N
     opened = run.wait_pair(PairState.OPEN, what="an open pair")
     legs = run.repo.positions_for_pair(opened.id)
     assert [(leg.venue, leg.side) for leg in legs] == [(Venue.BACKPACK, Side.LONG), (Venue.HIBACHI, Side.SHORT)]
-    assert _venue_qty(run.engine, Venue.BACKPACK, "BTC_USDC_PERP") == opened.quantity
-    assert _venue_qty(run.engine, Venue.HIBACHI, "BTC/USDT-P") == -opened.quantity
+    assert _venue_qty(run.runtime, Venue.BACKPACK, "BTC_USDC_PERP") == opened.quantity
+    assert _venue_qty(run.runtime, Venue.HIBACHI, "BTC/USDT-P") == -opened.quantity
     assert D(2) <= opened.leverage <= D(3)
     assert all(leg.leverage_set is not None and leg.entry_price is not None for leg in legs)
-    assert run.engine.paper.hibachi.account().market_imr["BTC/USDT-P"] == (1 / opened.leverage).quantize(  # type: ignore[union-attr]
+    assert run.runtime.paper.hibachi.account().market_imr["BTC/USDT-P"] == (1 / opened.leverage).quantize(  # type: ignore[union-attr]
         D("0.000001"), rounding="ROUND_CEILING"
     )
     wait_until(lambda: len(run.repo.list_snapshots(opened.id)) >= 2, 20, "snapshots")
@@ -62,7 +62,7 @@ def test_pairs_open_get_monitored_expire_and_close(engine_factory: Factory) -> N
     assert closed.realized_pnl == sum(leg.realized_pnl for leg in legs) - closed.fees  # type: ignore[operator]
     assert all(leg.state == "closed" and leg.exit_price is not None for leg in legs)
     # The database agrees with the venues' own books: every fill of ours is there, fee for fee.
-    for venue, sim in ((Venue.BACKPACK, run.engine.paper.backpack), (Venue.HIBACHI, run.engine.paper.hibachi)):  # type: ignore[union-attr]
+    for venue, sim in ((Venue.BACKPACK, run.runtime.paper.backpack), (Venue.HIBACHI, run.runtime.paper.hibachi)):  # type: ignore[union-attr]
         sim_fees = {f.order_id: f.fee for f in sim.account().fills}
         for o in orders:
             if o.venue is venue:
@@ -70,8 +70,8 @@ def test_pairs_open_get_monitored_expire_and_close(engine_factory: Factory) -> N
 
 
 def test_a_refused_long_leg_rolls_the_short_back(engine_factory: Factory) -> None:
-    def fault(engine: Engine) -> None:
-        engine.paper.backpack.engine.faults.reject_orders(1, "INSUFFICIENT_MARGIN", "Not enough margin")  # type: ignore[union-attr]
+    def fault(runtime: Runtime) -> None:
+        runtime.paper.backpack.engine.faults.reject_orders(1, "INSUFFICIENT_MARGIN", "Not enough margin")  # type: ignore[union-attr]
 
     run = engine_factory({"trading": {"cooldown_min_s": 60, "cooldown_max_s": 60}}, setup=fault)
     failed = run.wait_pair(PairState.FAILED)
@@ -81,42 +81,42 @@ def test_a_refused_long_leg_rolls_the_short_back(engine_factory: Factory) -> Non
     assert [(o.venue, o.side, o.reduce_only, o.status) for o in rollback] == [
         (Venue.HIBACHI, Side.LONG, True, "filled")
     ]
-    wait_until(lambda: _flat(run.engine), 5, "both venues flat")  # the cooldown keeps the next pair away
+    wait_until(lambda: _flat(run.runtime), 5, "both venues flat")  # the cooldown keeps the next pair away
     kinds = run.kinds()
     assert kinds.index("pair_rolling_back") < kinds.index("pair_failed")
 
 
 def test_a_refused_short_leg_rolls_the_long_back(engine_factory: Factory) -> None:
-    def fault(engine: Engine) -> None:
-        engine.paper.hibachi.engine.faults.reject_orders(1, 4, "Invalid quantity")  # type: ignore[union-attr]
+    def fault(runtime: Runtime) -> None:
+        runtime.paper.hibachi.engine.faults.reject_orders(1, 4, "Invalid quantity")  # type: ignore[union-attr]
 
     run = engine_factory({"trading": {"cooldown_min_s": 60, "cooldown_max_s": 60}}, setup=fault)
     failed = run.wait_pair(PairState.FAILED)
     assert "hibachi refused the short leg: 4 Invalid quantity" in (failed.close_reason or "")
-    wait_until(lambda: _flat(run.engine), 5, "both venues flat")
+    wait_until(lambda: _flat(run.runtime), 5, "both venues flat")
     rollback = [o for o in run.repo.orders_for_pair(failed.id) if o.purpose is OrderPurpose.ROLLBACK]
     assert [(o.venue, o.side) for o in rollback] == [(Venue.BACKPACK, Side.SHORT)]
 
 
 def test_a_failing_rollback_leaves_the_pair_naked_until_repaired(engine_factory: Factory) -> None:
-    def fault(engine: Engine) -> None:
-        engine.paper.hibachi.engine.faults.reject_orders(1, 4, "Invalid quantity")  # type: ignore[union-attr]
+    def fault(runtime: Runtime) -> None:
+        runtime.paper.hibachi.engine.faults.reject_orders(1, 4, "Invalid quantity")  # type: ignore[union-attr]
         # The rollback (three tries) and the first repairs are refused too.
-        engine.paper.backpack.engine.faults.reject_orders(5, "SERVICE_UNAVAILABLE", "Busy", reduce_only=True)  # type: ignore[union-attr]
+        runtime.paper.backpack.engine.faults.reject_orders(5, "SERVICE_UNAVAILABLE", "Busy", reduce_only=True)  # type: ignore[union-attr]
 
     run = engine_factory({"trading": {"cooldown_min_s": 60, "cooldown_max_s": 60}}, setup=fault)
     naked = run.wait_pair(PairState.NAKED, what="a naked pair")
     assert (
-        _venue_qty(run.engine, Venue.BACKPACK, "BTC_USDC_PERP") > 0
-        or _venue_qty(run.engine, Venue.BACKPACK, "ETH_USDC_PERP") > 0
+        _venue_qty(run.runtime, Venue.BACKPACK, "BTC_USDC_PERP") > 0
+        or _venue_qty(run.runtime, Venue.BACKPACK, "ETH_USDC_PERP") > 0
     )
-    coordinator = run.engine.supervisor.ref("coordinator")
+    coordinator = run.runtime.supervisor.ref("coordinator")
     assert coordinator is not None
     declined = coordinator.ask(OpenNow(), timeout=30)
     assert isinstance(declined, OpenDeclined) and "unhedged" in declined.reason
     repaired = run.wait_pair(PairState.CLOSED, what="the repaired pair")
     assert repaired.id == naked.id
-    assert _flat(run.engine)
+    assert _flat(run.runtime)
     kinds = run.kinds()
     story = [k for k in kinds if k in ("pair_opening", "pair_rolling_back", "pair_naked", "close_retry", "pair_closed")]
     assert story[:3] == ["pair_opening", "pair_rolling_back", "pair_naked"]
@@ -128,22 +128,22 @@ def test_a_failing_rollback_leaves_the_pair_naked_until_repaired(engine_factory:
 def test_a_crashed_actor_is_restarted_and_trading_goes_on(engine_factory: Factory) -> None:
     run = engine_factory({"trading": {"min_duration_hours": "0.01", "max_duration_hours": "0.01"}})
     first = run.wait_pair(PairState.OPEN)
-    monitor = run.engine.supervisor.ref("monitor")
+    monitor = run.runtime.supervisor.ref("monitor")
     assert monitor is not None
     monitor.tell("not a message any actor knows")  # a bug: the actor dies on it
-    wait_until(lambda: run.engine.supervisor.status()["monitor"]["restarts"] == 1, 10, "a restart")
-    wait_until(lambda: run.engine.supervisor.status()["monitor"]["alive"], 10, "the monitor back")
+    wait_until(lambda: run.runtime.supervisor.status()["monitor"]["restarts"] == 1, 10, "a restart")
+    wait_until(lambda: run.runtime.supervisor.status()["monitor"]["alive"], 10, "the monitor back")
     before = len(run.repo.list_snapshots(first.id))
     wait_until(lambda: len(run.repo.list_snapshots(first.id)) > before, 10, "snapshots after the restart")
-    status = run.engine.command("status", {})
+    status = run.runtime.command("status", {})
     assert status["actors"]["monitor"]["restarts"] == 1
     assert "unexpected message" in status["actors"]["monitor"]["last_error"]
     assert "actor_restarted" in run.kinds()
 
 
-def _collateral_price(engine: Engine, symbol: str, target: D) -> D:
+def _collateral_price(runtime: Runtime, symbol: str, target: D) -> D:
     """The price at which the Hibachi short's equity / maintenance margin equals `target`."""
-    sim = engine.paper.hibachi  # type: ignore[union-attr]
+    sim = runtime.paper.hibachi  # type: ignore[union-attr]
     acc = sim.account()
     pos = acc.positions[symbol]
     q, e, m = -pos.quantity, pos.entry_price, sim.engine.markets[symbol].maintenance_margin_rate
@@ -161,10 +161,10 @@ def test_a_price_jump_raises_collateral_and_divergence_alerts(engine_factory: Fa
     }
     run = engine_factory(overrides)
     pair = run.wait_pair(PairState.OPEN)
-    paper = run.engine.paper
+    paper = run.runtime.paper
     assert paper is not None
     paper.prices.freeze("BTC")
-    paper.prices.set_price("BTC", _collateral_price(run.engine, "BTC/USDT-P", D("1.25")))
+    paper.prices.set_price("BTC", _collateral_price(run.runtime, "BTC/USDT-P", D("1.25")))
     wait_until(lambda: "collateral_low" in run.kinds(), 10, "a collateral alert")
     alert = next(e for e in run.repo.list_events(limit=500) if e.kind == "collateral_low")
     assert alert.level is EventLevel.CRITICAL
@@ -189,9 +189,9 @@ def test_funding_fees_volume_and_points_are_booked_per_leg_and_pair(engine_facto
     }
     run = engine_factory(overrides)
     pair = run.wait_pair(PairState.OPEN)
-    paper = run.engine.paper
+    paper = run.runtime.paper
     assert paper is not None
-    due = int(run.engine.clock.now().timestamp()) + 1
+    due = int(run.runtime.clock.now().timestamp()) + 1
     paper.backpack.engine.schedule_funding("BTC_USDC_PERP", due)
     paper.hibachi.engine.schedule_funding("BTC/USDT-P", due)
     closed = run.wait_pair(PairState.CLOSED)
@@ -223,7 +223,7 @@ def test_a_leg_closed_outside_the_farmer_turns_the_pair_naked_and_is_repaired(en
     }
     run = engine_factory(overrides)
     pair = run.wait_pair(PairState.OPEN)
-    paper = run.engine.paper
+    paper = run.runtime.paper
     assert paper is not None
     bp = paper.backpack
     # Someone closes the long by hand on the venue (or the venue liquidates it).
@@ -240,15 +240,15 @@ def test_a_leg_closed_outside_the_farmer_turns_the_pair_naked_and_is_repaired(en
     assert mismatch.level is EventLevel.CRITICAL and "backpack BTC_USDC_PERP" in mismatch.message
     repaired = run.wait_pair(PairState.CLOSED, what="the repair")
     assert repaired.id == pair.id
-    assert _flat(run.engine)
+    assert _flat(run.runtime)
     assert "leg_vanished" in run.kinds()
     external = [o for o in run.repo.orders_for_pair(pair.id) if o.type == "external"]
     assert [(o.venue, o.filled_quantity) for o in external] == [(Venue.BACKPACK, pair.quantity)]
 
 
 def test_an_unknown_position_is_adopted_and_flattened_when_configured(engine_factory: Factory) -> None:
-    def manual_trade(engine: Engine) -> None:
-        bp = engine.paper.backpack  # type: ignore[union-attr]
+    def manual_trade(runtime: Runtime) -> None:
+        bp = runtime.paper.backpack  # type: ignore[union-attr]
         bp.engine.place(
             bp.account(), symbol="SOL_USDC_PERP", side=Side.SHORT, order_type=OrderType.MARKET, quantity=D("3")
         )
@@ -261,7 +261,7 @@ def test_an_unknown_position_is_adopted_and_flattened_when_configured(engine_fac
         ("external", OrderPurpose.OPEN, Side.SHORT, D(3)),
         ("market", OrderPurpose.REPAIR, Side.LONG, D(3)),
     ]
-    assert _venue_qty(run.engine, Venue.BACKPACK, "SOL_USDC_PERP") == 0
+    assert _venue_qty(run.runtime, Venue.BACKPACK, "SOL_USDC_PERP") == 0
     kinds = run.kinds()
     assert kinds.index("position_mismatch") < kinds.index("pair_naked") < kinds.index("pair_closed")
     run.wait_pair(PairState.OPEN, what="trading going on afterwards")
@@ -287,8 +287,8 @@ def test_warnings_and_criticals_reach_the_configured_webhook(engine_factory: Fac
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
 
-        def fault(engine: Engine) -> None:
-            engine.paper.backpack.engine.faults.reject_orders(1, "INSUFFICIENT_MARGIN", "Not enough margin")  # type: ignore[union-attr]
+        def fault(runtime: Runtime) -> None:
+            runtime.paper.backpack.engine.faults.reject_orders(1, "INSUFFICIENT_MARGIN", "Not enough margin")  # type: ignore[union-attr]
 
         run = engine_factory(
             {
@@ -310,11 +310,11 @@ def test_warnings_and_criticals_reach_the_configured_webhook(engine_factory: Fac
 
 def test_an_open_reports_its_timing_and_each_leg_took_only_the_requests_it_needs(engine_factory: Factory) -> None:
     run = engine_factory({"trading": {"markets": BTC_ONLY}}, start_loop=False)
-    engine = run.engine
-    wait_until(engine.reconcile, 10, "start-up reconciliation")
-    opened = engine.supervisor.ref("coordinator").ask(OpenNow("BTC"), timeout=30)
+    runtime = run.runtime
+    wait_until(runtime.reconcile, 10, "start-up reconciliation")
+    opened = runtime.supervisor.ref("coordinator").ask(OpenNow("BTC"), timeout=30)
     assert isinstance(opened, PairOpened)
-    timing = engine.timings.open(opened.pair_id)
+    timing = runtime.timings.open(opened.pair_id)
     assert timing is not None and all(leg is not None for leg in timing.legs)
     assert timing.decided_ns < min(leg.sent_ns for leg in timing.legs if leg)  # type: ignore[union-attr]
     assert timing.concluded_ns > max(leg.done_ns for leg in timing.legs if leg)  # type: ignore[union-attr]
@@ -332,12 +332,12 @@ def test_an_open_reports_its_timing_and_each_leg_took_only_the_requests_it_needs
 
 
 def test_a_rolled_back_open_reports_its_timing(engine_factory: Factory) -> None:
-    def fault(engine: Engine) -> None:
-        engine.paper.hibachi.engine.faults.reject_orders(1, 4, "Invalid quantity")  # type: ignore[union-attr]
+    def fault(runtime: Runtime) -> None:
+        runtime.paper.hibachi.engine.faults.reject_orders(1, 4, "Invalid quantity")  # type: ignore[union-attr]
 
     run = engine_factory({"trading": {"markets": BTC_ONLY}}, start_loop=False, setup=fault)
-    wait_until(run.engine.reconcile, 10, "start-up reconciliation")
-    failed = run.engine.supervisor.ref("coordinator").ask(OpenNow("BTC"), timeout=30)
+    wait_until(run.runtime.reconcile, 10, "start-up reconciliation")
+    failed = run.runtime.supervisor.ref("coordinator").ask(OpenNow("BTC"), timeout=30)
     assert isinstance(failed, PairFailed) and failed.state is PairState.FAILED
-    timing = run.engine.timings.open(failed.pair_id)
+    timing = run.runtime.timings.open(failed.pair_id)
     assert timing is not None and timing.concluded_ns > timing.decided_ns

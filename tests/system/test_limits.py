@@ -1,4 +1,4 @@
-"""Each risk limit tripped through the real engine on the paper venues: what it closes, that opening stays
+"""Each risk limit tripped through the real runtime on the paper venues: what it closes, that opening stays
 blocked across a restart, and that only `resume --limit NAME` clears it."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from actors.engine import Engine
 from actors.messages import OpenDeclined, OpenNow
+from actors.runtime import Runtime
 from control.protocol import CommandError
 from control.render import render_status
 from core.domain import EventLevel, PairState, Side
@@ -35,19 +35,19 @@ def _trip(run: Running, limit: Limit) -> Any:
     return event
 
 
-def _row(engine: Engine, limit: Limit) -> dict[str, Any]:
-    return next(r for r in engine.command("status", {})["limits"] if r["name"] == limit.value)
+def _row(runtime: Runtime, limit: Limit) -> dict[str, Any]:
+    return next(r for r in runtime.command("status", {})["limits"] if r["name"] == limit.value)
 
 
-def _declined(engine: Engine) -> str:
-    reply = engine.supervisor.ref("coordinator").ask(OpenNow(), timeout=30)  # type: ignore[union-attr]
+def _declined(runtime: Runtime) -> str:
+    reply = runtime.supervisor.ref("coordinator").ask(OpenNow(), timeout=30)  # type: ignore[union-attr]
     assert isinstance(reply, OpenDeclined)
     return reply.reason
 
 
 def _monitor_ticks(run: Running, count: int) -> None:
-    start = run.engine.actor_status("monitor").get("ticks") or 0
-    wait_until(lambda: (run.engine.actor_status("monitor").get("ticks") or 0) >= start + count, 20, "monitor ticks")
+    start = run.runtime.actor_status("monitor").get("ticks") or 0
+    wait_until(lambda: (run.runtime.actor_status("monitor").get("ticks") or 0) >= start + count, 20, "monitor ticks")
 
 
 def test_a_drawdown_closes_every_pair_and_stays_tripped_across_a_restart_until_resumed_by_name(
@@ -59,31 +59,31 @@ def test_a_drawdown_closes_every_pair_and_stays_tripped_across_a_restart_until_r
     }
     run = engine_factory(config)
     wait_until(lambda: len(run.pairs(PairState.OPEN)) == 2, 20, "two open pairs")
-    assert _row(run.engine, Limit.MAX_DRAWDOWN)["figure"] is not None  # measured before anything breaks
+    assert _row(run.runtime, Limit.MAX_DRAWDOWN)["figure"] is not None  # measured before anything breaks
     # Hibachi's prices jump 10% above Backpack's: its shorts lose about 20 USD, the longs make nothing.
-    run.engine.paper.hibachi.engine.basis = D("0.1")  # type: ignore[union-attr]
+    run.runtime.paper.hibachi.engine.basis = D("0.1")  # type: ignore[union-attr]
     event = _trip(run, Limit.MAX_DRAWDOWN)
     assert "below its high-water mark" in event.message
     wait_until(lambda: len(run.pairs(PairState.CLOSED)) == 2, 20, "every pair closed by the kill switch")
     assert all("limit max_drawdown_usd" in (p.close_reason or "") for p in run.pairs())
-    assert "max_drawdown_usd" in _declined(run.engine)
-    row = _row(run.engine, Limit.MAX_DRAWDOWN)
+    assert "max_drawdown_usd" in _declined(run.runtime)
+    row = _row(run.runtime, Limit.MAX_DRAWDOWN)
     assert row["tripped"] and row["limit"] == D(5) and row["figure"] > D(5)
-    assert "TRIPPED" in render_status(jsonable(run.engine.command("status", {})))
+    assert "TRIPPED" in render_status(jsonable(run.runtime.command("status", {})))
     run.halt()
-    run.engine.shutdown()
+    run.runtime.shutdown()
 
     again = engine_factory(config)  # the same data dir: a restart
-    assert _row(again.engine, Limit.MAX_DRAWDOWN)["tripped"]
+    assert _row(again.runtime, Limit.MAX_DRAWDOWN)["tripped"]
     wait_until(lambda: "reconciled" in again.kinds(), 20, "start-up reconciliation")
     _monitor_ticks(again, 3)
     assert again.pairs(PairState.OPEN) == []  # still blocked
-    assert again.engine.command("resume", {}) == {"trading": "normal", "still_tripped": ["max_drawdown_usd"]}
-    assert "max_drawdown_usd" in _declined(again.engine)  # a plain resume clears no trip
+    assert again.runtime.command("resume", {}) == {"trading": "normal", "still_tripped": ["max_drawdown_usd"]}
+    assert "max_drawdown_usd" in _declined(again.runtime)  # a plain resume clears no trip
     with pytest.raises(CommandError) as caught:
-        again.engine.command("resume", {"limit": "max_drawdown"})
+        again.runtime.command("resume", {"limit": "max_drawdown"})
     assert caught.value.code == "unknown_limit" and "max_drawdown_usd" in caught.value.message
-    cleared = again.engine.command("resume", {"limit": "max_drawdown_usd"})
+    cleared = again.runtime.command("resume", {"limit": "max_drawdown_usd"})
     assert cleared == {"limit": "max_drawdown_usd", "cleared": True, "still_tripped": []}
     assert again.repo.get_meta(Limit.MAX_DRAWDOWN.key) is None
     again.wait_pair(PairState.OPEN, what="a pair once the kill switch is cleared")
@@ -92,22 +92,22 @@ def test_a_drawdown_closes_every_pair_and_stays_tripped_across_a_restart_until_r
 def test_a_venue_below_the_closing_collateral_ratio_closes_its_pair(engine_factory: Factory) -> None:
     run = engine_factory({"paper": {"collateral_usd": 100}, "trading": {**HOLD, "markets": BTC_ONLY}, "limits": LOOSE})
     pair = run.wait_pair(PairState.OPEN)
-    paper = run.engine.paper
+    paper = run.runtime.paper
     assert paper is not None
     paper.prices.freeze("BTC")
-    paper.prices.set_price("BTC", _collateral_price(run.engine, "BTC/USDT-P", D("1.1")))  # liquidation is at 1
+    paper.prices.set_price("BTC", _collateral_price(run.runtime, "BTC/USDT-P", D("1.1")))  # liquidation is at 1
     event = _trip(run, Limit.MIN_COLLATERAL_RATIO_CLOSE)
     assert event.message.startswith("hibachi: collateral ratio 1.1") and "below" in event.message
     closed = run.wait_pair(PairState.CLOSED, what="the pair on the weakest venue closed")
     assert closed.id == pair.id and "min_collateral_ratio_close" in (closed.close_reason or "")
     assert paper.hibachi.account().liquidations == 0
-    assert "min_collateral_ratio_close" in _declined(run.engine)
-    assert not _row(run.engine, Limit.MAX_DRAWDOWN)["tripped"]  # hedged: the long made what the short lost
+    assert "min_collateral_ratio_close" in _declined(run.runtime)
+    assert not _row(run.runtime, Limit.MAX_DRAWDOWN)["tripped"]  # hedged: the long made what the short lost
 
 
 def test_a_naked_leg_older_than_the_limit_is_closed_at_once_despite_the_retry_backoff(engine_factory: Factory) -> None:
-    def refuse_the_first_repair(engine: Engine) -> None:
-        engine.paper.hibachi.engine.faults.reject_orders(1, 4, "Busy", reduce_only=True)  # type: ignore[union-attr]
+    def refuse_the_first_repair(runtime: Runtime) -> None:
+        runtime.paper.hibachi.engine.faults.reject_orders(1, 4, "Busy", reduce_only=True)  # type: ignore[union-attr]
 
     config = {
         "trading": {**HOLD, "markets": BTC_ONLY},
@@ -116,7 +116,7 @@ def test_a_naked_leg_older_than_the_limit_is_closed_at_once_despite_the_retry_ba
     }
     run = engine_factory(config, setup=refuse_the_first_repair)
     pair = run.wait_pair(PairState.OPEN)
-    bp = run.engine.paper.backpack  # type: ignore[union-attr]
+    bp = run.runtime.paper.backpack  # type: ignore[union-attr]
     # The long vanishes outside the farmer: the pair turns NAKED, and the repair of its short is refused once.
     bp.engine.place(bp.account(), symbol="BTC_USDC_PERP", side=Side.SHORT, order_type=OrderType.MARKET,
                     quantity=pair.quantity, reduce_only=True)  # fmt: skip
@@ -128,7 +128,7 @@ def test_a_naked_leg_older_than_the_limit_is_closed_at_once_despite_the_retry_ba
     assert closed.id == pair.id
     forced = [e for e in run.repo.list_events(pair.id) if e.kind == "limit_close"]
     assert [e.level for e in forced] == [EventLevel.CRITICAL]
-    assert "max_naked_seconds" in _declined(run.engine)
+    assert "max_naked_seconds" in _declined(run.runtime)
 
 
 def test_an_open_beyond_the_notional_per_venue_is_refused(engine_factory: Factory) -> None:
@@ -143,7 +143,7 @@ def test_an_open_beyond_the_notional_per_venue_is_refused(engine_factory: Factor
     _monitor_ticks(run, 3)
     assert [p.id for p in run.pairs()] == [first.id]  # the second was never recorded, the first stays open
     assert run.repo.get_pair(first.id).state is PairState.OPEN
-    row = _row(run.engine, Limit.MAX_NOTIONAL)
+    row = _row(run.runtime, Limit.MAX_NOTIONAL)
     assert row["tripped"] and D(90) < row["figure"] <= D(100)  # what the open pair holds per venue
 
 
@@ -157,8 +157,8 @@ def test_the_days_cost_pauses_opening_but_closes_nothing(engine_factory: Factory
     _trip(run, Limit.MAX_DAILY_COST)
     _monitor_ticks(run, 3)
     assert [(p.id, p.state) for p in run.pairs()] == [(first.id, PairState.OPEN)]
-    assert run.engine.command("resume", {})["still_tripped"] == ["max_daily_cost_usd"]
-    assert _row(run.engine, Limit.MAX_DAILY_COST)["figure"] > D("0.05")
+    assert run.runtime.command("resume", {})["still_tripped"] == ["max_daily_cost_usd"]
+    assert _row(run.runtime, Limit.MAX_DAILY_COST)["figure"] > D("0.05")
 
 
 def test_the_hourly_opens_guard_stops_a_runaway(engine_factory: Factory) -> None:
@@ -167,4 +167,4 @@ def test_the_hourly_opens_guard_stops_a_runaway(engine_factory: Factory) -> None
     assert event.message.startswith("2 pairs opened in the last hour")
     _monitor_ticks(run, 3)
     assert len(run.pairs()) == 2
-    assert _row(run.engine, Limit.MAX_OPENS_PER_HOUR)["figure"] == D(2)
+    assert _row(run.runtime, Limit.MAX_OPENS_PER_HOUR)["figure"] == D(2)

@@ -54,13 +54,13 @@ def test_a_pair_opens_and_closes_at_each_live_venues_touch_and_a_stale_one_fails
         "trading": {"markets": BTC_ONLY, "min_duration_hours": "0.1", "max_duration_hours": "0.1"},
     }  # fmt: skip
     run = engine_factory(overrides)
-    status = run.engine.command("status", {})
+    status = run.runtime.command("status", {})
     assert status["paper_prices"]["source"] == "live"  # the engine hands [paper] to the venues
-    paper = run.engine.paper
+    paper = run.runtime.paper
     assert paper is not None
 
     opened = run.wait_pair(PairState.OPEN, what="a pair opened on live prices")
-    run.engine.command("pause", {"reason": "test: one pair at a time"})
+    run.runtime.command("pause", {"reason": "test: one pair at a time"})
     # Long on Backpack at Backpack's ask, short on Hibachi at Hibachi's bid: each venue's own book.
     assert _fills(run, opened.id, OrderPurpose.OPEN) == {Venue.BACKPACK: D("70000.1"), Venue.HIBACHI: D("70299.9")}
 
@@ -69,7 +69,7 @@ def test_a_pair_opens_and_closes_at_each_live_venues_touch_and_a_stale_one_fails
     _pin(live_hb, "71000")
     wait_until(lambda: paper.backpack.engine.book("BTC_USDC_PERP")[0][0][0] == D("68999.9"), 5, "Backpack's move")
     wait_until(lambda: paper.hibachi.engine.book("BTC/USDT-P")[1][0][0] == D("71000.1"), 5, "Hibachi's move")
-    run.engine.command("close", {"id": opened.id})
+    run.runtime.command("close", {"id": opened.id})
     closed = run.wait_pair(PairState.CLOSED)
     assert _fills(run, closed.id, OrderPurpose.CLOSE) == {Venue.BACKPACK: D("68999.9"), Venue.HIBACHI: D("71000.1")}
     legs = {leg.venue: leg for leg in run.repo.positions_for_pair(closed.id)}
@@ -83,13 +83,13 @@ def test_a_pair_opens_and_closes_at_each_live_venues_touch_and_a_stale_one_fails
     follower = paper.venues[Venue.BACKPACK].live
     assert follower is not None
     wait_until(lambda: (qt := follower.quote("BTC_USDC_PERP")) is not None and qt.age_s > 1, 5, "a stale touch")
-    run.engine.command("resume", {})
+    run.runtime.command("resume", {})
     failed = run.wait_pair(PairState.FAILED, what="the open refused on a stale live price")
     assert "live price of BTC_USDC_PERP is" in (failed.close_reason or "")
     assert paper.backpack.engine.refused_stale >= 1
     assert len(paper.backpack.account().orders) == 2  # the first pair's open and close: nothing since
     wait_until(lambda: not any(p.quantity for s in (paper.backpack, paper.hibachi)
                                for p in s.account().positions.values()), 10, "flat on both paper venues")  # fmt: skip
-    status = run.engine.paper.price_status()  # type: ignore[union-attr]
+    status = run.runtime.paper.price_status()  # type: ignore[union-attr]
     assert status["backpack"]["rest"] == live_bp.rest_url and status["backpack"]["age_s"]["BTC_USDC_PERP"] > 1
     assert not live_bp.account().orders and not live_hb.account().orders  # nothing ever reached the live venues

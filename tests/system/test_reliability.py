@@ -22,9 +22,9 @@ from sqlalchemy import event
 from actors.closer import Closer
 from actors.coordinator import HedgeCoordinator
 from actors.desk import Desk
-from actors.engine import PAUSE_KEY, Engine
 from actors.health import HEARTBEAT_KEY
 from actors.messages import GetStatus, OpenDeclined, OpenNow, ReconcilePairs, SetLeverage, Tick, TradingMode
+from actors.runtime import PAUSE_KEY, Runtime
 from core.config import load_settings
 from core.domain import EventLevel, PairState
 from tests.helpers import wait_until
@@ -61,27 +61,29 @@ def _fill_with_snapshots(run: Running) -> None:
 def test_a_database_that_cannot_be_written_stops_the_engine_with_a_critical_alert(engine_factory: Factory) -> None:
     run = engine_factory(HOLD, start_loop=False)
     sent: list[Any] = []
-    run.engine.alerts = type("Sink", (), {"submit": lambda _self, alert: sent.append(alert), "stop": lambda _s: None})()
+    run.runtime.alerts = type(
+        "Sink", (), {"submit": lambda _self, alert: sent.append(alert), "stop": lambda _s: None}
+    )()
     reason: list[str | None] = []
-    loop = threading.Thread(target=lambda: reason.append(run.engine.run(run.stop, 0.02)), daemon=True)
+    loop = threading.Thread(target=lambda: reason.append(run.runtime.run(run.stop, 0.02)), daemon=True)
     loop.start()
     _fill_with_snapshots(run)
-    _fill_database(run.engine.db)
+    _fill_database(run.runtime.db)
     loop.join(30)
     assert not loop.is_alive(), "the main loop went on with a database that refuses writes"
     assert reason and reason[0] is not None and "database cannot be written" in reason[0]
     assert [a.kind for a in sent if a.level.value == "critical"] == ["storage_failed"]
-    health = run.engine.command("health", {})
+    health = run.runtime.command("health", {})
     assert health["healthy"] is False and health["database"] is False
-    run.engine.shutdown()  # returns, whatever it could not do (it raised before)
+    run.runtime.shutdown()  # returns, whatever it could not do (it raised before)
 
 
 def test_without_the_writer_an_event_is_logged_at_its_level_and_not_written_around_it(
     short_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    engine = Engine(load_settings(None, {"data_dir": str(short_dir)}))  # not started: there is no writer
+    engine = Runtime(load_settings(None, {"data_dir": str(short_dir)}))  # not started: there is no writer
     try:
-        with caplog.at_level(logging.INFO, logger="actors.engine"):
+        with caplog.at_level(logging.INFO, logger="actors.runtime"):
             engine.record_event(EventLevel.CRITICAL, "probe", "the writer is gone", actor="x")
             engine.record_event(EventLevel.INFO, "probe", "an ordinary event")
         logged = [(r.levelno, r.getMessage()) for r in caplog.records if "probe" in r.getMessage()]
@@ -214,36 +216,36 @@ def test_pause_is_answered_while_the_coordinator_is_busy_opening(
     release = threading.Event()
     busy = _block_opens(monkeypatch, release)
     try:
-        run.engine.supervisor.ref("coordinator").tell(OpenNow())  # type: ignore[union-attr]
+        run.runtime.supervisor.ref("coordinator").tell(OpenNow())  # type: ignore[union-attr]
         assert busy.wait(10)
         reply: list[Any] = []
-        pauser = threading.Thread(target=lambda: reply.append(run.engine.command("pause", {"reason": "r"})))
+        pauser = threading.Thread(target=lambda: reply.append(run.runtime.command("pause", {"reason": "r"})))
         pauser.start()
         pauser.join(10)
         assert reply == [{"trading": "paused", "reason": "r"}], "pause waited behind the open"
-        assert json.loads(run.engine.repo.get_meta(PAUSE_KEY))["reason"] == "r"  # kept before it answered
+        assert json.loads(run.runtime.repo.get_meta(PAUSE_KEY))["reason"] == "r"  # kept before it answered
     finally:
         release.set()
     # The open the coordinator was busy with had not recorded its orders when the pause was answered: it
     # finds the kept pause before it does, and the gate (the coordinator's to write) says paused.
-    coordinator = run.engine.supervisor.ref("coordinator")
+    coordinator = run.runtime.supervisor.ref("coordinator")
     assert coordinator is not None
     coordinator.ask(GetStatus(), timeout=30)
-    assert run.engine.gate.paused and run.engine.gate.reason == "r"
+    assert run.runtime.gate.paused and run.runtime.gate.reason == "r"
     assert run.pairs() == []
 
 
 def test_pause_survives_a_restart_and_run_paused_starts_paused(engine_factory: Factory) -> None:
     first = engine_factory(HOLD, start_loop=False)
-    first.engine.command("pause", {"reason": "holiday"})
-    first.engine.shutdown()
+    first.runtime.command("pause", {"reason": "holiday"})
+    first.runtime.shutdown()
     again = engine_factory(HOLD)
-    assert again.engine.gate.paused and again.engine.gate.reason == "holiday"
+    assert again.runtime.gate.paused and again.runtime.gate.reason == "holiday"
     wait_until(lambda: "reconciled" in again.kinds(), 20, "start-up reconciliation")
-    wait_until(lambda: (again.engine.actor_status("monitor").get("ticks") or 0) >= 3, 20, "monitor ticks")
+    wait_until(lambda: (again.runtime.actor_status("monitor").get("ticks") or 0) >= 3, 20, "monitor ticks")
     assert again.pairs() == []  # nothing opened while paused
-    again.engine.command("resume", {})
-    assert again.engine.repo.get_meta(PAUSE_KEY) is None
+    again.runtime.command("resume", {})
+    assert again.runtime.repo.get_meta(PAUSE_KEY) is None
     again.wait_pair(PairState.OPEN, what="a pair once resumed")
 
 
@@ -269,12 +271,12 @@ def test_shutdown_with_an_open_outlasting_the_timeout_still_checkpoints(
     release = threading.Event()
     busy = _block_opens(monkeypatch, release)
     try:
-        run.engine.supervisor.ref("coordinator").tell(OpenNow())  # type: ignore[union-attr]
+        run.runtime.supervisor.ref("coordinator").tell(OpenNow())  # type: ignore[union-attr]
         assert busy.wait(10)
-        assert run.engine.checkpointer is not None
-        checkpoints = run.engine.checkpointer.done
-        assert run.engine.shutdown() is False  # stopping the busy coordinator failed: said, not raised
-        assert run.engine.checkpointer.done > checkpoints  # the final checkpoint still ran
+        assert run.runtime.checkpointer is not None
+        checkpoints = run.runtime.checkpointer.done
+        assert run.runtime.shutdown() is False  # stopping the busy coordinator failed: said, not raised
+        assert run.runtime.checkpointer.done > checkpoints  # the final checkpoint still ran
     finally:
         release.set()
 
@@ -300,7 +302,7 @@ def test_a_tick_that_raises_is_logged_with_traceback_and_recorded(
         with caplog.at_level(logging.ERROR, logger="actors.ticks"):
             run = engine_factory(HOLD)
             wait_until(lambda: "tick_failed" in run.kinds(), 20, "a tick_failed event")
-            wait_until(lambda: run.engine.supervisor.status()["closer"]["restarts"] >= 1, 20, "the closer restarted")
+            wait_until(lambda: run.runtime.supervisor.status()["closer"]["restarts"] >= 1, 20, "the closer restarted")
     finally:
         Closer.handle = original  # type: ignore[method-assign]
     failed = [r for r in caplog.records if "tick failed" in r.getMessage()]
@@ -323,8 +325,8 @@ def test_health_is_false_while_reconciliation_keeps_failing(
     monkeypatch.setattr(Closer, "handle", refuse)
     monkeypatch.setattr("actors.startup.RECONCILE_RETRY_S", 0.01)  # the backoff between attempts, shortened
     run = engine_factory(HOLD)
-    wait_until(lambda: run.engine.health_tracker.reconcile_failures >= 5, 60, "five failed reconciliations")
-    health = run.engine.command("health", {})
+    wait_until(lambda: run.runtime.health_tracker.reconcile_failures >= 5, 60, "five failed reconciliations")
+    health = run.runtime.command("health", {})
     assert health["healthy"] is False
     assert any(re.search(r"reconciliation failed \d+ times in a row", p) for p in health["problems"])
     assert run.pairs() == []
@@ -333,8 +335,8 @@ def test_health_is_false_while_reconciliation_keeps_failing(
 def test_health_is_true_on_a_running_engine(engine_factory: Factory) -> None:
     run = engine_factory(HOLD)
     run.wait_pair(PairState.OPEN, what="an open pair")
-    wait_until(lambda: run.engine.command("health", {})["healthy"], 20, "a healthy engine")
-    assert run.engine.command("health", {})["problems"] == []
+    wait_until(lambda: run.runtime.command("health", {})["healthy"], 20, "a healthy engine")
+    assert run.runtime.command("health", {})["problems"] == []
 
 
 def test_a_pause_that_comes_while_leverage_is_being_set_stops_that_open(
@@ -350,8 +352,8 @@ def test_a_pause_that_comes_while_leverage_is_being_set_stops_that_open(
 
     monkeypatch.setattr(Desk, "ask_venue", pause_meanwhile)
     run = engine_factory(HOLD, setup=engines.append)  # its first tick after reconciliation decides to open
-    wait_until(lambda: run.engine.gate.paused, 30, "the pause during the first open's leverage round trips")
-    coordinator = run.engine.supervisor.ref("coordinator")
+    wait_until(lambda: run.runtime.gate.paused, 30, "the pause during the first open's leverage round trips")
+    coordinator = run.runtime.supervisor.ref("coordinator")
     assert coordinator is not None
     coordinator.ask(GetStatus(), timeout=30)  # queued behind that open: it has finished when this answers
     reply = coordinator.ask(OpenNow(), timeout=30)
@@ -411,8 +413,8 @@ def test_the_main_loop_keeps_turning_while_start_up_reconciliation_waits_on_a_ve
             return len(beats - {None}) >= 3
 
         wait_until(beating, 20, "heartbeats while reconciliation waits")  # the loop turns, proving writes
-        assert "startup" in run.engine.gate.blocks  # still reconciling, still not opening
-        assert not any("main loop" in p for p in run.engine.command("health", {})["problems"])
+        assert "startup" in run.runtime.gate.blocks  # still reconciling, still not opening
+        assert not any("main loop" in p for p in run.runtime.command("health", {})["problems"])
     finally:
         release.set()
     wait_until(lambda: "reconciled" in run.kinds(), 20, "reconciliation to finish once the venue answers")

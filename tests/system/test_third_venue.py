@@ -47,7 +47,7 @@ def test_a_pair_spans_a_venue_added_through_the_registry(gamma: VenueSpec, engin
         }
     )
     closed = run.wait_pair(PairState.CLOSED, timeout_s=30, what="a pair opened and closed across gamma")
-    engine = run.engine
+    engine = run.runtime
     assert engine.paper is not None
     sims = {v: engine.paper.sim(v) for v in (Venue.BACKPACK, GAMMA)}
     assert sims[GAMMA] is not sims[Venue.BACKPACK]

@@ -1,6 +1,6 @@
 """The running product: venues (simulated in paper mode), actors under the supervisor, ticks.
 
-`Engine.start()` brings everything up in dependency order, `step()` is one turn of the main loop
+`Runtime.start()` brings everything up in dependency order, `step()` is one turn of the main loop
 (supervision + ticks), `shutdown()` stops in reverse order. `command()` serves the control socket: the commands
 themselves live in control/commands.py, and use what this class offers them (`control.spec.Host`).
 """
@@ -51,14 +51,14 @@ from storage.queries import Queries
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PAUSE_KEY", "Engine"]  # PAUSE_KEY: where the operator's pause is kept (actors.gate)
+__all__ = ["PAUSE_KEY", "Runtime"]  # PAUSE_KEY: where the operator's pause is kept (actors.gate)
 METRICS_EVERY_S = 5.0
 STATUS_TIMEOUT_S = 5.0
 # An event the writer cannot take is logged at its own level: the log is its record then.
 LOG_LEVELS = {EventLevel.INFO: logging.INFO, EventLevel.WARNING: logging.WARNING, EventLevel.CRITICAL: logging.CRITICAL}
 
 
-class Engine:
+class Runtime:
     """Owns the database, the venues, the actors and their supervisor."""
 
     def __init__(self, settings: Settings, clock: Clock | None = None, *, rng: random.Random | None = None) -> None:
@@ -169,7 +169,7 @@ class Engine:
 
     # ---- lifecycle --------------------------------------------------------------------------------------
 
-    def start(self, *, paused_reason: str | None = None, keep_pause: bool = True) -> Engine:
+    def start(self, *, paused_reason: str | None = None, keep_pause: bool = True) -> Runtime:
         """Start the simulators (paper mode) and every actor, in dependency order; `paused_reason` starts
         with opening paused (as `run --paused` does; kept across restarts unless `keep_pause` is False). A
         pause kept from an earlier run is restored by the coordinator as it starts."""
