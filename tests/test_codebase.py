@@ -88,3 +88,61 @@ def test_the_writes_rule_catches_every_import_form(tmp_path: Path) -> None:
     clean = tmp_path / "clean.py"
     clean.write_text("from storage.queries import Queries\nimport storage.records\n")
     assert not _imports_storage_writes(clean)
+
+
+# The venue-neutral core: no code there names a real venue (comments and docstrings may); a venue's specifics sit
+# under exchanges/ behind the registry. core/config.py (its config sections) and core/domain.py (the Venue
+# constants) are the two documented exceptions.
+NEUTRAL_DIRECTORIES = ("actors", "storage", "control", "reports", "core")
+NEUTRAL_EXCEPTIONS = {Path("core/config.py"), Path("core/domain.py")}
+VENUE_NAMES = ("backpack", "hibachi")
+
+
+def _venue_names_in_code(source: str) -> list[str]:
+    """Lines whose code (not a comment, not a docstring) names a venue."""
+    tree = ast.parse(source)
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            text = node.value.lower()
+        elif isinstance(node, ast.Name):
+            text = node.id.lower()
+        elif isinstance(node, ast.Attribute):
+            text = node.attr.lower()
+        elif isinstance(node, ast.alias):
+            text = node.name.lower()
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            text = node.module.lower()
+        else:
+            continue
+        if any(name in text for name in VENUE_NAMES):
+            found.append(f"line {getattr(node, 'lineno', '?')}: {text!r}")
+    return found
+
+
+def _neutral_modules() -> list[Path]:
+    return [
+        p
+        for d in NEUTRAL_DIRECTORIES
+        for p in (ROOT / d).rglob("*.py")
+        if p.relative_to(ROOT) not in NEUTRAL_EXCEPTIONS
+    ]
+
+
+@pytest.mark.parametrize("path", _neutral_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_the_core_names_no_venue(path: Path) -> None:
+    assert _venue_names_in_code(path.read_text()) == []
+
+
+def test_the_venue_rule_sees_code_but_not_comments() -> None:
+    source = '"""Backpack docs."""\n# hibachi comment\nx = "BTC_USDC_PERP"\nfrom exchanges.backpack.client import C\n'
+    assert _venue_names_in_code(source) == ["line 4: 'exchanges.backpack.client'"]
+    assert _venue_names_in_code("v = settings.hibachi\n") == ["line 1: 'hibachi'"]
