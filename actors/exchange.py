@@ -40,7 +40,7 @@ from actors.timing import Timings, wire_timing
 from core.clock import Clock
 from core.domain import Venue
 from exchanges.base import OrderRequest, OrderResult, PerpExchange, PreparedOrder
-from exchanges.errors import OrderNotFound, OrderOutcomeUnknown, RateLimited, VenueError, VenueUnavailable
+from exchanges.errors import OrderNotFound, OrderOutcomeUnknown, VenueError
 from exchanges.feed import PriceFeed
 
 log = logging.getLogger(__name__)
@@ -201,10 +201,9 @@ class ExchangeActor(SupervisedActor):
             result = c.send_order(prepared)
         except OrderOutcomeUnknown as exc:
             return OrderInFlight(self.venue, m.client_id, str(exc))
-        except (RateLimited, VenueUnavailable) as exc:
-            # Known not placed (the client resolved a lost reply by lookup, or nothing was sent).
-            return OrderRejected(self.venue, m.client_id, _code(exc), exc.venue_message, retryable=True)
         except VenueError as exc:
+            # Definitive: refused, or known not placed (rate limit, maintenance, a lost reply the client looked up
+            # and did not find): a later attempt is a new order, decided by the caller's retry rules.
             return OrderRejected(self.venue, m.client_id, _code(exc), exc.venue_message)
         except ValueError as exc:  # refused locally before sending (client id form, rules)
             return OrderRejected(self.venue, m.client_id, "local", str(exc))

@@ -236,8 +236,9 @@ class Monitor(SupervisedActor):
         long_leg = next(leg for leg in legs if leg.side is Side.LONG)
         short_leg = next(leg for leg in legs if leg.side is Side.SHORT)
         divergence = None
-        if upnl.get(Side.LONG) is not None and upnl.get(Side.SHORT) is not None and pair.notional > 0:
-            divergence = pnl_divergence(upnl[Side.LONG], upnl[Side.SHORT], pair.notional)  # type: ignore[arg-type]
+        long_upnl, short_upnl = upnl.get(Side.LONG), upnl.get(Side.SHORT)
+        if long_upnl is not None and short_upnl is not None and pair.notional > 0:
+            divergence = pnl_divergence(long_upnl, short_upnl, pair.notional)
         if pair.state is PairState.OPEN:
             high = divergence is not None and divergence > self.trading.max_pnl_divergence
             self.episodes.update(

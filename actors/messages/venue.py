@@ -120,7 +120,6 @@ class OrderRejected:
     client_id: str
     code: str | None
     message: str
-    retryable: bool = False  # rate limit, maintenance, "not placed" after a lost reply
 
 
 @dataclass(frozen=True, slots=True)
