@@ -13,18 +13,15 @@ from exchanges.backpack.feed import backpack_feed
 from exchanges.backpack.ids import BACKPACK_IDS
 from exchanges.backpack.sim import DEFAULT_MARKETS, BackpackSim
 from exchanges.feed import PriceFeed
-from exchanges.paper_live import BACKPACK_REFUSAL, LivePriceConfig, follow_backpack, live_engine
+from exchanges.paper_live import BACKPACK_REFUSAL, follow_backpack
 from exchanges.registry import PaperStart, PaperVenue, VenueFactory, VenueSpec
-
-
-def _secret(value: Any) -> str | None:
-    return None if value is None else value.get_secret_value()
+from exchanges.venue_parts import secret_text, simulate_paper
 
 
 def connect(settings: Settings, clock: Clock, symbols: Sequence[str], sim: BackpackSim | None) -> VenueFactory:
     """The factory of Backpack's client and feed: the real venue from `[backpack]`, or the paper simulator."""
     b = settings.backpack
-    url, ws, key, secret = b.rest_url, b.ws_url, _secret(b.api_key), _secret(b.api_secret)
+    url, ws, key, secret = b.rest_url, b.ws_url, secret_text(b.api_key), secret_text(b.api_secret)
     if sim is not None:
         url, ws, key, secret = sim.rest_url, sim.ws_url, sim.api_key, sim.api_secret
     stale = float(settings.monitor.feed_stale_after_s)
@@ -47,23 +44,19 @@ def connect(settings: Settings, clock: Clock, symbols: Sequence[str], sim: Backp
 
 def simulate(start: PaperStart) -> PaperVenue:
     """Backpack's paper simulator on the shared prices, or following Backpack's public market data."""
-    live = LivePriceConfig.from_paper(start.paper)
-    options: dict[str, Any] = {}
-    follower = None
-    if live is not None:
-        follower = follow_backpack(live, [m.symbol for m in DEFAULT_MARKETS], start.clock).start()
-        # A paper market trades only if its live venue lists it (answered a first REST read).
-        options = {
-            "markets": [m for m in DEFAULT_MARKETS if m.symbol in follower.symbols],
-            "engine_factory": live_engine(follower, live, BACKPACK_REFUSAL),
-        }
-    try:
-        sim = BackpackSim(start.prices, start.clock, seed=start.seed, collateral=start.collateral, **options)
-    except BaseException:
-        if follower is not None:
-            follower.stop()
-        raise
-    return PaperVenue(sim, follower)
+
+    def build(**options: Any) -> BackpackSim:
+        return BackpackSim(start.prices, start.clock, seed=start.seed, collateral=start.collateral, **options)
+
+    return simulate_paper(
+        start,
+        build,
+        follow=follow_backpack,
+        refusal_code=BACKPACK_REFUSAL,
+        catalogue=DEFAULT_MARKETS,
+        symbol_of=lambda m: m.symbol,
+        catalogue_option="markets",
+    )
 
 
 SPEC = VenueSpec(Venue.BACKPACK, "Backpack", BACKPACK_IDS, connect, simulate)

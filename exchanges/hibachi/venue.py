@@ -14,22 +14,19 @@ from exchanges.hibachi.feed import hibachi_feed
 from exchanges.hibachi.ids import HIBACHI_IDS
 from exchanges.hibachi.signing import make_signer
 from exchanges.hibachi.sim import DEFAULT_CONTRACTS, HibachiSim
-from exchanges.paper_live import HIBACHI_REFUSAL, LivePriceConfig, follow_hibachi, live_engine
+from exchanges.paper_live import HIBACHI_REFUSAL, follow_hibachi
 from exchanges.registry import PaperStart, PaperVenue, VenueFactory, VenueSpec
-
-
-def _secret(value: Any) -> str | None:
-    return None if value is None else value.get_secret_value()
+from exchanges.venue_parts import secret_text, simulate_paper
 
 
 def connect(settings: Settings, clock: Clock, symbols: Sequence[str], sim: HibachiSim | None) -> VenueFactory:
     """The factory of Hibachi's client and feed: the real venue from `[hibachi]`, or the paper simulator."""
     h = settings.hibachi
     api, data, ws = h.api_url, h.data_api_url, h.ws_market_url
-    key, account = _secret(h.api_key), h.account_id
+    key, account = secret_text(h.api_key), h.account_id
     signer_args: tuple[str, str | None, str | None] | None = None
     if h.key_type is not None:
-        signer_args = (h.key_type.value, _secret(h.hmac_secret), _secret(h.private_key))
+        signer_args = (h.key_type.value, secret_text(h.hmac_secret), secret_text(h.private_key))
     if sim is not None:
         api, data, ws = sim.api_url, sim.data_api_url, sim.ws_market_url
         key, account = sim.paper.api_key, sim.paper.account_id
@@ -60,23 +57,19 @@ def connect(settings: Settings, clock: Clock, symbols: Sequence[str], sim: Hibac
 
 def simulate(start: PaperStart) -> PaperVenue:
     """Hibachi's paper simulator on the shared prices, or following Hibachi's public market data."""
-    live = LivePriceConfig.from_paper(start.paper)
-    options: dict[str, Any] = {}
-    follower = None
-    if live is not None:
-        follower = follow_hibachi(live, [c.market.symbol for c in DEFAULT_CONTRACTS], start.clock).start()
-        # A paper market trades only if its live venue lists it (answered a first REST read).
-        options = {
-            "contracts": [c for c in DEFAULT_CONTRACTS if c.market.symbol in follower.symbols],
-            "engine_factory": live_engine(follower, live, HIBACHI_REFUSAL),
-        }
-    try:
-        sim = HibachiSim(start.prices, start.clock, seed=start.seed, collateral=start.collateral, **options)
-    except BaseException:
-        if follower is not None:
-            follower.stop()
-        raise
-    return PaperVenue(sim, follower)
+
+    def build(**options: Any) -> HibachiSim:
+        return HibachiSim(start.prices, start.clock, seed=start.seed, collateral=start.collateral, **options)
+
+    return simulate_paper(
+        start,
+        build,
+        follow=follow_hibachi,
+        refusal_code=HIBACHI_REFUSAL,
+        catalogue=DEFAULT_CONTRACTS,
+        symbol_of=lambda c: c.market.symbol,
+        catalogue_option="contracts",
+    )
 
 
 SPEC = VenueSpec(Venue.HIBACHI, "Hibachi", HIBACHI_IDS, connect, simulate)
