@@ -116,7 +116,13 @@ def live_settings(sims: SimProcesses, data_dir: Path, extra: dict[str, Any] | No
         "monitor": {"interval_s": 3600},
         "timings": {"tick_s": 3600},
         # The bench opens hundreds of pairs an hour: the runaway guards would stop it.
-        "limits": {"max_notional_usd": 1_000_000, "max_opens_per_hour": 1_000_000, "max_daily_cost_usd": 1_000_000},
+        "limits": {
+            "max_notional_usd": 1_000_000,
+            "max_opens_per_hour": 1_000_000,
+            "max_daily_cost_usd": 1_000_000,
+            # 1,000 pairs move equity by more than the default 100 USD as simulated prices wander.
+            "max_drawdown_usd": 1_000_000,
+        },
         "backpack": {
             "api_key": bp["api_key"],
             "api_secret": bp["api_secret"],
