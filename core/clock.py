@@ -55,7 +55,7 @@ class FakeClock:
         self._now = start.astimezone(UTC)
         self._mono = 1000.0
         self._cond = threading.Condition()
-        self._deadlines: list[float] = []  # one per thread blocked in sleep()
+        self._deadlines: dict[int, float] = {}  # thread ident -> its deadline, per thread blocked in sleep()
 
     def now(self) -> datetime:
         """The fake UTC time."""
@@ -71,13 +71,14 @@ class FakeClock:
         """Block until another thread advances the clock by at least `seconds`."""
         with self._cond:
             deadline = self._mono + max(seconds, 0.0)
-            self._deadlines.append(deadline)
+            ident = threading.get_ident()
+            self._deadlines[ident] = deadline
             self._cond.notify_all()  # lets wait_for_sleepers() see the new sleeper
             try:
                 while self._mono < deadline:
                     self._cond.wait()
             finally:
-                self._deadlines.remove(deadline)
+                del self._deadlines[ident]
 
     def advance(self, seconds: float) -> None:
         """Move both clocks forward and wake every sleeper whose deadline has passed."""
@@ -103,7 +104,13 @@ class FakeClock:
         """Whether a sleeper's deadline has passed but it has not woken yet: work still to come, so a driver of
         fake time knows the program is not idle."""
         with self._cond:
-            return any(d <= self._mono for d in self._deadlines)
+            return any(d <= self._mono for d in self._deadlines.values())
+
+    def asleep(self) -> frozenset[int]:
+        """The threads (idents) blocked in sleep() whose deadline is still ahead: told by the clock itself, so a
+        driver of fake time need not inspect other threads' stacks to know they wait for it."""
+        with self._cond:
+            return frozenset(t for t, d in self._deadlines.items() if d > self._mono)
 
     def wait_for_sleepers(self, count: int, timeout: float = 5.0) -> bool:
         """Block (in real time) until `count` threads sleep on this clock; False on timeout."""

@@ -1,17 +1,17 @@
-"""The chaos run: the whole runtime on paper venues in stepped fake time, under a seeded schedule of every
+"""The chaos run: the whole engine on paper venues in stepped fake time, under a seeded schedule of every
 fault the simulators offer, with invariants checked all along.
 
 `run_chaos(seed, real_seconds)` returns a Summary; a broken invariant raises ChaosFailure naming the seed.
 Reproduce a run with `CHAOS_SEED=<seed> CHAOS_SECONDS=<s> python -m pytest tests/system/test_chaos.py -s`.
 
-Time. The schedule and the runtime run on a FakeClock: the driver moves fake time STEP_S at a time, and
-only once the runtime is idle (every actor waits for its inbox, for a peer, or for fake time; no simulator
+Time. The schedule and the engine run on a FakeClock: the driver moves fake time STEP_S at a time, and
+only once the engine is idle (every actor waits for its inbox, for a peer, or for fake time; no simulator
 request is being worked on). Real-time waits (an HTTP timeout, a held connection) thus cost no fake time,
 as on a real machine where a timeout is short against a venue's request window. Fake time never runs
 faster than SPEED; a step that does not become idle within IDLE_CAP_S real seconds is forced (counted).
 
 What a seed replays: the fault schedule (a pure function of seed, length and kinds), the fake instants the
-faults are applied at, the runtime's ticks, and prices (a function of fake time); and so, in every run tried
+faults are applied at, the engine's ticks, and prices (a function of fake time); and so, in every run tried
 (also three at once on two cores), the whole outcome: pairs, quantities, final states, faults taken, checks.
 Not guaranteed: the order in which actors working in the same step reach a venue (thread scheduling), so
 which of them meets a pending fault, and a websocket frame's arrival against fake time. `Summary.outcome()`
@@ -21,20 +21,20 @@ is what two runs are compared on.
 from __future__ import annotations
 
 import faulthandler
+import functools
 import logging
 import random
 import shutil
-import sys
 import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pykka._actor
@@ -52,7 +52,7 @@ SPEED = 150.0  # at most this many fake seconds per real second
 STEP_S = 1.0  # fake seconds per step of the driver
 FAKE_PER_REAL = 30.0  # fake seconds a run covers per real second asked for (what a 2-core machine reaches)
 CHECK_EVERY_S = 5.0  # fake seconds between invariant checks
-IDLE_CAP_S = 3.0  # real seconds a step may wait for the runtime to become idle before it is forced
+IDLE_CAP_S = 3.0  # real seconds a step may wait for the engine to become idle before it is forced
 REPAIR_DEADLINE_S = 900.0  # fake seconds a pair may hold one leg without the other (NAKED, one-sided CLOSING)
 SETTLE_FAKE_S = 1800.0  # fake seconds the book has to come to rest once the faults stop
 ASSETS = ("BTC", "ETH", "SOL")
@@ -70,36 +70,88 @@ class ChaosFailure(AssertionError):
     """An invariant broke; the message carries the seed."""
 
 
-# Code objects that tell, from a thread's stack, whether it is working or waiting (see _parked).
-_SLEEP = FakeClock.sleep.__code__
-_HOLD = SimHttpServer._hold_unanswered.__code__
-_FUTURE_GET = pykka._threading.ThreadingFuture.get.__code__
-_ACTOR_LOOP = pykka._actor.Actor._actor_loop_running.__code__
-_BUSY = frozenset(
-    {
-        pykka._actor.Actor._handle_receive.__code__,
-        pykka._actor.Actor._actor_loop_setup.__code__,
-        pykka._actor.Actor._actor_loop_teardown.__code__,
-        Runtime.step.__code__,
-        SimHttpServer.dispatch.__code__,
-    }
+Parked = Callable[[], bool]  # asked from the driver's thread: whether a thread's innermost mark lets time move
+
+
+def _yes() -> bool:
+    return True
+
+
+def _no() -> bool:
+    return False
+
+
+def _busy(_: object) -> Parked:
+    return _no
+
+
+def _waiting(_: object) -> Parked:
+    return _yes
+
+
+def _between_messages(actor: pykka._actor.Actor) -> Parked:
+    return actor.actor_inbox.empty  # parked when nothing is queued
+
+
+def _awaiting(future: pykka._threading.ThreadingFuture) -> Parked:
+    return lambda: future._result is None  # parked unless the answer is in and the caller is about to run
+
+
+# Where a thread is told to be working or waiting: each entry marks the thread for the call's duration.
+_MARKED: tuple[tuple[type, str, Callable[[Any], Parked]], ...] = (
+    (pykka._actor.Actor, "_actor_loop_setup", _busy),
+    (pykka._actor.Actor, "_actor_loop_running", _between_messages),
+    (pykka._actor.Actor, "_handle_receive", _busy),
+    (pykka._actor.Actor, "_actor_loop_teardown", _busy),
+    (pykka._threading.ThreadingFuture, "get", _awaiting),
+    (SimHttpServer, "dispatch", _busy),
+    (SimHttpServer, "_hold_unanswered", _waiting),  # a never-answered request holds real time, no fake time
 )
 
 
-def _parked(frame: FrameType | None) -> bool:
-    """Whether a thread waits for nothing but fake time, a peer actor or a message (innermost marker wins)."""
-    while frame is not None:
-        code = frame.f_code
-        if code is _SLEEP or code is _HOLD:
-            return True
-        if code is _FUTURE_GET:  # waiting for a peer: parked unless the answer is in and it is about to run
-            return getattr(frame.f_locals.get("self"), "_result", None) is None
-        if code is _ACTOR_LOOP:  # between messages: parked when nothing is queued
-            return bool(frame.f_locals["self"].actor_inbox.empty())
-        if code in _BUSY:
-            return False
-        frame = frame.f_back
-    return True  # not runtime work: feeds, publishers, servers waiting for a connection
+class _Marks:
+    """What each thread is in, told by the thread itself: a stack of marks (a wait, or a piece of engine work)
+    pushed on entering a marked call, innermost last. Not read off the threads' frames: in CPython 3.11 a
+    running frame inspected from another thread (f_locals above all) can be corrupted, which crashed runs."""
+
+    def __init__(self) -> None:
+        self._stacks: dict[int, list[Parked]] = {}  # by thread ident; only its own thread writes an entry
+
+    def wrap(self, function: Callable[..., Any], parked_of: Callable[[Any], Parked]) -> Callable[..., Any]:
+        """`function` (a method, its owner first) marked with `parked_of(owner)` while it runs."""
+        stacks = self._stacks
+
+        @functools.wraps(function)
+        def marked(owner: Any, *args: Any, **kwargs: Any) -> Any:
+            stack = stacks.setdefault(threading.get_ident(), [])
+            stack.append(parked_of(owner))
+            try:
+                return function(owner, *args, **kwargs)
+            finally:
+                stack.pop()
+
+        return marked
+
+    def parked(self, skip: frozenset[int]) -> bool:
+        """Whether every thread not in `skip` is parked by its innermost mark, or has none (not engine work:
+        feeds, publishers, servers waiting for a connection)."""
+        for ident, stack in self._stacks.copy().items():  # copy(): a snapshot taken without running Python code
+            innermost = stack[-1:]  # a slice: the owner may pop meanwhile
+            if ident not in skip and innermost and not innermost[0]():
+                return False
+        return True
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        """Mark the calls of _MARKED, in every thread, for the duration."""
+        originals = [(owner, name, owner.__dict__[name]) for owner, name, _ in _MARKED]
+        try:
+            for (owner, name, parked_of), (_, _, original) in zip(_MARKED, originals, strict=True):
+                setattr(owner, name, self.wrap(original, parked_of))
+            yield
+        finally:
+            for owner, name, original in originals:
+                setattr(owner, name, original)
 
 
 @dataclass(frozen=True)
@@ -295,6 +347,8 @@ class _Chaos:
         self._begun = 0
         self._done = 0
         self.allowed_restarts: Counter[str] = Counter()  # restarts the schedule caused on purpose (none today)
+        self._marks = _Marks()
+        self._runtime_step = self._marks.wrap(Runtime.step, _busy)
 
     def fail(self, message: str) -> None:
         raise ChaosFailure(f"chaos seed {self.seed}: {message}  (reproduce: CHAOS_SEED={self.seed})")
@@ -307,22 +361,23 @@ class _Chaos:
     # ---- time -------------------------------------------------------------------------------------------
 
     def _main_loop(self) -> None:
-        """The runtime's main loop, one step() per fake step of the driver."""
+        """The engine's main loop, one step() per fake step of the driver."""
         while not self.stop.is_set():
             if not self._go.wait(0.05):
                 continue
             self._go.clear()
             self._begun += 1
             try:
-                self.runtime.step()
+                self._runtime_step(self.runtime)
             finally:
                 self._done += 1
 
     def _idle(self) -> bool:
+        """Whether no fake-time wait is due and every other thread is parked: asleep on the fake clock (the
+        innermost wait when there), else as its marks tell."""
         if self.clock.sleepers_due() or self._go.is_set():
             return False
-        me = threading.get_ident()
-        return all(_parked(frame) for ident, frame in sys._current_frames().items() if ident != me)
+        return self._marks.parked(self.clock.asleep() | {threading.get_ident()})
 
     def _wait_idle(self) -> None:
         deadline = time.monotonic() + IDLE_CAP_S
@@ -335,7 +390,7 @@ class _Chaos:
             time.sleep(0.0003)
 
     def _step(self) -> None:
-        """Advance fake time one step, run the runtime's main loop once, wait until the runtime is idle."""
+        """Advance fake time one step, run the engine's main loop once, wait until the engine is idle."""
         started = time.monotonic()
         self.clock.advance(STEP_S)
         if self._done == self._begun:  # the previous step() returned (it may wait on an actor)
@@ -399,7 +454,7 @@ class _Chaos:
     # ---- invariants -------------------------------------------------------------------------------------
 
     def check(self, final: bool = False) -> None:
-        """Every invariant, on the book as it stands (the runtime is idle when this runs)."""
+        """Every invariant, on the book as it stands (the engine is idle when this runs)."""
         self._check_orders()
         self._check_open_legs_equal()
         self._check_unhedged_deadline()
@@ -554,6 +609,11 @@ class _Chaos:
     # ---- the run ----------------------------------------------------------------------------------------
 
     def run(self) -> Summary:
+        """The run, its calls marked (before any actor starts: an actor looks its loop up once)."""
+        with self._marks.installed():
+            return self._run()
+
+    def _run(self) -> Summary:
         logging.getLogger().addHandler(self._errors)
         started = time.monotonic()
         loop = threading.Thread(target=self._main_loop, name="chaos-main", daemon=True)

@@ -74,3 +74,17 @@ def test_a_wall_step_leaves_monotonic_time_and_sleepers_alone() -> None:
     assert woke.wait(5)
     thread.join(5)
     assert clock.now() == datetime(2026, 2, 28, 23, 0, 10, tzinfo=UTC)
+
+
+def test_asleep_names_the_threads_whose_deadline_is_ahead() -> None:
+    clock = FakeClock()
+    thread = threading.Thread(target=clock.sleep, args=(10,), daemon=True)
+    thread.start()
+    assert clock.wait_for_sleepers(1)
+    assert clock.asleep() == {thread.ident}
+    assert not clock.sleepers_due()
+    clock.advance(10)  # due: no longer waiting for fake time, whether or not it has woken yet
+    assert clock.asleep() == frozenset()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert clock.sleepers() == 0
