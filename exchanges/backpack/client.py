@@ -20,8 +20,11 @@ from typing import Any, Literal
 
 from core.clock import Clock, SystemClock
 from core.domain import Venue
+from exchanges.account_book import OrderView
+from exchanges.account_stream import AccountStream, StreamTimings
 from exchanges.ambiguity import resolve_lost_reply
 from exchanges.backpack import parse
+from exchanges.backpack.account_events import BackpackAccountDialect
 from exchanges.backpack.signing import BackpackSigner, render_value
 from exchanges.base import (
     Account,
@@ -47,6 +50,9 @@ VENUE = "backpack"
 HISTORY_LIMIT = 1000
 # How often the clock offset is measured again unprompted, so drift is caught before it causes refusals.
 RESYNC_EVERY_S = 300.0
+# How long a placed order waits for its fills on the account stream before they are read over REST: a few
+# round trips, since the venue sends the events before its reply to the order.
+STREAM_WAIT_S = 0.5
 _CLOCK_WORDS = re.compile(r"expired|timestamp", re.IGNORECASE)
 
 
@@ -92,6 +98,9 @@ class BackpackClient:
         get_retries: int = 3,
         backoff_s: float = 0.25,
         resync_every_s: float = RESYNC_EVERY_S,
+        account_ws_url: str | None = None,
+        stream_wait_s: float = STREAM_WAIT_S,
+        stream_timings: StreamTimings | None = None,
     ) -> None:
         self.base_url = rest_url.rstrip("/")
         self._clock = clock or SystemClock()
@@ -104,6 +113,13 @@ class BackpackClient:
         # Monotonic, so a wall-clock step can neither postpone nor hurry it. The actor syncs at start.
         self._resync = ClockResync(VENUE, self._clock, resync_every_s, lambda retry: self._measure_offset(retry=retry))
         self._markets: dict[str, Market] = {}
+        # Our order events, so a placed order's fills need no REST read (None: no URL or no key; REST only).
+        self._stream_wait_s = stream_wait_s
+        self.account_stream: AccountStream | None = None
+        if account_ws_url and self._signer is not None:
+            dialect = BackpackAccountDialect(account_ws_url, self._signer, self._now_ms)
+            self.account_stream = AccountStream(dialect, self._clock, stream_timings).start()
+        self.stream_settled = 0  # orders whose outcome came from the stream (the rest went to REST)
 
     # ---- transport --------------------------------------------------------------------------------------
 
@@ -281,10 +297,13 @@ class BackpackClient:
         return self._http.prepare("POST", self.base_url + "/api/v1/order", data=data, headers=headers), signed_at[-1]
 
     def send_order(self, prepared: PreparedOrder) -> OrderResult:
-        """Send a prepared order, then read its fills if it filled. A timeout or unreadable reply is resolved by
-        lookup, never by re-sending; a refusal for its timestamp is re-signed and sent once more."""
+        """Send a prepared order, then learn its fills (from the account stream, else over REST). A timeout or
+        unreadable reply is resolved by lookup, never by re-sending; a refusal for its timestamp is re-signed and
+        sent once more."""
         if not isinstance(prepared, BackpackOrder):
             raise TypeError(f"not a Backpack order: {type(prepared).__name__}")
+        # Taken before sending: events of this order heard on a later subscription may have gaps.
+        epoch = self.account_stream.epoch if self.account_stream is not None else None
         with self._http.recording(prepared.marks):
             try:
                 try:
@@ -300,22 +319,62 @@ class BackpackClient:
                 result = parse.parse_order(data)
             except VenueUnavailable as exc:  # timeout, 5xx, dropped link, garbage: the order may exist
                 return self._resolve_ambiguous(prepared.request, prepared.signed_at, exc)
-            return self._with_fills(result)
+            return self._with_fills(result, _immediate(prepared.request), epoch)
 
     def place_order(self, request: OrderRequest) -> OrderResult:
         """Prepare and send an order at once."""
         return self.send_order(self.prepare_order(request))
 
-    def _with_fills(self, result: OrderResult) -> OrderResult:
-        """A filled order with its fills and fee (the place reply carries neither). Not read: the order as is,
-        its fills can be read later."""
-        if result.filled_quantity == 0 or result.fills is not None:
+    def _with_fills(self, result: OrderResult, immediate: bool = False, epoch: int | None = None) -> OrderResult:
+        """A filled order with its fills and fee (the place reply carries neither): heard on the account stream
+        when it is trusted and they come within `stream_wait_s`, else read over REST. Not read: the order as
+        is, its fills can be read later."""
+        if result.fills is not None:
+            return result
+        heard = self._from_stream(result, immediate, epoch)
+        if heard is not None:
+            self.stream_settled += 1
+            return heard
+        if result.filled_quantity == 0:
             return result
         try:
             fills = tuple(self.fills(result.symbol, result.venue_order_id))
         except VenueError as exc:
             log.warning("backpack: fills of order %s not read: %s", result.client_id, exc)
             return result
+        return dataclasses.replace(result, fee=sum((f.fee for f in fills), Decimal(0)), fills=fills)
+
+    def _from_stream(self, result: OrderResult, immediate: bool, epoch: int | None) -> OrderResult | None:
+        """The placed order completed from its stream events, exactly as the REST path would give it; None when
+        the stream is not trusted or did not tell all in time. A market or IOC order the reply left unfinished
+        is waited for until final; any other order only for the fills its reply counts."""
+        stream = self.account_stream
+        finish = immediate and not result.status.is_final
+        if stream is None or epoch is None or (result.filled_quantity == 0 and not finish):
+            return None
+        filled = result.filled_quantity
+
+        def told(view: OrderView) -> bool:
+            return view.settled if finish else view.fills_quantity >= filled
+
+        view = stream.wait_for(result.venue_order_id, told, self._stream_wait_s, epoch)
+        if view is None:
+            log.info("backpack order %s: not told by the account stream; reading REST", result.client_id)
+            return None
+        if finish:
+            assert view.status is not None  # settled
+            filled = view.filled_quantity
+            average = None
+            if filled > 0:
+                quote = view.filled_quote
+                if quote is None:
+                    quote = sum((f.price * f.quantity for f in view.fills), Decimal(0))
+                average = quote / filled
+            result = dataclasses.replace(result, status=view.status, filled_quantity=filled, average_price=average)
+            if filled == 0:
+                return result
+        # Newest first, as the fill history lists them.
+        fills = tuple(reversed(view.fills))
         return dataclasses.replace(result, fee=sum((f.fee for f in fills), Decimal(0)), fills=fills)
 
     def _resolve_ambiguous(self, request: OrderRequest, signed_at: float, cause: VenueError) -> OrderResult:
@@ -372,5 +431,12 @@ class BackpackClient:
         return parse.parse_funding(self._get("/wapi/v1/history/funding", params, instruction="fundingHistoryQueryAll"))
 
     def close(self) -> None:
-        """Close the HTTP session."""
+        """Stop the account stream and close the HTTP session."""
+        if self.account_stream is not None:
+            self.account_stream.stop()
         self._http.close()
+
+
+def _immediate(request: OrderRequest) -> bool:
+    """A market or IOC order: finished within its own request, so its final state comes at once."""
+    return request.order_type is OrderType.MARKET or request.time_in_force is Tif.IOC

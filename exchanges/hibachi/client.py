@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 from core.clock import Clock, SystemClock
 from core.domain import Venue
+from exchanges.account_book import OrderView
+from exchanges.account_stream import AccountStream, StreamTimings
 from exchanges.ambiguity import resolve_lost_reply
 from exchanges.base import (
     Account,
@@ -48,6 +50,7 @@ from exchanges.errors import (
     VenueUnavailable,
 )
 from exchanges.hibachi import parse
+from exchanges.hibachi.account_events import HibachiAccountDialect
 from exchanges.hibachi.nonce import NonceSource
 from exchanges.hibachi.signing import Contract, Signer, cancel_payload, order_payload, quantity_is_exact
 from exchanges.http import PreparedRequest, RestTransport
@@ -62,6 +65,9 @@ MAX_TRADE_PAGES = 10
 NONCE_WINDOW_S = 15.0
 # How often the clock offset is measured again unprompted, so drift is caught before it causes refusals.
 RESYNC_EVERY_S = 300.0
+# How long an accepted order waits for its outcome on the account stream before it is read back over REST:
+# a few round trips, since the venue sends the events before its reply to the order.
+STREAM_WAIT_S = 0.5
 # The venue's clock comes in whole ms: what the measured offset may be off by, besides half the round trip.
 _SERVER_TIME_RESOLUTION_US = 1000
 
@@ -115,6 +121,9 @@ class HibachiClient:
         settle_polls: int = 5,
         settle_interval_s: float = 0.2,
         resync_every_s: float = RESYNC_EVERY_S,
+        account_ws_url: str | None = None,
+        stream_wait_s: float = STREAM_WAIT_S,
+        stream_timings: StreamTimings | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.data_api_url = data_api_url.rstrip("/")
@@ -135,6 +144,13 @@ class HibachiClient:
             VENUE, self._clock, parse.parse_error, connect_timeout_s=connect_timeout_s,
             read_timeout_s=read_timeout_s, requests_per_s=requests_per_s, get_retries=get_retries, backoff_s=backoff_s,
         )  # fmt: skip
+        # Our order events, so an accepted order needs no read-back (None: no URL or no key; REST only).
+        self._stream_wait_s = stream_wait_s
+        self.account_stream: AccountStream | None = None
+        if account_ws_url and api_key and account_id is not None:
+            dialect = HibachiAccountDialect(account_ws_url, api_key, account_id, self._clock)
+            self.account_stream = AccountStream(dialect, self._clock, stream_timings).start()
+        self.stream_settled = 0  # orders whose outcome came from the stream (the rest went to REST)
 
     @property
     def request_expiry_s(self) -> float:
@@ -348,6 +364,8 @@ class HibachiClient:
         if not isinstance(prepared, HibachiOrder):
             raise TypeError(f"not a Hibachi order: {type(prepared).__name__}")
         request, http, expires_at = prepared.request, prepared.http, prepared.expires_at
+        # Taken before sending: events of this order heard on a later subscription may have gaps.
+        epoch = self.account_stream.epoch if self.account_stream is not None else None
         with self._http.recording(prepared.marks):
             for attempt in range(2):
                 if attempt:
@@ -363,15 +381,20 @@ class HibachiClient:
                     # Refused unread, so nothing was placed: the same order (same clientId) goes once more,
                     # signed with a fresh nonce on the corrected clock. A second refusal is raised.
                     continue
-                return self._settle(request, order_id)
+                return self._settle(request, order_id, epoch)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def place_order(self, request: OrderRequest) -> OrderResult:
         """Prepare and send an order at once."""
         return self.send_order(self.prepare_order(request))
 
-    def _settle(self, request: OrderRequest, order_id: str) -> OrderResult:
-        """Read the accepted order back; market and IOC orders are polled briefly until they finish."""
+    def _settle(self, request: OrderRequest, order_id: str, epoch: int | None = None) -> OrderResult:
+        """What became of an accepted order: told by the account stream when it is trusted and tells in time,
+        else read back, market and IOC orders polled briefly until they finish."""
+        heard = self._from_stream(request, order_id, epoch)
+        if heard is not None:
+            self.stream_settled += 1
+            return heard
         immediate = request.order_type is OrderType.MARKET or request.time_in_force is Tif.IOC
         result: OrderResult | None = None
         for poll in range(self._settle_polls):
@@ -389,6 +412,38 @@ class HibachiClient:
             order_id, request.client_id, request.symbol, request.side, OrderStatus.NEW, request.quantity,
             Decimal(0), None,
         )  # fmt: skip
+
+    def _from_stream(self, request: OrderRequest, order_id: str, epoch: int | None) -> OrderResult | None:
+        """The order as `get_order` would give it, from its stream events: market and IOC orders once final
+        with all their fills, others once heard with the fills heard so far. None: not trusted, or not in time."""
+        stream = self.account_stream
+        if stream is None or epoch is None:
+            return None
+        immediate = request.order_type is OrderType.MARKET or request.time_in_force is Tif.IOC
+
+        def told(view: OrderView) -> bool:
+            return view.settled if immediate else view.status is not None and view.fills_complete
+
+        view = stream.wait_for(order_id, told, self._stream_wait_s, epoch)
+        if view is None or view.status is None or view.quantity is None:
+            log.info("hibachi order %s: not told by the account stream; reading REST", request.client_id)
+            return None
+        result = OrderResult(
+            order_id, view.client_id, view.symbol or request.symbol, view.side or request.side, view.status,
+            view.quantity, view.filled_quantity, None, created_at=view.created_at,
+        )  # fmt: skip
+        if view.filled_quantity == 0:
+            return result
+        # Newest first, as the trade journal lists them; totals computed as get_order computes them.
+        fills = tuple(reversed(view.fills))
+        filled = sum((f.quantity for f in fills), Decimal(0))
+        return dataclasses.replace(
+            result,
+            filled_quantity=filled,
+            average_price=sum((f.price * f.quantity for f in fills), Decimal(0)) / filled,
+            fee=sum((f.fee for f in fills), Decimal(0)),
+            fills=fills,
+        )
 
     def _resolve_ambiguous(self, request: OrderRequest, expires_at: float, cause: VenueError) -> OrderResult:
         # Once its nonce has left the server's window (`expires_at`, monotonic) Hibachi can no longer accept it.
@@ -477,5 +532,7 @@ class HibachiClient:
         return [p for p in parse.parse_settlements(data) if p.symbol == symbol]
 
     def close(self) -> None:
-        """Close the HTTP session."""
+        """Stop the account stream and close the HTTP session."""
+        if self.account_stream is not None:
+            self.account_stream.stop()
         self._http.close()
