@@ -128,6 +128,7 @@ def live_settings(sims: SimProcesses, data_dir: Path, extra: dict[str, Any] | No
             "api_secret": bp["api_secret"],
             "rest_url": bp["rest"],
             "ws_url": bp["ws"],
+            "account_ws_url": bp["ws"],  # the simulator serves the private streams on its one socket
             "requests_per_s": BENCH_REQUESTS_PER_S,
         },
         "hibachi": {
@@ -138,6 +139,8 @@ def live_settings(sims: SimProcesses, data_dir: Path, extra: dict[str, Any] | No
             "api_url": hb["api"],
             "data_api_url": hb["data_api"],
             "ws_market_url": hb["ws_market"],
+            # Not on the REST port in the simulator; "" (an older simulator without one): REST only.
+            "account_ws_url": hb.get("ws_account", ""),
             "requests_per_s": BENCH_REQUESTS_PER_S,
         },
     }

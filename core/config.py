@@ -14,7 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlunparse
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
@@ -284,6 +284,14 @@ class BackpackConfig(_Section):
     window_ms: int = 5000
     # Spec §4: no numeric limit is published (only 429); ours is to stay at about 10 requests per second.
     requests_per_s: Decimal = Decimal(10)
+    # The private order stream (spec §5). Unset: ws_url, the socket Backpack serves it on; "": none (REST only).
+    account_ws_url: str | None = None
+    # How long a placed order waits for its fills on that stream before reading them over REST.
+    stream_wait_s: Decimal = Decimal("0.5")
+
+    def account_stream_url(self) -> str | None:
+        """The private stream's URL, or None when it is turned off."""
+        return self.ws_url if self.account_ws_url is None else self.account_ws_url or None
 
 
 class HibachiConfig(_Section):
@@ -301,6 +309,19 @@ class HibachiConfig(_Section):
     nonce_window_s: Decimal = Decimal(15)
     # Spec §4: no numeric limit is published; CCXT paces one call per 100 ms, so do we by default.
     requests_per_s: Decimal = Decimal(10)
+    # The account stream (spec §5; the client adds ?accountId=). Unset: on api_url's host, wss, /ws/account
+    # (wss://api.hibachi.xyz/ws/account for the live venue); "": none (REST only).
+    account_ws_url: str | None = None
+    # How long an accepted order waits for its outcome on that stream before reading it back over REST.
+    stream_wait_s: Decimal = Decimal("0.5")
+
+    def account_stream_url(self) -> str | None:
+        """The account stream's URL, or None when it is turned off."""
+        if self.account_ws_url is not None:
+            return self.account_ws_url or None
+        parsed = urlparse(self.api_url)
+        scheme = "ws" if parsed.scheme == "http" else "wss"
+        return urlunparse((scheme, parsed.netloc, "/ws/account", "", "", ""))
 
 
 class ControlConfig(_Section):
@@ -490,6 +511,12 @@ def _check_venues(s: Settings, problems: list[str]) -> None:
     _check_url(problems, "hibachi.api_url", h.api_url, ("http", "https"))
     _check_url(problems, "hibachi.data_api_url", h.data_api_url, ("http", "https"))
     _check_url(problems, "hibachi.ws_market_url", h.ws_market_url, ("ws", "wss"))
+    for key, url in (("backpack.account_ws_url", b.account_ws_url), ("hibachi.account_ws_url", h.account_ws_url)):
+        if url:
+            _check_url(problems, key, url, ("ws", "wss"))
+    for key, wait in (("backpack.stream_wait_s", b.stream_wait_s), ("hibachi.stream_wait_s", h.stream_wait_s)):
+        if not 0 <= wait <= 60:
+            problems.append(f"{key} = {wait} must be between 0 and 60 seconds")
     if not 1 <= b.window_ms <= 60000:
         problems.append(f"backpack.window_ms = {b.window_ms} must be between 1 and 60000 (venue maximum)")
     if h.key_type is HibachiKeyType.HMAC and h.hmac_secret is None:

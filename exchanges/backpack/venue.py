@@ -22,8 +22,10 @@ def connect(settings: Settings, clock: Clock, symbols: Sequence[str], sim: Backp
     """The factory of Backpack's client and feed: the real venue from `[backpack]`, or the paper simulator."""
     b = settings.backpack
     url, ws, key, secret = b.rest_url, b.ws_url, secret_text(b.api_key), secret_text(b.api_secret)
+    account_ws = b.account_stream_url()
     if sim is not None:
         url, ws, key, secret = sim.rest_url, sim.ws_url, sim.api_key, sim.api_secret
+        account_ws = sim.ws_url if account_ws is not None else None  # the simulator serves both on one socket
     stale = float(settings.monitor.feed_stale_after_s)
     timeout = float(settings.timings.venue_timeout_s)
 
@@ -36,6 +38,8 @@ def connect(settings: Settings, clock: Clock, symbols: Sequence[str], sim: Backp
             clock=clock,
             read_timeout_s=timeout,
             requests_per_s=float(b.requests_per_s),
+            account_ws_url=account_ws,
+            stream_wait_s=float(b.stream_wait_s),
         )
         return client, backpack_feed(ws, list(symbols), clock, reconnect_max_s=min(30, stale))
 

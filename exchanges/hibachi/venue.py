@@ -24,6 +24,7 @@ def connect(settings: Settings, clock: Clock, symbols: Sequence[str], sim: Hibac
     h = settings.hibachi
     api, data, ws = h.api_url, h.data_api_url, h.ws_market_url
     key, account = secret_text(h.api_key), h.account_id
+    account_ws = h.account_stream_url()
     signer_args: tuple[str, str | None, str | None] | None = None
     if h.key_type is not None:
         signer_args = (h.key_type.value, secret_text(h.hmac_secret), secret_text(h.private_key))
@@ -31,6 +32,7 @@ def connect(settings: Settings, clock: Clock, symbols: Sequence[str], sim: Hibac
         api, data, ws = sim.api_url, sim.data_api_url, sim.ws_market_url
         key, account = sim.paper.api_key, sim.paper.account_id
         signer_args = ("hmac", sim.paper.hmac_secret, None)
+        account_ws = getattr(sim, "ws_account_url", None) if account_ws is not None else None
     stale = float(settings.monitor.feed_stale_after_s)
     timeout = float(settings.timings.venue_timeout_s)
 
@@ -49,6 +51,8 @@ def connect(settings: Settings, clock: Clock, symbols: Sequence[str], sim: Hibac
             nonce_window_s=float(h.nonce_window_s),
             read_timeout_s=timeout,
             requests_per_s=float(h.requests_per_s),
+            account_ws_url=account_ws,
+            stream_wait_s=float(h.stream_wait_s),
         )
         return client, hibachi_feed(ws, list(symbols), clock, reconnect_max_s=min(30, stale))
 
