@@ -11,13 +11,13 @@ import logging
 import threading
 from collections.abc import Callable
 
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
 from core.clock import Clock
 from exchanges.base import Quote
 from exchanges.errors import VenueError
 from exchanges.quotes import QuoteBook, QuoteUpdate
+from exchanges.reconnect import run_reconnecting
 
 log = logging.getLogger(__name__)
 
@@ -96,26 +96,21 @@ class PriceFeed:
         return self.book.is_stale(symbol, threshold_s)
 
     def _run(self) -> None:
-        delay = self._reconnect_min_s
-        while not self._stop.is_set():
-            started = self._clock.monotonic()
-            try:
-                self._session()
-            except (ConnectionClosed, OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
-                if not self._stop.is_set():
-                    log.warning("%s feed disconnected: %s", self.venue, exc or type(exc).__name__)
-            finally:
-                self.connected.clear()
-                with self._lock:
-                    self._ws = None
-            if self._stop.is_set():
-                break
-            # A connection that died young does not reset the backoff: a server that accepts and then
-            # drops at once would otherwise be hammered (websockets' own backoff covers failed connects only).
-            if self._clock.monotonic() - started >= self._healthy_after_s:
-                delay = self._reconnect_min_s
-            self._stop.wait(delay)
-            delay = min(delay * 2, self._reconnect_max_s)
+        run_reconnecting(
+            f"{self.venue} feed",
+            self._stop,
+            self._clock,
+            self._session,
+            self._ended,
+            min_s=self._reconnect_min_s,
+            max_s=self._reconnect_max_s,
+            healthy_after_s=self._healthy_after_s,
+        )
+
+    def _ended(self) -> None:
+        self.connected.clear()
+        with self._lock:
+            self._ws = None
 
     def _session(self) -> None:
         with connect(
