@@ -74,6 +74,10 @@ class StreamTimings:
     reconnect_max_s: float = 30.0
     healthy_after_s: float = 5.0
     recv_tick_s: float = 0.25
+    # Waits in a row that heard nothing in time, while the link looked fine, before the stream is no longer
+    # trusted: a subscription that delivers nothing would otherwise cost every order the whole wait. Any event
+    # heard restores trust.
+    max_misses: int = 3
 
 
 class AccountStream:
@@ -92,6 +96,7 @@ class AccountStream:
         self._subscribed = False
         self._alive_at = 0.0
         self._epoch = 0
+        self._misses = 0
         self._thread = threading.Thread(target=self._run, name=f"account-{dialect.venue}", daemon=True)
         self.connections = 0
         self.errors = 0
@@ -124,13 +129,19 @@ class AccountStream:
             return self._epoch
 
     def healthy(self) -> bool:
-        """Connected, subscribed, and heard from within `quiet_after_s`."""
+        """Connected, subscribed, heard from within `quiet_after_s`, and not `max_misses` waits in a row in vain."""
         with self._cond:
             return self._trusted()
 
     def _trusted(self) -> bool:
         quiet = self._clock.monotonic() - self._alive_at
-        return self._connected and self._subscribed and not self._stop.is_set() and quiet <= self._t.quiet_after_s
+        return (
+            self._connected
+            and self._subscribed
+            and not self._stop.is_set()
+            and quiet <= self._t.quiet_after_s
+            and self._misses < self._t.max_misses
+        )
 
     def order(self, venue_order_id: str) -> OrderView | None:
         """What has been heard of one order (None: nothing)."""
@@ -149,9 +160,11 @@ class AccountStream:
                     return None
                 view = self._book.view(venue_order_id)
                 if view is not None and until(view):
+                    self._misses = 0
                     return view
                 remaining = deadline - self._clock.monotonic()
                 if remaining <= 0:
+                    self._misses += 1
                     return None
                 # Woken by every event and every change of the link; the tick re-checks quietness.
                 self._cond.wait(min(remaining, self._t.recv_tick_s))
@@ -249,4 +262,6 @@ class AccountStream:
             for event in reading.events:
                 self._book.apply(event)
                 self.events += 1
+            if reading.events:
+                self._misses = 0
             self._cond.notify_all()

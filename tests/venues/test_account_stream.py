@@ -177,6 +177,21 @@ def test_a_wait_times_out_when_the_order_is_not_heard(bp_server: ScriptedServer)
         stream.stop()
 
 
+def test_a_stream_that_tells_nothing_is_distrusted_until_it_tells_again(bp_server: ScriptedServer) -> None:
+    stream = bp_stream(bp_server, timings=StreamTimings(keepalive_s=0.05, recv_tick_s=0.02, max_misses=2))
+    try:
+        wait_until(stream.healthy, what="subscribed")
+        epoch = stream.epoch
+        assert stream.wait_for("111", settled, 0.02, epoch) is None
+        assert stream.healthy()
+        assert stream.wait_for("111", settled, 0.02, epoch) is None
+        assert not stream.healthy()  # two waits in vain: the next order goes to REST at once
+        bp_server.push(bp_update("orderAccepted", "New", "0", "0"))
+        wait_until(stream.healthy, what="trust restored by an event")
+    finally:
+        stream.stop()
+
+
 # ---- Hibachi ----------------------------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from decimal import Decimal as D
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -76,7 +77,7 @@ def place(client: PerpExchange, symbol: str, quantity: str, side: Side = Side.LO
     prepared = client.prepare_order(OrderRequest(str(next(_ids)), symbol, side, D(quantity)))
     before = len(prepared.marks)
     result = client.send_order(prepared)
-    return result, [f"{m.method} {m.path}" for m in prepared.marks[before:]]
+    return result, [f"{m.method} {urlsplit(m.path).path}" for m in prepared.marks[before:]]
 
 
 # ---- Backpack ---------------------------------------------------------------------------------------------
