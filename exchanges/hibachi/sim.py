@@ -160,8 +160,6 @@ class HibachiSim(SimVenue, HibachiPublicApi, HibachiOrderApi, HibachiAccountApi)
             "api": self.api_url,
             "data_api": self.data_api_url,
             "ws_market": self.ws_market_url,
-            "ws_account": self.ws_account_url(),
-            "ws_trade": self.ws_trade_url(),
             "api_key": self.paper.api_key,
             "account_id": self.paper.account_id,
             "hmac_secret": self.paper.hmac_secret,
