@@ -7,11 +7,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from exchanges.sim.engine import SimEngine
+from exchanges.sim.faults import Faults
 from exchanges.sim.http import Request, Response
 from exchanges.sim.ws import SimWsServer
 
 FAULT_KINDS = (
     "reject", "http_error", "latency", "blackhole", "partial_fill", "delay", "drop_ws", "freeze", "jump", "clear",
+    "account_ws_drop", "account_ws_silent", "account_ws_reorder",
 )  # fmt: skip
 
 
@@ -49,6 +51,19 @@ def apply_fault(engine: SimEngine, ws: SimWsServer | None, spec: dict[str, Any])
         faults.clear()
         for asset in engine.prices.assets():
             engine.prices.freeze(asset, False)
+    else:
+        return _account_stream_fault(faults, kind, spec, count)
+    return {"pending": faults.pending()}
+
+
+def _account_stream_fault(faults: Faults, kind: Any, spec: dict[str, Any], count: int) -> dict[str, Any]:
+    """The private (account) stream knobs; ValueError for an unknown kind."""
+    if kind == "account_ws_drop":
+        return {"dropped": faults.drop_account_streams()}
+    if kind == "account_ws_silent":
+        faults.silence_account_streams(bool(spec.get("on", True)))
+    elif kind == "account_ws_reorder":
+        faults.reorder_account_events(count)
     else:
         raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
     return {"pending": faults.pending()}

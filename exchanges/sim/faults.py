@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -64,6 +65,8 @@ class Faults:
         self._lock = threading.Lock()
         self.clock: Clock = clock or SystemClock()
         self.taken: Counter[str] = Counter()
+        # Private (account) stream servers register here how to drop their connections (see drop_account_streams).
+        self.account_stream_droppers: list[Callable[[], int]] = []
         self.clear()
 
     def clear(self) -> None:
@@ -75,6 +78,8 @@ class Faults:
             self._partials: list[Decimal] = []
             self._delays: list[InjectedDelay] = []
             self.latency_s = 0.0
+            self.account_streams_silent = False
+            self._account_reorders = 0
 
     def reject_orders(
         self, count: int, code: str | int, message: str, http_status: int = 400, *, reduce_only: bool | None = None
@@ -176,3 +181,38 @@ class Faults:
                 "partial_fills": len(self._partials),
                 "delays": len(self._delays),
             }
+
+    # ---- private (account) streams ------------------------------------------------------------------------
+
+    def drop_account_streams(self) -> int:
+        """Close every private account-stream connection now; returns how many were closed."""
+        dropped = sum(drop() for drop in list(self.account_stream_droppers))
+        if dropped:
+            self.note_taken("account_ws_drop")
+        return dropped
+
+    def silence_account_streams(self, on: bool = True) -> None:
+        """While on, account streams push no events (the sockets stay open and still answer requests)."""
+        with self._lock:
+            self.account_streams_silent = on
+
+    def take_account_silence(self) -> bool:
+        """Whether a batch of account events must be swallowed (counted as taken when so)."""
+        with self._lock:
+            if self.account_streams_silent:
+                self.taken["account_ws_silent"] += 1
+            return self.account_streams_silent
+
+    def reorder_account_events(self, count: int) -> None:
+        """Deliver the events of the next `count` account-event batches (one engine change each) in reverse."""
+        with self._lock:
+            self._account_reorders += count
+
+    def take_account_reorder(self) -> bool:
+        """Consume one pending reorder of an account-event batch."""
+        with self._lock:
+            if self._account_reorders:
+                self._account_reorders -= 1
+                self.taken["account_ws_reorder"] += 1
+                return True
+            return False
