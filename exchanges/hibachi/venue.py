@@ -32,7 +32,7 @@ def connect(settings: Settings, clock: Clock, symbols: Sequence[str], sim: Hibac
         api, data, ws = sim.api_url, sim.data_api_url, sim.ws_market_url
         key, account = sim.paper.api_key, sim.paper.account_id
         signer_args = ("hmac", sim.paper.hmac_secret, None)
-        account_ws = getattr(sim, "ws_account_url", None) if account_ws is not None else None
+        account_ws = sim.ws_account_url() if account_ws is not None else None
     stale = float(settings.monitor.feed_stale_after_s)
     timeout = float(settings.timings.venue_timeout_s)
 
