@@ -6,6 +6,8 @@ window has passed (Backpack refuses the request after that) the order is looked 
 answer is either the order or "it never existed".
 A request refused *because* its timestamp lay outside the window was never accepted: the clock offset is
 measured again and that one request re-signed and re-sent once (reads and writes alike).
+A filled order's fills come from the private order stream when it is trusted and tells in time
+(exchanges/account_stream.py), else from the fill history.
 """
 
 from __future__ import annotations

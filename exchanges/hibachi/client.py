@@ -6,7 +6,8 @@ has fallen outside the server's window (the venue refuses it after that) the ord
 id, so the answer is either the order or "it never existed". A place refused *because* of its nonce (outside
 the window, or reused) was never accepted: the clock offset is measured again and the order re-signed with a
 fresh nonce and sent once more (same clientId). Reads carry no nonce, so only places can meet that refusal.
-Fills are never assumed: an order's filled quantity, price and fee come from the trade journal.
+Fills are never assumed: an order's filled quantity, price and fee come from the trade journal, or from the
+account stream's order and trade events when it is trusted and tells in time (exchanges/account_stream.py).
 """
 
 from __future__ import annotations

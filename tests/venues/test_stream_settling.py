@@ -12,13 +12,16 @@ from urllib.parse import urlsplit
 import pytest
 
 from core.clock import SystemClock
+from core.config import load_settings
 from core.domain import Side
 from exchanges.account_stream import StreamTimings
 from exchanges.backpack.client import BackpackClient
 from exchanges.backpack.sim import BackpackSim
+from exchanges.backpack.venue import SPEC as BP_SPEC
 from exchanges.base import OrderRequest, OrderResult, OrderStatus, PerpExchange
 from exchanges.hibachi.client import HibachiClient
 from exchanges.hibachi.sim import HibachiSim
+from exchanges.hibachi.venue import SPEC as HB_SPEC
 from tests.helpers import wait_until
 from tests.venues.conftest import hibachi_client
 
@@ -178,3 +181,33 @@ def test_hibachi_a_dropped_stream_goes_to_rest_at_once_then_comes_back(hb: Hibac
     wait_until(stream.healthy, what="a new stream")
     _, requests = place(hb, HB_SYMBOL, "0.001", Side.SHORT)
     assert requests == ["POST /trade/order"] and hb.stream_settled == 1
+
+
+# ---- how the engine builds them ---------------------------------------------------------------------------
+
+
+def test_paper_clients_stream_from_their_simulators(bp_sim: BackpackSim, hb_sim: HibachiSim) -> None:
+    settings = load_settings(None, {})
+    clients = [
+        BP_SPEC.connect(settings, SystemClock(), [BP_SYMBOL], bp_sim)()[0],
+        HB_SPEC.connect(settings, SystemClock(), [HB_SYMBOL], hb_sim)()[0],
+    ]
+    try:
+        urls = [c.account_stream.dialect.url for c in clients if c.account_stream is not None]  # type: ignore[attr-defined]
+        assert urls == [bp_sim.ws_url, hb_sim.ws_account_url()]
+        for client in clients:
+            wait_until(client.account_stream.healthy, what=f"{client.venue} stream")  # type: ignore[attr-defined]
+    finally:
+        for client in clients:
+            client.close()
+    assert all(not c.account_stream.healthy() for c in clients)  # type: ignore[attr-defined]
+
+
+def test_an_empty_url_builds_clients_without_a_stream(bp_sim: BackpackSim, hb_sim: HibachiSim) -> None:
+    settings = load_settings(None, {"backpack": {"account_ws_url": ""}, "hibachi": {"account_ws_url": ""}})
+    for spec, sim in ((BP_SPEC, bp_sim), (HB_SPEC, hb_sim)):
+        client = spec.connect(settings, SystemClock(), [], sim)()[0]
+        try:
+            assert client.account_stream is None  # type: ignore[attr-defined]
+        finally:
+            client.close()
