@@ -190,5 +190,10 @@ def _figures(c: Samples, s: Samples, rollback_us: list[float], latency_s: float)
 
 
 def _requests_note(c: Samples) -> str:
-    parts = [f"{venue} {percentile(n, 50):.0f}" for venue, n in sorted(c.requests.items())]
+    # A leg that needed nothing but its order request was settled from the venue's account stream (a filled
+    # order settled over REST reads its fills or reads it back).
+    parts = [
+        f"{venue} {percentile(n, 50):.0f} ({100 * sum(1 for x in n if x == 1) / len(n):.0f}% order only)"
+        for venue, n in sorted(c.requests.items())
+    ]
     return "venue requests per leg: " + ", ".join(parts)
