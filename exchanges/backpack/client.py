@@ -364,7 +364,6 @@ class BackpackClient:
             log.info("backpack order %s: not told by the account stream; reading REST", result.client_id)
             return None
         if finish:
-            assert view.status is not None  # settled
             filled = view.filled_quantity
             average = None
             if filled > 0:
@@ -372,7 +371,8 @@ class BackpackClient:
                 if quote is None:
                     quote = sum((f.price * f.quantity for f in view.fills), Decimal(0))
                 average = quote / filled
-            result = dataclasses.replace(result, status=view.status, filled_quantity=filled, average_price=average)
+            status = view.status or result.status  # settled, so never the fallback
+            result = dataclasses.replace(result, status=status, filled_quantity=filled, average_price=average)
             if filled == 0:
                 return result
         # Newest first, as the fill history lists them.

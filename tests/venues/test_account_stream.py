@@ -19,8 +19,9 @@ from core.domain import Side
 from exchanges.account_book import OrderView
 from exchanges.account_stream import AccountStream, StreamTimings
 from exchanges.backpack.account_events import BackpackAccountDialect
+from exchanges.backpack.client import BackpackClient
 from exchanges.backpack.signing import BackpackSigner
-from exchanges.base import OrderStatus
+from exchanges.base import OrderResult, OrderStatus
 from exchanges.hibachi.account_events import HibachiAccountDialect, account_url
 from tests.helpers import wait_until
 from tests.venues.account_server import ScriptedServer
@@ -290,3 +291,25 @@ def test_hibachi_a_refused_ping_starts_over_with_a_new_stream() -> None:
 def test_hibachi_account_url_carries_the_account_id_once() -> None:
     assert account_url("wss://api.hibachi.xyz/ws/account", 12) == "wss://api.hibachi.xyz/ws/account?accountId=12"
     assert account_url("ws://127.0.0.1:5/ws/account?accountId=3", 12) == "ws://127.0.0.1:5/ws/account?accountId=3"
+
+
+def test_backpack_client_finishes_an_unfinished_market_reply_from_the_stream(bp_server: ScriptedServer) -> None:
+    client = BackpackClient("http://127.0.0.1:9", KEY, SECRET, account_ws_url=bp_server.url, stream_wait_s=5.0,
+                            stream_timings=FAST)  # fmt: skip
+    try:
+        stream = client.account_stream
+        assert stream is not None
+        wait_until(stream.healthy, what="subscribed")
+        reply = OrderResult("111", "42", "BTC_USDC_PERP", Side.LONG, OrderStatus.NEW, D("0.5"), D(0), None)
+        bp_server.push(
+            bp_update("orderAccepted", "New", "0", "0"),
+            bp_fill("PartiallyFilled", "0.2", "0.2", "20", 1, "100"),
+            bp_update("orderExpired", "Expired", "0.2", "20", R="ImmediateOrCancel"),
+        )
+        result = client._with_fills(reply, immediate=True, epoch=stream.epoch)
+        assert (result.status, result.filled_quantity, result.average_price) == (OrderStatus.EXPIRED, D("0.2"), D(100))
+        assert result.fee == D("0.02") and result.fills is not None and len(result.fills) == 1
+        assert client.stream_settled == 1
+    finally:
+        client.close()
+    assert not stream.healthy()  # closed with the client
