@@ -122,7 +122,7 @@ def test_a_resting_order_fills_as_maker_and_a_cancel_is_told(sim: BackpackSim) -
         sim.engine.cancel(account, order_id=low.id)
         near = sim.engine.place(account, symbol=BTC, side=Side.SHORT, order_type=OrderType.LIMIT,
                                 quantity=D("0.01"), price=mark + 5)  # fmt: skip
-        sim.prices.jump("BTC", D("0.01"))
+        sim.prices.jump("BTC", D("0.1"))  # percent: the bid passes the ask at mark + 5
         with sim.engine.lock:
             sim.engine.tick()
         events = data_of(client.until_barrier(), f"{ORDERS}.{BTC}")
@@ -202,7 +202,7 @@ def test_depth_starts_with_the_whole_book_and_continues_without_gaps(sim: Backpa
         client.subscribe([f"depth.{BTC}"])
         first = client.recv()["data"]
         assert first["U"] == first["u"]
-        book = {"a": {p: q for p, q in first["a"]}, "b": {p: q for p, q in first["b"]}}
+        book = {"a": dict(first["a"]), "b": dict(first["b"])}
         last = first["u"]
         sim.prices.jump("BTC", D("0.002"))
         rest = requests.get(f"{sim.rest_url}/api/v1/depth", params={"symbol": BTC}, timeout=5).json()
