@@ -175,8 +175,10 @@ class BackpackStreams:
 
     def on_fills(self, order: SimOrder, fills: list[SimFill]) -> None:
         """Print each fill on trade.<symbol>, and a liquidation order's fills on `liquidation`."""
-        now_us = us(self._clock.now())
         ws = self._ws()
+        if not fills or not ws.subscribed_keys() & {f"trade.{order.symbol}", "liquidation"}:
+            return
+        now_us = us(self._clock.now())
         for fill in fills:
             ws.publish(f"trade.{fill.symbol}", frame(f"trade.{fill.symbol}", trade_event(fill, now_us)))
             if order.expiry_reason == "Liquidation":

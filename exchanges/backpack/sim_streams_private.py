@@ -117,6 +117,12 @@ class PrivateStreams:
         """The engine's order listener: push what changed since the last call; returns the order's new fills."""
         progress = self._progress.setdefault(order.id, _Progress())
         fills = self._new_fills(account, order, progress.last_trade_id)
+        if not self._listened(account.name):  # nobody to tell: keep the bookkeeping, build no events
+            progress.accepted = True
+            progress.last_trade_id = fills[-1].trade_id if fills else progress.last_trade_id
+            if order.status.is_final:
+                del self._progress[order.id]
+            return fills
         now_us = us(self._clock.now())
         executed = order.filled - sum((f.quantity for f in fills), Decimal(0))
         executed_quote = order.filled_quote - sum((f.price * f.quantity for f in fills), Decimal(0))
@@ -146,6 +152,10 @@ class PrivateStreams:
         if fills:
             self._emit_position(account, order.symbol, fills, now_us)
         return fills
+
+    def _listened(self, account: str) -> bool:
+        suffix = f"@{account}"
+        return account in self._held or any(k.endswith(suffix) for k in self._ws().subscribed_keys())
 
     @staticmethod
     def _new_fills(account: SimAccount, order: SimOrder, after_trade_id: int) -> list[SimFill]:
