@@ -85,7 +85,7 @@ def refuse_newer(revisions: tuple[str, ...], fence: int | None) -> None:
 
 
 def upgrade_to_head(engine: Engine, now: datetime) -> None:
-    """Create a new database at head, adopt one made before Alembic, upgrade an older one; one transaction."""
+    """Create a new database at head, adopt one made before Alembic, upgrade an older one; each in one transaction."""
     with engine.begin() as conn:
         fence = newest_fence(conn)
         revisions = current_revisions(conn)
@@ -97,18 +97,43 @@ def upgrade_to_head(engine: Engine, now: datetime) -> None:
             # fresh database, and much cheaper than replaying every revision (the tests open hundreds).
             metadata.create_all(conn)
             MigrationContext.configure(conn).stamp(scripts(), "head")
-        else:
-            if not revisions and fence is not None and fence > BEFORE_ALEMBIC:
-                raise SchemaVersionError(
-                    f"database schema version {fence} has no alembic_version record: this program cannot tell "
-                    "which revision it is at; restore a backup"
-                )
-            _upgrade(conn)
-        if fence is None or fence < SCHEMA_VERSION:
-            conn.execute(insert(schema_version).values(version=SCHEMA_VERSION, applied_at=now))
+            _record_fence(conn, fence, now)
+            return
+        if not revisions and fence is not None and fence > BEFORE_ALEMBIC:
+            raise SchemaVersionError(
+                f"database schema version {fence} has no alembic_version record: this program cannot tell which "
+                "revision it is at; restore a backup"
+            )
+    _upgrade(engine, now)
 
 
-def _upgrade(conn: Connection) -> None:
+def _upgrade(engine: Engine, now: datetime) -> None:
     from alembic import command  # noqa: PLC0415  (only a database behind head pays for importing it)
 
-    command.upgrade(alembic_config(conn), "head")
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        if sqlite:
+            # On SQLite a revision that changes a table copies it to a new one and drops the old: with foreign keys
+            # on, dropping a table other rows point at fails. They are off for the upgrade (the pragma is ignored
+            # inside a transaction, so before BEGIN) and checked as a whole before the commit. BEGIN IMMEDIATE
+            # makes the driver keep every statement, DDL too, in this one transaction.
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            fence = newest_fence(conn)
+            refuse_newer(current_revisions(conn), fence)  # again, now that the database is ours to change
+            command.upgrade(alembic_config(conn), "head")
+            _record_fence(conn, fence, now)
+            if sqlite and (broken := conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()):
+                raise RuntimeError(f"the schema upgrade would leave rows pointing at nothing: {broken[:5]}")
+            conn.commit()
+        finally:
+            conn.rollback()  # after a commit, a no-op
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
+
+
+def _record_fence(conn: Connection, fence: int | None, now: datetime) -> None:
+    if fence is None or fence < SCHEMA_VERSION:
+        conn.execute(insert(schema_version).values(version=SCHEMA_VERSION, applied_at=now))

@@ -5,6 +5,7 @@ defines, on SQLite and on a real PostgreSQL."""
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from decimal import Decimal as D
@@ -250,3 +251,88 @@ def test_postgresql_the_models_match_the_migrations(postgres_url: str) -> None:
     _set_revision(fresh.url.render_as_string(hide_password=False), "9f3e")
     with pytest.raises(SchemaVersionError, match="newer"):
         open_database(fresh.url.render_as_string(hide_password=False), FakeClock())
+
+
+# ---- a later revision (a throwaway one, in a copy of the scripts) ---------------------------------------------
+
+SECOND_REVISION = '''
+"""Throwaway: widen hedge_pairs.market (SQLite must copy the table: a parent other tables' rows point at)."""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table("hedge_pairs", recreate="always") as batch:
+        batch.alter_column("market", type_=sa.String(48))
+    op.add_column("meta", sa.Column("note", sa.Text))
+
+
+def downgrade():
+    pass
+'''
+
+
+def _with_second_revision(source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The runner sees a copy of storage/migrations with a second revision, and a fence of 2."""
+    from storage.migrations import runner
+
+    location = tmp_path / "migrations"
+    shutil.copytree(Path(runner.__file__).parent, location, ignore=shutil.ignore_patterns("__pycache__"))
+    (location / "versions" / "0002_throwaway.py").write_text(source)
+    monkeypatch.setattr(runner, "SCRIPT_LOCATION", str(location))
+    monkeypatch.setattr(runner, "SCHEMA_VERSION", 2)
+    runner.scripts.cache_clear()
+    runner.known_revisions.cache_clear()
+    yield
+    runner.scripts.cache_clear()
+    runner.known_revisions.cache_clear()
+
+
+@pytest.fixture
+def two_revisions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    yield from _with_second_revision(SECOND_REVISION, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def a_failing_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    failing = SECOND_REVISION.replace(
+        '    op.add_column("meta", sa.Column("note", sa.Text))', '    raise RuntimeError("half-way")'
+    )
+    yield from _with_second_revision(failing, tmp_path, monkeypatch)
+
+
+def test_a_database_made_before_alembic_is_upgraded_through_a_later_revision(
+    tmp_path: Path, two_revisions: None
+) -> None:
+    path = tmp_path / "v1.db"
+    url = _load_fixture(path)
+    before = _raw_rows(path)
+    open_database(url, FakeClock()).dispose()
+    after = _raw_rows(path)
+    assert after.pop("alembic_version") == [("0002",)]
+    assert [v for v, _ in after.pop("schema_version")] == [1, 2]  # the fence older releases read moved on
+    assert after.pop("meta") == [(*row, None) for row in before.pop("meta")]  # the new column, empty
+    before.pop("schema_version")
+    assert after == before  # hedge_pairs was copied into a new table: its rows, and the rows pointing at it, kept
+    conn = sqlite3.connect(path)
+    assert "VARCHAR(48)" in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'hedge_pairs'").fetchone()[0]
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    conn.close()
+
+
+def test_a_revision_that_fails_half_way_leaves_the_database_as_it_was(tmp_path: Path, a_failing_revision: None) -> None:
+    path = tmp_path / "v1.db"
+    url = _load_fixture(path)
+    before = _raw_rows(path)
+    with pytest.raises(RuntimeError, match="half-way"):
+        open_database(url, FakeClock())
+    assert _raw_rows(path) == before  # no alembic_version, hedge_pairs not copied: one transaction, rolled back
+    conn = sqlite3.connect(path)
+    assert "VARCHAR(32)" in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'hedge_pairs'").fetchone()[0]
+    conn.close()
