@@ -11,6 +11,7 @@ again, empty, and run on a schema they do not know. So a new revision means SCHE
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from functools import cache
 
@@ -20,6 +21,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, func, insert, inspect, select
 
 from storage.schema import SCHEMA_VERSION, metadata, schema_version
+
+log = logging.getLogger(__name__)
 
 SCRIPT_LOCATION = "storage:migrations"
 # The schema_version number a database made before Alembic has: revision 0001 adopts such a database.
@@ -121,7 +124,9 @@ def _upgrade(engine: Engine, now: datetime) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         try:
             fence = newest_fence(conn)
-            refuse_newer(current_revisions(conn), fence)  # again, now that the database is ours to change
+            revisions = current_revisions(conn)
+            refuse_newer(revisions, fence)  # again, now that the database is ours to change
+            log.info("upgrading the database schema from %s to %s", ", ".join(revisions) or "before Alembic", head())
             command.upgrade(alembic_config(conn), "head")
             _record_fence(conn, fence, now)
             if sqlite and (broken := conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()):
