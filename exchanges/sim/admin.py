@@ -7,13 +7,12 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from exchanges.sim.engine import SimEngine
-from exchanges.sim.faults import Faults
 from exchanges.sim.http import Request, Response
 from exchanges.sim.ws import SimWsServer
 
 FAULT_KINDS = (
     "reject", "http_error", "latency", "blackhole", "partial_fill", "delay", "drop_ws", "freeze", "jump", "clear",
-    "account_ws_drop", "account_ws_silent", "account_ws_reorder",
+    "drop_private_ws", "silence_private", "reorder_private",
 )  # fmt: skip
 
 
@@ -52,18 +51,22 @@ def apply_fault(engine: SimEngine, ws: SimWsServer | None, spec: dict[str, Any])
         for asset in engine.prices.assets():
             engine.prices.freeze(asset, False)
     else:
-        return _account_stream_fault(faults, kind, spec, count)
+        return _private_stream_fault(engine, ws, kind, spec)
     return {"pending": faults.pending()}
 
 
-def _account_stream_fault(faults: Faults, kind: Any, spec: dict[str, Any], count: int) -> dict[str, Any]:
-    """The private (account) stream knobs; ValueError for an unknown kind."""
-    if kind == "account_ws_drop":
-        return {"dropped": faults.drop_account_streams()}
-    if kind == "account_ws_silent":
-        faults.silence_account_streams(bool(spec.get("on", True)))
-    elif kind == "account_ws_reorder":
-        faults.reorder_account_events(count)
+def _private_stream_fault(engine: SimEngine, ws: SimWsServer | None, kind: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """The faults of the signed (account) websocket streams; ValueError for a kind nobody knows."""
+    faults = engine.faults
+    if kind == "drop_private_ws":  # only connections holding a private stream; public feeds stay up
+        dropped = (ws.drop_private() if ws else 0) + faults.drop_account_streams()
+        if dropped:
+            faults.note_taken("drop_private_ws")
+        return {"dropped": dropped}
+    if kind == "silence_private":
+        faults.silence_private(bool(spec.get("on", True)))
+    elif kind == "reorder_private":
+        faults.reorder_private(int(spec.get("count", 1)))
     else:
         raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
     return {"pending": faults.pending()}

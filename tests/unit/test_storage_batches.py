@@ -209,7 +209,7 @@ def test_begin_open_is_four_statements(repo: Queries, clock: FakeClock) -> None:
 
     def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if not statement.lstrip().upper().startswith(("BEGIN", "SAVEPOINT", "RELEASE", "PRAGMA", "SELECT")):
-            statements.append(statement.split()[0].upper())
+            statements.append(statement.split(maxsplit=1)[0].upper())
 
     event.listen(repo.engine, "before_cursor_execute", count)
     try:

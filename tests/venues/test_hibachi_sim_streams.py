@@ -279,24 +279,24 @@ def test_account_stream_fault_knobs(sim: HibachiSim) -> None:
 
     place = {"symbol": SOL, "side": Side.LONG, "order_type": OrderType.MARKET, "quantity": D(1)}
     sock, key = account_socket(sim)
-    fault({"kind": "account_ws_silent", "on": True})
+    fault({"kind": "silence_private", "on": True})
     sim.engine.place(sim.account(), **place)  # type: ignore[arg-type]
     assert sync(sock, sim.paper, key)["status"] == 200  # still answers
     assert sock.events() == []
-    fault({"kind": "account_ws_silent", "on": False})
-    fault({"kind": "account_ws_reorder", "count": 1})
+    fault({"kind": "silence_private", "on": False})
+    fault({"kind": "reorder_private", "count": 1})
     sim.engine.place(sim.account(), **place)  # type: ignore[arg-type]
     sync(sock, sim.paper, key)
     assert topics(sock.events()) == FILLED_ONCE[::-1]
     sim.engine.place(sim.account(), **place)  # type: ignore[arg-type]
     sync(sock, sim.paper, key)
     assert topics(sock.events()[5:]) == FILLED_ONCE  # one batch only
-    assert fault({"kind": "account_ws_drop"}) == {"dropped": 1}
+    assert fault({"kind": "drop_private_ws"}) == {"dropped": 1}
     with pytest.raises(ConnectionClosed):
         while True:
             sock.recv()
     taken = sim.engine.faults.taken
-    assert (taken["account_ws_silent"], taken["account_ws_reorder"], taken["account_ws_drop"]) == (1, 1, 1)
+    assert (taken["silence_private"], taken["reorder_private"], taken["drop_private_ws"]) == (1, 1, 1)
 
 
 def _next_with(sock: Socket, predicate: Any) -> dict[str, Any]:
