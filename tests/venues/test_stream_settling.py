@@ -151,7 +151,7 @@ def test_hibachi_outcome_comes_from_the_stream_and_matches_rest(hb: HibachiClien
 
 
 def test_hibachi_reordered_events_still_settle_from_the_stream(hb: HibachiClient, hb_sim: HibachiSim) -> None:
-    hb_sim.engine.faults.reorder_account_events(1)
+    hb_sim.engine.faults.reorder_private(1)
     result, requests = place(hb, HB_SYMBOL, "0.001", Side.SHORT)
     assert requests == ["POST /trade/order"]
     assert result == hb.get_order(HB_SYMBOL, result.client_id or "")
@@ -163,7 +163,7 @@ def test_hibachi_a_silent_stream_falls_back_to_rest(hb_sim: HibachiSim) -> None:
     try:
         assert client.account_stream is not None
         wait_until(client.account_stream.healthy, what="stream started")
-        hb_sim.engine.faults.silence_account_streams(True)
+        hb_sim.engine.faults.silence_private(True)
         result, requests = place(client, HB_SYMBOL, "0.001")
         assert set(requests) >= HB_READS and client.stream_settled == 0
         assert result.status is OrderStatus.FILLED and result.fills
