@@ -63,7 +63,13 @@ def test_a_wrong_key_or_account_is_refused_like_rest(sim: HibachiSim) -> None:
     assert rest.status_code == 401 and rest.json()["errorCode"] == 1
 
 
-def test_stream_start_returns_the_snapshot_and_a_listen_key(sim: HibachiSim) -> None:
+def test_stream_start_returns_the_snapshot_and_a_listen_key() -> None:
+    # A fake clock holds the price still: the snapshot's equity and the one read after it must agree exactly.
+    with HibachiSim(clock=FakeClock(), seed=5, collateral=D(1_000_000)) as sim:
+        _check_snapshot(sim)
+
+
+def _check_snapshot(sim: HibachiSim) -> None:
     sim.engine.place(sim.account(), symbol=BTC, side=Side.SHORT, order_type=OrderType.MARKET, quantity=D("0.5"))
     sock = Socket(sim.ws_account_url(), sim.paper.api_key)
     reply = sock.request("stream.start", {"accountId": sim.paper.account_id})
