@@ -396,10 +396,16 @@ class HibachiClient:
         return resolve_lost_reply(VENUE, request, cause, wait_s, self._clock, self.get_order, self.clock_offset_ms)
 
     def get_order(self, symbol: str, client_id: str) -> OrderResult:
-        """An order by client id, open or finished, with filled quantity, average price and fee from its trades."""
+        """An order by client id, open or finished, with filled quantity, average price and fee from its trades.
+        An order that ended other than filled takes its filled quantity and average price from order history."""
         result = parse.parse_order(self._trade_get("/trade/order", {"clientId": client_id}))
         if result.symbol != symbol:
             raise OrderNotFound(VENUE, f"order {client_id} is on {result.symbol}, not {symbol}")
+        ended: parse.HistoryFill | None = None
+        if result.status.is_final and result.status is not OrderStatus.FILLED:
+            # availableQuantity is what remains open; once cancelled or rejected the spec leaves it undefined.
+            ended = self._history_fill(result)
+            result = dataclasses.replace(result, filled_quantity=ended.quantity)
         if result.filled_quantity == 0:
             return result
         fills = self._order_fills(symbol, result.venue_order_id, result.filled_quantity)
@@ -409,13 +415,29 @@ class HibachiClient:
             raise VenueUnavailable(
                 VENUE, f"order {client_id}: {result.filled_quantity} filled but only {filled} in the trade journal yet"
             )
+        if ended is not None and filled != ended.quantity:
+            raise MalformedResponse(VENUE, f"order {client_id}: history says {ended.quantity} filled, journal {filled}")
+        average = sum((f.price * f.quantity for f in fills), Decimal(0)) / filled
         return dataclasses.replace(
             result,
             filled_quantity=filled,
-            average_price=sum((f.price * f.quantity for f in fills), Decimal(0)) / filled,
+            average_price=ended.average_price if ended is not None and ended.average_price is not None else average,
             fee=sum((f.fee for f in fills), Decimal(0)),
             fills=tuple(fills),
         )
+
+    def _history_fill(self, order: OrderResult) -> parse.HistoryFill:
+        """A finished order's fill as order history reports it. `cursorOrderId` is exclusive and history lists
+        newest first, so the page that starts just above the order's id starts with it."""
+        data = self._trade_get("/trade/orders/history", {"cursorOrderId": int(order.venue_order_id) + 1})
+        ended = parse.history_fill(data, order.venue_order_id)
+        if ended is None:
+            # It ended, but history does not show it yet: report nothing rather than guess from the order.
+            raise VenueUnavailable(
+                VENUE, f"order {order.client_id or order.venue_order_id} is {order.status.value} but not in order "
+                "history yet"
+            )  # fmt: skip
+        return ended
 
     def _order_fills(self, symbol: str, order_id: str, expected: Decimal) -> list[Fill]:
         # Our fills are the newest entries of a page of up to 100: only entries naming the order are parsed

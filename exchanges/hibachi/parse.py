@@ -291,8 +291,9 @@ def _created_at(obj: Any) -> datetime | None:
 
 
 def parse_order(obj: Any) -> OrderResult:
-    """One order of GET /trade/order or /trade/orders. Filled = total - available; the client refines it
-    (average price, fee) from the trade journal."""
+    """One order of GET /trade/order or /trade/orders. Filled = total - available, which the spec defines only
+    while the order is open (and, trivially, once FILLED): for an order that ended otherwise the client reads
+    the fill from order history (`history_fill`), and refines it (average price, fee) from the trade journal."""
     total = positive(VENUE, dec_field(VENUE, obj, "totalQuantity"), "totalQuantity")
     available = opt_dec(VENUE, obj, "availableQuantity")
     status_text = text(VENUE, obj, "status")
@@ -312,6 +313,31 @@ def parse_order(obj: Any) -> OrderResult:
         average_price=None,
         created_at=_created_at(obj),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryFill:
+    """What order history says a finished order filled: quantity and average price (None if nothing filled)."""
+
+    quantity: Decimal
+    average_price: Decimal | None
+
+
+def history_fill(obj: Any, order_id: str) -> HistoryFill | None:
+    """The fill of order `order_id` in GET /trade/orders/history (`{hasMore, orders[...]}`), None if absent."""
+    orders = field(VENUE, obj, "orders")
+    if not isinstance(orders, list):
+        raise MalformedResponse(VENUE, "order history: orders must be an array")
+    for item in orders:
+        if _order_id(field(VENUE, item, "orderId")) != order_id:
+            continue
+        filled = non_negative(VENUE, dec_field(VENUE, item, "filledQuantity"), "filledQuantity")
+        total = opt_dec(VENUE, item, "totalQuantity")
+        if total is not None and filled > total:
+            raise MalformedResponse(VENUE, f"order history: filledQuantity {filled} exceeds totalQuantity {total}")
+        average = opt_dec(VENUE, item, "avgFillPrice") if filled else None
+        return HistoryFill(filled, None if average is None else positive(VENUE, average, "avgFillPrice"))
+    return None
 
 
 def parse_placed_order_id(obj: Any) -> str:

@@ -8,6 +8,8 @@ from decimal import Decimal as D
 import pytest
 
 from exchanges.backpack import parse as bp
+from exchanges.errors import MalformedResponse
+from exchanges.hibachi import parse as hb
 
 BP_POSITION = {"symbol": "BTC_USDC_PERP", "netQuantity": "-0.01", "entryPrice": "65000", "markPrice": "65010",
                "pnlUnrealized": "-0.1"}  # fmt: skip
@@ -22,3 +24,33 @@ def test_backpack_liquidation_estimate_that_no_price_can_be_is_unknown(wire: str
 def test_backpack_position_without_a_liquidation_estimate_parses() -> None:
     (pos,) = bp.parse_positions([BP_POSITION])
     assert pos.quantity == D("0.01") and pos.liquidation_price is None
+
+
+def _history(*rows: dict[str, object]) -> dict[str, object]:
+    return {"hasMore": False, "orders": list(rows)}
+
+
+HB_ROW = {"orderId": "582870002718998528", "totalQuantity": "0.05", "filledQuantity": "0.02", "avgFillPrice": "65010.5",
+          "createdAt": 1700000000000, "closedAt": 1700000000100, "status": "Cancelled"}  # fmt: skip
+
+
+def test_hibachi_history_gives_a_finished_orders_fill() -> None:
+    other = HB_ROW | {"orderId": "582870002718998527", "filledQuantity": "0.05"}
+    ended = hb.history_fill(_history(other, HB_ROW), "582870002718998528")
+    assert ended == hb.HistoryFill(D("0.02"), D("65010.5"))
+    assert hb.history_fill(_history(other), "582870002718998528") is None
+    nothing = hb.history_fill(_history(HB_ROW | {"filledQuantity": "0", "avgFillPrice": None}), HB_ROW["orderId"])
+    assert nothing == hb.HistoryFill(D(0), None)
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {k: v for k, v in HB_ROW.items() if k != "filledQuantity"},
+        HB_ROW | {"filledQuantity": "0.06"},
+        HB_ROW | {"avgFillPrice": "0"},
+    ],
+)
+def test_hibachi_history_that_contradicts_itself_is_malformed(row: dict[str, object]) -> None:
+    with pytest.raises(MalformedResponse):
+        hb.history_fill(_history(row), "582870002718998528")

@@ -32,7 +32,7 @@ from exchanges.hibachi import client as client_module
 from exchanges.hibachi.client import HibachiClient
 from exchanges.hibachi.signing import HmacSigner, make_signer, order_payload
 from exchanges.hibachi.sim import HibachiSim
-from exchanges.sim.http import Response
+from exchanges.sim.http import Handler, Request, Response
 from tests.venues.conftest import hibachi_client
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -291,6 +291,54 @@ def test_partial_fill_is_reported(hb1: HibachiClient, hb_sim: HibachiSim) -> Non
     assert result.average_price is not None and result.fee is not None and result.fee > 0
     assert position_qty(hb_sim) == D("0.02")
     assert hb1.get_order(BTC, "part-1").filled_quantity == D("0.02")
+
+
+def _available_reads(sim: HibachiSim, value: str) -> None:
+    """GET /trade/order answers `availableQuantity: value` for finished orders: the spec leaves it undefined."""
+
+    def wrapper(handler: Handler) -> Handler:
+        def undefined(request: Request) -> Response:
+            reply = handler(request)
+            if reply.status == 200 and reply.body["status"] in ("CANCELLED", "REJECTED", "FILLED"):
+                return Response(200, reply.body | {"availableQuantity": value})
+            return reply
+
+        return undefined
+
+    sim.http.wrap_route("GET", "/trade/order", wrapper)
+
+
+@pytest.mark.parametrize("available", ["0", "0.05", "0.031"])
+def test_a_finished_orders_fill_comes_from_order_history(
+    hb1: HibachiClient, hb_sim: HibachiSim, available: str
+) -> None:
+    hb_sim.engine.faults.partial_fills(1, D("0.4"))
+    hb1.place_order(order("hist-1", qty="0.05"))
+    _available_reads(hb_sim, available)
+    found = hb1.get_order(BTC, "hist-1")
+    sim_order = hb_sim.engine.find_order(hb_sim.account(), client_id="hist-1")
+    assert found.status is OrderStatus.CANCELLED
+    assert (found.quantity, found.filled_quantity) == (D("0.05"), D("0.02"))
+    assert found.average_price == sim_order.average_price
+    assert found.fills is not None and sum(f.quantity for f in found.fills) == D("0.02")
+
+
+def test_a_cancelled_order_that_never_filled_reads_nothing_filled(hb1: HibachiClient, hb_sim: HibachiSim) -> None:
+    mark = hb1.quote(BTC).mark
+    assert mark is not None
+    hb1.place_order(order("hist-2", order_type=OrderType.LIMIT, price=(mark * D("0.9")).quantize(D("0.1"))))
+    hb1.cancel_order(BTC, "hist-2")
+    _available_reads(hb_sim, "0")  # total - available would say all of it filled
+    found = hb1.get_order(BTC, "hist-2")
+    assert (found.status, found.filled_quantity, found.average_price) == (OrderStatus.CANCELLED, 0, None)
+
+
+def test_a_finished_order_not_yet_in_history_is_not_guessed(hb1: HibachiClient, hb_sim: HibachiSim) -> None:
+    hb_sim.engine.faults.partial_fills(1, D("0.4"))
+    hb1.place_order(order("hist-3", qty="0.05"))
+    hb_sim.http._routes[("GET", "/trade/orders/history")] = lambda _r: Response(200, {"hasMore": False, "orders": []})
+    with pytest.raises(VenueUnavailable, match="order history"):
+        hb1.get_order(BTC, "hist-3")
 
 
 def test_fills_are_never_assumed_from_the_order_alone(hb1: HibachiClient, hb_sim: HibachiSim) -> None:
