@@ -2,11 +2,12 @@
 
 An order goes in two steps, `prepare_order` (checked, signed, HTTP request prepared) and `send_order`, so
 that it can be armed and then fired (core/gate.py). A place that times out is never re-sent: once its nonce
-has fallen outside the server's window (the venue refuses it after that) the order is looked up by client
-id, so the answer is either the order or "it never existed". A place refused *because* of its nonce (outside
-the window, or reused) was never accepted: the clock offset is measured again and the order re-signed with a
-fresh nonce and sent once more (same clientId). Reads carry no nonce, so only places can meet that refusal.
-Fills are never assumed: an order's filled quantity, price and fee come from the trade journal.
+has fallen outside the server's window (the venue refuses it after that) the order is looked up by that nonce
+(by client id when the nonce is not known), so the answer is either the order or "it never existed". A place
+refused *because* of its nonce (outside the window, or reused) was never accepted: the clock offset is measured
+again and the order re-signed with a fresh nonce and sent once more (same clientId). Reads carry no nonce, so
+only places can meet that refusal. Fills are never assumed: an order's filled quantity, price and fee come
+from the trade journal (and, for an order that ended other than filled, from order history).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import dataclasses
 import json
 import logging
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
@@ -62,6 +65,8 @@ MAX_TRADE_PAGES = 10
 NONCE_WINDOW_S = 15.0
 # How often the clock offset is measured again unprompted, so drift is caught before it causes refusals.
 RESYNC_EVERY_S = 300.0
+# How many orders' nonces are kept for lookups (the oldest go first): far more than are ever in flight.
+NONCES_KEPT = 4096
 # The venue's clock comes in whole ms: what the measured offset may be off by, besides half the round trip.
 _SERVER_TIME_RESOLUTION_US = 1000
 
@@ -129,6 +134,10 @@ class HibachiClient:
         self._info_at = 0.0
         self._settle_polls = settle_polls
         self._settle_interval_s = settle_interval_s
+        # The nonce last signed for each client id: it identifies the order (spec §3-4) where the venue does not
+        # promise to keep client ids. Bounded: only lookups soon after sending need it.
+        self._order_nonces: OrderedDict[str, int] = OrderedDict()
+        self._order_nonces_lock = threading.Lock()
         # Monotonic, so a wall-clock step can neither postpone nor hurry it. The actor syncs at start.
         self._resync = ClockResync(VENUE, self._clock, resync_every_s, lambda retry: self._measure_offset(retry=retry))
         self._http = RestTransport(
@@ -338,6 +347,7 @@ class HibachiClient:
     def _prepare_place(self, request: OrderRequest) -> tuple[PreparedRequest, float]:
         """The order's request with a fresh nonce, and when the venue stops accepting that nonce."""
         nonce = self.nonces.next()
+        self._remember_nonce(request.client_id, nonce)
         # On our monotonic clock: a wall step cannot move it.
         expires_at = self._clock.monotonic() + self._nonce_window_s + max(0, -self.nonces.age_s(nonce))
         return self._prepare_write("POST", "/trade/order", self.order_body(request, nonce)), expires_at
@@ -391,14 +401,15 @@ class HibachiClient:
         )  # fmt: skip
 
     def _resolve_ambiguous(self, request: OrderRequest, expires_at: float, cause: VenueError) -> OrderResult:
-        # Once its nonce has left the server's window (`expires_at`, monotonic) Hibachi can no longer accept it.
+        # Once its nonce has left the server's window (`expires_at`, monotonic) Hibachi can no longer accept it;
+        # get_order then looks it up by that nonce, which identifies it (its client id may not be kept).
         wait_s = expires_at - self._clock.monotonic()
         return resolve_lost_reply(VENUE, request, cause, wait_s, self._clock, self.get_order, self.clock_offset_ms)
 
     def get_order(self, symbol: str, client_id: str) -> OrderResult:
         """An order by client id, open or finished, with filled quantity, average price and fee from its trades.
         An order that ended other than filled takes its filled quantity and average price from order history."""
-        result = parse.parse_order(self._trade_get("/trade/order", {"clientId": client_id}))
+        result = self._lookup(client_id)
         if result.symbol != symbol:
             raise OrderNotFound(VENUE, f"order {client_id} is on {result.symbol}, not {symbol}")
         ended: parse.HistoryFill | None = None
@@ -425,6 +436,24 @@ class HibachiClient:
             fee=sum((f.fee for f in fills), Decimal(0)),
             fills=tuple(fills),
         )
+
+    def _remember_nonce(self, client_id: str, nonce: int) -> None:
+        with self._order_nonces_lock:
+            self._order_nonces[client_id] = nonce  # a re-signed order: its last nonce is the one that may exist
+            self._order_nonces.move_to_end(client_id)
+            while len(self._order_nonces) > NONCES_KEPT:
+                self._order_nonces.popitem(last=False)
+
+    def _lookup(self, client_id: str) -> OrderResult:
+        """GET /trade/order by the nonce we signed for `client_id` when we know it, by clientId otherwise. An
+        order found under our nonce but carrying another client id is not ours: OrderNotFound."""
+        with self._order_nonces_lock:
+            nonce = self._order_nonces.get(client_id)
+        query = {"clientId": client_id} if nonce is None else {"nonce": nonce}
+        result = parse.parse_order(self._trade_get("/trade/order", query))
+        if result.client_id is not None and result.client_id != client_id:
+            raise OrderNotFound(VENUE, f"order {client_id}: the venue's order for {query} is {result.client_id}'s")
+        return result
 
     def _history_fill(self, order: OrderResult) -> parse.HistoryFill:
         """A finished order's fill as order history reports it. `cursorOrderId` is exclusive and history lists

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -411,6 +411,72 @@ def test_unanswered_order_whose_lookup_fails_is_outcome_unknown(hb1: HibachiClie
         hb1.place_order(order("bh-2"))
     assert info.value.client_id == "bh-2"
     assert position_qty(hb_sim) == D("0.01")  # it did trade: only a later lookup can tell
+
+
+def _lookups(sim: HibachiSim, *, forget_client_ids: bool) -> list[dict[str, str]]:
+    """The query of every GET /trade/order from now on; with `forget_client_ids` a clientId lookup finds
+    nothing (the spec does not promise how long the venue keeps clientIds)."""
+    seen: list[dict[str, str]] = []
+
+    def wrapper(handler: Handler) -> Handler:
+        def recorded(request: Request) -> Response:
+            seen.append({k: v for k, v in request.query.items() if k != "accountId"})
+            if forget_client_ids and "clientId" in request.query:
+                return Response(404, {"errorCode": 3, "message": "order not found", "status": "failed"})
+            return handler(request)
+
+        return recorded
+
+    sim.http.wrap_route("GET", "/trade/order", wrapper)
+    return seen
+
+
+def test_a_lost_reply_is_looked_up_by_the_nonce_we_signed(hb1: HibachiClient, hb_sim: HibachiSim) -> None:
+    hb_sim.engine.faults.blackhole_orders(1)
+    seen = _lookups(hb_sim, forget_client_ids=True)
+    result = hb1.place_order(order("bh-nonce-1"))
+    placed = hb_sim.engine.find_order(hb_sim.account(), client_id="bh-nonce-1")
+    assert (result.status, result.venue_order_id, result.filled_quantity) == (OrderStatus.FILLED, placed.id, D("0.01"))
+    assert seen and all(query == {"nonce": str(placed.nonce)} for query in seen)
+    assert position_qty(hb_sim) == D("0.01")
+
+
+class _BehindClock(SystemClock):
+    """The host's clock, 30 s behind the venue's (sleeps are real: a lost reply is waited out)."""
+
+    def now(self) -> datetime:
+        return super().now() - timedelta(seconds=30)
+
+
+def test_a_resigned_order_is_looked_up_by_its_last_nonce(hb_sim: HibachiSim) -> None:
+    client = hibachi_client(hb_sim, clock=_BehindClock())
+    hb_sim.engine.faults.blackhole_orders(1)  # the first is refused for its nonce before it can be held
+    seen = _lookups(hb_sim, forget_client_ids=True)
+    assert client.place_order(order("bh-nonce-2")).status is OrderStatus.FILLED
+    placed = hb_sim.engine.find_order(hb_sim.account(), client_id="bh-nonce-2")
+    assert seen[0] == {"nonce": str(placed.nonce)}
+    client.close()
+
+
+def test_an_order_under_our_nonce_with_another_client_id_is_not_ours(hb1: HibachiClient, hb_sim: HibachiSim) -> None:
+    hb1.place_order(order("mine-1"))
+
+    def relabelled(handler: Handler) -> Handler:
+        return lambda request: Response(200, handler(request).body | {"clientId": "theirs-1"})
+
+    hb_sim.http.wrap_route("GET", "/trade/order", relabelled)
+    with pytest.raises(OrderNotFound, match="theirs-1"):
+        hb1.get_order(BTC, "mine-1")
+
+
+def test_an_order_this_client_did_not_prepare_is_looked_up_by_client_id(hb_sim: HibachiSim) -> None:
+    first, second = hibachi_client(hb_sim), hibachi_client(hb_sim)
+    first.place_order(order("other-process-1"))
+    seen = _lookups(hb_sim, forget_client_ids=False)
+    assert second.get_order(BTC, "other-process-1").filled_quantity == D("0.01")
+    assert seen == [{"clientId": "other-process-1"}]
+    first.close()
+    second.close()
 
 
 def test_latency_is_survived(hb1: HibachiClient, hb_sim: HibachiSim) -> None:
