@@ -238,12 +238,17 @@ class HibachiClient:
         return info.contracts[symbol]
 
     def markets(self) -> list[Market]:
-        """Every live contract with its rules (refreshing the cache)."""
-        return [parse.contract_market(c) for c in self.exchange_info(max_age_s=0).contracts.values()]
+        """Every tradable (LIVE) contract with its rules (refreshing the cache)."""
+        info = self.exchange_info(max_age_s=0)
+        return [parse.contract_market(c) for c in info.contracts.values() if c.symbol in info.tradable]
 
     def market(self, symbol: str) -> Market:
-        """One contract's rules, cached."""
-        return parse.contract_market(self.contract(symbol))
+        """One tradable contract's rules, cached: what a new position is planned from, so a contract that is
+        not LIVE is refused (InvalidOrder). What is held there is still read, and closed, through contract()."""
+        contract = self.contract(symbol)
+        if symbol not in self.exchange_info().tradable:
+            raise InvalidOrder(VENUE, f"contract {symbol!r} is not tradable (status is not LIVE)", code="NOT_LIVE")
+        return parse.contract_market(contract)
 
     def quote(self, symbol: str) -> Quote:
         """Bid, ask, mark and funding estimate from GET /market/data/prices."""

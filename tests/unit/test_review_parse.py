@@ -54,3 +54,37 @@ def test_hibachi_history_gives_a_finished_orders_fill() -> None:
 def test_hibachi_history_that_contradicts_itself_is_malformed(row: dict[str, object]) -> None:
     with pytest.raises(MalformedResponse):
         hb.history_fill(_history(row), "582870002718998528")
+
+
+HB_CONTRACT = {
+    "id": 2, "symbol": "BTC/USDT-P", "underlyingDecimals": 10, "settlementDecimals": 6, "tickSize": "0.1",
+    "stepSize": "0.0000000001", "minOrderSize": "0.0000000001", "minNotional": "1",
+    "initialMarginRate": "0.066667", "maintenanceMarginRate": "0.046667",
+}  # fmt: skip
+
+
+def _exchange_info(*contracts: dict[str, object]) -> dict[str, object]:
+    return {
+        "status": "NORMAL",
+        "feeConfig": {"tradeMakerFeeRate": "0.00015000", "tradeTakerFeeRate": "0.00045000"},
+        "futureContracts": list(contracts),
+    }
+
+
+@pytest.mark.parametrize(
+    ("flags", "tradable"),
+    [
+        ({"status": "LIVE"}, True),
+        ({"status": "LIVE", "live": True}, True),
+        ({"status": "CLOSED", "live": True}, False),  # the status decides where it is given
+        ({"status": "live"}, False),
+        ({"status": None, "live": True}, False),
+        ({"live": True}, True),  # UNCERTAIN: the OpenAPI example's shape, with no status
+        ({"live": False}, False),
+        ({}, False),
+    ],
+)
+def test_hibachi_contract_is_tradable_only_when_live(flags: dict[str, object], tradable: bool) -> None:
+    info = hb.parse_exchange_info(_exchange_info(HB_CONTRACT | flags))
+    assert ("BTC/USDT-P" in info.tradable) is tradable
+    assert "BTC/USDT-P" in info.contracts  # still known: its id and decimals serve lookups of what we hold

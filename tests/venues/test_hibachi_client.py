@@ -80,6 +80,24 @@ def test_markets_quote_and_time(hb1: HibachiClient) -> None:
         hb1.market("DOGE/USDT-P")
 
 
+def test_only_live_contracts_are_tradable(hb1: HibachiClient, hb_sim: HibachiSim) -> None:
+    hb1.place_order(order("before-halt"))
+    contract_json = hb_sim.contract_json
+
+    def halted(c: object) -> dict[str, object]:
+        body = contract_json(c)  # type: ignore[arg-type]
+        return body | {"status": "SUSPENDED"} if body["symbol"] == BTC else body
+
+    hb_sim.contract_json = halted  # type: ignore[method-assign]
+    assert {m.symbol for m in hb1.markets()} == {"ETH/USDT-P", "SOL/USDT-P"}
+    with pytest.raises(InvalidOrder, match="not tradable"):
+        hb1.market(BTC)  # what a new pair is planned from
+    (pos,) = hb1.positions()  # what is held there is still read, and can be closed
+    assert pos.symbol == BTC and hb1.account().initial_requirement > 0
+    assert hb1.contract(BTC).id == hb_sim.contracts[BTC].id
+    assert hb1.get_order(BTC, "before-halt").filled_quantity == D("0.01")
+
+
 def test_account_positions_and_per_symbol_leverage(hb1: HibachiClient, hb_sim: HibachiSim) -> None:
     account = hb1.account()
     assert account.equity == D(10000)
