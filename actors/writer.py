@@ -34,7 +34,7 @@ from actors.messages import (
 )
 from alerts.policy import Alert
 from core.clock import Clock
-from core.domain import EventLevel, OrderPurpose
+from core.domain import EventLevel, OrderPurpose, PairState
 from core.ids import OrderKey
 from exchanges.registry import client_id_for
 from storage.checks import probe_write
@@ -181,7 +181,11 @@ class PersistenceWriter(SupervisedActor):
         # in-memory database (one connection per thread) giving it back would roll the open transaction back.
         namespace = self.queries.client_id_namespace
         with self._one_transaction():
-            pair_id, legs = self._create_pair(m.create())
+            # Four statements: the pair born OPENING (the move is checked, not a second UPDATE), its legs, its
+            # orders, and both events in one INSERT. Each one stands between deciding to open and the orders leaving.
+            leverage = dict(m.leverage_set) if m.leverage_set else None
+            pair, legs = self.writes.insert_pair(m.plan, leverage, born=PairState.OPENING)
+            pair_id = pair.id
             orders = self.writes.record_orders(
                 [
                     NewOrder(
@@ -199,8 +203,8 @@ class PersistenceWriter(SupervisedActor):
                 ]
             )
             opening = m.opening(pair_id)
-            self.writes.transition_pair(pair_id, opening.expected, opening.to, opening.event(), opening.changes)
-        effects.append(lambda: self._transitioned(opening))
+            self.writes.add_events([m.create().planned(pair_id), opening.event()])
+        effects.append(partial(self._transitioned, opening))
         return OpenBegun(pair_id, tuple(legs), tuple(orders))  # long first: the order the plan gave them
 
     def _transitioned(self, m: TransitionPair) -> None:

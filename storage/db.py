@@ -10,19 +10,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, insert, select
+from sqlalchemy import Engine, create_engine, event, insert, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from core.clock import Clock, SystemClock
 from core.ids import new_namespace
 from storage.checks import DatabaseProblem, database_label, sqlite_file
-from storage.schema import CLIENT_ID_NAMESPACE_KEY, SCHEMA_VERSION, meta, metadata, schema_version
+from storage.migrations.runner import SchemaVersionError, current_revisions, newest_fence, refuse_newer, upgrade_to_head
+from storage.schema import CLIENT_ID_NAMESPACE_KEY, meta, schema_version
 
-
-class SchemaVersionError(RuntimeError):
-    """The database was written by a newer (or unknown) version of perp-farmer."""
-
+__all__ = ["SchemaVersionError"]  # callers catch it from here, where the openers that raise it live
 
 log = logging.getLogger(__name__)
 
@@ -101,18 +99,10 @@ class Checkpointer:
 
 
 def create_schema(engine: Engine, clock: Clock | None = None) -> None:
-    """Create missing tables, record the schema version and draw the client-id namespace; a second call on the
-    same database is a no-op."""
-    clock = clock or SystemClock()
-    metadata.create_all(engine)
-    with engine.begin() as conn:
-        versions = conn.execute(select(schema_version.c.version)).scalars().all()
-        if not versions:
-            conn.execute(insert(schema_version).values(version=SCHEMA_VERSION, applied_at=clock.now()))
-        elif max(versions) > SCHEMA_VERSION:
-            raise SchemaVersionError(
-                f"database schema version {max(versions)} is newer than this program's {SCHEMA_VERSION}"
-            )
+    """Bring the database to the newest schema revision (creating it if new; storage/migrations) and draw the
+    client-id namespace; a second call on the same database changes nothing. SchemaVersionError when the
+    database is newer than this program."""
+    upgrade_to_head(engine, (clock or SystemClock()).now())
     _draw_client_id_namespace(engine)
 
 
@@ -152,16 +142,21 @@ def open_database_readonly(url: str) -> Engine:
         engine = create_engine(make_url(url).set(query={}), creator=partial(_connect_readonly, uri))
     try:
         with engine.connect() as conn:
-            newest = conn.execute(select(func.max(schema_version.c.version))).scalar()
+            ours = inspect(conn).has_table(schema_version.name)
+            fence = newest_fence(conn)
+            revisions = current_revisions(conn)
     except SQLAlchemyError as exc:
         engine.dispose()
-        where = database_label(url)
-        if "no such table" in str(exc):
-            raise DatabaseProblem(where, "holds no perp-farmer tables", "check data_dir (or database.url)") from exc
-        raise DatabaseProblem.from_error(exc, where) from exc
-    if newest is not None and newest > SCHEMA_VERSION:
+        raise DatabaseProblem.from_error(exc, database_label(url)) from exc
+    if not ours:
         engine.dispose()
-        raise SchemaVersionError(f"database schema version {newest} is newer than this program's {SCHEMA_VERSION}")
+        raise DatabaseProblem(database_label(url), "holds no perp-farmer tables", "check data_dir (or database.url)")
+    # A database behind head is read as it is (a reader must not upgrade it); one ahead is refused.
+    try:
+        refuse_newer(revisions, fence)
+    except SchemaVersionError:
+        engine.dispose()
+        raise
     return engine
 
 

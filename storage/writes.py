@@ -154,11 +154,19 @@ class Writes:
     # ---- pairs and legs ---------------------------------------------------------------------------------
 
     def insert_pair(
-        self, plan: PairPlan, leverage_set: Mapping[Venue, Decimal] | None = None
+        self,
+        plan: PairPlan,
+        leverage_set: Mapping[Venue, Decimal] | None = None,
+        *,
+        born: PairState = PairState.PLANNED,
     ) -> tuple[PairRecord, list[PositionRecord]]:
-        """Insert a PLANNED pair with its two legs (`pending`, with the leverage each venue set, where known).
-        Returns the pair and its legs, long first, as the INSERTs returned them (they read as a later read
-        does)."""
+        """Insert a pair with its two legs (`pending`, with the leverage each venue set, where known), in state
+        `born`: PLANNED, or a state PLANNED may move to. Returns the pair and its legs, long first, as the
+        INSERTs returned them (they read as a later read does)."""
+        if born is not PairState.PLANNED:
+            # Born past PLANNED saves an UPDATE where the move is decided in the same transaction (an open:
+            # every statement there stands between deciding and the orders leaving); the move must be legal.
+            check_transition(PairState.PLANNED, born)
         now = self.clock.now()
         with self._write() as conn:
             pair = PairRecord.from_row(
@@ -172,7 +180,7 @@ class Writes:
                         "notional": plan.notional,
                         "quantity": plan.quantity,
                         "duration_s": plan.duration_s,
-                        "state": PairState.PLANNED.value,
+                        "state": born.value,
                         "created_at": now,
                         "updated_at": now,
                     },
@@ -321,6 +329,13 @@ class Writes:
         with self._write() as conn:
             return self._insert_event(conn, event)
 
+    def add_events(self, new: Sequence[NewEvent]) -> None:
+        """Store several events in one statement, in the order given."""
+        if not new:
+            return
+        with self._write() as conn:
+            conn.execute(insert(events), [self._event_row(e) for e in new])
+
     def add_snapshot(
         self,
         pair_id: int,
@@ -351,8 +366,8 @@ class Writes:
                 },
             ).scalar_one()
 
-    def _insert_event(self, conn: Connection, event: NewEvent) -> int:
-        row = {
+    def _event_row(self, event: NewEvent) -> dict[str, Any]:
+        return {
             "ts": self.clock.now(),
             "level": event.level.value,
             "kind": event.kind,
@@ -360,4 +375,6 @@ class Writes:
             "message": event.message,
             "data": jsonable(event.data),
         }
-        return conn.execute(_INSERT_EVENT_RETURNING, row).scalar_one()
+
+    def _insert_event(self, conn: Connection, event: NewEvent) -> int:
+        return conn.execute(_INSERT_EVENT_RETURNING, self._event_row(event)).scalar_one()

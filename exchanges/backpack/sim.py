@@ -16,6 +16,7 @@ import random
 import sys
 import threading
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -25,12 +26,15 @@ from nacl.signing import SigningKey, VerifyKey
 from core.clock import Clock, SystemClock
 from exchanges.backpack.sim_history import BackpackHistoryApi
 from exchanges.backpack.sim_private import BackpackPrivateApi
-from exchanges.backpack.sim_public import BackpackPublicApi
+from exchanges.backpack.sim_public import DEPTH_LIMITS, BackpackPublicApi
+from exchanges.backpack.sim_streams import BackpackStreams
+from exchanges.backpack.sim_streams_private import PRIVATE_PREFIX, PrivateStreams
+from exchanges.backpack.sim_streams_wire import us
 from exchanges.backpack.sim_wire import HTTP_ERROR_CODES, MAKER_FEE, REJECT_CODES, TAKER_FEE, ms, s
 from exchanges.backpack.sim_wire import error as _error
 from exchanges.sim import params as prm
 from exchanges.sim.admin import admin_handler
-from exchanges.sim.engine import RejectKind, SimAccount, SimEngine, SimMarket, SimRejectError
+from exchanges.sim.engine import RejectKind, SimAccount, SimEngine, SimMarket, SimOrder, SimRejectError
 from exchanges.sim.faults import InjectedHttpError
 from exchanges.sim.http import Request, Response, SimHttpServer
 from exchanges.sim.price import PriceSource
@@ -107,7 +111,18 @@ class BackpackSim(SimVenue, BackpackPublicApi, BackpackPrivateApi, BackpackHisto
         )
         self.http = SimHttpServer(self._routes(), admin_handler(self.engine, lambda: self.ws), self.engine.faults,
                                   self._injected_error, port=port, not_found=self._not_found)  # fmt: skip
-        self.ws = SimWsServer(self._on_ws_message, port=ws_port)
+        private = PrivateStreams(self.engine, self.clock, self._keys, lambda: self.ws)
+        self.streams = BackpackStreams(
+            self.engine,
+            self.clock,
+            lambda: self.ws,
+            private,
+            lambda symbol: self._ticker_json(symbol, timedelta(days=1)),
+            self._tape,
+        )
+        self.ws = SimWsServer(on_frame=self.streams.on_frame, port=ws_port,
+                              is_private=lambda key: key.startswith(PRIVATE_PREFIX))  # fmt: skip
+        self.engine.order_listeners.append(self._on_order)
         self._init_publisher("backpack", publish_interval_s)
         self._update_id = 0
 
@@ -251,28 +266,36 @@ class BackpackSim(SimVenue, BackpackPublicApi, BackpackPrivateApi, BackpackHisto
 
     # ---- websocket --------------------------------------------------------------------------------------
 
-    def _on_ws_message(self, text: str) -> tuple[set[str], set[str], str | None]:
-        try:
-            msg = json.loads(text)
-            method = msg["method"]
-            streams = {str(s) for s in msg["params"]}
-        except (ValueError, KeyError, TypeError):
-            return set(), set(), json.dumps({"id": None, "error": {"code": 4000, "message": "Invalid request"}})
-        known = {f"{kind}.{s}" for s in self.engine.markets for kind in ("bookTicker", "markPrice")}
-        unknown = streams - known
-        if method == "SUBSCRIBE":
-            reply = None
-            if unknown:
-                reply = json.dumps({"id": None, "error": {"code": 4006, "message": "Invalid stream"}})
-            return streams & known, set(), reply
-        if method == "UNSUBSCRIBE":
-            return set(), streams, None
-        return set(), set(), json.dumps({"id": None, "error": {"code": 4000, "message": "Invalid method"}})
+    def _on_order(self, account: SimAccount, order: SimOrder) -> None:
+        """The engine's order listener (under its lock, before the REST reply): private events, then trades."""
+        fills = self.streams.private.on_order(account, order)
+        self.streams.on_fills(order, fills)
+
+    def _depth(self, request: Request) -> Response:
+        """GET /api/v1/depth from the depth stream's book, so that `lastUpdateId` lines up with its ids."""
+        symbol = self._symbol(request)
+        limit = int(prm.choice(request.query, "limit", DEPTH_LIMITS, default="1000"))
+        book = self.streams.depth_book(symbol)
+        return Response(200, {
+            # Backpack does not document the side order; ascending asks and descending bids here.
+            "asks": [[s(p), s(q)] for p, q in sorted(book.asks.items())[:limit]],
+            "bids": [[s(p), s(q)] for p, q in sorted(book.bids.items(), reverse=True)[:limit]],
+            "lastUpdateId": str(book.update_id),
+            "timestamp": us(self.clock.now()),
+        })  # fmt: skip
+
+    def resend_all(self) -> None:
+        """Forget what was sent, so the next publish sends every stream again (new subscribers)."""
+        super().resend_all()
+        self.streams.resend_all()
 
     def publish_once(self) -> int:
-        """Push bookTicker and markPrice for every market whose values changed; returns frames sent."""
+        """Push bookTicker and markPrice for every market whose values changed, the scheduled streams where due,
+        and reordered private events that waited too long; returns frames sent."""
         with self._publish_lock:
-            return self._publish_changes()
+            sent = self._publish_changes() + self.streams.publish_scheduled()
+        self.streams.private.release_held()
+        return sent
 
     def _publish_changes(self) -> int:
         sent = 0

@@ -6,6 +6,9 @@ integer/Fraction arithmetic): a mistake shared by client and simulator would oth
 Error codes: 2 (bad signature), 3 (not found) and 4 (invalid input) are the venue's (spec §4). Codes for a
 bad API key (1) and the wording of margin and nonce errors are our choice; the spec records none.
 
+Websockets (one port): /ws/market, /ws/account and /ws/trade, see sim_streams.py; the account stream's
+events come from the engine's order listeners (sim_streams_events.py).
+
 Standalone: `python -m exchanges.hibachi.sim --port 0 [--seed N]` prints one JSON line with its URLs and the
 paper account's credentials (usable with either key type), then serves until killed.
 """
@@ -28,17 +31,20 @@ from coincurve import PrivateKey
 
 from core.clock import Clock, SystemClock
 from exchanges.hibachi.sim_account import CapitalMove, HibachiAccountApi
+from exchanges.hibachi.sim_account_ws import LISTEN_KEY_TTL_S, AccountStreams
+from exchanges.hibachi.sim_market_ws import MarketStreams
 from exchanges.hibachi.sim_orders import HibachiOrderApi
 from exchanges.hibachi.sim_public import HibachiPublicApi
+from exchanges.hibachi.sim_streams import HibachiWsServer
+from exchanges.hibachi.sim_streams_events import AccountEvents
+from exchanges.hibachi.sim_trade_ws import Handler, TradeSessions
 from exchanges.hibachi.sim_wire import (
     DEFAULT_CONTRACTS,
     MAKER_FEE,
     NONCE_WINDOW_S,
     TAKER_FEE,
-    TOPICS,
     SimContract,
     SimCredentials,
-    s,
     us,
 )
 from exchanges.hibachi.sim_wire import error as _error
@@ -49,7 +55,6 @@ from exchanges.sim.faults import InjectedHttpError
 from exchanges.sim.http import Request, Response, SimHttpServer
 from exchanges.sim.price import PriceSource
 from exchanges.sim.venue import SimVenue
-from exchanges.sim.ws import SimWsServer
 
 __all__ = ["DEFAULT_CONTRACTS", "HibachiSim", "SimContract", "SimCredentials"]
 
@@ -74,6 +79,7 @@ class HibachiSim(SimVenue, HibachiPublicApi, HibachiOrderApi, HibachiAccountApi)
         publish_interval_s: float = 0.05,
         engine_factory: EngineFactory = SimEngine,
         nonce_window_s: float = NONCE_WINDOW_S,
+        listen_key_ttl_s: float = LISTEN_KEY_TTL_S,
     ) -> None:
         self.clock = clock or SystemClock()
         self.prices = prices or PriceSource(self.clock, seed=seed)
@@ -88,10 +94,19 @@ class HibachiSim(SimVenue, HibachiPublicApi, HibachiOrderApi, HibachiAccountApi)
         self._accounts: dict[int, SimCredentials] = {}
         self.capital_moves: dict[int, list[CapitalMove]] = {}
         self._rng = random.Random(seed)
+        self.ws = HibachiWsServer(self._credentials, port=ws_port)
+        self.account_streams = AccountStreams(self.engine, self.clock, listen_key_ttl_s)
+        self.market_streams = MarketStreams(self.engine, self.contracts, self.ws.publish, self.ws.subscribers)
+        self.trade_sessions = TradeSessions(self)
+        self.ws.attach(self.market_streams, self.account_streams, self.trade_sessions)
+        self.account_events = AccountEvents(
+            self.engine, self._credentials_of, self.order_json, self.wire_status, self.account_streams.deliver
+        )
+        self.engine.order_listeners.append(self.account_events.on_order)
+        self.engine.faults.account_stream_droppers.append(self.account_streams.drop_all)
         self.paper = self.add_account("paper", collateral)
         self.http = SimHttpServer(self._routes(), admin_handler(self.engine, lambda: self.ws), self.engine.faults,
                                   self._injected_error, port=port, not_found=self._not_found)  # fmt: skip
-        self.ws = SimWsServer(self._on_ws_message, port=ws_port, path="/ws/market")
         self._init_publisher("hibachi", publish_interval_s)
 
     # ---- lifecycle --------------------------------------------------------------------------------------
@@ -109,6 +124,7 @@ class HibachiSim(SimVenue, HibachiPublicApi, HibachiOrderApi, HibachiAccountApi)
             account=self.engine.open_account(name, collateral),
         )
         self._accounts[creds.account_id] = creds
+        self.account_events.track(creds.account)
         return creds
 
     def account(self, account_id: int | None = None) -> SimAccount:
@@ -130,6 +146,14 @@ class HibachiSim(SimVenue, HibachiPublicApi, HibachiOrderApi, HibachiAccountApi)
         """Market websocket."""
         return f"ws://127.0.0.1:{self.ws.port}/ws/market"
 
+    def ws_account_url(self, account_id: int | None = None) -> str:
+        """Account websocket of an account (the paper account by default); send `Authorization: <apiKey>`."""
+        return f"ws://127.0.0.1:{self.ws.port}/ws/account?accountId={account_id or self.paper.account_id}"
+
+    def ws_trade_url(self, account_id: int | None = None) -> str:
+        """Trade websocket of an account (the paper account by default); send `Authorization: <apiKey>`."""
+        return f"ws://127.0.0.1:{self.ws.port}/ws/trade?accountId={account_id or self.paper.account_id}"
+
     def endpoints(self) -> dict[str, Any]:
         """What the standalone command prints."""
         return {
@@ -146,16 +170,21 @@ class HibachiSim(SimVenue, HibachiPublicApi, HibachiOrderApi, HibachiAccountApi)
     # ---- auth -------------------------------------------------------------------------------------------
 
     def _identify(self, request: Request, params: Mapping[str, Any]) -> SimCredentials | Response:
-        raw_id = params.get("accountId", "")  # int("") fails as a missing id does
+        return self._credentials(params.get("accountId", ""), request.headers.get("authorization", ""))
+
+    def _credentials(self, raw_id: Any, api_key: str) -> SimCredentials | Response:
+        """The account that id and API key name, or the venue's refusal (REST and websockets alike)."""
         try:
-            account_id = int(raw_id)
+            account_id = int(raw_id)  # int("") fails as a missing id does
         except (TypeError, ValueError):
             return _error(400, 4, "Missing accountId")
         creds = self._accounts.get(account_id)
-        api_key = request.headers.get("authorization", "")
         if creds is None or not hmac.compare_digest(api_key.encode(), creds.api_key.encode()):
             return _error(401, 1, "Invalid API key for this account")
         return creds
+
+    def _credentials_of(self, account: SimAccount) -> SimCredentials | None:
+        return next((c for c in self._accounts.values() if c.account is account), None)
 
     def _check_signed(
         self, creds: SimCredentials, payload: bytes, signature: Any, nonce: int | None
@@ -230,64 +259,41 @@ class HibachiSim(SimVenue, HibachiPublicApi, HibachiOrderApi, HibachiAccountApi)
             creds = self._identify(request, params)
             if isinstance(creds, Response):
                 return creds
-            try:
-                with self.engine.lock:
-                    self.engine.tick()
-                    return handler(creds, params)
-            except SimRejectError as exc:
-                return self._reject(exc)
-            except prm.ParamError as exc:
-                return _error(400, 4, str(exc))
-            except (KeyError, ValueError, ArithmeticError, TypeError, struct.error) as exc:
-                return _error(400, 4, f"Invalid input: {exc}")
+            return self.run_private(handler, creds, params)
 
         return run
 
+    def run_private(self, handler: Handler, creds: SimCredentials, params: dict[str, Any]) -> Response:
+        """Run an account handler after the market ticks; refusals become the venue's error replies."""
+        try:
+            with self.engine.lock:
+                self.engine.tick()
+                return handler(creds, params)
+        except SimRejectError as exc:
+            return self._reject(exc)
+        except prm.ParamError as exc:
+            return _error(400, 4, str(exc))
+        except (KeyError, ValueError, ArithmeticError, TypeError, struct.error) as exc:
+            return _error(400, 4, f"Invalid input: {exc}")
+
     # ---- market websocket -------------------------------------------------------------------------------
 
-    def _on_ws_message(self, text: str) -> tuple[set[str], set[str], str | None]:
-        try:
-            msg = json.loads(text)
-            method = msg["method"]
-            subs = msg.get("parameters", {}).get("subscriptions", []) if method != "list_subscription" else []
-            keys = {f"{s['topic']}:{s['symbol']}" for s in subs}
-        except (ValueError, KeyError, TypeError, AttributeError):
-            return set(), set(), json.dumps({"status": 400, "error": "Invalid request"})
-        known = {f"{t}:{s}" for s in self.contracts for t in TOPICS}
-        if method == "subscribe":
-            return keys & known, set(), None  # no reply on success (spec §5)
-        if method == "unsubscribe":
-            return set(), keys, None
-        return set(), set(), json.dumps({"status": 400, "error": f"Unsupported method {method!r}"})
-
     def publish_once(self) -> int:
-        """Push ask_bid_price and mark_price for every contract whose values changed; returns frames sent."""
+        """Push every market topic whose values changed; returns frames sent."""
         with self._publish_lock:
-            sent = 0
-            for symbol in self.contracts:
-                with self.engine.lock:
-                    self.engine.tick()
-                    bids, asks = self.engine.book(symbol)
-                    mark = self.engine.mark(symbol)
-                frames = {
-                    "ask_bid_price": {"bidPrice": s(bids[0][0]), "bidSize": s(bids[0][1]),
-                                      "askPrice": s(asks[0][0]), "askSize": s(asks[0][1])},
-                    "mark_price": {"markPrice": s(mark)},
-                }  # fmt: skip
-                for topic, data in frames.items():
-                    key = f"{topic}:{symbol}"
-                    if self._last_sent.get(key) == tuple(data.values()):
-                        continue
-                    self._last_sent[key] = tuple(data.values())
-                    sent += self.ws.publish(key, json.dumps({"symbol": symbol, "topic": topic, "data": data}))
-            return sent
+            return self.market_streams.publish_once()
+
+    def resend_all(self) -> None:
+        """The next publish sends every stream again (a new subscriber)."""
+        super().resend_all()
+        self.market_streams.resend_all()
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the simulator until killed; first stdout line is the JSON description."""
     parser = argparse.ArgumentParser(description="Hibachi exchange simulator on 127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="REST port for both hosts (0: any free port)")
-    parser.add_argument("--ws-port", type=int, default=0, help="market websocket port (0: any free port)")
+    parser.add_argument("--ws-port", type=int, default=0, help="websocket port, all three paths (0: any free port)")
     parser.add_argument("--seed", type=int, default=0, help="seed of prices and of the paper account's keys")
     parser.add_argument("--collateral", type=Decimal, default=Decimal(10000), help="USDT in the paper account")
     parser.add_argument("--nonce-window", type=float, default=NONCE_WINDOW_S, help="accepted nonce age, seconds")

@@ -150,13 +150,16 @@ class HibachiPublicApi:
 
     def _funding_rates(self, request: Request) -> Response:
         symbol = self._symbol(request)
-        now_s = int(self.clock.now().timestamp())
-        start = prm.integer(request.query, "startTime", default=now_s - 7 * 86400)
-        end = prm.integer(request.query, "endTime", default=now_s)
+        # Seconds "with optional fractional part"; the end defaults to the server's time itself, not its whole
+        # second, so a settlement earlier in the current second is already listed (spec: getFundingRates).
+        now = Decimal(str(self.clock.now().timestamp()))
+        start_arg, end_arg = prm.decimal(request.query, "startTime"), prm.decimal(request.query, "endTime")
+        start = now - 7 * 86400 if start_arg is None else start_arg
+        end = now if end_arg is None else end_arg
         limit = prm.integer(request.query, "limit", default=50, low=1, high=100)
         offset = prm.integer(request.query, "offset", default=0)
         rows = [r for r in reversed(self.engine.funding_log)
-                if r.symbol == symbol and start <= r.ts.timestamp() <= end]  # fmt: skip
+                if r.symbol == symbol and start <= Decimal(str(r.ts.timestamp())) <= end]  # fmt: skip
         return Response(200, {"data": [{
             "contractId": self.contracts[symbol].id, "fundingTimestamp": int(r.ts.timestamp()),
             "fundingRate": s(r.rate), "indexPrice": s(self.engine.mark(symbol)),

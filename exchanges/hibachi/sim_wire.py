@@ -62,7 +62,6 @@ SIDE_IN = {"BID": Side.LONG, "ASK": Side.SHORT}
 FLAGS = {"POST_ONLY", "IOC", "REDUCE_ONLY"}
 CLIENT_ID = re.compile(r"^[A-Za-z0-9-]{1,32}$")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-TOPICS = ("mark_price", "ask_bid_price")
 
 
 def s(value: Decimal) -> str:

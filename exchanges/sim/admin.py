@@ -12,6 +12,7 @@ from exchanges.sim.ws import SimWsServer
 
 FAULT_KINDS = (
     "reject", "http_error", "latency", "blackhole", "partial_fill", "delay", "drop_ws", "freeze", "jump", "clear",
+    "drop_private_ws", "silence_private", "reorder_private",
 )  # fmt: skip
 
 
@@ -49,6 +50,23 @@ def apply_fault(engine: SimEngine, ws: SimWsServer | None, spec: dict[str, Any])
         faults.clear()
         for asset in engine.prices.assets():
             engine.prices.freeze(asset, False)
+    else:
+        return _private_stream_fault(engine, ws, kind, spec)
+    return {"pending": faults.pending()}
+
+
+def _private_stream_fault(engine: SimEngine, ws: SimWsServer | None, kind: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """The faults of the signed (account) websocket streams; ValueError for a kind nobody knows."""
+    faults = engine.faults
+    if kind == "drop_private_ws":  # only connections holding a private stream; public feeds stay up
+        dropped = (ws.drop_private() if ws else 0) + faults.drop_account_streams()
+        if dropped:
+            faults.note_taken("drop_private_ws")
+        return {"dropped": dropped}
+    if kind == "silence_private":
+        faults.silence_private(bool(spec.get("on", True)))
+    elif kind == "reorder_private":
+        faults.reorder_private(int(spec.get("count", 1)))
     else:
         raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
     return {"pending": faults.pending()}

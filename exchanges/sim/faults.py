@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -64,6 +65,8 @@ class Faults:
         self._lock = threading.Lock()
         self.clock: Clock = clock or SystemClock()
         self.taken: Counter[str] = Counter()
+        # Private (account) stream servers register here how to drop their connections (see drop_account_streams).
+        self.account_stream_droppers: list[Callable[[], int]] = []
         self.clear()
 
     def clear(self) -> None:
@@ -75,6 +78,8 @@ class Faults:
             self._partials: list[Decimal] = []
             self._delays: list[InjectedDelay] = []
             self.latency_s = 0.0
+            self.private_silent = False  # private stream events are discarded while the socket stays open
+            self._reorders = 0
 
     def reject_orders(
         self, count: int, code: str | int, message: str, http_status: int = 400, *, reduce_only: bool | None = None
@@ -104,6 +109,31 @@ class Faults:
             raise ValueError("a delay cannot be negative")
         with self._lock:
             self._delays.extend([InjectedDelay(seconds, method, path)] * count)
+
+    def silence_private(self, on: bool = True) -> None:
+        """Stop (or resume) pushing private stream events; the connections stay open."""
+        with self._lock:
+            self.private_silent = on
+
+    def take_private_silence(self) -> bool:
+        """Whether to discard this private event (counted as taken when so)."""
+        with self._lock:
+            if self.private_silent:
+                self.taken["silence_private"] += 1
+            return self.private_silent
+
+    def reorder_private(self, count: int) -> None:
+        """Deliver each of the next `count` private events after the event that follows it."""
+        with self._lock:
+            self._reorders += count
+
+    def take_reorder(self) -> bool:
+        """Consume one pending reordering (counted as taken once the held event goes out: `note_taken`)."""
+        with self._lock:
+            if self._reorders:
+                self._reorders -= 1
+                return True
+            return False
 
     def set_latency(self, seconds: float) -> None:
         """Delay every answer by `seconds`."""
@@ -175,4 +205,25 @@ class Faults:
                 "blackholes": self._blackholes,
                 "partial_fills": len(self._partials),
                 "delays": len(self._delays),
+                "private_reorders": self._reorders,
+                "private_silent": int(self.private_silent),
             }
+
+    # ---- private (account) streams served outside the shared ws server (Hibachi's /ws/account) -----------
+    # Same knobs as the shared server's private streams (silence_private, reorder_private, drop_private_ws);
+    # Hibachi takes them per batch of events (one engine change), the shared server per event.
+
+    def drop_account_streams(self) -> int:
+        """Close every account-stream connection served outside the shared ws server; returns how many."""
+        return sum(drop() for drop in list(self.account_stream_droppers))
+
+    def take_account_silence(self) -> bool:
+        """Whether a batch of account events must be swallowed (counted as taken when so)."""
+        return self.take_private_silence()
+
+    def take_account_reorder(self) -> bool:
+        """Consume one pending reordering of an account-event batch (counted as taken)."""
+        if not self.take_reorder():
+            return False
+        self.note_taken("reorder_private")
+        return True

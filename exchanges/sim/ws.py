@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
@@ -16,11 +16,52 @@ log = logging.getLogger(__name__)
 OnMessage = Callable[[str], tuple[set[str], set[str], str | None]]
 
 
+class WsSession:
+    """One connection as a frame handler sees it: change its subscriptions and send it frames directly."""
+
+    def __init__(self, server: SimWsServer, conn: ServerConnection) -> None:
+        self._server = server
+        self._conn = conn
+
+    def subscribe(self, keys: Iterable[str]) -> None:
+        """Add stream keys; frames published to them reach this connection from now on."""
+        self._server._change(self._conn, set(keys), set())
+
+    def unsubscribe(self, keys: Iterable[str]) -> None:
+        """Remove stream keys."""
+        self._server._change(self._conn, set(), set(keys))
+
+    def held_keys(self) -> set[str]:
+        """The stream keys this connection holds."""
+        with self._server._lock:
+            return set(self._server._subs.get(self._conn, ()))
+
+    def send(self, frame: str) -> bool:
+        """Send one frame to this connection alone; False when it is closed."""
+        return self._server._send(self._conn, frame)
+
+
+# The richer handler: it sees the connection, so it can subscribe and send a snapshot in one step.
+OnFrame = Callable[[WsSession, str], None]
+
+
 class SimWsServer:
     """Publishes text frames to the connections subscribed to a stream key."""
 
-    def __init__(self, on_message: OnMessage, port: int = 0, path: str | None = None) -> None:
+    def __init__(
+        self,
+        on_message: OnMessage | None = None,
+        port: int = 0,
+        path: str | None = None,
+        *,
+        on_frame: OnFrame | None = None,
+        is_private: Callable[[str], bool] = lambda _key: False,
+    ) -> None:
+        if (on_message is None) == (on_frame is None):
+            raise ValueError("give exactly one of on_message and on_frame")
         self._on_message = on_message
+        self._on_frame = on_frame
+        self._is_private = is_private
         self._path = path
         self._lock = threading.Lock()
         self._subs: dict[ServerConnection, set[str]] = {}
@@ -53,15 +94,17 @@ class SimWsServer:
         with self._lock:
             self._subs[conn] = set()
             self.connections_accepted += 1
+        session = WsSession(self, conn)
         try:
             for message in conn:
                 if not isinstance(message, str):
                     continue
+                if self._on_frame is not None:
+                    self._on_frame(session, message)
+                    continue
+                assert self._on_message is not None
                 added, removed, reply = self._on_message(message)
-                with self._lock:
-                    self._subs[conn] |= added
-                    self._subs[conn] -= removed
-                    self.subscriptions_made += len(added)
+                self._change(conn, added, removed)
                 if reply is not None:
                     conn.send(reply)
         except ConnectionClosed:
@@ -70,10 +113,32 @@ class SimWsServer:
             with self._lock:
                 self._subs.pop(conn, None)
 
+    def _change(self, conn: ServerConnection, added: set[str], removed: set[str]) -> None:
+        with self._lock:
+            if conn not in self._subs:
+                return
+            self._subs[conn] |= added
+            self._subs[conn] -= removed
+            self.subscriptions_made += len(added)
+
+    def _send(self, conn: ServerConnection, frame: str) -> bool:
+        try:
+            conn.send(frame)
+        except ConnectionClosed:
+            return False
+        with self._lock:
+            self.sent += 1
+        return True
+
     def subscribers(self, key: str) -> int:
         """How many connections subscribe to `key`."""
         with self._lock:
             return sum(1 for keys in self._subs.values() if key in keys)
+
+    def subscribed_keys(self) -> set[str]:
+        """Every key some connection subscribes to (publishers skip work nobody would receive)."""
+        with self._lock:
+            return set().union(*self._subs.values()) if self._subs else set()
 
     def publish(self, key: str, frame: str) -> int:
         """Send `frame` to every subscriber of `key`; returns how many got it."""
@@ -92,8 +157,15 @@ class SimWsServer:
 
     def drop_all(self) -> int:
         """Close every connection abruptly (fault injection); returns how many were dropped."""
+        return self._drop(lambda _keys: True)
+
+    def drop_private(self) -> int:
+        """Close every connection holding a private stream key (fault injection); public-only ones stay."""
+        return self._drop(lambda keys: any(self._is_private(k) for k in keys))
+
+    def _drop(self, which: Callable[[set[str]], bool]) -> int:
         with self._lock:
-            conns = list(self._subs)
+            conns = [c for c, keys in self._subs.items() if which(keys)]
         for conn in conns:
             conn.close(1012, "simulator dropped the connection")
         if conns:

@@ -5,6 +5,8 @@ tags, external docs), which the tests never read. Where a reply's schema is a ba
 reply as `type: object` with an example), the example's structure is kept as `x-example-schema`: the keys it shows
 and their JSON types, never its values:
     python tests/data/strip_openapi.py /path/to/backpack-api/openapi.yml tests/data/backpack-openapi.json
+The same serves the AsyncAPI definition of Backpack's streams (channels, messages and payload schemas kept):
+    python tests/data/strip_openapi.py /path/to/backpack-api/asyncapi.yml tests/data/backpack-asyncapi.json
 """
 
 from __future__ import annotations

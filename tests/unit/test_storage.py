@@ -348,8 +348,9 @@ def test_an_older_database_gains_a_namespace_and_keeps_its_stored_orders(tmp_pat
     pair, (long_leg, short_leg) = writes.insert_pair(PLAN)
     writes.record_orders([_order(pair.id, long_leg.id, "1024")])
     writes.record_orders([_order(pair.id, short_leg.id, "pf-1-S-open-0", Venue.HIBACHI)])
-    with engine.begin() as conn:  # what a database made before the meta table existed looks like
+    with engine.begin() as conn:  # what a database made before the meta table (and Alembic) existed looks like
         conn.execute(text("DROP TABLE meta"))
+        conn.execute(text("DROP TABLE alembic_version"))
     engine.dispose()
     engine, repo = _open(tmp_path / "old.db", clock)
     namespace = repo.get_meta(CLIENT_ID_NAMESPACE_KEY)  # drawn when the database was opened, then stored

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from actors.messages import BeginOpen, OpenBegun, TransitionPair
 from core.clock import FakeClock
-from core.domain import OrderPurpose, PairState, Side, Venue
+from core.domain import IllegalTransitionError, OrderPurpose, PairState, Side, Venue
 from core.ids import OrderKey
 from core.ledger import OrderState
 from exchanges.registry import client_id_for
@@ -198,3 +199,26 @@ def test_legs_with_orders_reads_many_pairs_as_reading_them_one_by_one(
         assert books[pair_id] == one_by_one
     assert [o.client_id for o in books[second.pair_id][1][1]] == [orders[1].client_id, "77"]
     assert repo.legs_with_orders([]) == {}
+
+
+def test_begin_open_is_four_statements(repo: Queries, clock: FakeClock) -> None:
+    # Every statement of BeginOpen stands between deciding to open and the orders leaving (bench figure 2): the
+    # pair (born OPENING), its legs, its orders, its two events. A fifth would be a measurable regression.
+    _begin_open(repo, clock)  # the first draws the client-id namespace, a write of its own
+    statements: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.lstrip().upper().startswith(("BEGIN", "SAVEPOINT", "RELEASE", "PRAGMA", "SELECT")):
+            statements.append(statement.split(maxsplit=1)[0].upper())
+
+    event.listen(repo.engine, "before_cursor_execute", count)
+    try:
+        _begin_open(repo, clock)
+    finally:
+        event.remove(repo.engine, "before_cursor_execute", count)
+    assert statements == ["INSERT", "INSERT", "INSERT", "INSERT"]
+
+
+def test_a_pair_cannot_be_born_in_a_state_planned_cannot_reach(writes: Writes) -> None:
+    with pytest.raises(IllegalTransitionError):
+        writes.insert_pair(PLAN, born=PairState.OPEN)
