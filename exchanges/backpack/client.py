@@ -250,8 +250,20 @@ class BackpackClient:
         return dec(VENUE, data["leverageLimit"], "leverageLimit")
 
     def positions(self) -> list[Position]:
-        """Open positions (netted per symbol)."""
-        return parse.parse_positions(self._get("/api/v1/position", instruction="positionQuery"))
+        """Open positions (netted per symbol), each with its liquidation estimate.
+
+        The all-symbol list carries no liquidation estimate ("0", spec §3.3), so each symbol it shows open is
+        queried once more on its own (1 + open symbols requests); that newer reply is the one reported."""
+        listed = parse.parse_positions(self._get("/api/v1/position", instruction="positionQuery"))
+        return [p for symbol in dict.fromkeys(p.symbol for p in listed) for p in self._symbol_positions(symbol)]
+
+    def _symbol_positions(self, symbol: str) -> list[Position]:
+        """One symbol's position query (empty once it has closed since the list was read)."""
+        try:
+            data = self._get("/api/v1/position", {"symbol": symbol}, instruction="positionQuery")
+        except OrderNotFound:  # UNCERTAIN (spec §3.3): how the venue answers a symbol without a position
+            return []
+        return [p for p in parse.parse_positions(data) if p.symbol == symbol]
 
     def set_leverage(self, symbol: str, leverage: Decimal) -> Decimal:
         """Set the account-wide leverageLimit (PATCH /api/v1/account); Backpack has no per-market leverage."""

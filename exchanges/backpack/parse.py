@@ -233,8 +233,9 @@ def parse_positions(data: Any) -> list[Position]:
                 entry_price=positive(VENUE, dec_field(VENUE, item, "entryPrice"), "entryPrice"),
                 mark_price=opt_dec(VENUE, item, "markPrice"),
                 unrealized_pnl=opt_dec(VENUE, item, "pnlUnrealized"),
-                # "0" is what Backpack sends when it has no estimate (spec §3.3): unknown, not zero.
-                liquidation_price=liq if liq else None,
+                # "0" is what Backpack sends when it has no estimate (spec §3.3: always, in the all-symbol list):
+                # unknown, never a price; so is anything else that no price can be.
+                liquidation_price=liq if liq is not None and liq > 0 else None,
             )
         )
     return out

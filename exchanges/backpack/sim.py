@@ -94,7 +94,7 @@ class BackpackSim(SimVenue, BackpackPublicApi, BackpackPrivateApi, BackpackHisto
         ws_port: int = 0,
         publish_interval_s: float = 0.05,
         engine_factory: EngineFactory = SimEngine,
-        liquidation_in_list: bool = True,
+        liquidation_in_list: bool = False,
     ) -> None:
         self.liquidation_in_list = liquidation_in_list
         self.clock = clock or SystemClock()

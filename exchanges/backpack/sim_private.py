@@ -31,9 +31,9 @@ class BackpackPrivateApi:
     """Mixin for BackpackSim; `_reject` turns an engine refusal into Backpack's error reply."""
 
     engine: SimEngine
-    # The venue estimates liquidation prices only when asked for one symbol: its list says "0". True keeps the
-    # estimate in the list as well, for clients that still read it from there (the default until ours do not).
-    liquidation_in_list: bool = True
+    # The venue estimates liquidation prices only when asked for one symbol: its list says "0" (spec §3.3).
+    # True puts the estimate in the list as well (not the venue's behaviour; for experiments only).
+    liquidation_in_list: bool = False
 
     _reject: Callable[[SimRejectError], Response]  # provided by BackpackSim
 

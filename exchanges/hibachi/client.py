@@ -2,12 +2,13 @@
 
 An order goes in two steps, `prepare_order` (checked, signed, HTTP request prepared) and `send_order`, so
 that it can be armed and then fired (core/gate.py). A place that times out is never re-sent: once its nonce
-has fallen outside the server's window (the venue refuses it after that) the order is looked up by client
-id, so the answer is either the order or "it never existed". A place refused *because* of its nonce (outside
-the window, or reused) was never accepted: the clock offset is measured again and the order re-signed with a
-fresh nonce and sent once more (same clientId). Reads carry no nonce, so only places can meet that refusal.
-Fills are never assumed: an order's filled quantity, price and fee come from the trade journal, or from the
-account stream's order and trade events when it is trusted and tells in time (exchanges/account_stream.py).
+has fallen outside the server's window (the venue refuses it after that) the order is looked up by that nonce
+(by client id when the nonce is not known), so the answer is either the order or "it never existed". A place
+refused *because* of its nonce (outside the window, or reused) was never accepted: the clock offset is measured
+again and the order re-signed with a fresh nonce and sent once more (same clientId). Reads carry no nonce, so
+only places can meet that refusal. Fills are never assumed: an order's filled quantity, price and fee come from
+the trade journal (and, for an order that ended other than filled, from order history), or from the account
+stream's order and trade events when it is trusted and tells in time (exchanges/account_stream.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import dataclasses
 import json
 import logging
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
@@ -69,6 +72,8 @@ RESYNC_EVERY_S = 300.0
 # How long an accepted order waits for its outcome on the account stream before it is read back over REST:
 # a few round trips, since the venue sends the events before its reply to the order.
 STREAM_WAIT_S = 0.5
+# How many orders' nonces are kept for lookups (the oldest go first): far more than are ever in flight.
+NONCES_KEPT = 4096
 # The venue's clock comes in whole ms: what the measured offset may be off by, besides half the round trip.
 _SERVER_TIME_RESOLUTION_US = 1000
 
@@ -139,6 +144,10 @@ class HibachiClient:
         self._info_at = 0.0
         self._settle_polls = settle_polls
         self._settle_interval_s = settle_interval_s
+        # The nonce last signed for each client id: it identifies the order (spec §3-4) where the venue does not
+        # promise to keep client ids. Bounded: only lookups soon after sending need it.
+        self._order_nonces: OrderedDict[str, int] = OrderedDict()
+        self._order_nonces_lock = threading.Lock()
         # Monotonic, so a wall-clock step can neither postpone nor hurry it. The actor syncs at start.
         self._resync = ClockResync(VENUE, self._clock, resync_every_s, lambda retry: self._measure_offset(retry=retry))
         self._http = RestTransport(
@@ -246,12 +255,17 @@ class HibachiClient:
         return info.contracts[symbol]
 
     def markets(self) -> list[Market]:
-        """Every live contract with its rules (refreshing the cache)."""
-        return [parse.contract_market(c) for c in self.exchange_info(max_age_s=0).contracts.values()]
+        """Every tradable (LIVE) contract with its rules (refreshing the cache)."""
+        info = self.exchange_info(max_age_s=0)
+        return [parse.contract_market(c) for c in info.contracts.values() if c.symbol in info.tradable]
 
     def market(self, symbol: str) -> Market:
-        """One contract's rules, cached."""
-        return parse.contract_market(self.contract(symbol))
+        """One tradable contract's rules, cached: what a new position is planned from, so a contract that is
+        not LIVE is refused (InvalidOrder). What is held there is still read, and closed, through contract()."""
+        contract = self.contract(symbol)
+        if symbol not in self.exchange_info().tradable:
+            raise InvalidOrder(VENUE, f"contract {symbol!r} is not tradable (status is not LIVE)", code="NOT_LIVE")
+        return parse.contract_market(contract)
 
     def quote(self, symbol: str) -> Quote:
         """Bid, ask, mark and funding estimate from GET /market/data/prices."""
@@ -355,6 +369,7 @@ class HibachiClient:
     def _prepare_place(self, request: OrderRequest) -> tuple[PreparedRequest, float]:
         """The order's request with a fresh nonce, and when the venue stops accepting that nonce."""
         nonce = self.nonces.next()
+        self._remember_nonce(request.client_id, nonce)
         # On our monotonic clock: a wall step cannot move it.
         expires_at = self._clock.monotonic() + self._nonce_window_s + max(0, -self.nonces.age_s(nonce))
         return self._prepare_write("POST", "/trade/order", self.order_body(request, nonce)), expires_at
@@ -447,15 +462,22 @@ class HibachiClient:
         )
 
     def _resolve_ambiguous(self, request: OrderRequest, expires_at: float, cause: VenueError) -> OrderResult:
-        # Once its nonce has left the server's window (`expires_at`, monotonic) Hibachi can no longer accept it.
+        # Once its nonce has left the server's window (`expires_at`, monotonic) Hibachi can no longer accept it;
+        # get_order then looks it up by that nonce, which identifies it (its client id may not be kept).
         wait_s = expires_at - self._clock.monotonic()
         return resolve_lost_reply(VENUE, request, cause, wait_s, self._clock, self.get_order, self.clock_offset_ms)
 
     def get_order(self, symbol: str, client_id: str) -> OrderResult:
-        """An order by client id, open or finished, with filled quantity, average price and fee from its trades."""
-        result = parse.parse_order(self._trade_get("/trade/order", {"clientId": client_id}))
+        """An order by client id, open or finished, with filled quantity, average price and fee from its trades.
+        An order that ended other than filled takes its filled quantity and average price from order history."""
+        result = self._lookup(client_id)
         if result.symbol != symbol:
             raise OrderNotFound(VENUE, f"order {client_id} is on {result.symbol}, not {symbol}")
+        ended: parse.HistoryFill | None = None
+        if result.status.is_final and result.status is not OrderStatus.FILLED:
+            # availableQuantity is what remains open; once cancelled or rejected the spec leaves it undefined.
+            ended = self._history_fill(result)
+            result = dataclasses.replace(result, filled_quantity=ended.quantity)
         if result.filled_quantity == 0:
             return result
         fills = self._order_fills(symbol, result.venue_order_id, result.filled_quantity)
@@ -465,13 +487,47 @@ class HibachiClient:
             raise VenueUnavailable(
                 VENUE, f"order {client_id}: {result.filled_quantity} filled but only {filled} in the trade journal yet"
             )
+        if ended is not None and filled != ended.quantity:
+            raise MalformedResponse(VENUE, f"order {client_id}: history says {ended.quantity} filled, journal {filled}")
+        average = sum((f.price * f.quantity for f in fills), Decimal(0)) / filled
         return dataclasses.replace(
             result,
             filled_quantity=filled,
-            average_price=sum((f.price * f.quantity for f in fills), Decimal(0)) / filled,
+            average_price=ended.average_price if ended is not None and ended.average_price is not None else average,
             fee=sum((f.fee for f in fills), Decimal(0)),
             fills=tuple(fills),
         )
+
+    def _remember_nonce(self, client_id: str, nonce: int) -> None:
+        with self._order_nonces_lock:
+            self._order_nonces[client_id] = nonce  # a re-signed order: its last nonce is the one that may exist
+            self._order_nonces.move_to_end(client_id)
+            while len(self._order_nonces) > NONCES_KEPT:
+                self._order_nonces.popitem(last=False)
+
+    def _lookup(self, client_id: str) -> OrderResult:
+        """GET /trade/order by the nonce we signed for `client_id` when we know it, by clientId otherwise. An
+        order found under our nonce but carrying another client id is not ours: OrderNotFound."""
+        with self._order_nonces_lock:
+            nonce = self._order_nonces.get(client_id)
+        query = {"clientId": client_id} if nonce is None else {"nonce": nonce}
+        result = parse.parse_order(self._trade_get("/trade/order", query))
+        if result.client_id is not None and result.client_id != client_id:
+            raise OrderNotFound(VENUE, f"order {client_id}: the venue's order for {query} is {result.client_id}'s")
+        return result
+
+    def _history_fill(self, order: OrderResult) -> parse.HistoryFill:
+        """A finished order's fill as order history reports it. `cursorOrderId` is exclusive and history lists
+        newest first, so the page that starts just above the order's id starts with it."""
+        data = self._trade_get("/trade/orders/history", {"cursorOrderId": int(order.venue_order_id) + 1})
+        ended = parse.history_fill(data, order.venue_order_id)
+        if ended is None:
+            # It ended, but history does not show it yet: report nothing rather than guess from the order.
+            raise VenueUnavailable(
+                VENUE, f"order {order.client_id or order.venue_order_id} is {order.status.value} but not in order "
+                "history yet"
+            )  # fmt: skip
+        return ended
 
     def _order_fills(self, symbol: str, order_id: str, expected: Decimal) -> list[Fill]:
         # Our fills are the newest entries of a page of up to 100: only entries naming the order are parsed

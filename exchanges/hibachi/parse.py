@@ -41,6 +41,7 @@ from exchanges.wire import (
 
 VENUE = "hibachi"
 NORMAL = "NORMAL"
+LIVE = "LIVE"  # a contract's status while it trades
 
 SIDE_TO_WIRE = {Side.LONG: "BID", Side.SHORT: "ASK"}
 _SIDE_FROM_WIRE = {"BID": Side.LONG, "ASK": Side.SHORT}
@@ -65,13 +66,15 @@ CODE_INVALID_INPUT = 4
 
 @dataclass(frozen=True, slots=True)
 class ExchangeInfo:
-    """What GET /market/exchange-info says: trading status, contracts by symbol, and fee rates."""
+    """What GET /market/exchange-info says: trading status, every contract by symbol (those not trading too: what
+    is held there must still be read), which of them are tradable, and fee rates."""
 
     status: str
     contracts: dict[str, Contract]
     maker_fee: Decimal
     taker_fee: Decimal
     maintenance_note: str | None = None
+    tradable: frozenset[str] = frozenset()
 
     @property
     def max_fee_rate(self) -> Decimal:
@@ -164,13 +167,26 @@ def parse_contract(obj: Any) -> Contract:
     )
 
 
+def is_tradable(obj: Any) -> bool:
+    """Whether a futureContracts entry may be traded: only when its `status` is "LIVE" (spec §3).
+
+    UNCERTAIN: the OpenAPI example shows no `status`, only `live: true`; an entry without a status is taken as
+    tradable only when that flag is true.
+    """
+    if not isinstance(obj, Mapping):
+        return False
+    if "status" in obj:
+        return obj["status"] == LIVE
+    return obj.get("live") is True
+
+
 def parse_exchange_info(obj: Any) -> ExchangeInfo:
     """GET /market/exchange-info."""
     fees = field(VENUE, obj, "feeConfig")
     contracts = field(VENUE, obj, "futureContracts")
     if not isinstance(contracts, list):
         raise MalformedResponse(VENUE, "futureContracts: expected an array")
-    parsed = [parse_contract(c) for c in contracts if not isinstance(c, Mapping) or c.get("live", True)]
+    parsed = [parse_contract(c) for c in contracts]
     note = None
     current = obj.get("currentMaintenanceWindow")
     if isinstance(current, Mapping) and isinstance(current.get("note"), str):
@@ -178,6 +194,7 @@ def parse_exchange_info(obj: Any) -> ExchangeInfo:
     return ExchangeInfo(
         status=text(VENUE, obj, "status"),
         contracts={c.symbol: c for c in parsed},
+        tradable=frozenset(c.symbol for c, raw in zip(parsed, contracts, strict=True) if is_tradable(raw)),
         maker_fee=non_negative(VENUE, dec_field(VENUE, fees, "tradeMakerFeeRate"), "tradeMakerFeeRate"),
         taker_fee=non_negative(VENUE, dec_field(VENUE, fees, "tradeTakerFeeRate"), "tradeTakerFeeRate"),
         maintenance_note=note,
@@ -291,8 +308,9 @@ def _created_at(obj: Any) -> datetime | None:
 
 
 def parse_order(obj: Any) -> OrderResult:
-    """One order of GET /trade/order or /trade/orders. Filled = total - available; the client refines it
-    (average price, fee) from the trade journal."""
+    """One order of GET /trade/order or /trade/orders. Filled = total - available, which the spec defines only
+    while the order is open (and, trivially, once FILLED): for an order that ended otherwise the client reads
+    the fill from order history (`history_fill`), and refines it (average price, fee) from the trade journal."""
     total = positive(VENUE, dec_field(VENUE, obj, "totalQuantity"), "totalQuantity")
     available = opt_dec(VENUE, obj, "availableQuantity")
     status_text = text(VENUE, obj, "status")
@@ -312,6 +330,31 @@ def parse_order(obj: Any) -> OrderResult:
         average_price=None,
         created_at=_created_at(obj),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryFill:
+    """What order history says a finished order filled: quantity and average price (None if nothing filled)."""
+
+    quantity: Decimal
+    average_price: Decimal | None
+
+
+def history_fill(obj: Any, order_id: str) -> HistoryFill | None:
+    """The fill of order `order_id` in GET /trade/orders/history (`{hasMore, orders[...]}`), None if absent."""
+    orders = field(VENUE, obj, "orders")
+    if not isinstance(orders, list):
+        raise MalformedResponse(VENUE, "order history: orders must be an array")
+    for item in orders:
+        if _order_id(field(VENUE, item, "orderId")) != order_id:
+            continue
+        filled = non_negative(VENUE, dec_field(VENUE, item, "filledQuantity"), "filledQuantity")
+        total = opt_dec(VENUE, item, "totalQuantity")
+        if total is not None and filled > total:
+            raise MalformedResponse(VENUE, f"order history: filledQuantity {filled} exceeds totalQuantity {total}")
+        average = opt_dec(VENUE, item, "avgFillPrice") if filled else None
+        return HistoryFill(filled, None if average is None else positive(VENUE, average, "avgFillPrice"))
+    return None
 
 
 def parse_placed_order_id(obj: Any) -> str:

@@ -27,6 +27,7 @@ from exchanges.errors import (
     RateLimited,
     VenueUnavailable,
 )
+from exchanges.sim.http import Handler, Request, Response
 
 ROOT = Path(__file__).resolve().parents[2]
 BTC = "BTC_USDC_PERP"
@@ -286,7 +287,6 @@ def test_latency_beyond_the_timeout_is_unavailable(bp_sim: BackpackSim) -> None:
 
 def test_malformed_reply_is_a_typed_error(bp: BackpackClient, bp_sim: BackpackSim) -> None:
     from exchanges.errors import MalformedResponse
-    from exchanges.sim.http import Response
 
     bp_sim.http._routes[("GET", "/api/v1/markPrices")] = lambda _r: Response(200, [{"symbol": BTC, "markPrice": "x"}])
     with pytest.raises(MalformedResponse):
@@ -329,6 +329,53 @@ def test_liquidation_closes_the_position(timed: tuple[BackpackSim, BackpackClien
     assert client.positions() == []
     assert sim.account().liquidations == 1
     assert client.account().equity < D(10000) * D("0.2")
+
+
+def _count_position_queries(sim: BackpackSim) -> list[str | None]:
+    """The `symbol` parameter of every position query the simulator answers from now on."""
+    seen: list[str | None] = []
+
+    def wrapper(handler: Handler) -> Handler:
+        def counted(request: Request) -> Response:
+            seen.append(request.query.get("symbol"))
+            return handler(request)
+
+        return counted
+
+    sim.http.wrap_route("GET", "/api/v1/position", wrapper)
+    return seen
+
+
+def test_liquidation_price_comes_from_the_one_symbol_query(bp: BackpackClient, bp_sim: BackpackSim) -> None:
+    assert not bp_sim.liquidation_in_list  # the simulator answers like the venue: "0" in the all-symbol list
+    seen = _count_position_queries(bp_sim)
+    assert bp.positions() == []
+    assert seen == [None]  # nothing open: the list alone, no per-symbol query
+    bp.set_leverage(BTC, D(20))
+    bp.place_order(market("210", qty="2.5"))
+    bp.place_order(OrderRequest("211", "ETH_USDC_PERP", Side.SHORT, D(1)))
+    seen.clear()
+    positions = {p.symbol: p for p in bp.positions()}
+    assert sorted(seen, key=str) == sorted([None, BTC, "ETH_USDC_PERP"], key=str)  # one per open symbol
+    btc, eth = positions[BTC], positions["ETH_USDC_PERP"]
+    assert btc.liquidation_price == bp_sim.engine.liquidation_price(bp_sim.account(), BTC)
+    assert btc.liquidation_price is not None and btc.liquidation_price < btc.entry_price
+    assert eth.side is Side.SHORT and eth.liquidation_price is not None and eth.liquidation_price > eth.entry_price
+
+
+def test_a_zero_liquidation_estimate_is_unknown_not_a_price(bp: BackpackClient, bp_sim: BackpackSim) -> None:
+    bp.place_order(market("220"))
+
+    def no_estimate(handler: Handler) -> Handler:
+        def zeroed(request: Request) -> Response:
+            reply = handler(request)
+            return Response(reply.status, [item | {"estLiquidationPrice": "0"} for item in reply.body])
+
+        return zeroed
+
+    bp_sim.http.wrap_route("GET", "/api/v1/position", no_estimate)
+    (pos,) = bp.positions()
+    assert pos.quantity == D("0.01") and pos.liquidation_price is None
 
 
 # ---- admin endpoint and standalone command ----------------------------------------------------------------

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -32,7 +32,7 @@ from exchanges.hibachi import client as client_module
 from exchanges.hibachi.client import HibachiClient
 from exchanges.hibachi.signing import HmacSigner, make_signer, order_payload
 from exchanges.hibachi.sim import HibachiSim
-from exchanges.sim.http import Response
+from exchanges.sim.http import Handler, Request, Response
 from tests.venues.conftest import hibachi_client
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,6 +78,24 @@ def test_markets_quote_and_time(hb1: HibachiClient) -> None:
     assert abs(hb1.sync_time()) < 2000
     with pytest.raises(InvalidOrder, match="unknown contract"):
         hb1.market("DOGE/USDT-P")
+
+
+def test_only_live_contracts_are_tradable(hb1: HibachiClient, hb_sim: HibachiSim) -> None:
+    hb1.place_order(order("before-halt"))
+    contract_json = hb_sim.contract_json
+
+    def halted(c: object) -> dict[str, object]:
+        body = contract_json(c)  # type: ignore[arg-type]
+        return body | {"status": "SUSPENDED"} if body["symbol"] == BTC else body
+
+    hb_sim.contract_json = halted  # type: ignore[method-assign]
+    assert {m.symbol for m in hb1.markets()} == {"ETH/USDT-P", "SOL/USDT-P"}
+    with pytest.raises(InvalidOrder, match="not tradable"):
+        hb1.market(BTC)  # what a new pair is planned from
+    (pos,) = hb1.positions()  # what is held there is still read, and can be closed
+    assert pos.symbol == BTC and hb1.account().initial_requirement > 0
+    assert hb1.contract(BTC).id == hb_sim.contracts[BTC].id
+    assert hb1.get_order(BTC, "before-halt").filled_quantity == D("0.01")
 
 
 def test_account_positions_and_per_symbol_leverage(hb1: HibachiClient, hb_sim: HibachiSim) -> None:
@@ -293,6 +311,54 @@ def test_partial_fill_is_reported(hb1: HibachiClient, hb_sim: HibachiSim) -> Non
     assert hb1.get_order(BTC, "part-1").filled_quantity == D("0.02")
 
 
+def _available_reads(sim: HibachiSim, value: str) -> None:
+    """GET /trade/order answers `availableQuantity: value` for finished orders: the spec leaves it undefined."""
+
+    def wrapper(handler: Handler) -> Handler:
+        def undefined(request: Request) -> Response:
+            reply = handler(request)
+            if reply.status == 200 and reply.body["status"] in ("CANCELLED", "REJECTED", "FILLED"):
+                return Response(200, reply.body | {"availableQuantity": value})
+            return reply
+
+        return undefined
+
+    sim.http.wrap_route("GET", "/trade/order", wrapper)
+
+
+@pytest.mark.parametrize("available", ["0", "0.05", "0.031"])
+def test_a_finished_orders_fill_comes_from_order_history(
+    hb1: HibachiClient, hb_sim: HibachiSim, available: str
+) -> None:
+    hb_sim.engine.faults.partial_fills(1, D("0.4"))
+    hb1.place_order(order("hist-1", qty="0.05"))
+    _available_reads(hb_sim, available)
+    found = hb1.get_order(BTC, "hist-1")
+    sim_order = hb_sim.engine.find_order(hb_sim.account(), client_id="hist-1")
+    assert found.status is OrderStatus.CANCELLED
+    assert (found.quantity, found.filled_quantity) == (D("0.05"), D("0.02"))
+    assert found.average_price == sim_order.average_price
+    assert found.fills is not None and sum(f.quantity for f in found.fills) == D("0.02")
+
+
+def test_a_cancelled_order_that_never_filled_reads_nothing_filled(hb1: HibachiClient, hb_sim: HibachiSim) -> None:
+    mark = hb1.quote(BTC).mark
+    assert mark is not None
+    hb1.place_order(order("hist-2", order_type=OrderType.LIMIT, price=(mark * D("0.9")).quantize(D("0.1"))))
+    hb1.cancel_order(BTC, "hist-2")
+    _available_reads(hb_sim, "0")  # total - available would say all of it filled
+    found = hb1.get_order(BTC, "hist-2")
+    assert (found.status, found.filled_quantity, found.average_price) == (OrderStatus.CANCELLED, 0, None)
+
+
+def test_a_finished_order_not_yet_in_history_is_not_guessed(hb1: HibachiClient, hb_sim: HibachiSim) -> None:
+    hb_sim.engine.faults.partial_fills(1, D("0.4"))
+    hb1.place_order(order("hist-3", qty="0.05"))
+    hb_sim.http._routes[("GET", "/trade/orders/history")] = lambda _r: Response(200, {"hasMore": False, "orders": []})
+    with pytest.raises(VenueUnavailable, match="order history"):
+        hb1.get_order(BTC, "hist-3")
+
+
 def test_fills_are_never_assumed_from_the_order_alone(hb1: HibachiClient, hb_sim: HibachiSim) -> None:
     hb1.place_order(order("lag-1"))
     hb_sim.http._routes[("GET", "/trade/account/trades")] = lambda _r: Response(200, {"trades": []})
@@ -363,6 +429,72 @@ def test_unanswered_order_whose_lookup_fails_is_outcome_unknown(hb1: HibachiClie
         hb1.place_order(order("bh-2"))
     assert info.value.client_id == "bh-2"
     assert position_qty(hb_sim) == D("0.01")  # it did trade: only a later lookup can tell
+
+
+def _lookups(sim: HibachiSim, *, forget_client_ids: bool) -> list[dict[str, str]]:
+    """The query of every GET /trade/order from now on; with `forget_client_ids` a clientId lookup finds
+    nothing (the spec does not promise how long the venue keeps clientIds)."""
+    seen: list[dict[str, str]] = []
+
+    def wrapper(handler: Handler) -> Handler:
+        def recorded(request: Request) -> Response:
+            seen.append({k: v for k, v in request.query.items() if k != "accountId"})
+            if forget_client_ids and "clientId" in request.query:
+                return Response(404, {"errorCode": 3, "message": "order not found", "status": "failed"})
+            return handler(request)
+
+        return recorded
+
+    sim.http.wrap_route("GET", "/trade/order", wrapper)
+    return seen
+
+
+def test_a_lost_reply_is_looked_up_by_the_nonce_we_signed(hb1: HibachiClient, hb_sim: HibachiSim) -> None:
+    hb_sim.engine.faults.blackhole_orders(1)
+    seen = _lookups(hb_sim, forget_client_ids=True)
+    result = hb1.place_order(order("bh-nonce-1"))
+    placed = hb_sim.engine.find_order(hb_sim.account(), client_id="bh-nonce-1")
+    assert (result.status, result.venue_order_id, result.filled_quantity) == (OrderStatus.FILLED, placed.id, D("0.01"))
+    assert seen and all(query == {"nonce": str(placed.nonce)} for query in seen)
+    assert position_qty(hb_sim) == D("0.01")
+
+
+class _BehindClock(SystemClock):
+    """The host's clock, 30 s behind the venue's (sleeps are real: a lost reply is waited out)."""
+
+    def now(self) -> datetime:
+        return super().now() - timedelta(seconds=30)
+
+
+def test_a_resigned_order_is_looked_up_by_its_last_nonce(hb_sim: HibachiSim) -> None:
+    client = hibachi_client(hb_sim, clock=_BehindClock())
+    hb_sim.engine.faults.blackhole_orders(1)  # the first is refused for its nonce before it can be held
+    seen = _lookups(hb_sim, forget_client_ids=True)
+    assert client.place_order(order("bh-nonce-2")).status is OrderStatus.FILLED
+    placed = hb_sim.engine.find_order(hb_sim.account(), client_id="bh-nonce-2")
+    assert seen[0] == {"nonce": str(placed.nonce)}
+    client.close()
+
+
+def test_an_order_under_our_nonce_with_another_client_id_is_not_ours(hb1: HibachiClient, hb_sim: HibachiSim) -> None:
+    hb1.place_order(order("mine-1"))
+
+    def relabelled(handler: Handler) -> Handler:
+        return lambda request: Response(200, handler(request).body | {"clientId": "theirs-1"})
+
+    hb_sim.http.wrap_route("GET", "/trade/order", relabelled)
+    with pytest.raises(OrderNotFound, match="theirs-1"):
+        hb1.get_order(BTC, "mine-1")
+
+
+def test_an_order_this_client_did_not_prepare_is_looked_up_by_client_id(hb_sim: HibachiSim) -> None:
+    first, second = hibachi_client(hb_sim), hibachi_client(hb_sim)
+    first.place_order(order("other-process-1"))
+    seen = _lookups(hb_sim, forget_client_ids=False)
+    assert second.get_order(BTC, "other-process-1").filled_quantity == D("0.01")
+    assert seen == [{"clientId": "other-process-1"}]
+    first.close()
+    second.close()
 
 
 def test_latency_is_survived(hb1: HibachiClient, hb_sim: HibachiSim) -> None:
