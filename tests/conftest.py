@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,17 @@ def _clean_app_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.upper().startswith("APP__"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def _decimal_context_unchanged() -> Iterator[None]:
+    """A test leaves the thread's decimal context as Python's default: money math elsewhere rounds by it (a
+    third-party SDK once left ROUND_HALF_UP behind, and a later test rounded differently)."""
+    yield
+    context = decimal.getcontext()
+    assert (context.prec, context.rounding) == (28, decimal.ROUND_HALF_EVEN), (
+        f"the test changed the decimal context: prec {context.prec}, rounding {context.rounding}"
+    )
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ a run would otherwise add a payment)."""
 
 from __future__ import annotations
 
+import decimal
 import time
 from collections.abc import Iterator
 
@@ -12,6 +13,14 @@ import pytest
 
 from exchanges.backpack.sim import BackpackSim
 from exchanges.hibachi.sim import HibachiSim
+
+
+@pytest.fixture(autouse=True)
+def _decimal_context_kept() -> Iterator[None]:
+    """ccxt sets ROUND_HALF_UP (and traps) on the calling thread's decimal context: give it a copy, so that the
+    tests run after these keep Python's default context (it once made a later test round differently)."""
+    with decimal.localcontext():
+        yield
 
 
 def _quiet(sim: BackpackSim | HibachiSim) -> None:
