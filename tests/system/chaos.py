@@ -20,6 +20,7 @@ is what two runs are compared on.
 
 from __future__ import annotations
 
+import dataclasses
 import faulthandler
 import functools
 import logging
@@ -45,6 +46,7 @@ from core.clock import FakeClock
 from core.config import load_settings
 from core.domain import ACTIVE_STATES, PairState, Venue
 from core.ledger import is_unresolved, leg_book
+from exchanges.account_stream import AccountStream, StreamTimings
 from exchanges.sim.admin import apply_fault
 from exchanges.sim.http import ArrivalClock, Request, Response, SimHttpServer
 
@@ -52,6 +54,7 @@ SPEED = 150.0  # at most this many fake seconds per real second
 STEP_S = 1.0  # fake seconds per step of the driver
 FAKE_PER_REAL = 30.0  # fake seconds a run covers per real second asked for (what a 2-core machine reaches)
 CHECK_EVERY_S = 5.0  # fake seconds between invariant checks
+STREAM_TICK_S = 0.01  # real seconds between an account stream's link checks (1.5 fake seconds at SPEED)
 IDLE_CAP_S = 3.0  # real seconds a step may wait for the engine to become idle before it is forced
 REPAIR_DEADLINE_S = 900.0  # fake seconds a pair may hold one leg without the other (NAKED, one-sided CLOSING)
 SETTLE_FAKE_S = 1800.0  # fake seconds the book has to come to rest once the faults stop
@@ -60,7 +63,7 @@ WINDOW_S = {Venue.BACKPACK: 5.0, Venue.HIBACHI: 15.0}  # each venue's request wi
 ORDER_PATH = {Venue.BACKPACK: "/api/v1/order", Venue.HIBACHI: "/trade/order"}
 KINDS = (
     "reject", "reject_close", "http_5xx", "http_429", "latency", "blackhole", "partial_fill", "delay", "drop_ws",
-    "freeze", "jump", "maintenance", "clear",
+    "freeze", "jump", "maintenance", "drop_private", "silence_private", "reorder_private", "clear",
 )  # fmt: skip
 # Events and actor states that are failures unless the schedule caused them (it never kills actors today).
 FAILURE_EVENTS = frozenset({"actor_restarted", "actor_given_up", "tick_failed"})
@@ -106,6 +109,7 @@ _MARKED: tuple[tuple[type, str, Callable[[Any], Parked]], ...] = (
     (pykka._threading.ThreadingFuture, "get", _awaiting),
     (SimHttpServer, "dispatch", _busy),
     (SimHttpServer, "_hold_unanswered", _waiting),  # a never-answered request holds real time, no fake time
+    (AccountStream, "wait_for", _waiting),  # an order's events are awaited until a fake-time deadline
 )
 
 
@@ -173,9 +177,10 @@ def make_schedule(seed: int, fake_seconds: float, kinds: tuple[str, ...] = KINDS
     rng = random.Random(seed)
     out: list[Fault] = []
     at = rng.uniform(5, 30)
+    first = rng.sample(kinds, len(kinds))  # every kind once, in a drawn order, before any is drawn freely
     while at < fake_seconds:
         venue = rng.choice([Venue.BACKPACK, Venue.HIBACHI])
-        kind = rng.choice(kinds)
+        kind = first.pop() if first else rng.choice(kinds)
         code: Any = 4 if venue is Venue.HIBACHI else "INVALID_ORDER"
         spec: dict[str, Any]
         match kind:
@@ -209,6 +214,14 @@ def make_schedule(seed: int, fake_seconds: float, kinds: tuple[str, ...] = KINDS
                 spec = {"kind": "maintenance", "on": True}
                 out.append(Fault(at + round(rng.uniform(30, 150), 3), venue.value, "maintenance_end",
                                  {"kind": "maintenance", "on": False}))  # fmt: skip
+            case "drop_private":  # the account stream's socket closes: orders go to REST until it is back
+                spec = {"kind": "drop_private_ws"}
+            case "silence_private":  # the account stream stays open but tells nothing, then speaks again
+                spec = {"kind": "silence_private", "on": True}
+                out.append(Fault(at + round(rng.uniform(20, 200), 3), venue.value, "unsilence_private",
+                                 {"kind": "silence_private", "on": False}))  # fmt: skip
+            case "reorder_private":  # events of the next orders arrive out of order
+                spec = {"kind": "reorder_private", "count": rng.randint(1, 4)}
             case "jump":
                 spec = {"kind": "jump", "asset": rng.choice(ASSETS), "pct": str(rng.choice([-3, -1, 1, 3]))}
             case _:
@@ -236,6 +249,9 @@ class Summary:
     cut_short: bool = False
     schedule: list[Fault] = field(default_factory=list)
     pairs: list[tuple[Any, ...]] = field(default_factory=list)  # id, market, long venue, quantity, state
+    # Orders awaited on an account stream, by venue and whether the stream told their outcome in time (the rest
+    # went to REST). Timing-dependent, so not part of `outcome()`.
+    stream_waits: Counter[str] = field(default_factory=Counter)
 
     @property
     def faults(self) -> Counter[str]:
@@ -267,8 +283,27 @@ class Summary:
             f"{self.lifecycles} pair lifecycles finished ({states}); actor restarts {self.restarts}\n"
             f"  faults injected {sum(self.injected.values())}: {line(self.injected)}\n"
             f"  faults taken effect {sum(self.taken.values())}: {line(self.taken)}\n"
-            f"  invariant checks passed {sum(self.checks.values())}: {line(self.checks)}; violations 0"
+            f"  invariant checks passed {sum(self.checks.values())}: {line(self.checks)}; violations 0\n"
+            f"  orders awaited on the account streams: {line(self.stream_waits)}"
         )
+
+
+@contextmanager
+def _stream_ticks_for_fake_time() -> Iterator[None]:
+    """Account streams check their link (keepalive, quietness) between receives of STREAM_TICK_S real seconds:
+    at SPEED fake seconds per real one, their 0.25 s would be 37 fake seconds, past Hibachi's listen-key
+    lifetime. The shorter tick keeps the keepalive on schedule in fake time, as it is in real time."""
+    original = AccountStream.__init__
+
+    @functools.wraps(original)
+    def init(self: AccountStream, dialect: Any, clock: Any, timings: StreamTimings | None = None) -> None:
+        original(self, dialect, clock, dataclasses.replace(timings or StreamTimings(), recv_tick_s=STREAM_TICK_S))
+
+    AccountStream.__init__ = init  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        AccountStream.__init__ = original  # type: ignore[method-assign]
 
 
 class _Errors(logging.Handler):
@@ -436,7 +471,7 @@ class _Chaos:
             sim.status = "SCHEDULED_MAINTENANCE" if fault.spec["on"] else "NORMAL"
         else:  # a freeze or a jump moves the one price source both venues read
             apply_fault(sim.engine, sim.ws, fault.spec)
-        if fault.kind not in ("unfreeze", "maintenance_end"):
+        if fault.kind not in ("unfreeze", "maintenance_end", "unsilence_private"):
             self.summary.injected[fault.kind] += 1
 
     def _taken(self) -> Counter[str]:
@@ -610,8 +645,26 @@ class _Chaos:
 
     def run(self) -> Summary:
         """The run, its calls marked (before any actor starts: an actor looks its loop up once)."""
-        with self._marks.installed():
+        with self._marks.installed(), self._stream_waits_counted(), _stream_ticks_for_fake_time():
             return self._run()
+
+    @contextmanager
+    def _stream_waits_counted(self) -> Iterator[None]:
+        """Count each wait on an account stream by its outcome: told in time, or left to REST."""
+        marked = AccountStream.wait_for
+        waits = self.summary.stream_waits
+
+        @functools.wraps(marked)
+        def counted(stream: AccountStream, *args: Any, **kwargs: Any) -> Any:
+            view = marked(stream, *args, **kwargs)
+            waits[f"{stream.venue} {'told' if view is not None else 'rest'}"] += 1
+            return view
+
+        AccountStream.wait_for = counted  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            AccountStream.wait_for = marked  # type: ignore[method-assign]
 
     def _run(self) -> Summary:
         logging.getLogger().addHandler(self._errors)

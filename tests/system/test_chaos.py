@@ -32,7 +32,14 @@ def test_chaos_keeps_every_invariant(capsys: pytest.CaptureFixture[str]) -> None
         "freeze",
         "jump",
         "maintenance",
+        "drop_private_ws",
+        "silence_private",
+        "reorder_private",
     }
+    # The account streams carry the orders' outcomes through the faults: most orders are told by them.
+    for venue in ("backpack", "hibachi"):
+        told, rest = summary.stream_waits[f"{venue} told"], summary.stream_waits[f"{venue} rest"]
+        assert told > rest, f"{venue}: {told} orders told by the account stream, {rest} left to REST"
     assert summary.forced_steps == 0
 
 
