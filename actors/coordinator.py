@@ -177,7 +177,8 @@ class HedgeCoordinator(SupervisedActor):
     def _on_tick(self, now: datetime) -> None:
         # Blocked (paused, unhedged leg, slots full) is re-checked every tick; a decline by a venue or by the
         # sizing rules waits DECLINE_RETRY_S before the next try, so a venue that is down is not hammered.
-        if self.blocked_reason() is not None:
+        # The gate alone here (no database read each tick): an open about to happen re-reads the kept state.
+        if self.blocked_reason(sync=False) is not None:
             return
         if self._retry_at is not None and now < self._retry_at:
             return
@@ -187,10 +188,11 @@ class HedgeCoordinator(SupervisedActor):
         outcome = self.open_pair(None, quiet=True)
         self._retry_at = now + timedelta(seconds=DECLINE_RETRY_S) if isinstance(outcome, OpenDeclined) else None
 
-    def blocked_reason(self) -> str | None:
-        """Why no pair may open now, or None. The gate is brought in line with the kept pause and trips first
-        (`sync_gate`): a pause the operator was told has taken hold is in the database already."""
-        self.sync_gate()
+    def blocked_reason(self, *, sync: bool = True) -> str | None:
+        """Why no pair may open now, or None. With `sync`, the gate is brought in line with the kept pause and
+        trips first (`sync_gate`): a pause the operator was told has taken hold is in the database already."""
+        if sync:
+            self.sync_gate()
         if self.gate.paused:
             return f"opening is paused ({self.gate.reason})"
         blocks = self.gate.blocks

@@ -30,6 +30,7 @@ from actors.messages import (
     SetLeverage,
     SetTradingMode,
     StatusReply,
+    Tick,
     TradingMode,
     UnblockOpening,
 )
@@ -267,6 +268,29 @@ def test_a_pause_message_stops_opening_until_resumed(world: World) -> None:
     ref.ask(SetTradingMode(TradingMode.NORMAL, "resumed by operator", kept=True), timeout=ASK_S)
     assert world.kinds().count("trading_normal") == 1
     assert isinstance(world.open(), PairOpened)
+
+
+def test_a_tick_that_cannot_open_reads_nothing_kept(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ticks come every second for weeks: the kept pause is read only when an open is about to happen (it cost a
+    # query a tick, 7% of the engine's CPU per simulated hour).
+    world.venues()
+    ref = world.start_coordinator()
+    ref.ask(SetTradingMode(TradingMode.PAUSED, "by message"), timeout=ASK_S)
+    reads: list[str] = []
+    read = world.repo.get_meta
+    monkeypatch.setattr(world.repo, "get_meta", lambda key: reads.append(key) or read(key))
+    for _ in range(5):
+        ref.ask(Tick(world.clock.now()), timeout=ASK_S)
+    assert reads == [] and world.repo.list_pairs() == []
+
+
+def test_a_pause_kept_but_not_yet_told_stops_the_open_a_tick_starts(world: World) -> None:
+    world.venues()
+    ref = world.start_coordinator()
+    world.keep_pause("its message still on the way")
+    ref.ask(Tick(world.clock.now()), timeout=ASK_S)
+    assert world.repo.list_pairs() == [] and world.placed() == []
+    assert world.gate.paused and world.gate.reason == "its message still on the way"
 
 
 def test_blocks_come_and_go_by_message(world: World) -> None:
