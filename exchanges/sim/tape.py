@@ -17,10 +17,11 @@ Queue. A resting order at P starts behind the displayed size at P in the book at
 when P improves the touch or lies beyond the displayed levels). Against a resting buy at P (a sell is the
 mirror image):
 - a print strictly below P means the whole level at P traded: the rest of the order fills at P;
-- a print at P first consumes the volume ahead of the order, then fills the order with what is left;
-- a book whose best ask has come down to P fills it too (a seller crossed into it; with the symmetric
+- a print at P by a seller first consumes the volume ahead of the order, then fills the order with what is
+  left (a buyer's print at P took an ask, not our bid);
+- a book whose best ask lies below P fills it too (the market went through it; with the symmetric
   synthetic book the tape trades through P first, so this only matters for a live book or after a restore,
-  when the tape has not seen the move).
+  when the tape has not seen the move). A best ask at P only touches it: no fill.
 Simplification: each of our resting orders sees every print whole; our own orders at one price do not queue
 behind one another, and nobody ahead of us cancels.
 """
@@ -63,9 +64,7 @@ class RestingFill:
 class Tape:
     """Per market: the touch last seen, and the sweeps of prints since then."""
 
-    def __init__(
-        self, seed: str, volume_low: Decimal = Decimal("0.2"), volume_high: Decimal = Decimal("1.6")
-    ) -> None:
+    def __init__(self, seed: str, volume_low: Decimal = Decimal("0.2"), volume_high: Decimal = Decimal("1.6")) -> None:
         self._seed = seed
         self._volume_low = volume_low
         self._volume_high = volume_high
@@ -134,15 +133,15 @@ def resting_fill(
     level_size: Decimal,
     lot: Decimal,
 ) -> RestingFill:
-    """How much of a resting order at `price` this tick's sweeps (and the opposite touch) fill, as a maker."""
+    """How much of a resting order at `price` this tick's sweeps (or an opposite touch beyond it) fill."""
     buy = side is Side.LONG
-    if opposite_touch is not None and (opposite_touch <= price if buy else opposite_touch >= price):
+    if opposite_touch is not None and (opposite_touch < price if buy else opposite_touch > price):
         return RestingFill(remaining, Decimal(0))
     filled = Decimal(0)
     for sweep in sweeps:
         if (sweep.low < price) if buy else (sweep.high > price):
             return RestingFill(remaining, Decimal(0))  # traded through: the whole level at `price` went
-        if sweep.prints_at(price):
+        if sweep.aggressor is not side and sweep.prints_at(price):  # only takers from the other side reach it
             volume = tape.volume(sweep, price, level_size, lot)
             consumed = min(ahead, volume)
             ahead -= consumed
