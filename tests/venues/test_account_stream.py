@@ -313,3 +313,23 @@ def test_backpack_client_finishes_an_unfinished_market_reply_from_the_stream(bp_
     finally:
         client.close()
     assert not stream.healthy()  # closed with the client
+
+
+def test_backpack_an_expiry_without_a_count_does_not_settle_an_order_as_unfilled(bp_server: ScriptedServer) -> None:
+    # The fill of this IOC is late (or lost) and its expiry event carries no `z` (optional in the AsyncAPI):
+    # the stream cannot say how much filled, so the client must not report "expired, nothing filled".
+    client = BackpackClient("http://127.0.0.1:9", KEY, SECRET, account_ws_url=bp_server.url, stream_wait_s=0.3,
+                            stream_timings=FAST, get_retries=0)  # fmt: skip
+    try:
+        stream = client.account_stream
+        assert stream is not None
+        wait_until(stream.healthy, what="subscribed")
+        reply = OrderResult("111", "42", "BTC_USDC_PERP", Side.LONG, OrderStatus.NEW, D("0.5"), D(0), None)
+        expired = json.loads(bp_update("orderExpired", "Expired", "0", "0", R="ImmediateOrCancel"))
+        del expired["data"]["z"], expired["data"]["Z"]
+        bp_server.push(bp_update("orderAccepted", "New", "0", "0"), json.dumps(expired))
+        wait_until(lambda: stream.events == 2, what="two events")
+        result = client._with_fills(reply, immediate=True, epoch=stream.epoch)
+        assert result.status is OrderStatus.NEW and client.stream_settled == 0  # the reply as is: read later
+    finally:
+        client.close()
