@@ -21,8 +21,9 @@ from exchanges.account_stream import AccountStream, StreamTimings
 from exchanges.backpack.account_events import BackpackAccountDialect
 from exchanges.backpack.client import BackpackClient
 from exchanges.backpack.signing import BackpackSigner
-from exchanges.base import OrderResult, OrderStatus
+from exchanges.base import OrderRequest, OrderResult, OrderStatus
 from exchanges.hibachi.account_events import HibachiAccountDialect, account_url
+from exchanges.hibachi.client import HibachiClient
 from tests.helpers import wait_until
 from tests.venues.account_server import ScriptedServer
 
@@ -333,3 +334,21 @@ def test_backpack_an_expiry_without_a_count_does_not_settle_an_order_as_unfilled
         assert result.status is OrderStatus.NEW and client.stream_settled == 0  # the reply as is: read later
     finally:
         client.close()
+
+
+def test_hibachi_an_order_that_ended_unfilled_on_the_stream_is_read_from_history() -> None:
+    # availableQuantity of a cancelled order is undefined (spec; get_order reads order history instead): an
+    # ORDER_CANCELED that says "nothing filled", with the trade still to come, must not settle the order.
+    with ScriptedServer(HibachiScript()) as server:
+        client = HibachiClient("http://127.0.0.1:9", "http://127.0.0.1:9", "the-key", 7, None,
+                               account_ws_url=server.url, stream_wait_s=0.3, stream_timings=FAST)  # fmt: skip
+        try:
+            stream = client.account_stream
+            assert stream is not None
+            wait_until(stream.healthy, what="stream started")
+            server.push(hb_order("ORDER_CANCELED", "CANCELLED", "0.3", "0"))
+            wait_until(lambda: stream.events == 1, what="the cancel")
+            request = OrderRequest("abc-1", "BTC/USDT-P", Side.SHORT, D("0.3"))
+            assert client._from_stream(request, "5787", stream.epoch) is None
+        finally:
+            client.close()
