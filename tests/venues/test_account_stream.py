@@ -352,3 +352,18 @@ def test_hibachi_an_order_that_ended_unfilled_on_the_stream_is_read_from_history
             assert client._from_stream(request, "5787", stream.epoch) is None
         finally:
             client.close()
+
+
+def test_an_unexpected_error_in_the_stream_thread_starts_over_instead_of_ending_it(bp_server: ScriptedServer) -> None:
+    # json.loads raises RecursionError (not a ValueError) on deeply nested input: it escaped every handler and
+    # ended the thread, leaving the stream untrusted for good with nothing but a traceback on stderr.
+    stream = bp_stream(bp_server)
+    try:
+        wait_until(stream.healthy, what="subscribed")
+        first = stream.epoch
+        bp_server.push("[" * 100_000 + "]" * 100_000)
+        wait_until(lambda: stream.epoch > first and stream.healthy(), what="subscribed again")
+        bp_server.push(bp_update("orderAccepted", "New", "0", "0"), bp_fill("Filled", "0.5", "0.5", "50", 3))
+        assert stream.wait_for("111", settled, 5.0, stream.epoch) is not None
+    finally:
+        stream.stop()
