@@ -367,3 +367,20 @@ def test_an_unexpected_error_in_the_stream_thread_starts_over_instead_of_ending_
         assert stream.wait_for("111", settled, 5.0, stream.epoch) is not None
     finally:
         stream.stop()
+
+
+def test_a_stream_that_tells_nothing_subscribes_again(bp_server: ScriptedServer) -> None:
+    # A subscription the venue dropped (or a dead listen key) behind a socket that still answers pings: no
+    # event would ever come to restore trust, so every order went to REST for good. It is opened afresh.
+    stream = bp_stream(bp_server, timings=StreamTimings(keepalive_s=0.05, recv_tick_s=0.02, max_misses=2))
+    try:
+        wait_until(stream.healthy, what="subscribed")
+        epoch = stream.epoch
+        for _ in range(2):
+            assert stream.wait_for("111", settled, 0.02, epoch) is None
+        wait_until(lambda: bp_server.connections >= 2 and stream.epoch > epoch and stream.healthy(),
+                   what="subscribed again")  # fmt: skip
+        bp_server.push(bp_update("orderAccepted", "New", "0", "0"), bp_fill("Filled", "0.5", "0.5", "50", 3))
+        assert stream.wait_for("111", settled, 5.0, stream.epoch) is not None
+    finally:
+        stream.stop()
