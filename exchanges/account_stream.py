@@ -204,6 +204,7 @@ class AccountStream:
                 self._ws = ws
                 self._connected = True
                 self._alive_at = self._clock.monotonic()
+                self._misses = 0  # else a venue that acknowledges late is dropped again before it can
             self.connections += 1
             for frame in self.dialect.opening():
                 ws.send(frame)

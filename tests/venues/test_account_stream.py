@@ -384,3 +384,26 @@ def test_a_stream_that_tells_nothing_subscribes_again(bp_server: ScriptedServer)
         assert stream.wait_for("111", settled, 5.0, stream.epoch) is not None
     finally:
         stream.stop()
+
+
+def test_hibachi_a_stream_that_tells_nothing_starts_again_and_stays() -> None:
+    # Hibachi is subscribed only once stream.start is answered: the misses of the old session must not end the
+    # new one before that answer comes.
+    def slow_start(frame: str, server: ScriptedServer) -> list[str]:
+        if json.loads(frame)["method"] == "stream.start":
+            time.sleep(0.1)  # the venue's round trip, longer than the receive tick
+        return HibachiScript()(frame, server)
+
+    timings = StreamTimings(keepalive_s=0.05, recv_tick_s=0.02, max_misses=2, reconnect_min_s=0.02)
+    with ScriptedServer(slow_start) as server:
+        stream = AccountStream(HibachiAccountDialect(server.url, "the-key", 7, SystemClock()), SystemClock(), timings)
+        stream.start()
+        try:
+            wait_until(stream.healthy, what="stream started")
+            epoch = stream.epoch
+            for _ in range(2):
+                assert stream.wait_for("5787", settled, 0.02, epoch) is None
+            wait_until(lambda: stream.epoch > epoch and stream.healthy(), what="started again")
+            assert server.connections == 2
+        finally:
+            stream.stop()
