@@ -22,7 +22,7 @@ from sqlalchemy import (
 
 from storage.types import DecimalText, UTCDateTime
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -133,7 +133,8 @@ fills = Table(
     Column("fee_asset", String(16)),
     Column("is_maker", Boolean),
     Column("ts", UTCDateTime, nullable=False),
-    UniqueConstraint("venue", "venue_fill_id", name="uq_fills_venue_fill_id"),
+    # A fill id is unique within its order only: Backpack's trade ids are a sequence per symbol (spec §5).
+    UniqueConstraint("venue", "order_id", "venue_fill_id", name="uq_fills_order_fill"),
 )
 
 events = Table(

@@ -55,8 +55,8 @@ _UPDATE_ORDER = (
 _ORDER_IDS = select(orders.c.venue, orders.c.client_id, orders.c.id).where(
     tuple_(orders.c.venue, orders.c.client_id).in_(bindparam("keys", expanding=True))
 )
-_STORED_FILLS = select(fills.c.venue, fills.c.venue_fill_id).where(
-    tuple_(fills.c.venue, fills.c.venue_fill_id).in_(bindparam("keys", expanding=True))
+_STORED_FILLS = select(fills.c.order_id, fills.c.venue_fill_id).where(
+    tuple_(fills.c.order_id, fills.c.venue_fill_id).in_(bindparam("keys", expanding=True))
 )
 
 # What a state change may set on its pair besides the state.
@@ -283,7 +283,7 @@ class Writes:
         return int(order_id)
 
     def record_fills(self, new: Sequence[NewFill]) -> int:
-        """Insert the fills not yet stored (known by venue and fill id), in three statements whatever their
+        """Insert the fills not yet stored (known by their order and fill id), in three statements whatever their
         number; returns how many were new. Every fill's order must exist (NotFoundError, nothing written)."""
         if not new:
             return 0
@@ -293,13 +293,11 @@ class Writes:
             for f in new:
                 if (f.venue.value, f.client_id) not in order_ids:
                     raise NotFoundError(f"fill {f.venue_fill_id} for unknown {f.venue} order {f.client_id}")
-            seen = {
-                (v, i)
-                for v, i in conn.execute(_STORED_FILLS, {"keys": [(f.venue.value, f.venue_fill_id) for f in new]})
-            }
+            # A fill is known by its order and its id: Backpack's trade ids repeat across symbols.
+            keys = [(order_ids[(f.venue.value, f.client_id)], f.venue_fill_id) for f in new]
+            seen = {(o, i) for o, i in conn.execute(_STORED_FILLS, {"keys": keys})}
             rows = []
-            for f in new:
-                key = (f.venue.value, f.venue_fill_id)
+            for f, key in zip(new, keys, strict=True):
                 if key in seen:
                     continue
                 seen.add(key)  # the same fill twice in one call is stored once

@@ -5,6 +5,7 @@ defines, on SQLite and on a real PostgreSQL."""
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -95,6 +96,8 @@ def test_a_database_made_before_alembic_keeps_every_row_exactly(tmp_path: Path) 
     after = _raw_rows(path)
     assert sorted(after) == sorted([*V1_TABLES, "alembic_version"])
     assert after.pop("alembic_version") == [(head(),)]
+    fence = after.pop("schema_version")  # the fence older releases read moves on with each later revision
+    assert fence[0] == before.pop("schema_version")[0] and [v for v, _ in fence] == [1, SCHEMA_VERSION]
     assert after == before  # every row of every table, byte for byte: Decimals keep their text
     engine = open_database(url, FakeClock())  # and a second start changes nothing either
     with engine.connect() as conn:
@@ -102,7 +105,7 @@ def test_a_database_made_before_alembic_keeps_every_row_exactly(tmp_path: Path) 
         pair = conn.execute(select(hedge_pairs).where(hedge_pairs.c.id == 5)).one()
         order = conn.execute(select(orders).where(orders.c.id == 2)).one()
     engine.dispose()
-    assert _raw_rows(path) == {**before, "alembic_version": [(head(),)]}
+    assert _raw_rows(path) == {**before, "alembic_version": [(head(),)], "schema_version": fence}
     assert pair.realized_pnl == D("-1.234567890123456789") and str(pair.realized_pnl) == "-1.234567890123456789"
     assert str(pair.points) == "12345678901234567890.5" and str(pair.funding) == "1E-18"
     assert str(order.price) == "65440.000000000000000001"
@@ -116,6 +119,7 @@ def test_a_database_made_before_client_id_namespaces_gains_the_meta_table(tmp_pa
     after = _raw_rows(path)
     assert [key for key, _ in after.pop("meta")] == [CLIENT_ID_NAMESPACE_KEY]  # made by 0001, then drawn
     after.pop("alembic_version")
+    assert after.pop("schema_version")[0] == before.pop("schema_version")[0]
     assert after == before
 
 
@@ -148,7 +152,11 @@ def test_a_new_database_is_made_at_head_like_replaying_every_revision(tmp_path: 
 
     def ddl(path: Path) -> list[str]:
         conn = sqlite3.connect(path)
-        found = sorted(r[0] for r in conn.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL"))
+        # A table a revision copied (batch mode) is renamed into place, and SQLite keeps its name quoted then.
+        found = sorted(
+            re.sub(r'^CREATE TABLE "(\w+)"', r"CREATE TABLE \1", r[0])
+            for r in conn.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL")
+        )
         conn.close()
         return found
 
@@ -229,7 +237,9 @@ def test_postgresql_a_database_made_before_alembic_keeps_every_row(postgres_url:
     assert before == fixture_rows  # PostgreSQL's NUMERIC holds the same Decimals the SQLite text did
     engine = open_database(url, FakeClock())
     with engine.connect() as conn:
-        assert _typed_rows(conn) == before
+        after = _typed_rows(conn)
+        assert [v for v, _ in after.pop("schema_version")] == [1, SCHEMA_VERSION]
+        assert after == {k: v for k, v in before.items() if k != "schema_version"}
         assert _alembic_versions(conn) == [head()]
         assert _diff(conn) == []
     engine.dispose()
@@ -261,8 +271,8 @@ SECOND_REVISION = '''
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "9999"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
@@ -279,14 +289,14 @@ def downgrade():
 
 
 def _with_second_revision(source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The runner sees a copy of storage/migrations with a second revision, and a fence of 2."""
+    """The runner sees a copy of storage/migrations with one more revision, and the fence raised by one."""
     from storage.migrations import runner
 
     location = tmp_path / "migrations"
     shutil.copytree(Path(runner.__file__).parent, location, ignore=shutil.ignore_patterns("__pycache__"))
-    (location / "versions" / "0002_throwaway.py").write_text(source)
+    (location / "versions" / "9999_throwaway.py").write_text(source)
     monkeypatch.setattr(runner, "SCRIPT_LOCATION", str(location))
-    monkeypatch.setattr(runner, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(runner, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     runner.scripts.cache_clear()
     runner.known_revisions.cache_clear()
     yield
@@ -315,8 +325,8 @@ def test_a_database_made_before_alembic_is_upgraded_through_a_later_revision(
     before = _raw_rows(path)
     open_database(url, FakeClock()).dispose()
     after = _raw_rows(path)
-    assert after.pop("alembic_version") == [("0002",)]
-    assert [v for v, _ in after.pop("schema_version")] == [1, 2]  # the fence older releases read moved on
+    assert after.pop("alembic_version") == [("9999",)]
+    assert [v for v, _ in after.pop("schema_version")] == [1, SCHEMA_VERSION + 1]  # the fence moved on
     assert after.pop("meta") == [(*row, None) for row in before.pop("meta")]  # the new column, empty
     before.pop("schema_version")
     assert after == before  # hedge_pairs was copied into a new table: its rows, and the rows pointing at it, kept

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
@@ -16,9 +17,10 @@ from core.domain import EventLevel, IllegalTransitionError, OrderPurpose, PairSt
 from core.ledger import OrderState, PositionState
 from storage.db import SchemaVersionError, create_schema, make_engine, open_database, open_database_readonly
 from storage.errors import NotFoundError, TransitionRefusedError
+from storage.migrations.runner import alembic_config
 from storage.queries import Queries
 from storage.records import LegFigures, LegPlan, NewEvent, NewFill, NewOrder, PairPlan
-from storage.schema import CLIENT_ID_NAMESPACE_KEY, hedge_pairs, schema_version
+from storage.schema import CLIENT_ID_NAMESPACE_KEY, SCHEMA_VERSION, hedge_pairs, schema_version
 from storage.writes import Writes
 from tests.writing import write
 
@@ -293,7 +295,7 @@ def test_second_start_on_the_same_file_keeps_everything(tmp_path: Path) -> None:
     repo = Queries(engine)
     assert repo.get_pair(pair.id).quantity == D("0.0153")
     with engine.connect() as conn:
-        assert conn.execute(select(schema_version.c.version)).scalars().all() == [1]
+        assert conn.execute(select(schema_version.c.version)).scalars().all() == [SCHEMA_VERSION]
     engine.dispose()
 
 
@@ -343,7 +345,10 @@ def test_each_database_draws_its_own_client_id_namespace_and_keeps_it(tmp_path: 
 
 def test_an_older_database_gains_a_namespace_and_keeps_its_stored_orders(tmp_path: Path) -> None:
     clock = FakeClock()
-    engine, repo = _open(tmp_path / "old.db", clock)
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as conn:  # the first schema (revision 0001), as the code before Alembic made it
+        command.upgrade(alembic_config(conn), "0001")
+        conn.execute(insert(schema_version).values(version=1, applied_at=clock.now()))
     writes = Writes(engine, clock)
     pair, (long_leg, short_leg) = writes.insert_pair(PLAN)
     writes.record_orders([_order(pair.id, long_leg.id, "1024")])

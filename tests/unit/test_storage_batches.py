@@ -103,6 +103,23 @@ def test_fills_are_recorded_in_bulk_each_once(repo: Queries, writes: Writes, clo
     assert len(repo.fills_for_order(long_order.id)) == 2  # nothing of the refused call was written
 
 
+def test_a_fill_id_repeated_by_another_order_of_the_same_venue_is_a_fill_of_its_own(
+    repo: Queries, writes: Writes, clock: FakeClock
+) -> None:
+    # Backpack's trade ids are a sequence per symbol: the BTC leg's fill "42" and a later ETH fill "42" are two
+    # fills. Keyed by (venue, fill id), the second was taken as stored already and dropped from the ledger.
+    first = _begin_open(repo, clock).orders[1]  # the Backpack leg
+    second = _begin_open(repo, clock).orders[1]
+    assert first.venue is second.venue is Venue.BACKPACK
+
+    def fill(order: OrderRecord, quantity: str) -> NewFill:
+        return NewFill(order.venue, order.client_id, "42", D("3500"), D(quantity), D("0.1"), clock.now())
+
+    assert writes.record_fills([fill(first, "0.0153")]) == 1
+    assert writes.record_fills([fill(second, "0.0153"), fill(first, "0.0153")]) == 1  # the first one is known
+    assert [f.quantity for f in repo.fills_for_order(second.id)] == [D("0.0153")]
+
+
 def _move(writes: Writes, pair_id: int, expected: PairState, to: PairState, reason: str) -> int:
     m = TransitionPair(pair_id, expected, to, reason)
     return writes.transition_pair(m.pair_id, m.expected, m.to, m.event(), m.changes)
