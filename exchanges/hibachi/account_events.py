@@ -48,6 +48,8 @@ def event_name(msg: Mapping[str, Any]) -> str | None:
 
 def _trade_fill(data: Mapping[str, Any], order_id: str) -> Fill:
     is_taker = data.get("isTaker")
+    # UNCERTAIN (spec §5 item 6: the account events are not documented): the trade event's `id` is taken to be the
+    # trade journal's id. Were they different ids, a fill heard here and read later over REST would be stored twice.
     return Fill(
         venue_fill_id=str(integer(VENUE, field(VENUE, data, "id"), "id")),
         venue_order_id=order_id,
