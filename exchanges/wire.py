@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -11,6 +12,17 @@ from exchanges.errors import MalformedResponse
 
 # A number beyond this is no price, size or balance any venue reports; treat it as corrupt.
 MAX_ABS = Decimal("1e15")
+
+
+def json_object(venue: str, raw: str | bytes, what: str) -> Mapping[str, Any]:
+    """A JSON object from the wire, its numbers as Decimal; MalformedResponse naming `what` otherwise."""
+    try:
+        msg = json.loads(raw, parse_float=Decimal)
+    except ValueError:
+        raise MalformedResponse(venue, f"{what} is not JSON") from None
+    if not isinstance(msg, Mapping):
+        raise MalformedResponse(venue, f"{what} is not an object")
+    return msg
 
 
 def field(venue: str, obj: Any, key: str) -> Any:

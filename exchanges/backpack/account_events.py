@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from decimal import Decimal
 from typing import Any
 
 from exchanges.account_book import OrderEvent
@@ -15,7 +14,7 @@ from exchanges.backpack import parse
 from exchanges.backpack.signing import BackpackSigner, signing_string
 from exchanges.base import Fill
 from exchanges.errors import MalformedResponse
-from exchanges.wire import dec, field, from_millis, integer, non_negative, opt_dec, positive, text
+from exchanges.wire import dec, field, from_millis, integer, json_object, non_negative, opt_dec, positive, text
 
 VENUE = "backpack"
 ORDER_STREAM = "account.orderUpdate"
@@ -80,12 +79,7 @@ def parse_order_update(data: Any) -> OrderEvent:
 def read_frame(raw: str | bytes) -> StreamReading:
     """A frame of the private socket: order events, nothing (other streams), or a refusal (an error frame:
     the socket carries only our signed subscription, so any error is about it)."""
-    try:
-        msg = json.loads(raw, parse_float=Decimal)
-    except ValueError:
-        raise MalformedResponse(VENUE, "account stream frame is not JSON") from None
-    if not isinstance(msg, Mapping):
-        raise MalformedResponse(VENUE, "account stream frame is not an object")
+    msg = json_object(VENUE, raw, "account stream frame")
     if "error" in msg:
         err = msg["error"] if isinstance(msg["error"], Mapping) else {}
         return StreamReading(refused=f"subscription refused: {str(err.get('message'))[:200]} ({err.get('code')})")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from decimal import Decimal
 from itertools import count
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
@@ -17,9 +16,8 @@ from core.clock import Clock
 from exchanges.account_book import OrderEvent
 from exchanges.account_stream import StreamReading
 from exchanges.base import Fill
-from exchanges.errors import MalformedResponse
 from exchanges.hibachi import parse
-from exchanges.wire import dec_field, field, integer, non_negative, opt_dec, positive, text
+from exchanges.wire import dec_field, field, integer, json_object, non_negative, opt_dec, positive, text
 
 VENUE = "hibachi"
 ORDER_EVENTS = {"ORDER_CREATED", "ORDER_UPDATED", "ORDER_CANCELED"}
@@ -140,12 +138,7 @@ class HibachiAccountDialect:
 
     def read(self, raw: str | bytes) -> StreamReading:
         """One frame: a reply to our request, or a pushed event."""
-        try:
-            msg = json.loads(raw, parse_float=Decimal)
-        except ValueError:
-            raise MalformedResponse(VENUE, "account stream frame is not JSON") from None
-        if not isinstance(msg, Mapping):
-            raise MalformedResponse(VENUE, "account stream frame is not an object")
+        msg = json_object(VENUE, raw, "account stream frame")
         if "status" in msg and "id" in msg:
             return self._reply(msg)
         name = event_name(msg)
