@@ -306,7 +306,8 @@ class Closer(SupervisedActor):
                     ),
                 )
             )
-        points = sum(points_by_side(volume_by_venue, self.maker_points, self.taker_points).values(), Decimal(0))
+        venue_points = points_by_side(volume_by_venue, self.maker_points, self.taker_points)
+        points = sum(venue_points.values(), Decimal(0))
         # Realized PnL of the pair: both legs' price PnL, less fees, plus funding received (minus paid).
         changes = {
             "closed_at": now,
@@ -331,6 +332,8 @@ class Closer(SupervisedActor):
                     "funding": funding,
                     "volume": volume,
                     "points": points,
+                    # The report's per-venue points, at the rates in force when the pair closed.
+                    "points_by_venue": {str(v): p for v, p in venue_points.items()},
                 },
             )
         )
