@@ -69,6 +69,9 @@ def test_pairs_open_get_monitored_expire_and_close(engine_factory: Factory) -> N
                 assert sim_fees[o.venue_order_id] == o.fee
     # Market orders take: every fill is booked as the venue told it, a taker one.
     assert fills and all(f.is_maker is False for f in fills)
+    close = next(e for e in run.repo.list_events(closed.id) if e.kind == "pair_closed")
+    by_venue = close.data["points_by_venue"]  # the report's per-venue points
+    assert set(by_venue) == {"backpack", "hibachi"} and all(D(p) == 0 for p in by_venue.values())
 
 
 def test_a_refused_long_leg_rolls_the_short_back(engine_factory: Factory) -> None:
