@@ -54,6 +54,9 @@ class OrderView:
     filled_quote: Decimal | None
     fills: tuple[Fill, ...]
     created_at: datetime | None
+    # The end was heard with a cumulative count (or as filled in full): without one, fills missed or late
+    # could not be told from "ended with nothing more filled".
+    end_counted: bool = False
 
     @property
     def fills_quantity(self) -> Decimal:
@@ -68,7 +71,7 @@ class OrderView:
     @property
     def settled(self) -> bool:
         """Final, with all its fills: nothing more will be heard that changes the outcome."""
-        return self.status is not None and self.status.is_final and self.fills_complete
+        return self.status is not None and self.status.is_final and self.end_counted and self.fills_complete
 
 
 @dataclass
@@ -83,6 +86,7 @@ class _Entry:
     filled_quote: Decimal | None = None
     fills: dict[str, Fill] = field(default_factory=dict)
     created_at: datetime | None = None
+    end_counted: bool = False
 
     def apply(self, event: OrderEvent) -> None:
         self.client_id = self.client_id or event.client_id
@@ -93,6 +97,8 @@ class _Entry:
             self.quantity = event.quantity  # a reduce-only order may shrink (Backpack's orderModified)
         if event.status is not None and (self.status is None or _rank(event.status) > _rank(self.status)):
             self.status = event.status
+        if event.status is not None and event.status.is_final and event.filled_quantity is not None:
+            self.end_counted = True
         if event.filled_quantity is not None:
             self.reported_filled = max(self.reported_filled, event.filled_quantity)
         if event.filled_quote is not None:
@@ -106,11 +112,13 @@ class _Entry:
         fills = tuple(sorted(self.fills.values(), key=lambda f: (f.ts, _trade_key(f.venue_fill_id))))
         heard = sum((f.quantity for f in fills), Decimal(0))
         filled = max(self.reported_filled, heard)
+        counted = self.end_counted
         if self.status is OrderStatus.FILLED and self.quantity is not None:
             filled = max(filled, self.quantity)  # a filled order filled all of it, whatever else was said
+            counted = True
         return OrderView(
             self.venue_order_id, self.client_id, self.symbol, self.side, self.status, self.quantity,
-            filled, self.filled_quote, fills, self.created_at,
+            filled, self.filled_quote, fills, self.created_at, counted,
         )  # fmt: skip
 
 

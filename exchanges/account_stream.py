@@ -76,7 +76,7 @@ class StreamTimings:
     recv_tick_s: float = 0.25
     # Waits in a row that heard nothing in time, while the link looked fine, before the stream is no longer
     # trusted: a subscription that delivers nothing would otherwise cost every order the whole wait. Any event
-    # heard restores trust.
+    # heard restores trust; the stream also subscribes afresh.
     max_misses: int = 3
 
 
@@ -204,6 +204,7 @@ class AccountStream:
                 self._ws = ws
                 self._connected = True
                 self._alive_at = self._clock.monotonic()
+                self._misses = 0  # else a venue that acknowledges late is dropped again before it can
             self.connections += 1
             for frame in self.dialect.opening():
                 ws.send(frame)
@@ -216,6 +217,7 @@ class AccountStream:
         with self._cond:
             self._subscribed = True
             self._epoch += 1
+            self._misses = 0  # a new subscription earns trust afresh
             self._alive_at = self._clock.monotonic()
             self._cond.notify_all()
 
@@ -235,6 +237,10 @@ class AccountStream:
                     ws.send(frame)
             if now - self._alive_at > self._t.quiet_after_s:
                 raise StreamRefusedError(self.venue, f"account stream silent for {now - self._alive_at:.1f} s")
+            if self._misses >= self._t.max_misses:
+                # Pongs but no events: the subscription may be gone behind a live socket (a dropped listen key),
+                # and no event would ever come to restore trust. Subscribe afresh.
+                raise StreamRefusedError(self.venue, f"{self._misses} waits in a row heard nothing")
             try:
                 raw = ws.recv(timeout=self._t.recv_tick_s)
             except TimeoutError:

@@ -45,6 +45,9 @@ def run_reconnecting(
         except SESSION_ERRORS as exc:
             if not stop.is_set():
                 log.warning("%s disconnected: %s", what, exc or type(exc).__name__)
+        except Exception:
+            # A bug or a frame no reader foresaw: an ended thread would leave the feed dead for good, silently.
+            log.exception("%s failed; starting over", what)
         finally:
             after()
         if stop.is_set():

@@ -443,10 +443,12 @@ class HibachiClient:
         immediate = request.order_type is OrderType.MARKET or request.time_in_force is Tif.IOC
 
         def told(view: OrderView) -> bool:
+            if _ended_not_filled(view):
+                return True  # no use waiting: only REST can say how much it filled
             return view.settled if immediate else view.status is not None and view.fills_complete
 
         view = stream.wait_for(order_id, told, self._stream_wait_s, epoch)
-        if view is None or view.status is None or view.quantity is None:
+        if view is None or view.status is None or view.quantity is None or _ended_not_filled(view):
             log.info("hibachi order %s: not told by the account stream; reading REST", request.client_id)
             return None
         result = OrderResult(
@@ -598,3 +600,9 @@ class HibachiClient:
         if self.account_stream is not None:
             self.account_stream.stop()
         self._http.close()
+
+
+def _ended_not_filled(view: OrderView) -> bool:
+    """Ended other than filled: its order events' availableQuantity is then undefined (spec §3), so how much
+    filled is known only from order history, as get_order reads it."""
+    return view.status is not None and view.status.is_final and view.status is not OrderStatus.FILLED

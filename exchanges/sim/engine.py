@@ -18,6 +18,7 @@ from core.domain import Side
 from exchanges.base import OrderStatus, OrderType, TimeInForce
 from exchanges.sim.faults import Faults
 from exchanges.sim.price import PriceSource
+from exchanges.sim.tape import Sweep, Tape, Touch, queue_ahead, resting_fill
 
 
 class RejectKind(StrEnum):
@@ -83,6 +84,7 @@ class SimOrder:
     fee: Decimal = Decimal(0)
     expiry_reason: str | None = None
     nonce: int | None = None
+    queue_ahead: Decimal = Decimal(0)  # resting limit orders: volume at its price that trades before it
 
     @property
     def average_price(self) -> Decimal | None:
@@ -177,6 +179,7 @@ class SimEngine:
         taker_fee: Decimal,
         basis: Decimal = Decimal(0),
         leverage_scope: str = "account",
+        tape_seed: int = 0,
     ) -> None:
         self.name = name
         self.markets = {m.symbol: m for m in markets}
@@ -187,6 +190,7 @@ class SimEngine:
         self.basis = basis
         self.leverage_scope = leverage_scope
         self.faults = Faults(clock)
+        self.tape = Tape(f"{tape_seed}:{name}")  # other traders' prints: what fills resting orders
         self.accounts: dict[str, SimAccount] = {}
         self.lock = threading.RLock()
         self.next_order_id = 578721673790138368
@@ -436,8 +440,20 @@ class SimEngine:
                 order.status = OrderStatus.EXPIRED
                 order.expiry_reason = "ImmediateOrCancel"
             if not order.status.is_final:
+                self._rest(order)
                 self._open.setdefault(account.name, {})[order.id] = order
             return order
+
+    def _touch(self, symbol: str) -> Touch:
+        bids, asks = self.book(symbol)
+        return (bids[0][0] if bids else None), (asks[0][0] if asks else None)
+
+    def _rest(self, order: SimOrder) -> None:
+        """Queue a limit order that now rests behind the size displayed at its price."""
+        assert order.price is not None
+        bids, asks = self.book(order.symbol)
+        order.queue_ahead = queue_ahead(order.side, order.price, bids, asks)
+        self.tape.watch(order.symbol, self._touch(order.symbol))
 
     def _validate(
         self,
@@ -467,11 +483,11 @@ class SimEngine:
     def _crosses(self, order: SimOrder) -> bool:
         if order.order_type is OrderType.MARKET:
             return True
-        bids, asks = self.book(order.symbol)
         assert order.price is not None
+        bid, ask = self._touch(order.symbol)
         if order.side is Side.LONG:
-            return bool(asks) and order.price >= asks[0][0]
-        return bool(bids) and order.price <= bids[0][0]
+            return ask is not None and order.price >= ask
+        return bid is not None and order.price <= bid
 
     def _check_margin(self, account: SimAccount, order: SimOrder) -> None:
         symbol = order.symbol
@@ -559,16 +575,28 @@ class SimEngine:
         return realized
 
     def modify(self, account: SimAccount, order_id: str, *, quantity: Decimal, price: Decimal | None) -> SimOrder:
-        """Change a resting, unfilled order's quantity and price; it may then fill at once."""
+        """Change a resting, unfilled order's quantity and price: it goes to the back of the queue at its new
+        price, or takes from the book at once if the new price crosses it (a post-only one is refused)."""
         with self.lock:
+            self.tick()
             order = self.find_order(account, order_id=order_id, open_only=True)
             if order.filled:
                 raise SimRejectError(RejectKind.BAD_QUANTITY, "a partially filled order cannot be modified")
             self._validate(account, self.market(order.symbol), quantity, price, order.order_type, None)
+            old = order.quantity, order.price
             order.quantity, order.price = quantity, price
+            crosses = self._crosses(order)
+            if crosses and order.time_in_force is TimeInForce.POST_ONLY:
+                order.quantity, order.price = old
+                raise SimRejectError(RejectKind.BAD_PRICE, f"post-only price {price} would take")
             self.version += 1
+            if crosses:
+                self._take(account, order, order.quantity)
+            else:
+                self._rest(order)
             self._order_changed(account, order)
-            self.tick()
+            if order.status.is_final:
+                self._open.get(account.name, {}).pop(order.id, None)
             return order
 
     def cancel(self, account: SimAccount, *, order_id: str | None = None, client_id: str | None = None) -> SimOrder:
@@ -604,15 +632,17 @@ class SimEngine:
     # ---- time passing -----------------------------------------------------------------------------------
 
     def tick(self) -> None:
-        """Fill resting orders the price crossed, settle due funding, liquidate accounts under maintenance."""
+        """Fill resting orders from the tape's prints, settle due funding, liquidate accounts under maintenance."""
         with self.lock:
+            active = {o.symbol for resting in self._open.values() for o in resting.values()}
+            self.tape.forget(active)
+            touches = {s: self._touch(s) for s in sorted(active)}
+            sweeps = {s: self.tape.step(s, t, self.markets[s].tick_size) for s, t in touches.items()}
             for account in self.accounts.values():
                 resting = self._open.get(account.name, {})
                 for order in list(resting.values()):
-                    price = order.price if order.order_type is OrderType.LIMIT else None  # _validate gave it one
-                    if price is not None and not order.status.is_final and self._crosses(order):
-                        self._fill(account, order, price, order.quantity - order.filled, is_maker=True)
-                        self._order_changed(account, order)
+                    if order.order_type is OrderType.LIMIT and not order.status.is_final:
+                        self._fill_resting(account, order, sweeps[order.symbol], touches[order.symbol])
                     if order.status.is_final:
                         del resting[order.id]
             self._settle_funding()
@@ -620,6 +650,23 @@ class SimEngine:
                 maintenance = self.maintenance_requirement(account)
                 if maintenance > 0 and self.equity(account) < maintenance:
                     self._liquidate(account)
+
+    def _fill_resting(self, account: SimAccount, order: SimOrder, sweeps: list[Sweep], touch: Touch) -> None:
+        """Fill a resting limit order, as a maker at its own price, by what the tape printed at or through it."""
+        assert order.price is not None  # _validate gave every limit order one
+        m = self.markets[order.symbol]
+        bid, ask = touch
+        result = resting_fill(
+            self.tape, side=order.side, price=order.price, remaining=order.quantity - order.filled,
+            ahead=order.queue_ahead, sweeps=sweeps, opposite_touch=ask if order.side is Side.LONG else bid,
+            level_size=m.level_size, lot=m.step_size,
+        )  # fmt: skip
+        if result.ahead != order.queue_ahead:
+            order.queue_ahead = result.ahead
+            self.version += 1
+        if result.quantity > 0:
+            self._fill(account, order, order.price, result.quantity, is_maker=True)
+            self._order_changed(account, order)
 
     def _settle_funding(self) -> None:
         now = int(self.clock.now().timestamp())

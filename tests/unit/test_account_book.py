@@ -72,3 +72,16 @@ def test_the_oldest_orders_are_forgotten_beyond_the_limit() -> None:
         book.apply(OrderEvent(order_id, client_id, status=OrderStatus.NEW))
     assert len(book) == 2 and book.view("1") is None and book.view_by_client_id("a") is None
     assert book.view("3") is not None and book.view_by_client_id("c") is not None
+
+
+def test_an_order_that_ended_without_saying_how_much_filled_is_not_settled() -> None:
+    # `z` is optional on Backpack's events (AsyncAPI): an expiry that does not count, heard before a fill that
+    # is late or lost, must not read as "ended with nothing filled".
+    book = OrderBook()
+    view = book.apply(event(OrderStatus.EXPIRED, None))
+    assert view.status is OrderStatus.EXPIRED and not view.settled
+    view = book.apply(event(OrderStatus.PARTIALLY_FILLED, "1", fill("1", "1")))
+    assert not view.settled  # still no count that came with the end
+    assert book.apply(event(OrderStatus.EXPIRED, "1")).settled
+    # A fill of the whole order needs no count besides the quantity.
+    assert OrderBook().apply(event(OrderStatus.FILLED, None, fill("1", "2"))).settled

@@ -21,8 +21,9 @@ from exchanges.account_stream import AccountStream, StreamTimings
 from exchanges.backpack.account_events import BackpackAccountDialect
 from exchanges.backpack.client import BackpackClient
 from exchanges.backpack.signing import BackpackSigner
-from exchanges.base import OrderResult, OrderStatus
+from exchanges.base import OrderRequest, OrderResult, OrderStatus
 from exchanges.hibachi.account_events import HibachiAccountDialect, account_url
+from exchanges.hibachi.client import HibachiClient
 from tests.helpers import wait_until
 from tests.venues.account_server import ScriptedServer
 
@@ -313,3 +314,96 @@ def test_backpack_client_finishes_an_unfinished_market_reply_from_the_stream(bp_
     finally:
         client.close()
     assert not stream.healthy()  # closed with the client
+
+
+def test_backpack_an_expiry_without_a_count_does_not_settle_an_order_as_unfilled(bp_server: ScriptedServer) -> None:
+    # The fill of this IOC is late (or lost) and its expiry event carries no `z` (optional in the AsyncAPI):
+    # the stream cannot say how much filled, so the client must not report "expired, nothing filled".
+    client = BackpackClient("http://127.0.0.1:9", KEY, SECRET, account_ws_url=bp_server.url, stream_wait_s=0.3,
+                            stream_timings=FAST, get_retries=0)  # fmt: skip
+    try:
+        stream = client.account_stream
+        assert stream is not None
+        wait_until(stream.healthy, what="subscribed")
+        reply = OrderResult("111", "42", "BTC_USDC_PERP", Side.LONG, OrderStatus.NEW, D("0.5"), D(0), None)
+        expired = json.loads(bp_update("orderExpired", "Expired", "0", "0", R="ImmediateOrCancel"))
+        del expired["data"]["z"], expired["data"]["Z"]
+        bp_server.push(bp_update("orderAccepted", "New", "0", "0"), json.dumps(expired))
+        wait_until(lambda: stream.events == 2, what="two events")
+        result = client._with_fills(reply, immediate=True, epoch=stream.epoch)
+        assert result.status is OrderStatus.NEW and client.stream_settled == 0  # the reply as is: read later
+    finally:
+        client.close()
+
+
+def test_hibachi_an_order_that_ended_unfilled_on_the_stream_is_read_from_history() -> None:
+    # availableQuantity of a cancelled order is undefined (spec; get_order reads order history instead): an
+    # ORDER_CANCELED that says "nothing filled", with the trade still to come, must not settle the order.
+    with ScriptedServer(HibachiScript()) as server:
+        client = HibachiClient("http://127.0.0.1:9", "http://127.0.0.1:9", "the-key", 7, None,
+                               account_ws_url=server.url, stream_wait_s=0.3, stream_timings=FAST)  # fmt: skip
+        try:
+            stream = client.account_stream
+            assert stream is not None
+            wait_until(stream.healthy, what="stream started")
+            server.push(hb_order("ORDER_CANCELED", "CANCELLED", "0.3", "0"))
+            wait_until(lambda: stream.events == 1, what="the cancel")
+            request = OrderRequest("abc-1", "BTC/USDT-P", Side.SHORT, D("0.3"))
+            assert client._from_stream(request, "5787", stream.epoch) is None
+        finally:
+            client.close()
+
+
+def test_an_unexpected_error_in_the_stream_thread_starts_over_instead_of_ending_it(bp_server: ScriptedServer) -> None:
+    # json.loads raises RecursionError (not a ValueError) on deeply nested input: it escaped every handler and
+    # ended the thread, leaving the stream untrusted for good with nothing but a traceback on stderr.
+    stream = bp_stream(bp_server)
+    try:
+        wait_until(stream.healthy, what="subscribed")
+        first = stream.epoch
+        bp_server.push("[" * 100_000 + "]" * 100_000)
+        wait_until(lambda: stream.epoch > first and stream.healthy(), what="subscribed again")
+        bp_server.push(bp_update("orderAccepted", "New", "0", "0"), bp_fill("Filled", "0.5", "0.5", "50", 3))
+        assert stream.wait_for("111", settled, 5.0, stream.epoch) is not None
+    finally:
+        stream.stop()
+
+
+def test_a_stream_that_tells_nothing_subscribes_again(bp_server: ScriptedServer) -> None:
+    # A subscription the venue dropped (or a dead listen key) behind a socket that still answers pings: no
+    # event would ever come to restore trust, so every order went to REST for good. It is opened afresh.
+    stream = bp_stream(bp_server, timings=StreamTimings(keepalive_s=0.05, recv_tick_s=0.02, max_misses=2))
+    try:
+        wait_until(stream.healthy, what="subscribed")
+        epoch = stream.epoch
+        for _ in range(2):
+            assert stream.wait_for("111", settled, 0.02, epoch) is None
+        wait_until(lambda: bp_server.connections >= 2 and stream.epoch > epoch and stream.healthy(),
+                   what="subscribed again")  # fmt: skip
+        bp_server.push(bp_update("orderAccepted", "New", "0", "0"), bp_fill("Filled", "0.5", "0.5", "50", 3))
+        assert stream.wait_for("111", settled, 5.0, stream.epoch) is not None
+    finally:
+        stream.stop()
+
+
+def test_hibachi_a_stream_that_tells_nothing_starts_again_and_stays() -> None:
+    # Hibachi is subscribed only once stream.start is answered: the misses of the old session must not end the
+    # new one before that answer comes.
+    def slow_start(frame: str, server: ScriptedServer) -> list[str]:
+        if json.loads(frame)["method"] == "stream.start":
+            time.sleep(0.1)  # the venue's round trip, longer than the receive tick
+        return HibachiScript()(frame, server)
+
+    timings = StreamTimings(keepalive_s=0.05, recv_tick_s=0.02, max_misses=2, reconnect_min_s=0.02)
+    with ScriptedServer(slow_start) as server:
+        stream = AccountStream(HibachiAccountDialect(server.url, "the-key", 7, SystemClock()), SystemClock(), timings)
+        stream.start()
+        try:
+            wait_until(stream.healthy, what="stream started")
+            epoch = stream.epoch
+            for _ in range(2):
+                assert stream.wait_for("5787", settled, 0.02, epoch) is None
+            wait_until(lambda: stream.epoch > epoch and stream.healthy(), what="started again")
+            assert server.connections == 2
+        finally:
+            stream.stop()

@@ -40,13 +40,6 @@ def backpack(sim: BackpackSim, **options: object) -> BackpackClient:
 
 
 @pytest.fixture
-def bp_sim() -> Iterator[BackpackSim]:
-    sim = BackpackSim(seed=7).start()
-    yield sim
-    sim.stop()
-
-
-@pytest.fixture
 def bp(bp_sim: BackpackSim) -> Iterator[BackpackClient]:
     client = backpack(bp_sim)
     assert client.account_stream is not None
