@@ -41,11 +41,12 @@ from actors.trader import LegTrader, Reply
 from core import failpoints
 from core.clock import Clock
 from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
-from core.ledger import PositionState, backoff_s, leg_book, points_estimate
+from core.ledger import PositionState, backoff_s, leg_book
 from core.limits import Limit, Trip
+from core.points import SideVolume, order_sides, points_by_side
 from exchanges.errors import VenueError
 from storage.errors import TransitionRefusedError
-from storage.records import LegFigures, PairRecord, PositionRecord
+from storage.records import LegFigures, OrderRecord, PairRecord, PositionRecord
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,9 @@ class Closer(SupervisedActor):
         self.recovery = Recovery(name, clock, desk, self.trader, self._flatten)
         self.adopter = Adopter(desk)
         self.timings = desk.settings.timings
-        self.points = dict(desk.settings.points.per_usd)  # per venue; a venue not named earns none
+        # Points per USD per venue and liquidity side; a venue not named earns none.
+        self.maker_points = desk.settings.points.maker_rates()
+        self.taker_points = desk.settings.points.taker_rates()
         self._retries: dict[int, _Retry] = {}
         # Pair id -> (state and update seen, monotonic time first seen so) for pairs left mid-open.
         self._unsettled_since: dict[int, tuple[PairState, datetime, float]] = {}
@@ -265,18 +268,28 @@ class Closer(SupervisedActor):
             return None
         return sum((p.amount for p in payments if opened <= p.ts <= until), Decimal(0))
 
+    def _sides(self, orders: list[OrderRecord]) -> SideVolume:
+        """A leg's volume (as leg_book counts it) split by its fills' maker flags."""
+        total = SideVolume()
+        for o in orders:
+            if o.filled_quantity > 0:
+                volume = o.filled_quantity * (o.avg_price or Decimal(0))
+                total += order_sides(o.filled_quantity, volume, self.desk.repo.fills_for_order(o.id))
+        return total
+
     def _finish(self, pair: PairRecord, legs: list[PositionRecord]) -> PairState:
         now = self.clock.now()
         realized = fees = volume = funding = Decimal(0)
         funding_known = True
-        volume_by_venue: dict[Venue, Decimal] = {}
+        volume_by_venue: dict[Venue, SideVolume] = {}
         for leg in legs:
-            book = leg_book(leg.side, self.desk.repo.orders_for_position(leg.id))
+            orders = self.desk.repo.orders_for_position(leg.id)
+            book = leg_book(leg.side, orders)
             leg_funding = self._funding(pair, leg, now)
             realized += book.realized_pnl
             fees += book.fees
             volume += book.volume
-            volume_by_venue[leg.venue] = volume_by_venue.get(leg.venue, Decimal(0)) + book.volume
+            volume_by_venue[leg.venue] = volume_by_venue.get(leg.venue, SideVolume()) + self._sides(orders)
             if leg_funding is None:
                 funding_known = False
             else:
@@ -293,7 +306,8 @@ class Closer(SupervisedActor):
                     ),
                 )
             )
-        points = points_estimate(volume_by_venue, self.points)
+        venue_points = points_by_side(volume_by_venue, self.maker_points, self.taker_points)
+        points = sum(venue_points.values(), Decimal(0))
         # Realized PnL of the pair: both legs' price PnL, less fees, plus funding received (minus paid).
         changes = {
             "closed_at": now,
@@ -318,6 +332,8 @@ class Closer(SupervisedActor):
                     "funding": funding,
                     "volume": volume,
                     "points": points,
+                    # The report's per-venue points, at the rates in force when the pair closed.
+                    "points_by_venue": {str(v): p for v, p in venue_points.items()},
                 },
             )
         )

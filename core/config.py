@@ -157,11 +157,14 @@ class MonitorConfig(_Section):
 
 
 class PointsConfig(_Section):
-    """Points each venue awards per USD of traded volume, for the per-pair estimate (a venue not named: 0)."""
+    """Points each venue awards per USD of traded volume, for the per-pair estimate (a venue not named: 0).
+    `per_usd` is a venue's rate for every fill; `maker_per_usd`/`taker_per_usd` replace it for that side."""
 
     per_usd: dict[Venue, Decimal] = Field(
         default_factory=lambda: {Venue.BACKPACK: Decimal(0), Venue.HIBACHI: Decimal(0)}
     )
+    maker_per_usd: dict[Venue, Decimal] = Field(default_factory=dict)
+    taker_per_usd: dict[Venue, Decimal] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -169,8 +172,17 @@ class PointsConfig(_Section):
         """`backpack_per_usd = ...` (the old form) is read as `per_usd = {backpack = ...}`."""
         return _per_venue_keys(data, "_per_usd", "per_usd")
 
+    def maker_rates(self) -> dict[Venue, Decimal]:
+        """Points per USD of maker volume, per venue: `maker_per_usd`, else `per_usd`."""
+        return self.per_usd | self.maker_per_usd
+
+    def taker_rates(self) -> dict[Venue, Decimal]:
+        """Points per USD of taker volume (and of volume whose side is unknown), per venue."""
+        return self.per_usd | self.taker_per_usd
+
     def __hash__(self) -> int:  # frozen settings stay hashable with a mapping inside
-        return hash(frozenset(self.per_usd.items()))
+        items = (self.per_usd, self.maker_per_usd, self.taker_per_usd)
+        return hash(tuple(frozenset(m.items()) for m in items))
 
 
 class TimingsConfig(_Section):
@@ -593,8 +605,9 @@ def check_rules(s: Settings) -> list[str]:
     m = s.monitor
     _rule_gt(problems, "monitor.interval_s", m.interval_s, 0)
     _rule_gt(problems, "monitor.feed_stale_after_s", m.feed_stale_after_s, 0)
-    for venue, per_usd in s.points.per_usd.items():
-        _rule_ge(problems, f"points.per_usd.{venue}", per_usd, 0)
+    for name in ("per_usd", "maker_per_usd", "taker_per_usd"):
+        for venue, rate in getattr(s.points, name).items():
+            _rule_ge(problems, f"points.{name}.{venue}", rate, 0)
     _rule_gt(problems, "canary.hold_s", s.canary.hold_s, 0)
     e = s.timings
     _rule_gt(problems, "timings.tick_s", e.tick_s, 0)

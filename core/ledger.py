@@ -6,13 +6,13 @@ REPAIR orders filled. An order whose outcome is not known yet blocks every decis
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
-from core.domain import OrderPurpose, Side, Venue
+from core.domain import OrderPurpose, Side
 
 
 class OrderState(StrEnum):
@@ -114,11 +114,6 @@ def leg_book(side: Side, orders: Iterable[OrderLike]) -> LegBook:
     if entry is not None and exit_ is not None:
         realized = side.sign * (exit_ - entry) * min(opened, reduced)
     return LegBook(side, opened, entry, reduced, exit_, fees, volume, realized)
-
-
-def points_estimate(volume_by_venue: Mapping[Venue, Decimal], per_usd: Mapping[Venue, Decimal]) -> Decimal:
-    """Points a pair earned: each venue's traded volume times its points per USD."""
-    return sum((volume * per_usd.get(venue, Decimal(0)) for venue, volume in volume_by_venue.items()), Decimal(0))
 
 
 def backoff_s(attempt: int, minimum: Decimal, maximum: Decimal) -> Decimal:

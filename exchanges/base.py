@@ -80,6 +80,18 @@ class Account:
 
 
 @dataclass(frozen=True, slots=True)
+class FeeRates:
+    """The account's trading fee rates as fractions of notional (0.0002 is 2 bps); negative is a rebate."""
+
+    maker: Decimal
+    taker: Decimal
+
+    def rate(self, is_maker: bool | None) -> Decimal:
+        """The rate a fill pays; an unknown side (None) is booked at the taker rate, the dearer assumption."""
+        return self.maker if is_maker else self.taker
+
+
+@dataclass(frozen=True, slots=True)
 class Position:
     """One open position as the venue reports it (quantity unsigned, side says the direction)."""
 
@@ -217,6 +229,10 @@ class PerpExchange(Protocol):
 
     def positions(self) -> list[Position]:
         """Open positions."""
+        ...
+
+    def fee_rates(self) -> FeeRates:
+        """This account's maker and taker fee rates as the venue states them."""
         ...
 
     @property

@@ -1,7 +1,9 @@
-"""Per-pair and total figures from the database, and their table, CSV and JSON forms.
+"""Per-pair, per-venue and total figures from the database, and their table, CSV and JSON forms.
 
 Cost per 1M USD of volume is what a points farmer optimizes: what the pairs lost (fees, funding, spread;
-a gain counts as negative cost) for every million traded.
+a gain counts as negative cost) for every million traded. Points per USD of cost is its other side.
+A venue's own cost is what it charged: fees less funding received. A hedged pair's price PnL belongs to the
+pair, not to either venue (one leg's loss is the other's gain), so it counts in the pairs' cost only.
 """
 
 from __future__ import annotations
@@ -9,8 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -18,6 +20,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.domain import Venue
+from core.points import SideVolume, order_sides
 from storage.checks import DatabaseProblem, database_label
 from storage.db import open_database_readonly
 from storage.queries import Queries
@@ -25,6 +28,47 @@ from storage.records import jsonable
 
 MILLION = Decimal(1_000_000)
 CENTS = Decimal("0.01")
+RATIO = Decimal("0.0001")
+CLOSE_EVENT = "pair_closed"  # the closer's event, whose data holds each venue's points
+
+
+@dataclass(frozen=True, slots=True)
+class VenueFigures:
+    """One venue's figures over the report's pairs."""
+
+    venue: Venue
+    maker_volume: Decimal = Decimal(0)
+    taker_volume: Decimal = Decimal(0)  # with volume no fill said was maker
+    fees: Decimal = Decimal(0)
+    funding: Decimal = Decimal(0)  # > 0 received
+    points: Decimal = Decimal(0)
+
+    @property
+    def volume(self) -> Decimal:
+        """Maker and taker volume."""
+        return self.maker_volume + self.taker_volume
+
+    @property
+    def cost(self) -> Decimal:
+        """What the venue charged: fees less funding received."""
+        return self.fees - self.funding
+
+    def __add__(self, other: VenueFigures) -> VenueFigures:
+        return VenueFigures(
+            self.venue,
+            self.maker_volume + other.maker_volume,
+            self.taker_volume + other.taker_volume,
+            self.fees + other.fees,
+            self.funding + other.funding,
+            self.points + other.points,
+        )
+
+    def fields(self) -> dict[str, Any]:
+        """The venue's figures as flat named values (the JSON keys and table columns)."""
+        head = {"venue": self.venue.value, "maker_volume": self.maker_volume, "taker_volume": self.taker_volume}
+        money = {"volume": self.volume, "fees": self.fees, "funding": self.funding, "points": self.points}
+        ratios = {"cost_per_1m": _cost_per_1m(-self.cost, self.volume)}
+        return head | money | {"cost": self.cost} | ratios | {"points_per_usd_cost": _per_cost(self.points, self.cost)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +86,8 @@ class Row:
     realized_pnl: Decimal
     points: Decimal
     cost_per_1m: Decimal | None
+    # Per venue: the pair's own figures (the total row's are the sum over every pair).
+    by_venue: dict[Venue, VenueFigures] = field(default_factory=dict)
 
     @property
     def volume(self) -> Decimal:
@@ -54,7 +100,13 @@ class Row:
         head |= {"opened_at": self.opened_at, "closed_at": self.closed_at}
         volumes = {f"volume_{venue}": v for venue, v in self.volumes.items()}
         tail = {"fees": self.fees, "funding": self.funding, "realized_pnl": self.realized_pnl, "points": self.points}
-        return head | volumes | tail | {"cost_per_1m": self.cost_per_1m}
+        ratios = {"cost_per_1m": self.cost_per_1m, "points_per_usd_cost": _per_cost(self.points, -self.realized_pnl)}
+        return head | volumes | tail | ratios
+
+
+def _per_cost(points: Decimal, cost: Decimal) -> Decimal | None:
+    """Points per USD of cost; None where nothing was lost (the ratio means nothing there)."""
+    return None if cost <= 0 else (points / cost).quantize(RATIO)
 
 
 def _cost_per_1m(pnl: Decimal, volume: Decimal) -> Decimal | None:
@@ -66,6 +118,36 @@ def _venue_columns(venues: Sequence[Venue], seen: Iterable[Venue]) -> list[Venue
     return [*venues, *sorted(set(seen) - set(venues))]
 
 
+def _venue_points(repo: Queries, pair: Any, figures: dict[Venue, VenueFigures]) -> dict[Venue, Decimal]:
+    """Each venue's share of the pair's points: as the closer recorded them, or (a pair closed before it did)
+    the points split by each venue's share of the volume."""
+    if not pair.points:
+        return {}
+    for event in repo.list_events(pair.id):
+        by_venue = event.data.get("points_by_venue") if event.kind == CLOSE_EVENT else None
+        if isinstance(by_venue, dict):
+            return {Venue(v): Decimal(p) for v, p in by_venue.items()}
+    volume = sum((f.volume for f in figures.values()), Decimal(0))
+    return {} if volume == 0 else {v: pair.points * f.volume / volume for v, f in figures.items()}
+
+
+def _pair_venues(repo: Queries, pair: Any, orders: list[Any], columns: list[Venue]) -> dict[Venue, VenueFigures]:
+    """One pair's figures per venue: volume by side from its orders' fills, fees, its legs' funding, points."""
+    figures = {venue: VenueFigures(venue) for venue in columns}
+    for order in orders:
+        sides = SideVolume()
+        if order.filled_quantity and order.avg_price is not None and order.type != "external":
+            volume = order.filled_quantity * order.avg_price
+            sides = order_sides(order.filled_quantity, volume, repo.fills_for_order(order.id))
+        fee = order.fee or Decimal(0)
+        figures[order.venue] += VenueFigures(order.venue, sides.maker, sides.taker, fee)
+    for leg in repo.positions_for_pair(pair.id):
+        mine = figures.setdefault(leg.venue, VenueFigures(leg.venue))
+        figures[leg.venue] = mine + VenueFigures(leg.venue, funding=leg.funding or Decimal(0))
+    points = _venue_points(repo, pair, figures)
+    return {v: replace(f, points=points.get(v, Decimal(0))) for v, f in figures.items()}
+
+
 def build(repo: Queries, since: datetime | None = None, venues: Sequence[Venue] = ()) -> list[Row]:
     """A row per pair created since `since` (every pair if None), oldest first, then the total row; a volume
     column per venue of `venues` (trading.venues) and per other venue a pair traded on."""
@@ -74,12 +156,9 @@ def build(repo: Queries, since: datetime | None = None, venues: Sequence[Venue] 
     orders = {p.id: repo.orders_for_pair(p.id) for p in pairs}
     columns = _venue_columns(venues, (o.venue for per in orders.values() for o in per))
     for pair in pairs:
-        volume = dict.fromkeys(columns, Decimal(0))
-        fees = Decimal(0)
-        for order in orders[pair.id]:
-            if order.filled_quantity and order.avg_price is not None and order.type != "external":
-                volume[order.venue] += order.filled_quantity * order.avg_price
-            fees += order.fee or Decimal(0)
+        by_venue = _pair_venues(repo, pair, orders[pair.id], columns)
+        volume = {venue: by_venue[venue].volume for venue in columns}
+        fees = sum((f.fees for f in by_venue.values()), Decimal(0))
         pnl = pair.realized_pnl if pair.realized_pnl is not None else -fees
         rows.append(
             Row(
@@ -94,8 +173,13 @@ def build(repo: Queries, since: datetime | None = None, venues: Sequence[Venue] 
                 pnl,
                 pair.points or Decimal(0),
                 _cost_per_1m(pnl, sum(volume.values(), Decimal(0))),
+                by_venue,
             )
         )
+    venue_totals = {venue: VenueFigures(venue) for venue in columns}
+    for r in rows:
+        for venue, f in r.by_venue.items():
+            venue_totals[venue] = venue_totals.get(venue, VenueFigures(venue)) + f
     total = Row(
         "total",
         "",
@@ -108,6 +192,7 @@ def build(repo: Queries, since: datetime | None = None, venues: Sequence[Venue] 
         sum((r.realized_pnl for r in rows), Decimal(0)),
         sum((r.points for r in rows), Decimal(0)),
         None,
+        venue_totals,
     )
     total = replace(total, cost_per_1m=_cost_per_1m(total.realized_pnl, total.volume))
     return [*rows, total]
@@ -132,7 +217,8 @@ def _fields(rows: list[Row]) -> list[str]:
 def as_json(rows: list[Row]) -> str:
     """Pairs and total as one JSON object."""
     data: list[dict[str, Any]] = [jsonable(r.fields()) for r in rows]
-    return json.dumps({"pairs": data[:-1], "total": data[-1]}, indent=2)
+    venues = [jsonable(f.fields()) for f in rows[-1].by_venue.values()]
+    return json.dumps({"pairs": data[:-1], "total": data[-1], "venues": venues}, indent=2)
 
 
 def as_csv(rows: list[Row]) -> str:
@@ -169,7 +255,30 @@ def as_table(rows: list[Row]) -> str:
         for r in rows
     ]
     heads = ["pair", "market", "state", "closed", *(f"vol {v}" for v in venues)]
-    return table(body, [*heads, "fees", "funding", "pnl", "points", "cost/1M"])
+    pairs = table(body, [*heads, "fees", "funding", "pnl", "points", "cost/1M"])
+    return f"{pairs}\n\nper venue\n{_venue_table(rows[-1], money)}"
+
+
+def _venue_table(total: Row, money: Callable[[Decimal | None], str | None]) -> str:
+    """The total row's per-venue figures, one line per venue."""
+    from control.render import table  # noqa: PLC0415
+
+    body = [
+        (
+            str(f.venue),
+            money(f.maker_volume),
+            money(f.taker_volume),
+            money(f.fees),
+            money(f.funding),
+            money(f.points),
+            money(f.cost),
+            money(_cost_per_1m(-f.cost, f.volume)),
+            _per_cost(f.points, f.cost),
+        )
+        for f in total.by_venue.values()
+    ]
+    heads = ["venue", "maker vol", "taker vol", "fees", "funding", "points", "cost", "cost/1M", "points/USD cost"]
+    return table(body, heads)
 
 
 def plot(rows: list[Row], path: str) -> None:

@@ -30,6 +30,7 @@ from exchanges.backpack.account_events import BackpackAccountDialect
 from exchanges.backpack.signing import BackpackSigner, render_value
 from exchanges.base import (
     Account,
+    FeeRates,
     Fill,
     FundingPayment,
     Market,
@@ -248,6 +249,10 @@ class BackpackClient:
         if not isinstance(data, dict) or "leverageLimit" not in data:
             raise MalformedResponse(VENUE, "account: missing leverageLimit")
         return dec(VENUE, data["leverageLimit"], "leverageLimit")
+
+    def fee_rates(self) -> FeeRates:
+        """The account's futures maker and taker fee rates (GET /api/v1/account, in bps there)."""
+        return parse.parse_fee_rates(self._get("/api/v1/account", instruction="accountQuery"))
 
     def positions(self) -> list[Position]:
         """Open positions (netted per symbol), each with its liquidation estimate.

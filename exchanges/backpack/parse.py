@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.domain import Side
-from exchanges.base import Account, Fill, FundingPayment, Market, OrderResult, OrderStatus, Position
+from exchanges.base import Account, FeeRates, Fill, FundingPayment, Market, OrderResult, OrderStatus, Position
 from exchanges.errors import (
     AuthError,
     InsufficientMargin,
@@ -268,6 +268,26 @@ def parse_collateral(obj: Any) -> Account:
     )
 
 
+BPS = Decimal(10_000)
+
+
+def maker_flag(value: Any, name: str) -> bool | None:
+    """A fill's maker flag: a JSON boolean (None when absent). Text "true"/"false" is read as such, since bool()
+    of the text "false" would book a taker fill as a maker one; anything else is malformed."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise MalformedResponse(VENUE, f"{name}: expected a boolean, got {value!r}")
+
+
+def parse_fee_rates(obj: Any) -> FeeRates:
+    """GET /api/v1/account: `futuresMakerFee`/`futuresTakerFee` in basis points (negative: a rebate)."""
+    maker = dec_field(VENUE, obj, "futuresMakerFee") / BPS
+    taker = dec_field(VENUE, obj, "futuresTakerFee") / BPS
+    return FeeRates(maker=maker, taker=taker)
+
+
 def parse_fills(data: Any) -> list[Fill]:
     """GET /wapi/v1/history/fills."""
     if not isinstance(data, list):
@@ -290,7 +310,7 @@ def parse_fills(data: Any) -> list[Fill]:
                 quantity=positive(VENUE, dec_field(VENUE, item, "quantity"), "quantity"),
                 fee=dec_field(VENUE, item, "fee"),
                 fee_asset=item.get("feeSymbol"),
-                is_maker=bool(item.get("isMaker")) if item.get("isMaker") is not None else None,
+                is_maker=maker_flag(item.get("isMaker"), "isMaker"),
                 ts=ts,
             )
         )

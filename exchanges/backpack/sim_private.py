@@ -9,10 +9,8 @@ from typing import Any
 
 from core.domain import Side
 from exchanges.backpack.sim_wire import (
-    MAKER_FEE,
     MARKET_TYPES,
     SIDE_IN,
-    TAKER_FEE,
     error,
     margin_function,
     order_json,
@@ -60,7 +58,7 @@ class BackpackPrivateApi:
         open_limits = sum(1 for o in account.orders.values() if not o.status.is_final)
         return Response(200, {
             "leverageLimit": s(account.leverage_limit),
-            "futuresMakerFee": s(MAKER_FEE * 10000), "futuresTakerFee": s(TAKER_FEE * 10000),
+            "futuresMakerFee": s(self.engine.maker_fee * 10000), "futuresTakerFee": s(self.engine.taker_fee * 10000),
             "spotMakerFee": "8", "spotTakerFee": "10",
             # Documented as required decimal strings; a perp-only paper account borrows nothing and has no cap.
             "positionLimit": "0", "borrowLimit": "0",

@@ -31,6 +31,7 @@ from exchanges.account_stream import AccountStream, StreamTimings
 from exchanges.ambiguity import resolve_lost_reply
 from exchanges.base import (
     Account,
+    FeeRates,
     Fill,
     FundingPayment,
     Market,
@@ -286,6 +287,10 @@ class HibachiClient:
     def positions(self) -> list[Position]:
         """Open positions."""
         return parse.parse_positions(self._account_info())
+
+    def fee_rates(self) -> FeeRates:
+        """The account's maker and taker rates (/trade/account/info), exchange-info's feeConfig where null."""
+        return parse.parse_fee_rates(self._account_info(), self.exchange_info())
 
     def set_leverage(self, symbol: str, leverage: Decimal) -> Decimal:
         """Set the symbol's initialMarginRate to 1/leverage (rounded up: never more leverage than asked);

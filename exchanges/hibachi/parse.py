@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.domain import Side
-from exchanges.base import Account, Fill, FundingPayment, Market, OrderResult, OrderStatus, Position
+from exchanges.base import Account, FeeRates, Fill, FundingPayment, Market, OrderResult, OrderStatus, Position
 from exchanges.errors import (
     AuthError,
     InsufficientMargin,
@@ -400,11 +400,32 @@ def may_belong_to(item: Any, order_id: str) -> bool:
     return False
 
 
+def taker_flag(value: Any) -> bool | None:
+    """A trade's `isTaker`: a JSON boolean (None when absent). Text "true"/"false" is read as such, since bool()
+    of the text "false" would book a maker trade as a taker one; anything else is malformed."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise MalformedResponse(VENUE, f"isTaker: expected a boolean, got {value!r}")
+
+
+def parse_fee_rates(account_info: Any, info: ExchangeInfo) -> FeeRates:
+    """The account's `tradeMakerFeeRate`/`tradeTakerFeeRate` (fractions) from /trade/account/info; each one the
+    venue leaves null (spec §6: they may be) falls back to exchange-info's feeConfig rate."""
+    maker = opt_dec(VENUE, account_info, "tradeMakerFeeRate")
+    taker = opt_dec(VENUE, account_info, "tradeTakerFeeRate")
+    return FeeRates(
+        maker=info.maker_fee if maker is None else maker,
+        taker=info.taker_fee if taker is None else taker,
+    )
+
+
 def parse_trade(item: Any) -> Fill:
     """One journal entry. Only our own side's order id is set (SDK 0.3.2), so it is the one for `side`."""
     side = _side(field(VENUE, item, "side"), _TRADE_SIDE, "side")
     order_key = "bidOrderId" if side is Side.LONG else "askOrderId"
-    is_taker = item.get("isTaker")
+    is_taker = taker_flag(item.get("isTaker"))
     return Fill(
         venue_fill_id=str(trade_journal_id(item)),
         venue_order_id=_order_id(field(VENUE, item, order_key)),
@@ -415,7 +436,7 @@ def parse_trade(item: Any) -> Fill:
         quantity=positive(VENUE, dec_field(VENUE, item, "quantity"), "quantity"),
         fee=dec_field(VENUE, item, "fee"),
         fee_asset="USDT",
-        is_maker=None if is_taker is None else not bool(is_taker),
+        is_maker=None if is_taker is None else not is_taker,
         ts=_trade_time(item),
     )
 

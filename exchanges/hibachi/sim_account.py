@@ -102,7 +102,8 @@ class HibachiAccountApi:
             "totalUnrealizedTradingPnl": usd(unrealized), "totalUnrealizedFundingPnl": "0",
             "initialMargin": usd(initial), "maintenanceMargin": usd(e.maintenance_requirement(acc)),
             "leverages": [{"symbol": x, "initialMarginRate": s(r)} for x, r in acc.market_imr.items()],
-            "tradeMakerFeeRate": None, "tradeTakerFeeRate": None,
+            # The rates this account's fills pay (the venue may send null here; clients fall back to feeConfig).
+            "tradeMakerFeeRate": format(e.maker_fee, ".8f"), "tradeTakerFeeRate": format(e.taker_fee, ".8f"),
         })  # fmt: skip
 
     def _balance(self, creds: SimCredentials, _p: dict[str, Any]) -> Response:

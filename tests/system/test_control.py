@@ -217,7 +217,9 @@ def test_metrics_endpoint_is_scraped(engine_factory: Factory) -> None:
 
 
 def test_report_per_pair_and_total_in_every_format(engine_factory: Factory, short_dir: Path) -> None:
-    run = engine_factory({"points": {"backpack_per_usd": "1", "hibachi_per_usd": "1"}})
+    # Maker volume would earn 100 a USD: the engine's market orders all take, so only the taker rate counts.
+    points = {"backpack_per_usd": "1", "taker_per_usd": {"hibachi": "1"}, "maker_per_usd": {"hibachi": "100"}}
+    run = engine_factory({"points": points})
     wait_until(lambda: len(run.pairs(PairState.CLOSED)) >= 2, 30, "two closed pairs")
     run.runtime.command("pause", {})  # returns once the coordinator is idle: nothing new opens after it
     run.halt()  # no more ticks: the book stands still while the reports are read
@@ -229,16 +231,24 @@ def test_report_per_pair_and_total_in_every_format(engine_factory: Factory, shor
     closed = [p for p in pairs if p["state"] == "closed"]
     for p in closed:
         volume = D(p["volume_backpack"]) + D(p["volume_hibachi"])
-        assert D(p["points"]) == volume  # 1 point per USD on both venues
+        assert D(p["points"]) == volume  # 1 point per USD of taker volume on both venues
         assert D(p["cost_per_1m"]) == (-D(p["realized_pnl"]) / volume * 1_000_000).quantize(D("0.01"))
     assert D(total["fees"]) == sum(D(p["fees"]) for p in pairs)
+    venues = {v["venue"]: v for v in data["venues"]}
+    assert set(venues) == {"backpack", "hibachi"}
+    for name, v in venues.items():
+        assert D(v["maker_volume"]) == 0 and D(v["taker_volume"]) == D(total[f"volume_{name}"]) > 0
+        assert D(v["points"]) == sum(D(p[f"volume_{name}"]) for p in closed)  # closed pairs earn points
+        assert D(v["cost"]) == D(v["fees"]) - D(v["funding"]) and D(v["fees"]) > 0
+        assert D(v["cost_per_1m"]) == (D(v["cost"]) / D(v["volume"]) * 1_000_000).quantize(D("0.01"))
+    assert sum(D(v["fees"]) for v in venues.values()) == D(total["fees"])
     assert D(total["realized_pnl"]) == sum(D(p["realized_pnl"]) for p in pairs)
     csv_lines = _cli([*args, "--format", "csv"], short_dir).stdout.strip().splitlines()
     assert csv_lines[0].startswith("pair,market,state") and csv_lines[-1].startswith("total,")
     assert len(csv_lines) == len(pairs) + 2
     table = _cli([*args, "--since", "2000-01-01", "--plot", str(short_dir / "r.png")], short_dir)
     assert table.returncode == 0, table.stderr
-    assert "cost/1M" in table.stdout and "total" in table.stdout
+    assert "cost/1M" in table.stdout and "total" in table.stdout and "points/USD cost" in table.stdout
     assert (short_dir / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     future = json.loads(_cli([*args, "--format", "json", "--since", "2999-01-01"], short_dir).stdout)
     assert future["pairs"] == [] and future["total"]["state"] == "0 pairs"

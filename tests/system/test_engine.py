@@ -67,6 +67,11 @@ def test_pairs_open_get_monitored_expire_and_close(engine_factory: Factory) -> N
         for o in orders:
             if o.venue is venue:
                 assert sim_fees[o.venue_order_id] == o.fee
+    # Market orders take: every fill is booked as the venue told it, a taker one.
+    assert fills and all(f.is_maker is False for f in fills)
+    close = next(e for e in run.repo.list_events(closed.id) if e.kind == "pair_closed")
+    by_venue = close.data["points_by_venue"]  # the report's per-venue points
+    assert set(by_venue) == {"backpack", "hibachi"} and all(D(p) == 0 for p in by_venue.values())
 
 
 def test_a_refused_long_leg_rolls_the_short_back(engine_factory: Factory) -> None:
@@ -332,6 +337,7 @@ def test_an_open_reports_its_timing_and_each_leg_took_only_the_requests_it_needs
     assert event.data["to_wire_us"] == timing.to_wire_ns // 1000  # type: ignore[operator]
     fills = [f for o in run.repo.orders_for_pair(opened.pair_id) for f in run.repo.fills_for_order(o.id)]
     assert len(fills) == 2  # recorded together with their orders' totals
+    assert [f.is_maker for f in fills] == [False, False]  # the streams' maker flags reach the database
 
 
 def test_a_rolled_back_open_reports_its_timing(engine_factory: Factory) -> None:

@@ -11,7 +11,7 @@ from actors.closer import Closer
 from actors.desk import Desk
 from actors.messages import OrderRejected, Tick
 from core.clock import FakeClock
-from core.config import UnknownPositions
+from core.config import PointsConfig, UnknownPositions
 from core.domain import PairState, Side, Venue
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -33,7 +33,7 @@ def _closer(clock: FakeClock) -> tuple[Closer, list[int]]:
         claims=SimpleNamespace(claimed=lambda: set()),
         settings=SimpleNamespace(
             timings=engine,
-            points=SimpleNamespace(per_usd={Venue.BACKPACK: D(1), Venue.HIBACHI: D(1)}),
+            points=PointsConfig(per_usd={Venue.BACKPACK: D(1), Venue.HIBACHI: D(1)}),
             reconcile=SimpleNamespace(unknown_positions=UnknownPositions.ALERT),
         ),
         event=lambda *args, **kw: None,

@@ -118,6 +118,20 @@ def test_the_old_per_venue_keys_still_read(tmp_path: Path) -> None:
     assert exc.value.lines == ["points.backpak_per_usd: unknown setting"]
 
 
+def test_points_per_side_replace_per_usd_for_their_side_only(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(
+        "[points]\nbackpack_per_usd = 1\nhibachi_per_usd = 2\nmaker_per_usd = { hibachi = 5 }\n"
+        "taker_per_usd = { backpack = 0.25 }\n"
+    )
+    points = load_settings().points
+    assert points.maker_rates() == {Venue.BACKPACK: Decimal(1), Venue.HIBACHI: Decimal(5)}
+    assert points.taker_rates() == {Venue.BACKPACK: Decimal("0.25"), Venue.HIBACHI: Decimal(2)}
+    (tmp_path / "config.toml").unlink()
+    plain = load_settings(overrides={"points": {"per_usd": {"backpack": "3"}}}).points
+    assert plain.maker_rates() == plain.taker_rates() == {Venue.BACKPACK: Decimal(3)}  # per_usd is both
+    assert hash(points) != hash(plain)
+
+
 def test_venues_are_configured_and_every_market_names_a_symbol_on_each() -> None:
     s = load_settings(overrides={"trading": {"venues": ["hibachi", "backpack"]}})
     assert s.trading.venues == (Venue.HIBACHI, Venue.BACKPACK)
@@ -182,6 +196,9 @@ RULES = [
     ({"trading": {"min_duration_hours": "0"}}, "trading.min_duration_hours = 0 must be > 0"),
     ({"backpack": {"requests_per_s": "0"}}, "backpack.requests_per_s = 0 must be > 0"),
     ({"hibachi": {"requests_per_s": "-1"}}, "hibachi.requests_per_s = -1 must be > 0"),
+    ({"points": {"per_usd": {"backpack": "-1"}}}, "points.per_usd.backpack = -1 must be >= 0"),
+    ({"points": {"maker_per_usd": {"hibachi": "-0.5"}}}, "points.maker_per_usd.hibachi = -0.5 must be >= 0"),
+    ({"points": {"taker_per_usd": {"backpack": "-2"}}}, "points.taker_per_usd.backpack = -2 must be >= 0"),
     (
         {"trading": {"min_duration_hours": "9"}},
         "trading.min_duration_hours = 9 must be <= trading.max_duration_hours = 8",

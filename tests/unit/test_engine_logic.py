@@ -15,7 +15,7 @@ from control.protocol import MAX_REQUEST_BYTES, CommandError, error, ok, parse_r
 from control.render import table
 from core.config import DirectionPolicy, TradingConfig
 from core.domain import OrderPurpose, Side, Venue
-from core.ledger import backoff_s, is_unresolved, leg_book, net_quantity, points_estimate
+from core.ledger import backoff_s, is_unresolved, leg_book, net_quantity
 from core.planning import OpenPlan, PlanDeclined, VenueView, choose_long_venue, plan_open
 
 
@@ -54,8 +54,7 @@ def test_unresolved_orders_block_decisions() -> None:
     assert not is_unresolved(Ord(OrderPurpose.OPEN, "rejected", D(0)))
 
 
-def test_points_and_backoff() -> None:
-    assert points_estimate({Venue.BACKPACK: D(100), Venue.HIBACHI: D(50)}, {Venue.BACKPACK: D(2)}) == D(200)
+def test_backoff() -> None:
     assert [backoff_s(n, D(1), D(10)) for n in range(6)] == [D(1), D(2), D(4), D(8), D(10), D(10)]
 
 
