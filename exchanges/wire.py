@@ -25,6 +25,16 @@ def json_object(venue: str, raw: str | bytes, what: str) -> Mapping[str, Any]:
     return msg
 
 
+def flag(venue: str, value: Any, name: str) -> bool | None:
+    """A boolean from the wire (None when absent). Text "true"/"false" is read as such, since bool() of the text
+    "false" is True (a taker fill booked as maker); anything else is malformed."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise MalformedResponse(venue, f"{name}: expected a boolean, got {value!r}")
+
+
 def field(venue: str, obj: Any, key: str) -> Any:
     """obj[key] of a JSON object, or MalformedResponse naming what is missing."""
     if not isinstance(obj, Mapping):

@@ -25,6 +25,7 @@ from exchanges.wire import (
     dec,
     dec_field,
     field,
+    flag,
     from_micros,
     from_millis,
     from_naive_iso,
@@ -272,13 +273,8 @@ BPS = Decimal(10_000)
 
 
 def maker_flag(value: Any, name: str) -> bool | None:
-    """A fill's maker flag: a JSON boolean (None when absent). Text "true"/"false" is read as such, since bool()
-    of the text "false" would book a taker fill as a maker one; anything else is malformed."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise MalformedResponse(VENUE, f"{name}: expected a boolean, got {value!r}")
+    """A fill's maker flag (wire.flag)."""
+    return flag(VENUE, value, name)
 
 
 def parse_fee_rates(obj: Any) -> FeeRates:

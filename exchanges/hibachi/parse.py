@@ -30,6 +30,7 @@ from exchanges.wire import (
     dec,
     dec_field,
     field,
+    flag,
     from_millis,
     from_seconds,
     integer,
@@ -401,13 +402,8 @@ def may_belong_to(item: Any, order_id: str) -> bool:
 
 
 def taker_flag(value: Any) -> bool | None:
-    """A trade's `isTaker`: a JSON boolean (None when absent). Text "true"/"false" is read as such, since bool()
-    of the text "false" would book a maker trade as a taker one; anything else is malformed."""
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise MalformedResponse(VENUE, f"isTaker: expected a boolean, got {value!r}")
+    """A trade's `isTaker` (wire.flag)."""
+    return flag(VENUE, value, "isTaker")
 
 
 def parse_fee_rates(account_info: Any, info: ExchangeInfo) -> FeeRates:

@@ -7,6 +7,7 @@ from decimal import Decimal as D
 import pytest
 
 from exchanges.backpack import parse as bp_parse
+from exchanges.backpack.account_events import parse_order_update
 from exchanges.backpack.client import BackpackClient
 from exchanges.backpack.sim import BackpackSim
 from exchanges.base import FeeRates
@@ -63,3 +64,16 @@ def test_other_maker_flags_are_malformed(value: object) -> None:
         bp_parse.maker_flag(value, "isMaker")
     with pytest.raises(MalformedResponse):
         hb_parse.taker_flag(value)
+
+
+def test_the_account_streams_read_maker_flags_as_the_rest_replies_do() -> None:
+    # The stream parsers took bool(flag): the text "false" would have booked a taker fill as a maker one.
+    event = {
+        "e": "orderFill", "E": 1796169393466105, "s": "BTC_USDC_PERP", "i": "5", "c": 8, "S": "Bid", "o": "MARKET",
+        "f": "GTC", "q": "0.01", "X": "Filled", "z": "0.01", "Z": "649.848", "l": "0.01", "L": "64984.8", "t": 2,
+        "m": "false", "n": "0.32", "N": "USDC", "T": 1796169393466080,
+    }  # fmt: skip
+    (fill,) = parse_order_update(event).fills
+    assert fill.is_maker is False
+    with pytest.raises(MalformedResponse):
+        parse_order_update({**event, "m": "sometimes"})
