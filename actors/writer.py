@@ -40,7 +40,7 @@ from exchanges.registry import client_id_for
 from storage.checks import probe_write
 from storage.failure import is_storage_failure
 from storage.queries import Queries
-from storage.records import NewOrder, PositionRecord
+from storage.records import NewOrder, PairRecord, PositionRecord
 from storage.writes import Writes
 
 log = logging.getLogger("events")
@@ -169,10 +169,14 @@ class PersistenceWriter(SupervisedActor):
         return super().handle(message)
 
     def _create_pair(self, m: CreatePair) -> tuple[int, list[PositionRecord]]:
-        """The one way a pair is inserted: the pair, its legs and its `pair_planned` event."""
-        pair, legs = self.writes.insert_pair(m.plan, dict(m.leverage_set) if m.leverage_set else None)
+        """A PLANNED pair, its legs and its `pair_planned` event."""
+        pair, legs = self._insert_pair(m, PairState.PLANNED)
         self.writes.add_event(m.planned(pair.id))
         return pair.id, legs
+
+    def _insert_pair(self, m: CreatePair, born: PairState) -> tuple[PairRecord, list[PositionRecord]]:
+        """The one way a pair is inserted: the pair and its legs, in state `born` (its events are the caller's)."""
+        return self.writes.insert_pair(m.plan, dict(m.leverage_set) or None, born=born)
 
     def _begin_open(self, m: BeginOpen, effects: list[Callable[[], None]]) -> OpenBegun:
         """The pair, its legs, both opening orders (status `created`) and the move to OPENING, in one
@@ -183,8 +187,8 @@ class PersistenceWriter(SupervisedActor):
         with self._one_transaction():
             # Four statements: the pair born OPENING (the move is checked, not a second UPDATE), its legs, its
             # orders, and both events in one INSERT. Each one stands between deciding to open and the orders leaving.
-            leverage = dict(m.leverage_set) if m.leverage_set else None
-            pair, legs = self.writes.insert_pair(m.plan, leverage, born=PairState.OPENING)
+            create = m.create()
+            pair, legs = self._insert_pair(create, PairState.OPENING)
             pair_id = pair.id
             orders = self.writes.record_orders(
                 [
@@ -203,7 +207,7 @@ class PersistenceWriter(SupervisedActor):
                 ]
             )
             opening = m.opening(pair_id)
-            self.writes.add_events([m.create().planned(pair_id), opening.event()])
+            self.writes.add_events([create.planned(pair_id), opening.event()])
         effects.append(partial(self._transitioned, opening))
         return OpenBegun(pair_id, tuple(legs), tuple(orders))  # long first: the order the plan gave them
 
