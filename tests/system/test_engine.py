@@ -30,7 +30,12 @@ def _flat(runtime: Runtime) -> bool:
 
 
 def test_pairs_open_get_monitored_expire_and_close(engine_factory: Factory) -> None:
-    run = engine_factory({"trading": {"markets": BTC_ONLY}})
+    # Distinct taker rates per venue (maker volume would earn 100 a USD), so each venue's points can be told apart.
+    points = {
+        "taker_per_usd": {"backpack": "1", "hibachi": "2"},
+        "maker_per_usd": {"backpack": "100", "hibachi": "100"},
+    }
+    run = engine_factory({"trading": {"markets": BTC_ONLY}, "points": points})
     opened = run.wait_pair(PairState.OPEN, what="an open pair")
     legs = run.repo.positions_for_pair(opened.id)
     assert [(leg.venue, leg.side) for leg in legs] == [(Venue.BACKPACK, Side.LONG), (Venue.HIBACHI, Side.SHORT)]
@@ -71,7 +76,13 @@ def test_pairs_open_get_monitored_expire_and_close(engine_factory: Factory) -> N
     assert fills and all(f.is_maker is False for f in fills)
     close = next(e for e in run.repo.list_events(closed.id) if e.kind == "pair_closed")
     by_venue = close.data["points_by_venue"]  # the report's per-venue points
-    assert set(by_venue) == {"backpack", "hibachi"} and all(D(p) == 0 for p in by_venue.values())
+    rates = {Venue.BACKPACK: D(1), Venue.HIBACHI: D(2)}
+    expected = {
+        venue.value: rate * sum(o.filled_quantity * o.avg_price for o in orders if o.venue is venue)  # type: ignore[operator]
+        for venue, rate in rates.items()
+    }
+    assert {v: D(p) for v, p in by_venue.items()} == expected and all(p > 0 for p in expected.values())
+    assert closed.points == sum(expected.values())
 
 
 def test_a_refused_long_leg_rolls_the_short_back(engine_factory: Factory) -> None:
