@@ -141,23 +141,26 @@ def open_database_readonly(url: str) -> Engine:
         uri = _readonly_uri(target.uri(mode="ro"), target.uri(mode="ro", immutable="1"), where)
         engine = create_engine(make_url(url).set(query={}), creator=partial(_connect_readonly, uri))
     try:
+        _check_readable(engine, url)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+def _check_readable(engine: Engine, url: str) -> None:
+    """DatabaseProblem unless `engine` reads a perp-farmer database; SchemaVersionError if a newer one wrote it.
+    A database behind head is read as it is: a reader must not upgrade it."""
+    try:
         with engine.connect() as conn:
             ours = inspect(conn).has_table(schema_version.name)
             fence = newest_fence(conn)
             revisions = current_revisions(conn)
     except SQLAlchemyError as exc:
-        engine.dispose()
         raise DatabaseProblem.from_error(exc, database_label(url)) from exc
     if not ours:
-        engine.dispose()
         raise DatabaseProblem(database_label(url), "holds no perp-farmer tables", "check data_dir (or database.url)")
-    # A database behind head is read as it is (a reader must not upgrade it); one ahead is refused.
-    try:
-        refuse_newer(revisions, fence)
-    except SchemaVersionError:
-        engine.dispose()
-        raise
-    return engine
+    refuse_newer(revisions, fence)
 
 
 def _connect_readonly(uri: str) -> sqlite3.Connection:
