@@ -416,7 +416,6 @@ class HibachiClient:
         if heard is not None:
             self.stream_settled += 1
             return heard
-        immediate = request.order_type is OrderType.MARKET or request.time_in_force is Tif.IOC
         result: OrderResult | None = None
         for poll in range(self._settle_polls):
             try:
@@ -424,7 +423,7 @@ class HibachiClient:
             except VenueError as exc:
                 log.warning("hibachi order %s (%s) accepted; reading it back failed: %s", request.client_id,
                             order_id, exc)  # fmt: skip
-            if result is not None and (result.status.is_final or not immediate):
+            if result is not None and (result.status.is_final or not request.immediate):
                 return result
             if poll < self._settle_polls - 1:
                 self._clock.sleep(self._settle_interval_s)
@@ -440,12 +439,11 @@ class HibachiClient:
         stream = self.account_stream
         if stream is None or epoch is None:
             return None
-        immediate = request.order_type is OrderType.MARKET or request.time_in_force is Tif.IOC
 
         def told(view: OrderView) -> bool:
             if _ended_not_filled(view):
                 return True  # no use waiting: only REST can say how much it filled
-            return view.settled if immediate else view.status is not None and view.fills_complete
+            return view.settled if request.immediate else view.status is not None and view.fills_complete
 
         view = stream.wait_for(order_id, told, self._stream_wait_s, epoch)
         if view is None or view.status is None or view.quantity is None or _ended_not_filled(view):
