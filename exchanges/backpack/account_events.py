@@ -14,7 +14,7 @@ from exchanges.backpack import parse
 from exchanges.backpack.signing import BackpackSigner, signing_string
 from exchanges.base import Fill
 from exchanges.errors import MalformedResponse
-from exchanges.wire import dec, field, flag, from_millis, integer, json_object, non_negative, opt_dec, positive, text
+from exchanges.wire import dec, field, from_millis, integer, json_object, non_negative, opt_dec, positive, text
 
 VENUE = "backpack"
 ORDER_STREAM = "account.orderUpdate"
@@ -36,7 +36,6 @@ def _text_id(obj: Any, key: str) -> str:
 
 
 def _fill(data: Mapping[str, Any], order_id: str, client_id: str | None) -> Fill:
-    maker = data.get("m")
     return Fill(
         venue_fill_id=_text_id(data, "t"),
         venue_order_id=order_id,
@@ -47,7 +46,7 @@ def _fill(data: Mapping[str, Any], order_id: str, client_id: str | None) -> Fill
         quantity=positive(VENUE, dec(VENUE, field(VENUE, data, "l"), "l"), "l"),
         fee=dec(VENUE, field(VENUE, data, "n"), "n"),
         fee_asset=data.get("N"),
-        is_maker=flag(VENUE, maker, "m"),
+        is_maker=parse.maker_flag(data.get("m"), "m"),
         # Engine time in µs, cut to the ms the REST fill history carries: both paths record the same time.
         ts=from_millis(VENUE, integer(VENUE, field(VENUE, data, "T"), "T") // 1000, "T"),
     )
