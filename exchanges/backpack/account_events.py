@@ -13,7 +13,6 @@ from exchanges.account_stream import StreamReading
 from exchanges.backpack import parse
 from exchanges.backpack.signing import BackpackSigner, signing_string
 from exchanges.base import Fill
-from exchanges.errors import MalformedResponse
 from exchanges.wire import dec, field, from_millis, integer, json_object, non_negative, opt_dec, positive, text
 
 VENUE = "backpack"
@@ -54,10 +53,7 @@ def _fill(data: Mapping[str, Any], order_id: str, client_id: str | None) -> Fill
 
 def parse_order_update(data: Any) -> OrderEvent:
     """One `account.orderUpdate` payload (any `e`): the order's state as of the event, and its fill if any."""
-    status_text = text(VENUE, data, "X")
-    status = parse._STATUS.get(status_text)
-    if status is None:
-        raise MalformedResponse(VENUE, f"order update: unknown status {status_text[:20]!r}")
+    status = parse.status_field(data, "X")
     order_id = _text_id(data, "i")
     client_id = None if data.get("c") is None else _text_id(data, "c")
     filled = opt_dec(VENUE, data, "z")
