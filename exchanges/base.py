@@ -128,6 +128,11 @@ class OrderRequest:
         if self.order_type is OrderType.MARKET and self.price is not None:
             raise ValueError("a market order takes no price")
 
+    @property
+    def immediate(self) -> bool:
+        """A market or IOC order: finished within its own request, so its final state comes at once."""
+        return self.order_type is OrderType.MARKET or self.time_in_force is TimeInForce.IOC
+
 
 @dataclass(frozen=True, slots=True)
 class OrderResult:

@@ -13,8 +13,7 @@ from exchanges.account_stream import StreamReading
 from exchanges.backpack import parse
 from exchanges.backpack.signing import BackpackSigner, signing_string
 from exchanges.base import Fill
-from exchanges.errors import MalformedResponse
-from exchanges.wire import dec, field, flag, from_millis, integer, json_object, non_negative, opt_dec, positive, text
+from exchanges.wire import dec, field, from_millis, integer, json_object, non_negative, opt_dec, positive, text
 
 VENUE = "backpack"
 ORDER_STREAM = "account.orderUpdate"
@@ -36,7 +35,6 @@ def _text_id(obj: Any, key: str) -> str:
 
 
 def _fill(data: Mapping[str, Any], order_id: str, client_id: str | None) -> Fill:
-    maker = data.get("m")
     return Fill(
         venue_fill_id=_text_id(data, "t"),
         venue_order_id=order_id,
@@ -47,7 +45,7 @@ def _fill(data: Mapping[str, Any], order_id: str, client_id: str | None) -> Fill
         quantity=positive(VENUE, dec(VENUE, field(VENUE, data, "l"), "l"), "l"),
         fee=dec(VENUE, field(VENUE, data, "n"), "n"),
         fee_asset=data.get("N"),
-        is_maker=flag(VENUE, maker, "m"),
+        is_maker=parse.maker_flag(data.get("m"), "m"),
         # Engine time in µs, cut to the ms the REST fill history carries: both paths record the same time.
         ts=from_millis(VENUE, integer(VENUE, field(VENUE, data, "T"), "T") // 1000, "T"),
     )
@@ -55,10 +53,7 @@ def _fill(data: Mapping[str, Any], order_id: str, client_id: str | None) -> Fill
 
 def parse_order_update(data: Any) -> OrderEvent:
     """One `account.orderUpdate` payload (any `e`): the order's state as of the event, and its fill if any."""
-    status_text = text(VENUE, data, "X")
-    status = parse._STATUS.get(status_text)
-    if status is None:
-        raise MalformedResponse(VENUE, f"order update: unknown status {status_text[:20]!r}")
+    status = parse.status_field(data, "X")
     order_id = _text_id(data, "i")
     client_id = None if data.get("c") is None else _text_id(data, "c")
     filled = opt_dec(VENUE, data, "z")

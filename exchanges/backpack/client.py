@@ -338,7 +338,7 @@ class BackpackClient:
                 result = parse.parse_order(data)
             except VenueUnavailable as exc:  # timeout, 5xx, dropped link, garbage: the order may exist
                 return self._resolve_ambiguous(prepared.request, prepared.signed_at, exc)
-            return self._with_fills(result, _immediate(prepared.request), epoch)
+            return self._with_fills(result, prepared.request.immediate, epoch)
 
     def place_order(self, request: OrderRequest) -> OrderResult:
         """Prepare and send an order at once."""
@@ -454,8 +454,3 @@ class BackpackClient:
         if self.account_stream is not None:
             self.account_stream.stop()
         self._http.close()
-
-
-def _immediate(request: OrderRequest) -> bool:
-    """A market or IOC order: finished within its own request, so its final state comes at once."""
-    return request.order_type is OrderType.MARKET or request.time_in_force is Tif.IOC

@@ -180,11 +180,17 @@ def _created_at(obj: Any) -> datetime | None:
     return None
 
 
+def status_field(obj: Any, key: str) -> OrderStatus:
+    """An order status (an order object's `status`, an order update's `X`)."""
+    value = text(VENUE, obj, key)
+    if value not in _STATUS:
+        raise MalformedResponse(VENUE, f"{key}: unknown status {value[:20]!r}")
+    return _STATUS[value]
+
+
 def parse_order(obj: Any) -> OrderResult:
     """An order object (place, query, cancel, history)."""
-    status = text(VENUE, obj, "status")
-    if status not in _STATUS:
-        raise MalformedResponse(VENUE, f"status: unknown value {str(status)[:20]!r}")
+    status = status_field(obj, "status")
     executed = non_negative(VENUE, opt_dec(VENUE, obj, "executedQuantity") or Decimal(0), "executedQuantity")
     executed_quote = opt_dec(VENUE, obj, "executedQuoteQuantity") or Decimal(0)
     quantity = opt_dec(VENUE, obj, "quantity")
@@ -198,7 +204,7 @@ def parse_order(obj: Any) -> OrderResult:
         client_id=None if client_id is None else str(integer(VENUE, client_id, "clientId")),
         symbol=text(VENUE, obj, "symbol"),
         side=_side(field(VENUE, obj, "side")),
-        status=_STATUS[status],
+        status=status,
         quantity=quantity,
         filled_quantity=executed,
         average_price=positive(VENUE, executed_quote / executed, "average price") if executed > 0 else None,

@@ -17,7 +17,7 @@ from exchanges.account_book import OrderEvent
 from exchanges.account_stream import StreamReading
 from exchanges.base import Fill
 from exchanges.hibachi import parse
-from exchanges.wire import dec_field, field, flag, integer, json_object, non_negative, opt_dec, positive, text
+from exchanges.wire import dec_field, field, integer, json_object, non_negative, opt_dec, positive, text
 
 VENUE = "hibachi"
 ORDER_EVENTS = {"ORDER_CREATED", "ORDER_UPDATED", "ORDER_CANCELED"}
@@ -45,7 +45,6 @@ def event_name(msg: Mapping[str, Any]) -> str | None:
 
 
 def _trade_fill(data: Mapping[str, Any], order_id: str) -> Fill:
-    is_taker = data.get("isTaker")
     # UNCERTAIN (spec §5 item 6: the account events are not documented): the trade event's `id` is taken to be the
     # trade journal's id. Were they different ids, a fill heard here and read later over REST would be stored twice.
     return Fill(
@@ -58,7 +57,7 @@ def _trade_fill(data: Mapping[str, Any], order_id: str) -> Fill:
         quantity=positive(VENUE, dec_field(VENUE, data, "quantity"), "quantity"),
         fee=dec_field(VENUE, data, "fee"),
         fee_asset="USDT",
-        is_maker=None if (taker := flag(VENUE, is_taker, "isTaker")) is None else not taker,
+        is_maker=parse.maker_of(data),
         ts=parse._trade_time(data),
     )
 

@@ -416,7 +416,6 @@ class HibachiClient:
         if heard is not None:
             self.stream_settled += 1
             return heard
-        immediate = request.order_type is OrderType.MARKET or request.time_in_force is Tif.IOC
         result: OrderResult | None = None
         for poll in range(self._settle_polls):
             try:
@@ -424,7 +423,7 @@ class HibachiClient:
             except VenueError as exc:
                 log.warning("hibachi order %s (%s) accepted; reading it back failed: %s", request.client_id,
                             order_id, exc)  # fmt: skip
-            if result is not None and (result.status.is_final or not immediate):
+            if result is not None and (result.status.is_final or not request.immediate):
                 return result
             if poll < self._settle_polls - 1:
                 self._clock.sleep(self._settle_interval_s)
@@ -440,15 +439,14 @@ class HibachiClient:
         stream = self.account_stream
         if stream is None or epoch is None:
             return None
-        immediate = request.order_type is OrderType.MARKET or request.time_in_force is Tif.IOC
 
         def told(view: OrderView) -> bool:
-            if _ended_not_filled(view):
+            if _ended_not_filled(view.status):
                 return True  # no use waiting: only REST can say how much it filled
-            return view.settled if immediate else view.status is not None and view.fills_complete
+            return view.settled if request.immediate else view.status is not None and view.fills_complete
 
         view = stream.wait_for(order_id, told, self._stream_wait_s, epoch)
-        if view is None or view.status is None or view.quantity is None or _ended_not_filled(view):
+        if view is None or view.status is None or view.quantity is None or _ended_not_filled(view.status):
             log.info("hibachi order %s: not told by the account stream; reading REST", request.client_id)
             return None
         result = OrderResult(
@@ -481,8 +479,7 @@ class HibachiClient:
         if result.symbol != symbol:
             raise OrderNotFound(VENUE, f"order {client_id} is on {result.symbol}, not {symbol}")
         ended: parse.HistoryFill | None = None
-        if result.status.is_final and result.status is not OrderStatus.FILLED:
-            # availableQuantity is what remains open; once cancelled or rejected the spec leaves it undefined.
+        if _ended_not_filled(result.status):
             ended = self._history_fill(result)
             result = dataclasses.replace(result, filled_quantity=ended.quantity)
         if result.filled_quantity == 0:
@@ -602,7 +599,7 @@ class HibachiClient:
         self._http.close()
 
 
-def _ended_not_filled(view: OrderView) -> bool:
-    """Ended other than filled: its order events' availableQuantity is then undefined (spec §3), so how much
-    filled is known only from order history, as get_order reads it."""
-    return view.status is not None and view.status.is_final and view.status is not OrderStatus.FILLED
+def _ended_not_filled(status: OrderStatus | None) -> bool:
+    """Ended other than filled: the order's availableQuantity (on REST and in its stream events alike) is then
+    undefined (spec §3), so how much filled is known only from order history, as get_order reads it."""
+    return status is not None and status.is_final and status is not OrderStatus.FILLED

@@ -406,6 +406,12 @@ def taker_flag(value: Any) -> bool | None:
     return flag(VENUE, value, "isTaker")
 
 
+def maker_of(trade: Mapping[str, Any]) -> bool | None:
+    """Whether a trade (journal entry or stream event) was ours as maker, from its `isTaker`; None if unsaid."""
+    is_taker = taker_flag(trade.get("isTaker"))
+    return None if is_taker is None else not is_taker
+
+
 def parse_fee_rates(account_info: Any, info: ExchangeInfo) -> FeeRates:
     """The account's `tradeMakerFeeRate`/`tradeTakerFeeRate` (fractions) from /trade/account/info; each one the
     venue leaves null (spec §6: they may be) falls back to exchange-info's feeConfig rate."""
@@ -421,7 +427,6 @@ def parse_trade(item: Any) -> Fill:
     """One journal entry. Only our own side's order id is set (SDK 0.3.2), so it is the one for `side`."""
     side = _side(field(VENUE, item, "side"), _TRADE_SIDE, "side")
     order_key = "bidOrderId" if side is Side.LONG else "askOrderId"
-    is_taker = taker_flag(item.get("isTaker"))
     return Fill(
         venue_fill_id=str(trade_journal_id(item)),
         venue_order_id=_order_id(field(VENUE, item, order_key)),
@@ -432,7 +437,7 @@ def parse_trade(item: Any) -> Fill:
         quantity=positive(VENUE, dec_field(VENUE, item, "quantity"), "quantity"),
         fee=dec_field(VENUE, item, "fee"),
         fee_asset="USDT",
-        is_maker=None if is_taker is None else not is_taker,
+        is_maker=maker_of(item),
         ts=_trade_time(item),
     )
 
