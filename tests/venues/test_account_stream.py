@@ -136,7 +136,11 @@ def test_a_refused_subscription_is_not_trusted_and_is_tried_again() -> None:
     with ScriptedServer(refuse) as server:
         stream = bp_stream(server)
         try:
-            wait_until(lambda: server.connections >= 2, what="a second attempt")
+            wait_until(lambda: stream.epoch >= 1, what="the first subscription sent")
+            refused = stream.epoch
+            wait_until(lambda: server.connections >= 2 and stream.epoch > refused, what="a second attempt")
+            # An order sent under the refused subscription is not waited on: its events may never come.
+            assert stream.wait_for("111", settled, 60.0, refused) is None
         finally:
             stream.stop()
 
