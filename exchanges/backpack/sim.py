@@ -26,10 +26,9 @@ from nacl.signing import SigningKey, VerifyKey
 from core.clock import Clock, SystemClock
 from exchanges.backpack.sim_history import BackpackHistoryApi
 from exchanges.backpack.sim_private import BackpackPrivateApi
-from exchanges.backpack.sim_public import DEPTH_LIMITS, BackpackPublicApi
+from exchanges.backpack.sim_public import BackpackPublicApi
 from exchanges.backpack.sim_streams import BackpackStreams
 from exchanges.backpack.sim_streams_private import PRIVATE_PREFIX, PrivateStreams
-from exchanges.backpack.sim_streams_wire import us
 from exchanges.backpack.sim_wire import HTTP_ERROR_CODES, MAKER_FEE, REJECT_CODES, TAKER_FEE, ms, s
 from exchanges.backpack.sim_wire import error as _error
 from exchanges.sim import params as prm
@@ -270,19 +269,6 @@ class BackpackSim(SimVenue, BackpackPublicApi, BackpackPrivateApi, BackpackHisto
         """The engine's order listener (under its lock, before the REST reply): private events, then trades."""
         fills = self.streams.private.on_order(account, order)
         self.streams.on_fills(order, fills)
-
-    def _depth(self, request: Request) -> Response:
-        """GET /api/v1/depth from the depth stream's book, so that `lastUpdateId` lines up with its ids."""
-        symbol = self._symbol(request)
-        limit = int(prm.choice(request.query, "limit", DEPTH_LIMITS, default="1000"))
-        book = self.streams.depth_book(symbol)
-        return Response(200, {
-            # Backpack does not document the side order; ascending asks and descending bids here.
-            "asks": [[s(p), s(q)] for p, q in sorted(book.asks.items())[:limit]],
-            "bids": [[s(p), s(q)] for p, q in sorted(book.bids.items(), reverse=True)[:limit]],
-            "lastUpdateId": str(book.update_id),
-            "timestamp": us(self.clock.now()),
-        })  # fmt: skip
 
     def resend_all(self) -> None:
         """Forget what was sent, so the next publish sends every stream again (new subscribers)."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from core.clock import Clock
 from core.domain import Side
+from exchanges.backpack.sim_streams_wire import us
 from exchanges.backpack.sim_wire import (
     KLINE_INTERVALS,
     MARKET_TYPES,
@@ -23,6 +24,9 @@ from exchanges.sim import params as prm
 from exchanges.sim.engine import SimEngine, SimFill
 from exchanges.sim.http import Request, Response
 
+if TYPE_CHECKING:
+    from exchanges.backpack.sim_streams import BackpackStreams
+
 DEPTH_LIMITS = ("5", "10", "20", "50", "100", "500", "1000")
 TICKER_WINDOWS = {"1d": timedelta(days=1), "1w": timedelta(weeks=1)}
 
@@ -32,7 +36,7 @@ class BackpackPublicApi:
 
     engine: SimEngine
     clock: Clock
-    _update_id: int
+    streams: BackpackStreams
 
     def public_routes(self) -> dict[tuple[str, str], Callable[[Request], Response]]:
         """(method, path) -> handler for every public read."""
@@ -128,16 +132,16 @@ class BackpackPublicApi:
         return Response(200, [self.mark_price_json(x) for x in symbols])
 
     def _depth(self, request: Request) -> Response:
+        """GET /api/v1/depth from the depth stream's book, so that `lastUpdateId` lines up with its ids."""
         symbol = self._symbol(request)
         limit = int(prm.choice(request.query, "limit", DEPTH_LIMITS, default="1000"))
-        bids, asks = self.engine.book(symbol)
-        self._update_id += 1
+        book = self.streams.depth_book(symbol)
         return Response(200, {
             # Backpack does not document the side order; ascending asks and descending bids here.
-            "asks": [[s(p), s(q)] for p, q in asks[:limit]],
-            "bids": [[s(p), s(q)] for p, q in bids[:limit]],
-            "lastUpdateId": str(self._update_id),
-            "timestamp": int(self.clock.now().timestamp() * 1_000_000),
+            "asks": [[s(p), s(q)] for p, q in sorted(book.asks.items())[:limit]],
+            "bids": [[s(p), s(q)] for p, q in sorted(book.bids.items(), reverse=True)[:limit]],
+            "lastUpdateId": str(book.update_id),
+            "timestamp": us(self.clock.now()),
         })  # fmt: skip
 
     def _open_interest(self, request: Request) -> Response:

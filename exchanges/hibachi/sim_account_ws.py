@@ -128,11 +128,12 @@ class AccountStreams:
         if not targets or not batch:
             return
         faults = self._engine.faults
-        if faults.take_account_silence():
+        if faults.take_private_silence():
             return
         frames = [json.dumps(event) for event in batch]
-        if faults.take_account_reorder():
+        if faults.take_reorder():  # the whole batch goes out at once, so the reordering is taken now
             frames.reverse()
+            faults.note_taken("reorder_private")
         for stream in targets:
             try:
                 for frame in frames:

@@ -7,7 +7,6 @@ by their own session classes. A refused or unknown connection gets one JSON erro
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from urllib.parse import parse_qsl, urlsplit
 
@@ -19,7 +18,7 @@ from exchanges.hibachi.sim_market_ws import MarketStreams
 from exchanges.hibachi.sim_trade_ws import TradeSessions
 from exchanges.hibachi.sim_wire import SimCredentials
 from exchanges.sim.http import Response
-from exchanges.sim.ws import SimWsServer
+from exchanges.sim.ws import SimWsServer, WsSession
 
 # (accountId as given in the query, Authorization header) -> the account, or REST's refusal.
 Identify = Callable[[str, str], SimCredentials | Response]
@@ -30,24 +29,26 @@ class HibachiWsServer(SimWsServer):
 
     def __init__(self, identify: Identify, port: int = 0) -> None:
         self._identify = identify
-        self._current = threading.local()  # the market connection whose frame is being handled
         self.market: MarketStreams | None = None
         self.accounts: AccountStreams | None = None
         self.trades: TradeSessions | None = None
-        super().__init__(self._on_market, port=port, path=None)
+        super().__init__(port=port, path=None, on_frame=self._on_market)
 
     def attach(self, market: MarketStreams, accounts: AccountStreams, trades: TradeSessions) -> None:
         """The session handlers (built after this server, which they publish through)."""
         self.market, self.accounts, self.trades = market, accounts, trades
 
-    def _on_market(self, text: str) -> tuple[set[str], set[str], str | None]:
+    def _on_market(self, session: WsSession, text: str) -> None:
         assert self.market is not None
-        return self.market.on_message(self._current.conn, text)
+        added, removed, reply = self.market.on_message(session.conn, text)
+        session.subscribe(added)
+        session.unsubscribe(removed)
+        if reply is not None:
+            session.send(reply)
 
     def _handle(self, conn: ServerConnection) -> None:
         target = urlsplit(conn.request.path if conn.request is not None else "")
         if target.path == "/ws/market" and self.market is not None:
-            self._current.conn = conn
             try:
                 super()._handle(conn)
             finally:

@@ -116,7 +116,7 @@ class Faults:
             self.private_silent = on
 
     def take_private_silence(self) -> bool:
-        """Whether to discard this private event (counted as taken when so)."""
+        """Whether to discard this private event (or batch of them); counted as taken when so."""
         with self._lock:
             if self.private_silent:
                 self.taken["silence_private"] += 1
@@ -128,7 +128,7 @@ class Faults:
             self._reorders += count
 
     def take_reorder(self) -> bool:
-        """Consume one pending reordering (counted as taken once the held event goes out: `note_taken`)."""
+        """Consume one pending reordering; the caller counts it taken (`note_taken`) once its events go out."""
         with self._lock:
             if self._reorders:
                 self._reorders -= 1
@@ -210,20 +210,9 @@ class Faults:
             }
 
     # ---- private (account) streams served outside the shared ws server (Hibachi's /ws/account) -----------
-    # Same knobs as the shared server's private streams (silence_private, reorder_private, drop_private_ws);
-    # Hibachi takes them per batch of events (one engine change), the shared server per event.
+    # They take the same knobs (silence_private, reorder_private) per batch of events, where Backpack's
+    # private streams on the shared server take them per event.
 
     def drop_account_streams(self) -> int:
         """Close every account-stream connection served outside the shared ws server; returns how many."""
         return sum(drop() for drop in list(self.account_stream_droppers))
-
-    def take_account_silence(self) -> bool:
-        """Whether a batch of account events must be swallowed (counted as taken when so)."""
-        return self.take_private_silence()
-
-    def take_account_reorder(self) -> bool:
-        """Consume one pending reordering of an account-event batch (counted as taken)."""
-        if not self.take_reorder():
-            return False
-        self.note_taken("reorder_private")
-        return True

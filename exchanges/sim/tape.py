@@ -71,10 +71,6 @@ class Tape:
         self._touch: dict[str, Touch] = {}
         self._sweeps = 0
 
-    def watching(self, symbol: str) -> bool:
-        """Whether the tape has a touch of `symbol` to measure the next move from."""
-        return symbol in self._touch
-
     def watch(self, symbol: str, touch: Touch) -> None:
         """Start measuring moves of `symbol` from `touch` (no prints), unless already watching it."""
         self._touch.setdefault(symbol, touch)

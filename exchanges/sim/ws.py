@@ -23,6 +23,11 @@ class WsSession:
         self._server = server
         self._conn = conn
 
+    @property
+    def conn(self) -> ServerConnection:
+        """The connection itself, for handlers that keep state of their own per connection."""
+        return self._conn
+
     def subscribe(self, keys: Iterable[str]) -> None:
         """Add stream keys; frames published to them reach this connection from now on."""
         self._server._change(self._conn, set(keys), set())
