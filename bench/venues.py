@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
@@ -140,9 +139,7 @@ def live_settings(sims: SimProcesses, data_dir: Path, extra: dict[str, Any] | No
             "api_url": hb["api"],
             "data_api_url": hb["data_api"],
             "ws_market_url": hb["ws_market"],
-            # The simulator serves /ws/account on its market socket's port, not the REST one (the client adds
-            # ?accountId=); its printed endpoints name only the market path.
-            "account_ws_url": urlunsplit(urlsplit(hb["ws_market"])._replace(path="/ws/account")),
+            "account_ws_url": hb["ws_account"],
             "requests_per_s": BENCH_REQUESTS_PER_S,
         },
     }

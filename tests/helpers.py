@@ -68,7 +68,7 @@ hmac_secret = "{hb["hmac_secret"]}"
 api_url = "{hb["api"]}"
 data_api_url = "{hb["data_api"]}"
 ws_market_url = "{hb["ws_market"]}"
-account_ws_url = "{hb["ws_market"].removesuffix("/ws/market")}/ws/account"
+account_ws_url = "{hb["ws_account"]}"
 {hb_extra}
 """
 

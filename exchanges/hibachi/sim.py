@@ -160,6 +160,7 @@ class HibachiSim(SimVenue, HibachiPublicApi, HibachiOrderApi, HibachiAccountApi)
             "api": self.api_url,
             "data_api": self.data_api_url,
             "ws_market": self.ws_market_url,
+            "ws_account": f"ws://127.0.0.1:{self.ws.port}/ws/account",  # a client adds ?accountId=
             "api_key": self.paper.api_key,
             "account_id": self.paper.account_id,
             "hmac_secret": self.paper.hmac_secret,

@@ -611,8 +611,9 @@ def test_standalone_command_prints_its_endpoints_and_serves() -> None:
     )  # fmt: skip
     try:
         info = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
-        assert set(info) == {"api", "data_api", "ws_market", "api_key", "account_id", "hmac_secret", "private_key",
-                             "admin"}  # fmt: skip
+        assert set(info) == {"api", "data_api", "ws_market", "ws_account", "api_key", "account_id", "hmac_secret",
+                             "private_key", "admin"}  # fmt: skip
+        assert info["ws_account"] == info["ws_market"].removesuffix("/ws/market") + "/ws/account"
         assert info["api"].startswith("http://127.0.0.1:") and info["data_api"] == info["api"]
         assert info["ws_market"].startswith("ws://127.0.0.1:") and info["ws_market"].endswith("/ws/market")
         assert info["admin"] == info["api"] + "/_sim"
