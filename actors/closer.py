@@ -24,6 +24,7 @@ from actors.messages import (
     CloseResult,
     FetchFunding,
     FetchPositions,
+    GetQuote,
     GetStatus,
     LegVanished,
     LimitBreached,
@@ -143,8 +144,11 @@ class Closer(SupervisedActor):
             return pair.state
         try:
             if pair.state is PairState.OPEN:
+                data = {"mid": self._mids(pair), "execution": self.desk.settings.trading.execution.close.value}
                 self.desk.write(
-                    TransitionPair(pair.id, PairState.OPEN, PairState.CLOSING, reason, changes={"close_reason": reason})
+                    TransitionPair(
+                        pair.id, PairState.OPEN, PairState.CLOSING, reason, changes={"close_reason": reason}, data=data
+                    )
                 )
                 pair = self.desk.repo.get_pair(pair.id)
             if pair.state in (PairState.CLOSING, PairState.NAKED):
@@ -152,6 +156,19 @@ class Closer(SupervisedActor):
             return pair.state
         finally:
             self.desk.claims.release(pair.id)
+
+    def _mids(self, pair: PairRecord) -> dict[str, Decimal]:
+        """Each leg's venue mid now (the close's decision), for the report's spread; a venue not read is left out."""
+        mids: dict[str, Decimal] = {}
+        for leg in self.desk.repo.positions_for_pair(pair.id):
+            try:
+                quote = self.desk.ask_venue(leg.venue, GetQuote(leg.symbol)).quote
+            except Exception as exc:  # noqa: BLE001 - a figure for the report, never a reason not to close
+                log.warning("quote of %s on %s not read: %s", leg.symbol, leg.venue, exc)
+                continue
+            if quote.bid is not None and quote.ask is not None:
+                mids[leg.venue.value] = (quote.bid + quote.ask) / 2
+        return mids
 
     def _close_for_limit(self, trip: Trip, pair_ids: tuple[int, ...] | None) -> dict[int, PairState]:
         """Close what a tripped limit demands now, whatever the retry schedule says: the named pairs still OPEN

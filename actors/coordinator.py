@@ -228,6 +228,9 @@ class HedgeCoordinator(SupervisedActor):
             m.max_leverage,
             account.account.available,
             quote.quote.funding_rate,
+            quote.quote.bid,
+            quote.quote.ask,
+            m.tick_size,
         )
 
     def _plan(self, market_name: str | None) -> OpenPlan | PlanDeclined:
@@ -320,6 +323,8 @@ class HedgeCoordinator(SupervisedActor):
                     int(plan.duration.total_seconds()),
                 ),
                 tuple(leverage_set.items()),
+                tuple((v.venue, v.mid) for v in (plan.long, plan.short) if v.mid is not None),
+                self.trading.execution.open.value,
             )
         )
         pair_id = begun.pair_id

@@ -7,7 +7,7 @@ handling of legs (actors/trader.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
@@ -16,6 +16,7 @@ from actors.base import Directory
 from actors.claims import Claims
 from actors.messages import RecordEvent
 from actors.timing import Timings
+from core.activity import Activity
 from core.clock import Clock
 from core.config import Settings
 from core.domain import EventLevel, Venue
@@ -41,6 +42,8 @@ class Desk:
     settings: Settings
     claims: Claims
     timings: Timings
+    # What a driver of fake time must wait for (core/activity.py); nothing in trading reads it.
+    activity: Activity = field(default_factory=Activity)
 
     def write(self, message: Any) -> Any:
         """Ask the writer; returns (Written, or the message's own reply) once committed."""

@@ -190,21 +190,25 @@ class PersistenceWriter(SupervisedActor):
             create = m.create()
             pair, legs = self._insert_pair(create, PairState.OPENING)
             pair_id = pair.id
-            orders = self.writes.record_orders(
-                [
-                    NewOrder(
-                        pair_id=pair_id,
-                        position_id=leg.id,
-                        venue=leg.venue,
-                        client_id=_client_id(leg, OrderPurpose.OPEN, 0, namespace),
-                        purpose=OrderPurpose.OPEN,
-                        attempt=0,
-                        side=leg.side,
-                        order_type="market",
-                        quantity=m.plan.quantity,
-                    )
-                    for leg in legs
-                ]
+            orders = (
+                self.writes.record_orders(
+                    [
+                        NewOrder(
+                            pair_id=pair_id,
+                            position_id=leg.id,
+                            venue=leg.venue,
+                            client_id=_client_id(leg, OrderPurpose.OPEN, 0, namespace),
+                            purpose=OrderPurpose.OPEN,
+                            attempt=0,
+                            side=leg.side,
+                            order_type="market",
+                            quantity=m.plan.quantity,
+                        )
+                        for leg in legs
+                    ]
+                )
+                if m.market_orders
+                else []
             )
             opening = m.opening(pair_id)
             self.writes.add_events([create.planned(pair_id), opening.event()])

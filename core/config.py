@@ -128,6 +128,51 @@ def _default_markets() -> tuple[MarketConfig, ...]:
     )
 
 
+class ExecutionStyle(StrEnum):
+    """How a pair's legs are traded (README "Execution styles")."""
+
+    TAKER = "taker"  # both legs market orders, at once
+    MAKER_TAKER = "maker_taker"  # one leg post-only at the touch, each fill hedged at once by a taker order
+    MAKER_MAKER = "maker_maker"  # both legs post-only; an imbalance past its bounds is hedged taker
+
+
+class ExecutionConfig(_Section):
+    """How opens and closes trade (`[trading.execution]`; `trading.execution = "maker_taker"` sets both)."""
+
+    open: ExecutionStyle = ExecutionStyle.TAKER
+    close: ExecutionStyle = ExecutionStyle.TAKER
+    # The venue whose leg rests as a maker in maker_taker: a venue of trading.venues, or "auto" (the venue where
+    # taker fee minus maker fee, plus the points a maker USD earns there over a taker USD, saves most).
+    maker_venue: str = "auto"
+    # The post-only order is moved when the touch has left its price by more than this many ticks.
+    reprice_ticks: int = 2
+    # After this long the rest of the quantity goes taker on both venues (the open or close always ends).
+    maker_timeout_s: Decimal = Decimal(120)
+    # The most USD one leg may hold beyond its hedge: maker orders are sized so that a full fill stays within.
+    max_unhedged_usd: Decimal = Decimal(50)
+    # maker_maker: one leg ahead of the other by more than this (USD), or for longer than `imbalance_age_s`,
+    # gets the difference hedged taker on the lagging venue.
+    imbalance_usd: Decimal = Decimal(25)
+    imbalance_age_s: Decimal = Decimal(10)
+    # This many post-only refusals in a row ("would immediately match") and the rest goes taker at once.
+    max_post_only_rejects: int = 20
+    # How often the touch is read for repricing while a maker order rests (fills wake the executor at once).
+    poll_s: Decimal = Decimal(1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_style(cls, data: Any) -> Any:
+        """A bare style (`execution = "maker_taker"`) is that style for both opens and closes."""
+        if isinstance(data, str):
+            return {"open": data, "close": data}
+        return data
+
+    @property
+    def makes(self) -> bool:
+        """True when any phase rests maker orders."""
+        return ExecutionStyle.TAKER not in (self.open, self.close) or self.open is not self.close
+
+
 class TradingConfig(_Section):
     """What pairs to open, how big, how leveraged, for how long."""
 
@@ -147,6 +192,7 @@ class TradingConfig(_Section):
     # policy longs the first.
     venues: tuple[Venue, ...] = (Venue.BACKPACK, Venue.HIBACHI)
     markets: tuple[MarketConfig, ...] = Field(default_factory=_default_markets)
+    execution: ExecutionConfig = ExecutionConfig()
 
 
 class MonitorConfig(_Section):
@@ -495,6 +541,28 @@ def _check_trading(t: TradingConfig, problems: list[str]) -> None:
     names = [m.name for m in t.markets]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"trading.markets: market name {name!r} appears more than once")
+    _check_execution(t, problems)
+
+
+def _check_execution(t: TradingConfig, problems: list[str]) -> None:
+    e = t.execution
+    if e.maker_venue != "auto" and e.maker_venue not in t.venues:
+        shown = ", ".join(t.venues)
+        problems.append(
+            f"trading.execution.maker_venue = {e.maker_venue!r} must be \"auto\" or one of trading.venues ({shown})"
+        )
+    _rule_ge(problems, "trading.execution.reprice_ticks", e.reprice_ticks, 0)
+    _rule_gt(problems, "trading.execution.maker_timeout_s", e.maker_timeout_s, 0)
+    _rule_gt(problems, "trading.execution.max_unhedged_usd", e.max_unhedged_usd, 0)
+    _rule_gt(problems, "trading.execution.imbalance_usd", e.imbalance_usd, 0)
+    _rule_ge(problems, "trading.execution.imbalance_age_s", e.imbalance_age_s, 0)
+    _rule_ge(problems, "trading.execution.max_post_only_rejects", e.max_post_only_rejects, 1)
+    _rule_gt(problems, "trading.execution.poll_s", e.poll_s, 0)
+    if e.imbalance_usd > e.max_unhedged_usd:
+        problems.append(
+            f"trading.execution.imbalance_usd = {_fmt(e.imbalance_usd)} must be <= trading.execution.max_unhedged_usd"
+            f" = {_fmt(e.max_unhedged_usd)} (an imbalance is unhedged exposure)"
+        )
 
 
 def _check_url(problems: list[str], key: str, url: str | SecretStr, schemes: tuple[str, ...]) -> None:

@@ -29,6 +29,17 @@ class VenueView:
     max_leverage: Decimal
     available: Decimal  # free collateral, USD
     funding_rate: Decimal | None = None
+    # The touch and its middle when the decision was made: what the report prices each fill's spread against.
+    bid: Decimal | None = None
+    ask: Decimal | None = None
+    tick_size: Decimal | None = None
+
+    @property
+    def mid(self) -> Decimal | None:
+        """The middle of the touch (None when a side is missing)."""
+        if self.bid is None or self.ask is None:
+            return None
+        return (self.bid + self.ask) / 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,6 +81,14 @@ class BeginOpen:
 
     plan: PairPlan
     leverage_set: tuple[tuple[Venue, Decimal], ...]
+    # Each venue's mid at the decision (the report's spread is priced against it), and the execution style.
+    mids: tuple[tuple[Venue, Decimal], ...] = ()
+    execution: str = "taker"
+
+    @property
+    def market_orders(self) -> bool:
+        """Whether both opening orders are market orders recorded here (taker); a maker style records its own."""
+        return self.execution == "taker"
 
     def create(self) -> CreatePair:
         """The pair's insert."""
@@ -88,8 +96,10 @@ class BeginOpen:
 
     def opening(self, pair_id: int) -> TransitionPair:
         """The move to OPENING once the pair has its id and its orders are recorded."""
-        figures = {"quantity": self.plan.quantity, "leverage": self.plan.leverage}
-        return TransitionPair(pair_id, PairState.PLANNED, PairState.OPENING, "sending both legs", data=figures)
+        figures: dict[str, Any] = {"quantity": self.plan.quantity, "leverage": self.plan.leverage}
+        figures |= {"execution": self.execution, "mid": {v.value: mid for v, mid in self.mids}}
+        reason = "sending both legs" if self.market_orders else f"trading both legs {self.execution}"
+        return TransitionPair(pair_id, PairState.PLANNED, PairState.OPENING, reason, data=figures)
 
 
 @dataclass(frozen=True, slots=True)

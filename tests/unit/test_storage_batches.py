@@ -74,6 +74,8 @@ def test_begin_open_writes_an_opening_pair_with_its_legs_and_both_orders(repo: Q
         "reason": "sending both legs",
         "quantity": "0.0153",
         "leverage": "2.5",
+        "execution": "taker",
+        "mid": {},
     }
 
 

@@ -1,0 +1,64 @@
+"""What the engine is in the middle of, for whoever drives fake time (`supervisor.py simulate`, tests): time
+must not pass while a maker fill waits for its hedge, or the simulated market would move under a hedge that a
+real one sends within milliseconds. Thread-safe; counters only, nothing here decides anything."""
+
+from __future__ import annotations
+
+import threading
+import time
+from decimal import Decimal
+
+
+class Activity:
+    """Maker fills heard and handled, orders on the wire, and each pair's unhedged USD right now."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._handled: dict[tuple[str, str], Decimal] = {}  # (venue, venue order id) -> filled quantity handled
+        self._in_flight = 0
+        self._unhedged: dict[int, Decimal] = {}
+        self.peak_unhedged_usd = Decimal(0)
+
+    def handled(self, venue: str, venue_order_id: str, filled: Decimal) -> None:
+        """The executor has acted on `filled` (cumulative) of a resting order: hedged it, or carried it."""
+        with self._cond:
+            key = (venue, venue_order_id)
+            self._handled[key] = max(self._handled.get(key, Decimal(0)), filled)
+            self._cond.notify_all()
+
+    def handled_quantity(self, venue: str, venue_order_id: str) -> Decimal:
+        """How much of a resting order's fills the executor has acted on."""
+        with self._cond:
+            return self._handled.get((venue, venue_order_id), Decimal(0))
+
+    def sending(self, delta: int) -> None:
+        """An order went out (+1) or its outcome came back (-1)."""
+        with self._cond:
+            self._in_flight += delta
+            self._cond.notify_all()
+
+    def unhedged(self, pair_id: int, usd: Decimal) -> None:
+        """The pair's exposure beyond its hedge right now (0 when hedged)."""
+        with self._cond:
+            if usd:
+                self._unhedged[pair_id] = usd
+                self.peak_unhedged_usd = max(self.peak_unhedged_usd, usd)
+            else:
+                self._unhedged.pop(pair_id, None)
+            self._cond.notify_all()
+
+    def busy(self) -> bool:
+        """Whether an order is on the wire or a pair is unhedged."""
+        with self._cond:
+            return self._in_flight > 0 or bool(self._unhedged)
+
+    def wait_quiet(self, timeout_s: float) -> bool:
+        """Block (real time) until not busy; False on timeout."""
+        end = time.monotonic() + timeout_s
+        with self._cond:
+            while self._in_flight > 0 or self._unhedged:
+                remaining = end - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
