@@ -549,7 +549,7 @@ def _check_execution(t: TradingConfig, problems: list[str]) -> None:
     if e.maker_venue != "auto" and e.maker_venue not in t.venues:
         shown = ", ".join(t.venues)
         problems.append(
-            f"trading.execution.maker_venue = {e.maker_venue!r} must be \"auto\" or one of trading.venues ({shown})"
+            f'trading.execution.maker_venue = {e.maker_venue!r} must be "auto" or one of trading.venues ({shown})'
         )
     _rule_ge(problems, "trading.execution.reprice_ticks", e.reprice_ticks, 0)
     _rule_gt(problems, "trading.execution.maker_timeout_s", e.maker_timeout_s, 0)
