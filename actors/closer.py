@@ -18,6 +18,7 @@ from typing import Any
 from actors.adoption import Adopter
 from actors.base import DeathCallback, SupervisedActor
 from actors.desk import Desk
+from actors.maker import MakerPhase, leg_rules, maker_side, mid_price
 from actors.messages import (
     CloseAll,
     ClosePair,
@@ -41,6 +42,7 @@ from actors.recovery import UNSETTLED, Recovery
 from actors.trader import LegTrader, Reply
 from core import failpoints
 from core.clock import Clock
+from core.config import ExecutionStyle
 from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
 from core.ledger import PositionState, backoff_s, leg_book
 from core.limits import Limit, Trip
@@ -151,11 +153,35 @@ class Closer(SupervisedActor):
                     )
                 )
                 pair = self.desk.repo.get_pair(pair.id)
+                self._close_making(pair)
             if pair.state in (PairState.CLOSING, PairState.NAKED):
                 return self._flatten(pair)
             return pair.state
         finally:
             self.desk.claims.release(pair.id)
+
+    def _close_making(self, pair: PairRecord) -> None:
+        """A maker style's close (actors/maker.py), once, at the close decision: both legs reduced with post-only
+        orders, each fill hedged; whatever it leaves is flattened taker right after (and retried as ever)."""
+        style = self.desk.settings.trading.execution.close
+        if style is ExecutionStyle.TAKER:
+            return
+        legs = {leg.side: leg for leg in self.desk.repo.positions_for_pair(pair.id)}
+        if not all(self.trader.resolve(leg) for leg in legs.values()):
+            return  # an order's outcome is unknown: the taker path settles it first
+        target = min(self.desk.repo.held(leg.id) for leg in legs.values())
+        if target <= 0:
+            return
+        try:
+            phase = MakerPhase(
+                self.desk, self.trader, pair_id=pair.id, legs=legs, purpose=OrderPurpose.CLOSE, target=target,
+                style=style, maker_side=maker_side(self.desk, style, legs), rules=leg_rules(self.desk, legs),
+                price=mid_price(self.desk, legs[Side.LONG]),
+            ).run()  # fmt: skip
+        except VenueError as exc:  # fees, rules or quotes not read: the close goes taker
+            log.warning("pair %s: maker close not run (%s); closing taker", pair.id, exc)
+            return
+        log.info("pair %s: maker close: %s (%s)", pair.id, phase.reason, phase.done)
 
     def _mids(self, pair: PairRecord) -> dict[str, Decimal]:
         """Each leg's venue mid now (the close's decision), for the report's spread; a venue not read is left out."""

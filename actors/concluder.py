@@ -53,7 +53,6 @@ class Concluder:
     ) -> PairOpened | PairFailed:
         """Carry out the verdict on the legs' outcomes (core.opening.conclude): open, trim then open, roll back,
         or leave the pair NAKED. The outcomes are recorded together with what follows from them."""
-        by_side = {leg.side: leg for leg in legs}
         replies = [o.reply for o in outcomes]
         refusals = "; ".join(
             f"{r.venue} refused the {leg.side} leg: {r.code + ' ' if r.code else ''}{r.message}"
@@ -63,6 +62,22 @@ class Concluder:
         settled = [self.trader.settled(leg, o) for leg, o in zip(legs, outcomes, strict=True)]
         books: Books = {leg.side: [o.order] for leg, o in zip(legs, settled, strict=True)}
         writes: list[Any] = [w for o in settled for w in o.writes]
+        return self._carry_out(pair_id, plan, legs, replies, books, writes, refusals, elapsed_ms, decided_ns)
+
+    def conclude_recorded(
+        self, pair_id: int, plan: OpenPlan, legs: list[PositionRecord], replies: list[Reply], elapsed_ms: int,
+        decided_ns: int, why: str,
+    ) -> PairOpened | PairFailed:  # fmt: skip
+        """The verdict on an open whose orders are all committed already (a maker phase and its taker rest):
+        the legs' books are read from the database. `why` explains a rollback."""
+        books: Books = {leg.side: list(self.desk.repo.orders_for_position(leg.id)) for leg in legs}
+        return self._carry_out(pair_id, plan, legs, replies, books, [], why, elapsed_ms, decided_ns)
+
+    def _carry_out(
+        self, pair_id: int, plan: OpenPlan, legs: list[PositionRecord], replies: list[Reply], books: Books,
+        writes: list[Any], refusals: str, elapsed_ms: int, decided_ns: int,
+    ) -> PairOpened | PairFailed:  # fmt: skip
+        by_side = {leg.side: leg for leg in legs}
         verdict = opening.conclude(books)
         if isinstance(verdict, opening.Trim):
             trim = self.trader.place(by_side[verdict.side], OrderPurpose.REPAIR, verdict.quantity)

@@ -26,6 +26,7 @@ from actors.concluder import Concluder, order_keys
 from actors.desk import Desk
 from actors.gate import PAUSE, RESUMED, GateMessage, TradingGate
 from actors.limitbook import LIMIT_PREFIX, LimitBook, ledger_figures
+from actors.maker import LegRules, MakerPhase, PhaseResult, maker_side
 from actors.messages import (
     AccountReport,
     BeginOpen,
@@ -39,6 +40,7 @@ from actors.messages import (
     OpenBegun,
     OpenDeclined,
     OpenNow,
+    OrderRejected,
     PairFailed,
     PairOpened,
     PlaceOrder,
@@ -50,13 +52,14 @@ from actors.messages import (
     TradingMode,
     UnblockOpening,
 )
-from actors.trader import LegTrader, Outcome
+from actors.trader import LegTrader, Outcome, Reply
 from core import failpoints
 from core.clock import Clock
 from core.config import MarketConfig
-from core.domain import EventLevel, PairState, Side, Venue
+from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
 from core.gate import LegGate
 from core.limits import Trip, check_open, venue_exposure
+from core.making import round_down
 from core.planning import OpenPlan, PlanDeclined, VenueView, choose_long_venue, choose_market, plan_open
 from core.sizing import draw_seconds
 from exchanges.errors import VenueError
@@ -331,7 +334,9 @@ class HedgeCoordinator(SupervisedActor):
         if not self.desk.claims.claim(pair_id, self.name):
             raise RuntimeError(f"pair {pair_id} is claimed by another actor at birth")
         try:
-            return self._open_legs(pair_id, plan, list(begun.legs), list(begun.orders), decided_ns)
+            if begun.orders:
+                return self._open_legs(pair_id, plan, list(begun.legs), list(begun.orders), decided_ns)
+            return self._open_making(pair_id, plan, list(begun.legs), decided_ns)
         finally:
             self.desk.claims.release(pair_id)
 
@@ -355,6 +360,50 @@ class HedgeCoordinator(SupervisedActor):
         timings = self.desk.timings
         keys = order_keys([o.reply for o in outcomes])
         timings.record_open(pair_id, timings.open_timing(decided_ns, keys, time.monotonic_ns()))
+        return result
+
+    def _open_making(
+        self, pair_id: int, plan: OpenPlan, legs: list[PositionRecord], decided_ns: int
+    ) -> PairOpened | PairFailed:
+        """A maker style's open (actors/maker.py): the phase rests and hedges; what it leaves of the quantity goes
+        taker on both legs at once; the books then decide, as for a taker open (trim, roll back, NAKED)."""
+        style = self.trading.execution.open
+        started = self.clock.monotonic()
+        by_side = {leg.side: leg for leg in legs}
+        views = {Side.LONG: plan.long, Side.SHORT: plan.short}
+        rules = {s: LegRules(v.step_size, v.min_quantity, v.tick_size or v.step_size) for s, v in views.items()}
+        why = ""
+        try:
+            phase = MakerPhase(
+                self.desk, self.trader, pair_id=pair_id, legs=by_side, purpose=OrderPurpose.OPEN,
+                target=plan.quantity, style=style, maker_side=maker_side(self.desk, style, by_side), rules=rules,
+                price=plan.long.mid or plan.long.mark,
+            ).run()  # fmt: skip
+            why = f"maker phase: {phase.reason}"
+        except VenueError as exc:  # before anything rested (fees or quotes not read): all of it goes taker
+            phase = PhaseResult({Side.LONG: Decimal(0), Side.SHORT: Decimal(0)}, f"maker phase not run: {exc}")
+            why = phase.reason
+        replies: list[Reply] = []
+        rest = round_down(plan.quantity - max(phase.done.values()), max(r.step for r in rules.values()))
+        if not phase.unresolved and rest > 0 and all(rest >= r.minimum for r in rules.values()):
+            rows, orders = [], []
+            for leg in legs:
+                order = self.trader.prepare(leg, OrderPurpose.OPEN, rest)
+                orders.append(order)
+                rows.append(self.desk.repo.get_order(leg.venue, order.client_id))
+            sent = self._send_legs(legs, rows, orders)
+            outcomes = [self.trader.settled(leg, o) for leg, o in zip(legs, sent, strict=True)]
+            for outcome in outcomes:
+                self.trader.commit(outcome)
+            replies = [o.reply for o in outcomes]
+            refused = [f"{r.venue} refused the rest: {r.message}" for r in replies if isinstance(r, OrderRejected)]
+            why = "; ".join([why, *refused])
+        elapsed_ms = int((self.clock.monotonic() - started) * 1000)
+        result = self.concluder.conclude_recorded(pair_id, plan, legs, replies, elapsed_ms, decided_ns, why)
+        if isinstance(result, PairOpened):
+            self.opened += 1
+        else:
+            self.failed += 1
         return result
 
     def _send_legs(

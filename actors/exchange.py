@@ -16,13 +16,16 @@ from typing import Any
 from actors.base import DeathCallback, SupervisedActor
 from actors.messages import (
     AccountReport,
+    CancelOrder,
     FeedState,
     FetchAccount,
+    FetchFeeRates,
     FetchFills,
     FetchFunding,
     FetchMarket,
     FetchPositions,
     GetFeedState,
+    GetOrderWatch,
     GetQuote,
     LeverageSet,
     LookupOrder,
@@ -102,10 +105,11 @@ class ExchangeActor(SupervisedActor):
             case PlaceOrder():
                 return self._place(message)
             case LookupOrder(symbol=symbol, client_id=client_id):
-                try:
-                    return self._accepted(c.get_order(symbol, client_id), client_id)
-                except OrderNotFound:
-                    return OrderUnknown(self.venue, client_id, c.request_expiry_s)
+                return self._lookup(symbol, client_id)
+            case CancelOrder(symbol=symbol, client_id=client_id):
+                return self._cancel(symbol, client_id)
+            case GetOrderWatch() | FetchFeeRates():
+                return self._account_part(message)
             case GetQuote(symbol=symbol):
                 return QuoteReply(self.venue, self._quote(symbol))
             case FetchPositions():
@@ -123,6 +127,28 @@ class ExchangeActor(SupervisedActor):
             case GetFeedState():
                 return self._feed_state()
         return super().handle(message)
+
+    def _account_part(self, message: GetOrderWatch | FetchFeeRates) -> Any:
+        if isinstance(message, FetchFeeRates):
+            return self._client.fee_rates()
+        # Optional on a client (a venue without a private stream has none): the hedger then polls.
+        return getattr(self._client, "account_stream", None)
+
+    def _lookup(self, symbol: str, client_id: str) -> OrderAccepted | OrderUnknown:
+        try:
+            return self._accepted(self._client.get_order(symbol, client_id), client_id)
+        except OrderNotFound:
+            return OrderUnknown(self.venue, client_id, self._client.request_expiry_s)
+
+    def _cancel(self, symbol: str, client_id: str) -> OrderAccepted | OrderUnknown:
+        c = self._client
+        try:
+            ended = c.cancel_order(symbol, client_id)
+            if ended is None:  # accepted, not carried out yet: how it stands now
+                ended = c.get_order(symbol, client_id)
+            return self._accepted(ended, client_id)
+        except OrderNotFound:
+            return OrderUnknown(self.venue, client_id, c.request_expiry_s)
 
     def _quote(self, symbol: str) -> Any:
         if self.feed is not None and self._fresh(symbol):

@@ -8,7 +8,7 @@ One Timings per engine, shared by every actor (thread-safe, bounded).
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -109,6 +109,7 @@ class Timings:
         self._opens: OrderedDict[int, OpenTiming] = OrderedDict()
         self._keep_orders = keep_orders
         self._keep_opens = keep_opens
+        self.hedges: deque[tuple[int | None, int | None]] = deque(maxlen=keep_orders)
 
     def order_sent(self, venue: Venue, client_id: str, timing: WireTiming | None) -> None:
         """An order's requests are done (by its venue's actor); None: it never reached the wire."""
@@ -137,6 +138,11 @@ class Timings:
         """Keep an open's timing (its outcome is committed)."""
         with self._lock:
             _keep(self._opens, pair_id, timing, self._keep_opens)
+
+    def hedged(self, to_wire_ns: int | None, to_filled_ns: int | None) -> None:
+        """A maker fill's hedge: from the fill heard to the hedge on the wire, and to the hedge filled."""
+        with self._lock:
+            self.hedges.append((to_wire_ns, to_filled_ns))
 
     def open(self, pair_id: int) -> OpenTiming | None:
         """The timing of the open of `pair_id`, if it is among the latest kept."""

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from actors.messages import (
+    CancelOrder,
     LookupOrder,
     OrderAccepted,
     OrderInFlight,
@@ -34,6 +35,7 @@ from actors.messages import (
 from core.domain import OrderPurpose
 from core.ids import OrderKey, external_client_id, predates_our_order
 from core.ledger import OrderState, is_unresolved
+from exchanges.base import OrderType, TimeInForce
 from exchanges.registry import client_id_for
 from storage.errors import NotFoundError
 from storage.records import NewFill, NewOrder, OrderRecord, PositionRecord
@@ -165,14 +167,30 @@ class LegTrader:
     @staticmethod
     def message_for(position: PositionRecord, order: OrderRecord) -> PlaceOrder:
         """The message that sends an order already recorded (status created) for this leg."""
+        resting = order.type == OrderType.LIMIT.value
         return PlaceOrder(
             order.client_id,
             position.symbol,
             order.side,
             order.quantity,
+            OrderType.LIMIT if resting else OrderType.MARKET,
+            order.price if resting else None,
+            TimeInForce.POST_ONLY if resting else TimeInForce.GTC,
             reduce_only=order.reduce_only,
             created_at=order.created_at,
         )
+
+    def prepare_maker(
+        self, position: PositionRecord, purpose: OrderPurpose, quantity: Decimal, price: Decimal
+    ) -> tuple[OrderRecord, PlaceOrder]:
+        """Record a post-only limit order (status created, committed) and return its row and the message that
+        sends it: a resting maker order is in the database before it can rest on the venue."""
+        new = dataclasses.replace(
+            self._new_order(position, purpose, quantity, "market"), order_type=OrderType.LIMIT.value, price=price
+        )
+        self.desk.write(RecordOrder(new))
+        row = self.desk.repo.get_order(position.venue, new.client_id)
+        return row, self.message_for(position, row)
 
     def _new_order(self, position: PositionRecord, purpose: OrderPurpose, quantity: Decimal, kind: str) -> NewOrder:
         key = OrderKey(position.pair_id, position.side, purpose, self.next_attempt(position, purpose))
@@ -336,7 +354,25 @@ class LegTrader:
             found = "; the order found under its id was created before it: not ours" if not_ours else ""
             never = f"never reached the venue (status was {order.status}){found}"
             return OrderRejected(position.venue, order.client_id, None, never)
+        if order.type == OrderType.LIMIT.value and not is_final(looked):
+            # A maker order left resting (a crash, a dead hedger): cancelled, so that what it filled is final and
+            # the pair can be concluded, hedged or unwound from its books.
+            looked = self.cancel(position, order.client_id)
+            if looked is None:
+                return None
         return self.settle(position, order.client_id, looked, order.created_at)
+
+    def cancel(self, position: PositionRecord, client_id: str) -> Reply | None:
+        """Cancel a resting order; its word afterwards (final, or not yet: settle it), or None when the venue
+        could not be asked."""
+        try:
+            reply = self.desk.ask_venue(position.venue, CancelOrder(position.symbol, client_id))
+        except Exception as exc:  # noqa: BLE001 - venue or actor down: the order may still rest; try again later
+            log.warning("cancel of %s on %s failed: %s", client_id, position.venue, exc)
+            return None
+        if isinstance(reply, OrderUnknown):
+            return OrderInFlight(position.venue, client_id, "cancel: the venue does not know the order")
+        return reply
 
     def settled(self, position: PositionRecord, outcome: Outcome) -> Outcome:
         """The outcome with one more lookup when it is not final yet (unchanged when nothing new is known)."""

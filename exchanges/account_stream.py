@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -98,6 +99,9 @@ class AccountStream:
         self._epoch = 0
         self._misses = 0
         self._thread = threading.Thread(target=self._run, name=f"account-{dialect.venue}", daemon=True)
+        # Called on the stream's thread with each order as now known and when its event arrived
+        # (time.monotonic_ns): how a resting maker order's fills reach its hedger at once.
+        self._listeners: list[Callable[[OrderView, int], None]] = []
         self.connections = 0
         self.errors = 0
         self.events = 0
@@ -142,6 +146,17 @@ class AccountStream:
             and quiet <= self._t.quiet_after_s
             and self._misses < self._t.max_misses
         )
+
+    def add_listener(self, listener: Callable[[OrderView, int], None]) -> None:
+        """Call `listener(order, arrival_ns)` for every order event from now on (on the stream's thread: keep it
+        short and never block in it)."""
+        with self._cond:
+            self._listeners = [*self._listeners, listener]
+
+    def remove_listener(self, listener: Callable[[OrderView, int], None]) -> None:
+        """Stop calling `listener` (a listener never added is ignored)."""
+        with self._cond:
+            self._listeners = [fn for fn in self._listeners if fn is not listener]
 
     def order(self, venue_order_id: str) -> OrderView | None:
         """What has been heard of one order (None: nothing)."""
@@ -263,11 +278,18 @@ class AccountStream:
             raise StreamRefusedError(self.venue, reading.refused)
         if reading.subscribed:
             self._mark_subscribed()
+        arrived_ns = time.monotonic_ns()
         with self._cond:
             self._alive_at = self._clock.monotonic()
-            for event in reading.events:
-                self._book.apply(event)
-                self.events += 1
+            views = [self._book.apply(event) for event in reading.events]
+            self.events += len(views)
+            listeners = self._listeners
             if reading.events:
                 self._misses = 0
             self._cond.notify_all()
+        for view in views:
+            for listener in listeners:
+                try:
+                    listener(view, arrived_ns)
+                except Exception:  # a listener's bug must not end the stream every order's outcome relies on
+                    log.exception("%s account stream: a listener failed", self.venue)

@@ -34,6 +34,26 @@ class PlaceOrder:
 
 
 @dataclass(frozen=True, slots=True)
+class CancelOrder:
+    """Cancel a resting order by client id; the reply is OrderAccepted (as it ended, or not final yet when the
+    venue only accepted the cancel: look it up) or OrderUnknown."""
+
+    symbol: str
+    client_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetOrderWatch:
+    """The venue client's private order stream (exchanges/account_stream.py AccountStream), or None: what a
+    maker order's hedger listens to for fills. Thread-safe; it dies with the actor's generation."""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchFeeRates:
+    """The account's maker and taker fee rates (exchanges.base.FeeRates)."""
+
+
+@dataclass(frozen=True, slots=True)
 class LookupOrder:
     """What the venue knows of an order; the reply is OrderAccepted (any status) or OrderUnknown."""
 

@@ -1,0 +1,505 @@
+"""MakerPhase: one open or close of a pair traded with post-only orders, each maker fill hedged at once.
+
+maker_taker rests one leg at the touch and hedges each of its fills with a taker order on the other venue;
+maker_maker rests both legs and hedges the leading one's excess taker once it passes `imbalance_usd` or
+`imbalance_age_s`. Fills are heard on the venue's private stream (a listener wakes this thread at once), or by
+polling when the stream is not trusted. Every order is recorded before it is sent (LegTrader) and its outcome
+committed when it ends; a resting order is cancelled before the phase ends, so the phase leaves every order
+final and the legs level but for a carry below one step. What is left of the target then goes taker on the
+caller's usual path (the coordinator's concurrent legs, the closer's flatten), which also trims a carry.
+The arithmetic is core/making.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from actors.desk import Desk
+from actors.messages import (
+    FetchFeeRates,
+    FetchMarket,
+    GetOrderWatch,
+    GetQuote,
+    LookupOrder,
+    OrderAccepted,
+    OrderInFlight,
+    OrderRejected,
+    OrderUnknown,
+)
+from actors.trader import LegTrader, Reply, is_final, outcome_of
+from core import failpoints, making
+from core.config import ExecutionConfig, ExecutionStyle
+from core.domain import EventLevel, OrderPurpose, Side, Venue
+from exchanges.account_book import OrderView
+from exchanges.base import FeeRates
+from exchanges.errors import VenueError
+from storage.records import OrderRecord, PositionRecord
+
+log = logging.getLogger(__name__)
+
+# Longest one wait for a fill lasts in real time before the clock's deadlines (repricing, timeouts) are looked
+# at again: a fill wakes the wait at once, so this only bounds how late a reprice can be.
+WAKE_S = 0.05
+HEDGE_ATTEMPTS = 3
+MICRO = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class LegRules:
+    """What the phase needs of one leg's market: steps and minimum, and its tick."""
+
+    step: Decimal
+    minimum: Decimal
+    tick: Decimal
+
+
+@dataclass
+class _Resting:
+    side: Side
+    row: OrderRecord
+    price: Decimal
+    venue_order_id: str | None
+    seen: Decimal = Decimal(0)  # filled quantity already counted in `done`
+    heard_ns: int | None = None  # when its earliest fill not yet hedged was heard
+
+
+@dataclass
+class PhaseResult:
+    """How a phase ended: each leg's quantity traded in it, and why it stopped."""
+
+    done: dict[Side, Decimal]
+    reason: str
+    unresolved: bool = False  # an order's outcome could not be settled: the caller must not guess
+    hedges: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Wake:
+    """Fill events of our resting orders, handed from the stream threads to the phase's thread."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._ids: set[str] = set()
+        self._count = 0
+        self.heard: dict[str, int] = {}  # venue order id -> arrival of its first event not yet consumed
+
+    def watch(self, venue_order_id: str) -> None:
+        with self._cond:
+            self._ids.add(venue_order_id)
+
+    def forget(self, venue_order_id: str) -> None:
+        with self._cond:
+            self._ids.discard(venue_order_id)
+            self.heard.pop(venue_order_id, None)
+
+    def listener(self, view: OrderView, arrived_ns: int) -> None:
+        with self._cond:
+            if view.venue_order_id not in self._ids:
+                return
+            self.heard.setdefault(view.venue_order_id, arrived_ns)
+            self._count += 1
+            self._cond.notify_all()
+
+    def take(self, venue_order_id: str) -> int | None:
+        with self._cond:
+            return self.heard.pop(venue_order_id, None)
+
+    def wait(self, seen: int, timeout_s: float) -> int:
+        with self._cond:
+            if self._count == seen:
+                self._cond.wait(timeout_s)
+            return self._count
+
+
+class MakerPhase:
+    """Trades `target` on both legs of one pair with post-only orders (see the module docstring)."""
+
+    def __init__(
+        self,
+        desk: Desk,
+        trader: LegTrader,
+        *,
+        pair_id: int,
+        legs: dict[Side, PositionRecord],
+        purpose: OrderPurpose,
+        target: Decimal,
+        style: ExecutionStyle,
+        maker_side: Side | None,
+        rules: dict[Side, LegRules],
+        price: Decimal,
+    ) -> None:
+        self.desk = desk
+        self.trader = trader
+        self.clock = desk.clock
+        self.config: ExecutionConfig = desk.settings.trading.execution
+        self.pair_id = pair_id
+        self.legs = legs
+        self.purpose = purpose
+        self.target = target
+        self.style = style
+        self.rules = rules
+        self.price = price
+        self.step = max(r.step for r in rules.values())  # both legs trade whole steps of the coarser one
+        self.size = making.chunk(self.config.max_unhedged_usd, price, self.step)
+        self.makers = (Side.LONG, Side.SHORT) if style is ExecutionStyle.MAKER_MAKER else (maker_side or Side.LONG,)
+        self.done = {Side.LONG: Decimal(0), Side.SHORT: Decimal(0)}
+        self.resting: dict[Side, _Resting | None] = dict.fromkeys(self.makers)
+        self.rejects = 0
+        self.wake = _Wake()
+        self.watches: dict[Side, Any] = {}
+        self.lead_since: float | None = None
+        self.quotes_at: float | None = None
+        self.touch: dict[Side, tuple[Decimal | None, Decimal | None]] = {}
+        self.unresolved = False
+        self.hedges: list[dict[str, Any]] = []
+        self.activity = desk.activity
+
+    # ---- the loop -----------------------------------------------------------------------------------------
+
+    def run(self) -> PhaseResult:
+        """Rest, hear fills, hedge, reprice, until the target is traded, the timeout, or too many refusals."""
+        if self.size <= 0:
+            return PhaseResult(dict(self.done), "max_unhedged_usd is below one step: nothing rests")
+        started = self.clock.monotonic()
+        self._listen()
+        try:
+            reason = self._loop(started)
+            self._stop_resting()
+            self._hedge_all()
+        finally:
+            self._unlisten()
+            self.activity.unhedged(self.pair_id, Decimal(0))
+        return PhaseResult(dict(self.done), reason, self.unresolved, self.hedges)
+
+    def _loop(self, started: float) -> str:
+        seen = 0
+        timeout = float(self.config.maker_timeout_s)
+        while True:
+            self._absorb_all()
+            if self.unresolved:
+                return "an order's outcome is unknown"
+            self._hedge_due()
+            now = self.clock.monotonic()
+            if now - started >= timeout:
+                return f"maker timeout ({timeout:g} s)"
+            if self.rejects >= self.config.max_post_only_rejects:
+                return f"{self.rejects} post-only refusals in a row"
+            self._refresh_quotes(now)
+            for side in self.makers:
+                self._tend(side)
+            if self.unresolved:
+                return "an order's outcome is unknown"
+            if self._complete():
+                return "target traded"
+            seen = self.wake.wait(seen, WAKE_S)
+
+    def _complete(self) -> bool:
+        idle = all(r is None for r in self.resting.values())
+        wanted = any(self._want(side) > 0 for side in self.makers)
+        lagging = making.round_down(abs(self.done[Side.LONG] - self.done[Side.SHORT]), self.step) > 0
+        return idle and not wanted and not lagging
+
+    def _want(self, side: Side) -> Decimal:
+        return making.maker_size(self.done, side, self.target, self.size, self.step)
+
+    # ---- resting orders ---------------------------------------------------------------------------------------
+
+    def _buy(self, side: Side) -> bool:
+        order_side = side if self.purpose is OrderPurpose.OPEN else side.opposite
+        return order_side is Side.LONG
+
+    def _refresh_quotes(self, now: float) -> None:
+        if self.quotes_at is not None and now - self.quotes_at < float(self.config.poll_s):
+            return
+        self.quotes_at = now
+        for side in self.makers:
+            leg = self.legs[side]
+            try:
+                quote = self.desk.ask_venue(leg.venue, GetQuote(leg.symbol)).quote
+            except Exception as exc:  # noqa: BLE001 - no touch now: the order keeps resting where it is
+                log.warning("quote of %s on %s not read: %s", leg.symbol, leg.venue, exc)
+                continue
+            self.touch[side] = (quote.bid, quote.ask)
+
+    def _tend(self, side: Side) -> None:
+        """Keep one order resting at the touch for what this leg may still take."""
+        bid, ask = self.touch.get(side, (None, None))
+        buy = self._buy(side)
+        resting = self.resting[side]
+        if resting is not None:
+            # The lagging leg of maker_maker follows the touch exactly; otherwise it may trail reprice_ticks.
+            ticks = 0 if making.lead(self.done, side.opposite) > 0 else self.config.reprice_ticks
+            tick = self.rules[side].tick
+            if making.should_reprice(buy, resting.price, bid, ask, tick, ticks) or self._oversized(resting):
+                self._cancel(resting)
+            return
+        quantity = self._want(side)
+        price = making.rest_price(buy, bid, ask)
+        if quantity <= 0 or quantity < self.rules[side].minimum or price is None:
+            return
+        self._place(side, quantity, price)
+
+    def _oversized(self, resting: _Resting) -> bool:
+        """A resting order whose full fill would now take the leg past the bound (the other leg fell behind)."""
+        left = resting.row.quantity - resting.seen
+        return left > making.maker_size(self.done, resting.side, self.target, self.size, self.step)
+
+    def _place(self, side: Side, quantity: Decimal, price: Decimal) -> None:
+        leg = self.legs[side]
+        row, message = self.trader.prepare_maker(leg, self.purpose, quantity, price)
+        failpoints.hit("maker.recorded")
+        self.activity.sending(1)
+        try:
+            reply: Reply = self.desk.ask_venue(leg.venue, message)
+        except Exception as exc:  # noqa: BLE001 - no reply from the actor: the order may rest; look it up
+            reply = OrderInFlight(leg.venue, row.client_id, f"no reply from the venue actor: {exc!r}")
+        finally:
+            self.activity.sending(-1)
+        if isinstance(reply, OrderInFlight):  # unknown, not merely resting: looked up until known
+            reply = self.trader.settle(leg, row.client_id, reply, row.created_at)
+        if isinstance(reply, OrderInFlight):
+            self.trader.commit(outcome_of(row, reply))
+            self.unresolved = True
+            return
+        if isinstance(reply, OrderRejected) or (is_final(reply) and _filled(reply) == 0):
+            self.rejects += 1  # post-only would have taken ("would immediately match"), or refused: reprice
+            self.trader.commit(outcome_of(row, reply))
+            return
+        assert isinstance(reply, OrderAccepted)
+        self.rejects = 0
+        resting = _Resting(side, row, price, reply.venue_order_id)
+        self.wake.watch(reply.venue_order_id)
+        self.resting[side] = resting
+        failpoints.hit("maker.resting")
+        self._absorb(resting, reply, time.monotonic_ns())
+
+    def _cancel(self, resting: _Resting) -> None:
+        """Cancel a resting order and take what it filled up to the end (a fill may race the cancel)."""
+        leg = self.legs[resting.side]
+        reply = self.trader.cancel(leg, resting.row.client_id)
+        if reply is None:
+            self.unresolved = True
+            return
+        self._absorb(resting, self.trader.settle(leg, resting.row.client_id, reply), time.monotonic_ns())
+        if self.resting[resting.side] is resting:  # settle could not finish it
+            self.unresolved = True
+
+    def _stop_resting(self) -> None:
+        for resting in [r for r in self.resting.values() if r is not None]:
+            self._cancel(resting)
+
+    # ---- fills --------------------------------------------------------------------------------------------
+
+    def _listen(self) -> None:
+        for side in self.makers:
+            venue = self.legs[side].venue
+            try:
+                watch = self.desk.ask_venue(venue, GetOrderWatch())
+            except Exception as exc:  # noqa: BLE001 - no stream: fills are polled
+                log.warning("order stream of %s not available: %s", venue, exc)
+                continue
+            if watch is not None and all(w is not watch for w in self.watches.values()):
+                watch.add_listener(self.wake.listener)
+            if watch is not None:
+                self.watches[side] = watch
+
+    def _unlisten(self) -> None:
+        for watch in {id(w): w for w in self.watches.values()}.values():
+            watch.remove_listener(self.wake.listener)
+
+    def _absorb_all(self) -> None:
+        now = self.clock.monotonic()
+        for side, resting in list(self.resting.items()):
+            if resting is None or resting.venue_order_id is None:
+                continue
+            watch = self.watches.get(side)
+            view = watch.order(resting.venue_order_id) if watch is not None and watch.healthy() else None
+            if view is not None:
+                self._absorb_view(resting, view)
+                continue
+            if self.quotes_at is not None and now - self.quotes_at < float(self.config.poll_s):
+                continue  # untrusted stream: polled at the quotes' pace
+            leg = self.legs[side]
+            try:
+                looked = self.desk.ask_venue(leg.venue, LookupOrder(leg.symbol, resting.row.client_id))
+            except Exception as exc:  # noqa: BLE001 - try again next time round
+                log.warning("lookup of %s on %s failed: %s", resting.row.client_id, leg.venue, exc)
+                continue
+            if isinstance(looked, OrderAccepted):
+                self._absorb(resting, looked, time.monotonic_ns())
+
+    def _absorb_view(self, resting: _Resting, view: OrderView) -> None:
+        """A stream's word on a resting order: new fills count at once; its end is read over REST (fees, fills)."""
+        heard = self.wake.take(resting.venue_order_id or "") or time.monotonic_ns()
+        if view.filled_quantity > resting.seen:
+            self._count(resting, view.filled_quantity, heard)
+        if view.status is not None and view.status.is_final:
+            self._absorb(resting, self._final_word(resting), heard)
+
+    def _final_word(self, resting: _Resting) -> Reply:
+        """The venue's totals and fills of an order the stream says has ended (looked up until final)."""
+        leg = self.legs[resting.side]
+        try:
+            looked = self.desk.ask_venue(leg.venue, LookupOrder(leg.symbol, resting.row.client_id))
+        except Exception as exc:  # noqa: BLE001 - settle looks it up again
+            looked = OrderInFlight(leg.venue, resting.row.client_id, f"lookup failed: {exc!r}")
+        if isinstance(looked, OrderUnknown):
+            looked = OrderInFlight(leg.venue, resting.row.client_id, "ended on the stream, then not found")
+        return self.trader.settle(leg, resting.row.client_id, looked, resting.row.created_at)
+
+    def _absorb(self, resting: _Resting, reply: Reply, heard_ns: int) -> None:
+        """Count a reply's fills; a final reply ends the order (its outcome committed)."""
+        if isinstance(reply, OrderAccepted) and reply.filled_quantity > resting.seen:
+            self._count(resting, reply.filled_quantity, heard_ns)
+        if is_final(reply):
+            self.trader.commit(outcome_of(resting.row, reply))
+            self.wake.forget(resting.venue_order_id or "")
+            self.resting[resting.side] = None
+
+    def _count(self, resting: _Resting, filled: Decimal, heard_ns: int) -> None:
+        self.done[resting.side] += filled - resting.seen
+        resting.seen = filled
+        if resting.heard_ns is None:
+            resting.heard_ns = heard_ns
+        if self.lead_since is None and self.done[Side.LONG] != self.done[Side.SHORT]:
+            self.lead_since = self.clock.monotonic()
+        if self.style is ExecutionStyle.MAKER_TAKER:
+            self._hedge(resting.side.opposite, heard_ns, forced=False)
+        self.activity.handled(self.legs[resting.side].venue.value, resting.venue_order_id or "", filled)
+
+    # ---- hedging ------------------------------------------------------------------------------------------
+
+    def _hedge_due(self) -> None:
+        """maker_maker: hedge the leader's excess once it is too large or too old."""
+        if self.style is not ExecutionStyle.MAKER_MAKER:
+            return
+        for side in (Side.LONG, Side.SHORT):
+            ahead = making.lead(self.done, side)
+            if ahead <= 0:
+                continue
+            too_big = ahead * self.price > self.config.imbalance_usd
+            since = self.lead_since if self.lead_since is not None else self.clock.monotonic()
+            too_old = self.clock.monotonic() - since > float(self.config.imbalance_age_s)
+            if too_big or too_old:
+                lagging = self.resting.get(side.opposite)
+                if lagging is not None:  # else its fill racing the taker hedge would overshoot the target
+                    self._cancel(lagging)
+                self._hedge(side.opposite, self._heard(side), forced=False)
+
+    def _hedge_all(self) -> None:
+        """The phase is over: level the legs (what is below a step is left to the caller's taker path)."""
+        for side in (Side.LONG, Side.SHORT):
+            if making.lead(self.done, side) > 0:
+                self._hedge(side.opposite, self._heard(side), forced=True)
+
+    def _heard(self, side: Side) -> int:
+        resting = self.resting.get(side)
+        if resting is not None and resting.heard_ns is not None:
+            return resting.heard_ns
+        return time.monotonic_ns()
+
+    def _hedge(self, lagging: Side, heard_ns: int, *, forced: bool) -> None:
+        """Bring `lagging` level with the other leg with a taker order (retried; what still lags is left to the
+        caller, which trims it or, failing that, turns the pair NAKED)."""
+        rules = self.rules[lagging]
+        leg = self.legs[lagging]
+        # While a hedge is due, a driver of fake time holds the clock (core/activity.py).
+        self.activity.unhedged(self.pair_id, making.lead(self.done, lagging.opposite) * self.price)
+        for attempt in range(HEDGE_ATTEMPTS):
+            quantity = making.hedge_size(self.done, lagging, self.step, rules.minimum)
+            if quantity <= 0:
+                break
+            failpoints.hit("maker.before_hedge")
+            self.activity.sending(1)
+            try:
+                outcome = self.trader.place(leg, self.purpose, quantity)
+            finally:
+                self.activity.sending(-1)
+            self.trader.commit(outcome)
+            reply = outcome.reply
+            filled = _filled(reply)
+            self.done[lagging] += filled
+            self._record_hedge(leg, reply, quantity, filled, heard_ns)
+            if not outcome.final:
+                self.unresolved = True
+                break
+            if filled == quantity:
+                break
+            if attempt + 1 < HEDGE_ATTEMPTS:
+                self.clock.sleep(float(self.desk.settings.timings.leg_retry_min_s))
+        left = abs(self.done[Side.LONG] - self.done[Side.SHORT]) * self.price
+        self.activity.unhedged(self.pair_id, Decimal(0))
+        if left == 0:
+            self.lead_since = None
+            for resting in self.resting.values():
+                if resting is not None:
+                    resting.heard_ns = None
+        elif forced:
+            log.info("pair %s: %s left unhedged below one step after the phase", self.pair_id, left)
+
+    def _record_hedge(self, leg: PositionRecord, reply: Reply, asked: Decimal, filled: Decimal, heard_ns: int) -> None:
+        wire = self.desk.timings.wire(leg.venue, reply.client_id)
+        to_wire = None if wire is None else max(0, wire.sent_ns - heard_ns)
+        to_filled = None if wire is None else max(0, wire.done_ns - heard_ns)
+        usd = filled * self.price
+        # Exposure times how long it lasted: the quantity hedged, from the fill heard to the hedge filled.
+        seconds = Decimal(to_filled if to_filled is not None else time.monotonic_ns() - heard_ns) / Decimal(10**9)
+        record = {
+            "venue": leg.venue.value,
+            "quantity": filled,
+            "asked": asked,
+            "usd": usd,
+            "heard_to_wire_us": None if to_wire is None else to_wire // MICRO,
+            "heard_to_filled_us": None if to_filled is None else to_filled // MICRO,
+            "unhedged_usd_s": (asked * self.price * seconds).quantize(Decimal("0.000001")),
+        }
+        self.hedges.append(record)
+        self.desk.timings.hedged(to_wire, to_filled)
+        text = f"pair {self.pair_id}: hedged {filled} of {asked} on {leg.venue}"
+        level = EventLevel.INFO if filled == asked else EventLevel.WARNING
+        try:
+            self.desk.event(level, "maker_hedge", text, self.pair_id, **record)
+        except Exception as exc:  # noqa: BLE001 - a figure; the hedge itself is recorded with its order
+            log.warning("maker_hedge event not recorded: %r", exc)
+
+
+def _filled(reply: Reply) -> Decimal:
+    return reply.filled_quantity if isinstance(reply, OrderAccepted) else Decimal(0)
+
+
+def leg_rules(desk: Desk, legs: dict[Side, PositionRecord]) -> dict[Side, LegRules]:
+    """Each leg's market rules, from its venue (clients keep them cached)."""
+    rules: dict[Side, LegRules] = {}
+    for side, leg in legs.items():
+        market = desk.ask_venue(leg.venue, FetchMarket(leg.symbol)).market
+        rules[side] = LegRules(market.step_size, market.min_quantity, market.tick_size)
+    return rules
+
+
+def maker_side(desk: Desk, style: ExecutionStyle, legs: dict[Side, PositionRecord]) -> Side | None:
+    """The leg that rests in maker_taker (configured venue, or the one that saves most: core.making); None for
+    the other styles. Fee rates are read from the venues (VenueError propagates: no guess)."""
+    if style is not ExecutionStyle.MAKER_TAKER:
+        return None
+    config = desk.settings.trading.execution
+    venues = tuple(leg.venue for leg in legs.values())
+    fees: dict[Venue, FeeRates] = {}
+    if config.maker_venue == "auto":
+        fees = {venue: desk.ask_venue(venue, FetchFeeRates()) for venue in venues}
+    choice = making.choose_maker(config.maker_venue, venues, fees, desk.settings.points.maker_rates())
+    log.info("maker venue %s (%s)", choice.venue, choice.reason)
+    return next(side for side, leg in legs.items() if leg.venue is choice.venue)
+
+
+def mid_price(desk: Desk, leg: PositionRecord) -> Decimal:
+    """The leg's venue mid now (its mark when a side of the book is missing)."""
+    quote = desk.ask_venue(leg.venue, GetQuote(leg.symbol)).quote
+    if quote.bid is not None and quote.ask is not None:
+        return (quote.bid + quote.ask) / 2
+    if quote.mark is None:
+        raise VenueError(leg.venue.value, f"no price for {leg.symbol}")
+    return Decimal(quote.mark)

@@ -1,0 +1,92 @@
+"""Maker execution end to end on the paper venues: post-only legs rest at the touch, every maker fill is
+hedged at once, and the books, the venues and the fee sides agree."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal as D
+from typing import Any
+
+from actors.messages import OpenNow, PairOpened
+from actors.runtime import Runtime
+from core.domain import OrderPurpose, PairState, Venue
+from tests.helpers import wait_until
+from tests.system.conftest import Running
+
+Factory = Callable[..., Running]
+BTC_ONLY = [{"name": "BTC", "backpack_symbol": "BTC_USDC_PERP", "hibachi_symbol": "BTC/USDT-P"}]
+
+
+def _settings(execution: Any, **extra: Any) -> dict[str, Any]:
+    return {
+        "trading": {
+            "markets": BTC_ONLY,
+            "notional_usd": 200,
+            "min_duration_hours": 1,
+            "max_duration_hours": 1,
+            "execution": execution
+            if isinstance(execution, dict)
+            else {"open": execution, "close": execution}
+            | {"maker_timeout_s": 30, "max_unhedged_usd": 60, "imbalance_usd": 30, "poll_s": "0.2"}
+            | extra,
+        }
+    }
+
+
+def _ready(run: Running) -> Running:
+    runtime = run.runtime
+    wait_until(runtime.reconcile, 10, "start-up reconciliation")
+    for venue in (Venue.BACKPACK, Venue.HIBACHI):
+        client = runtime.supervisor.ref(f"exchange.{venue.value}").proxy().client.get()
+        wait_until(client.account_stream.healthy, 10, f"{venue.value} account stream")
+    return run
+
+
+def _venue_qty(runtime: Runtime, venue: Venue, symbol: str) -> D:
+    sims = {Venue.BACKPACK: runtime.paper.backpack, Venue.HIBACHI: runtime.paper.hibachi}  # type: ignore[union-attr]
+    pos = sims[venue].account().positions.get(symbol)
+    return pos.quantity if pos else D(0)
+
+
+def test_maker_taker_rests_one_leg_and_hedges_every_fill(engine_factory: Factory) -> None:
+    run = engine_factory(_settings("maker_taker", maker_venue="hibachi"), start_loop=False)
+    _ready(run)
+    opened = run.runtime.supervisor.ref("coordinator").ask(OpenNow("BTC"), timeout=90)
+    assert isinstance(opened, PairOpened), opened
+    pair = run.repo.get_pair(opened.pair_id)
+    assert pair.state is PairState.OPEN
+    orders = run.repo.orders_for_pair(pair.id)
+    maker = [o for o in orders if o.type == "limit"]
+    assert maker and all(o.venue is Venue.HIBACHI for o in maker)
+    fills = {o.id: run.repo.fills_for_order(o.id) for o in orders}
+    maker_fills = [f for o in maker for f in fills[o.id]]
+    assert maker_fills and all(f.is_maker for f in maker_fills)
+    # Both venues hold exactly what the books say.
+    assert _venue_qty(run.runtime, Venue.BACKPACK, "BTC_USDC_PERP") == pair.quantity
+    assert _venue_qty(run.runtime, Venue.HIBACHI, "BTC/USDT-P") == -pair.quantity
+    hedges = [e for e in run.repo.list_events(pair.id, limit=1000) if e.kind == "maker_hedge"]
+    assert hedges and all(e.data["venue"] == "backpack" for e in hedges)
+    # Every hedge was sent after its fill was heard and took less than the maker_unhedged bound.
+    assert all(e.data["heard_to_wire_us"] is not None for e in hedges)
+    assert all(D(e.data["usd"]) <= D(60) * D("1.01") for e in hedges)
+
+
+def test_maker_maker_rests_both_legs_and_closes_maker_too(engine_factory: Factory) -> None:
+    run = engine_factory(_settings("maker_maker"), start_loop=False)
+    _ready(run)
+    opened = run.runtime.supervisor.ref("coordinator").ask(OpenNow("BTC"), timeout=90)
+    assert isinstance(opened, PairOpened), opened
+    pair = run.repo.get_pair(opened.pair_id)
+    orders = run.repo.orders_for_pair(pair.id)
+    assert {o.venue for o in orders if o.type == "limit"} == {Venue.BACKPACK, Venue.HIBACHI}
+    assert _venue_qty(run.runtime, Venue.BACKPACK, "BTC_USDC_PERP") == pair.quantity
+    assert _venue_qty(run.runtime, Venue.HIBACHI, "BTC/USDT-P") == -pair.quantity
+    from actors.messages import ClosePair
+
+    run.runtime.supervisor.ref("closer").ask(ClosePair(pair.id, "test"), timeout=90)
+    pair = run.repo.get_pair(pair.id)
+    assert pair.state is PairState.CLOSED
+    closes = [o for o in run.repo.orders_for_pair(pair.id) if o.purpose is OrderPurpose.CLOSE]
+    assert any(o.type == "limit" and o.filled_quantity > 0 for o in closes)
+    assert _venue_qty(run.runtime, Venue.BACKPACK, "BTC_USDC_PERP") == 0
+    assert _venue_qty(run.runtime, Venue.HIBACHI, "BTC/USDT-P") == 0
