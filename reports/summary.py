@@ -2,8 +2,18 @@
 
 Cost per 1M USD of volume is what a points farmer optimizes: what the pairs lost (fees, funding, spread;
 a gain counts as negative cost) for every million traded. Points per USD of cost is its other side.
-A venue's own cost is what it charged: fees less funding received. A hedged pair's price PnL belongs to the
-pair, not to either venue (one leg's loss is the other's gain), so it counts in the pairs' cost only.
+
+Spread is what each fill paid against its venue's mid at the decision it carried out (the mids the opening and
+closing events record): sign x (fill price - mid) x quantity, + for a buy, - for a sell; > 0 paid (bought above
+or sold below the mid), < 0 earned (a maker fill at the touch earns half the spread). Orders sent before the
+pair's close decision are priced against the opening mids, orders sent at or after it against the closing mids.
+Volume with no mid recorded for its venue and phase (pairs written before the mids were, a quote not read) has
+no spread: it is counted as the venue's spread_unpriced_volume, never as a spread of 0.
+
+A venue's own cost is fees less funding received plus spread. The rest of a hedged pair's price PnL belongs to
+the pair, not to either venue (one leg's loss is the other's gain). The pair's realized PnL already holds its
+spread (a part of the price PnL, measured against the decision mid), so the pair and total rows' cost, taken
+from realized PnL, is unchanged by it.
 """
 
 from __future__ import annotations
@@ -14,12 +24,12 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.domain import Venue
+from core.domain import Side, Venue
 from core.points import SideVolume, order_sides
 from storage.checks import DatabaseProblem, database_label
 from storage.db import open_database_readonly
@@ -30,6 +40,9 @@ MILLION = Decimal(1_000_000)
 CENTS = Decimal("0.01")
 RATIO = Decimal("0.0001")
 CLOSE_EVENT = "pair_closed"  # the closer's event, whose data holds each venue's points
+OPENING_EVENT = "pair_opening"  # the open decision's event, whose data["mid"] holds each venue's mid then
+CLOSING_EVENT = "pair_closing"  # the close decision's event, the same for the close
+PAIR_EVENTS = 1_000_000  # list_events() gives the latest 100 by default; a pair's decisions are among its first
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +55,8 @@ class VenueFigures:
     fees: Decimal = Decimal(0)
     funding: Decimal = Decimal(0)  # > 0 received
     points: Decimal = Decimal(0)
+    spread: Decimal = Decimal(0)  # > 0 paid against the decision mids, < 0 earned
+    spread_unpriced_volume: Decimal = Decimal(0)  # volume with no mid to price its spread against
 
     @property
     def volume(self) -> Decimal:
@@ -50,8 +65,8 @@ class VenueFigures:
 
     @property
     def cost(self) -> Decimal:
-        """What the venue charged: fees less funding received."""
-        return self.fees - self.funding
+        """What trading on the venue cost: fees less funding received, plus spread paid."""
+        return self.fees - self.funding + self.spread
 
     def __add__(self, other: VenueFigures) -> VenueFigures:
         return VenueFigures(
@@ -61,12 +76,15 @@ class VenueFigures:
             self.fees + other.fees,
             self.funding + other.funding,
             self.points + other.points,
+            self.spread + other.spread,
+            self.spread_unpriced_volume + other.spread_unpriced_volume,
         )
 
     def fields(self) -> dict[str, Any]:
         """The venue's figures as flat named values (the JSON keys and table columns)."""
         head = {"venue": self.venue.value, "maker_volume": self.maker_volume, "taker_volume": self.taker_volume}
-        money = {"volume": self.volume, "fees": self.fees, "funding": self.funding, "points": self.points}
+        money = {"volume": self.volume, "fees": self.fees, "funding": self.funding, "spread": self.spread}
+        money |= {"spread_unpriced_volume": self.spread_unpriced_volume, "points": self.points}
         ratios = {"cost_per_1m": _cost_per_1m(-self.cost, self.volume)}
         return head | money | {"cost": self.cost} | ratios | {"points_per_usd_cost": _per_cost(self.points, self.cost)}
 
@@ -95,10 +113,15 @@ class Row:
         return sum(self.volumes.values(), Decimal(0))
 
     def fields(self) -> dict[str, Any]:
-        """The row as flat named values, a `volume_<venue>` per venue (the JSON, CSV and table columns)."""
+        """The row as flat named values, a `volume_<venue>` and a `spread_<venue>` per venue (the JSON, CSV and
+        table columns); its spread_unpriced_volume is over every venue."""
         head: dict[str, Any] = {"pair": self.pair, "market": self.market, "state": self.state}
         head |= {"opened_at": self.opened_at, "closed_at": self.closed_at}
-        volumes = {f"volume_{venue}": v for venue, v in self.volumes.items()}
+        volumes: dict[str, Any] = {f"volume_{venue}": v for venue, v in self.volumes.items()}
+        for venue in self.volumes:  # the same columns on every row: a venue the pair did not trade spread 0
+            volumes[f"spread_{venue}"] = self.by_venue[venue].spread if venue in self.by_venue else Decimal(0)
+        unpriced = sum((f.spread_unpriced_volume for f in self.by_venue.values()), Decimal(0))
+        volumes["spread_unpriced_volume"] = unpriced
         tail = {"fees": self.fees, "funding": self.funding, "realized_pnl": self.realized_pnl, "points": self.points}
         ratios = {"cost_per_1m": self.cost_per_1m, "points_per_usd_cost": _per_cost(self.points, -self.realized_pnl)}
         return head | volumes | tail | ratios
@@ -118,12 +141,12 @@ def _venue_columns(venues: Sequence[Venue], seen: Iterable[Venue]) -> list[Venue
     return [*venues, *sorted(set(seen) - set(venues))]
 
 
-def _venue_points(repo: Queries, pair: Any, figures: dict[Venue, VenueFigures]) -> dict[Venue, Decimal]:
+def _venue_points(events: list[Any], pair: Any, figures: dict[Venue, VenueFigures]) -> dict[Venue, Decimal]:
     """Each venue's share of the pair's points: as the closer recorded them, or (a pair closed before it did)
     the points split by each venue's share of the volume."""
     if not pair.points:
         return {}
-    for event in repo.list_events(pair.id):
+    for event in events:
         by_venue = event.data.get("points_by_venue") if event.kind == CLOSE_EVENT else None
         if isinstance(by_venue, dict):
             return {Venue(v): Decimal(p) for v, p in by_venue.items()}
@@ -131,20 +154,78 @@ def _venue_points(repo: Queries, pair: Any, figures: dict[Venue, VenueFigures]) 
     return {} if volume == 0 else {v: pair.points * f.volume / volume for v, f in figures.items()}
 
 
+def _decision_mids(event: Any | None) -> dict[str, Decimal]:
+    """The venue mids a decision's event recorded (venue name -> mid); none for a venue recorded without a usable
+    one, nor for a pair written before the mids were."""
+    raw = event.data.get("mid") if event is not None else None
+    mids: dict[str, Decimal] = {}
+    for venue, value in (raw if isinstance(raw, dict) else {}).items():
+        try:
+            mid = Decimal(value) if isinstance(value, str | int) else None
+        except InvalidOperation:
+            mid = None
+        if mid is not None and mid.is_finite() and mid > 0:
+            mids[venue] = mid
+    return mids
+
+
+@dataclass(frozen=True, slots=True)
+class _Mids:
+    """One pair's venue mids at its open and its close decisions, and when the close was decided (None: never)."""
+
+    opening: dict[str, Decimal]
+    closing: dict[str, Decimal]
+    closing_at: datetime | None
+
+    @classmethod
+    def of(cls, events: list[Any]) -> _Mids:
+        """From the pair's events: one of each decision at most (a pair passes each state once)."""
+        decisions = {e.kind: e for e in events if e.kind in (OPENING_EVENT, CLOSING_EVENT)}
+        opening, closing = decisions.get(OPENING_EVENT), decisions.get(CLOSING_EVENT)
+        closing_at = closing.ts if closing is not None else None
+        return cls(_decision_mids(opening), _decision_mids(closing), closing_at)
+
+    def of_order(self, order: Any) -> Decimal | None:
+        """The mid an order's spread is priced against: the close's for an order sent at or after the close
+        decision, the open's for any other (a rollback or a repair of the open too); None when not recorded."""
+        after_close = self.closing_at is not None and order.created_at >= self.closing_at
+        return (self.closing if after_close else self.opening).get(order.venue.value)
+
+
+def _spread(order: Any, fills: list[Any], mid: Decimal) -> Decimal:
+    """What an order paid against `mid` in USD (< 0 earned): each recorded fill at its price, and any filled
+    quantity no fill records at the order's average price."""
+    paid = sum(((f.price - mid) * f.quantity for f in fills), Decimal(0))
+    unrecorded = order.filled_quantity - sum((f.quantity for f in fills), Decimal(0))
+    if unrecorded > 0:
+        paid += (order.avg_price - mid) * unrecorded
+    return paid if order.side is Side.LONG else -paid
+
+
 def _pair_venues(repo: Queries, pair: Any, orders: list[Any], columns: list[Venue]) -> dict[Venue, VenueFigures]:
-    """One pair's figures per venue: volume by side from its orders' fills, fees, its legs' funding, points."""
+    """One pair's figures per venue: volume by side from its orders' fills, fees, spread against the decision
+    mids, its legs' funding, points."""
     figures = {venue: VenueFigures(venue) for venue in columns}
+    events = repo.list_events(pair.id, limit=PAIR_EVENTS)
+    mids = _Mids.of(events)
     for order in orders:
-        sides = SideVolume()
+        sides, spread, unpriced = SideVolume(), Decimal(0), Decimal(0)
         if order.filled_quantity and order.avg_price is not None and order.type != "external":
             volume = order.filled_quantity * order.avg_price
-            sides = order_sides(order.filled_quantity, volume, repo.fills_for_order(order.id))
+            fills = repo.fills_for_order(order.id)
+            sides = order_sides(order.filled_quantity, volume, fills)
+            mid = mids.of_order(order)
+            if mid is None:
+                unpriced = volume
+            else:
+                spread = _spread(order, fills, mid)
         fee = order.fee or Decimal(0)
-        figures[order.venue] += VenueFigures(order.venue, sides.maker, sides.taker, fee)
+        mine = VenueFigures(order.venue, sides.maker, sides.taker, fee, spread=spread, spread_unpriced_volume=unpriced)
+        figures[order.venue] += mine
     for leg in repo.positions_for_pair(pair.id):
         mine = figures.setdefault(leg.venue, VenueFigures(leg.venue))
         figures[leg.venue] = mine + VenueFigures(leg.venue, funding=leg.funding or Decimal(0))
-    points = _venue_points(repo, pair, figures)
+    points = _venue_points(events, pair, figures)
     return {v: replace(f, points=points.get(v, Decimal(0))) for v, f in figures.items()}
 
 
@@ -270,6 +351,8 @@ def _venue_table(total: Row, money: Callable[[Decimal | None], str | None]) -> s
             money(f.taker_volume),
             money(f.fees),
             money(f.funding),
+            money(f.spread),
+            money(f.spread_unpriced_volume),
             money(f.points),
             money(f.cost),
             money(_cost_per_1m(-f.cost, f.volume)),
@@ -277,7 +360,8 @@ def _venue_table(total: Row, money: Callable[[Decimal | None], str | None]) -> s
         )
         for f in total.by_venue.values()
     ]
-    heads = ["venue", "maker vol", "taker vol", "fees", "funding", "points", "cost", "cost/1M", "points/USD cost"]
+    heads = ["venue", "maker vol", "taker vol", "fees", "funding", "spread", "unpriced vol", "points", "cost"]
+    heads += ["cost/1M", "points/USD cost"]
     return table(body, heads)
 
 

@@ -47,8 +47,8 @@ class _Repo:
     def positions_for_pair(self, pair_id: int) -> list[Any]:
         return self.legs.get(pair_id, [])
 
-    def list_events(self, pair_id: int) -> list[Any]:
-        return self.events.get(pair_id, [])
+    def list_events(self, pair_id: int, limit: int = 100) -> list[Any]:
+        return self.events.get(pair_id, [])[:limit]
 
 
 _ids = iter(range(1, 1_000_000))
