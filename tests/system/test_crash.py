@@ -38,7 +38,9 @@ def venues() -> Iterator[dict[Venue, dict[str, Any]]]:
         proc.wait(10)
 
 
-def _config(directory: Path, venues: dict[Venue, dict[str, Any]], duration_hours: str) -> Path:
+def _config(
+    directory: Path, venues: dict[Venue, dict[str, Any]], duration_hours: str, execution: str = "taker"
+) -> Path:
     bp, hb = venues[Venue.BACKPACK], venues[Venue.HIBACHI]
     path = directory / "crash.toml"
     path.write_text(f"""
@@ -49,6 +51,15 @@ min_duration_hours = {duration_hours}
 max_duration_hours = {duration_hours}
 cooldown_min_s = 3600
 cooldown_max_s = 3600
+notional_usd = 200
+[trading.execution]
+open = "{execution}"
+close = "{execution}"
+maker_venue = "hibachi"
+max_unhedged_usd = 60
+imbalance_usd = 30
+maker_timeout_s = 60
+poll_s = 0.2
 [[trading.markets]]
 name = "BTC"
 backpack_symbol = "BTC_USDC_PERP"
@@ -113,6 +124,8 @@ def _check_invariants(directory: Path, venues: dict[Venue, dict[str, Any]]) -> l
             assert len(client_ids) == len(set(client_ids)), f"{venue}: a client id was sent twice: {client_ids}"
             for client_id in client_ids:
                 repo.get_order(venue, client_id)  # every venue order has its database row
+            resting = [o["client_id"] for o in account["orders"] if o["status"] in ("new", "partially_filled")]
+            assert not resting, f"{venue}: orders still rest after reconciliation: {resting}"
         for pair in pairs:
             if pair.state is PairState.OPEN:
                 legs = {leg.side: leg for leg in repo.positions_for_pair(pair.id)}
@@ -124,18 +137,23 @@ def _check_invariants(directory: Path, venues: dict[Venue, dict[str, Any]]) -> l
 
 
 SCENARIOS = [
-    ("open.recorded", "1", PairState.FAILED),
-    ("open.between_legs", "1", PairState.FAILED),
-    ("open.filled", "1", PairState.OPEN),
-    ("close.between_legs", "0.0004", PairState.CLOSED),
+    ("open.recorded", "1", PairState.FAILED, "taker"),
+    ("open.between_legs", "1", PairState.FAILED, "taker"),
+    ("open.filled", "1", PairState.OPEN, "taker"),
+    ("close.between_legs", "0.0004", PairState.CLOSED, "taker"),
+    # Maker execution: killed while the first post-only order rests on the venue (the restart must cancel it
+    # and unwind whatever it filled), and between a maker fill heard and its hedge (the maker leg holds a
+    # quantity with no hedge: the restart cancels the order, then unwinds the lone leg).
+    ("maker.resting", "1", PairState.FAILED, "maker_taker"),
+    ("maker.before_hedge", "1", PairState.FAILED, "maker_taker"),
 ]
 
 
-@pytest.mark.parametrize(("failpoint", "hours", "end"), SCENARIOS, ids=[s[0] for s in SCENARIOS])
+@pytest.mark.parametrize(("failpoint", "hours", "end", "execution"), SCENARIOS, ids=[s[0] for s in SCENARIOS])
 def test_kill_at_a_dangerous_point_then_restart(
-    failpoint: str, hours: str, end: PairState, venues: dict[Venue, dict[str, Any]], short_dir: Path
+    failpoint: str, hours: str, end: PairState, execution: str, venues: dict[Venue, dict[str, Any]], short_dir: Path
 ) -> None:
-    config = _config(short_dir, venues, hours)
+    config = _config(short_dir, venues, hours, execution)
     doomed = _supervisor(config, failpoint)
     assert doomed.wait(60) == -signal.SIGKILL, doomed.stderr.read()  # type: ignore[union-attr]
     assert f"fail point {failpoint}" in doomed.stderr.read()  # type: ignore[union-attr]
@@ -160,6 +178,18 @@ def test_kill_at_a_dangerous_point_then_restart(
         finally:
             db.dispose()
         assert decisions, "every reconciliation decision is an event"
+        if failpoint.startswith("maker."):
+            # The kill came where it was meant to: a post-only order rested on the maker venue, and (before the
+            # hedge) it had filled; the restart ended it (cancelled, or it filled meanwhile) and unwound the fills.
+            repo, db = _repo(short_dir)
+            try:
+                makers = [o for o in repo.orders_for_pair(pairs[0].id) if o.type == "limit"]
+            finally:
+                db.dispose()
+            final = ("cancelled", "filled", "expired", "rejected")
+            assert makers and all(o.venue is Venue.HIBACHI and o.status in final for o in makers), makers
+            if failpoint == "maker.before_hedge":
+                assert any(o.filled_quantity > 0 for o in makers), "the maker order had filled before the kill"
     finally:
         restarted.send_signal(signal.SIGTERM)
         assert restarted.wait(10) == 0, restarted.stderr.read()  # type: ignore[union-attr]

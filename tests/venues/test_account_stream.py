@@ -411,3 +411,35 @@ def test_hibachi_a_stream_that_tells_nothing_starts_again_and_stays() -> None:
             assert server.connections == 2
         finally:
             stream.stop()
+
+
+def test_listeners_hear_every_order_event_with_its_arrival_and_a_failing_one_harms_nothing(
+    bp_server: ScriptedServer,
+) -> None:
+    stream = bp_stream(bp_server)
+    heard: list[tuple[D, int]] = []
+
+    def broken(view: OrderView, arrived_ns: int) -> None:
+        raise RuntimeError("a listener's bug")
+
+    def listener(view: OrderView, arrived_ns: int) -> None:
+        heard.append((view.filled_quantity, arrived_ns))
+
+    try:
+        wait_until(stream.healthy, what="subscribed")
+        stream.add_listener(broken)
+        stream.add_listener(listener)
+        before = time.monotonic_ns()
+        bp_server.push(bp_fill("PartiallyFilled", "0.2", "0.2", "20", 1))
+        wait_until(lambda: len(heard) == 1, what="the first fill heard")
+        # The order as merged so far, stamped when it arrived (what a hedge's delay is measured from).
+        assert heard[0][0] == D("0.2") and before <= heard[0][1] <= time.monotonic_ns()
+        stream.remove_listener(listener)
+        bp_server.push(bp_fill("Filled", "0.3", "0.5", "50", 2))
+        wait_until(lambda: stream.events == 2, what="the second fill")
+        assert len(heard) == 1  # removed: not called again
+        assert stream.healthy()  # the broken listener did not end the stream
+        view = stream.order("111")
+        assert view is not None and view.filled_quantity == D("0.5")
+    finally:
+        stream.stop()
