@@ -155,6 +155,7 @@ class MakerPhase:
         self.quotes_at: float | None = None
         self.touch: dict[Side, tuple[Decimal | None, Decimal | None]] = {}
         self.unresolved = False
+        self.hedge_failed = False
         self.hedges: list[dict[str, Any]] = []
         self.activity = desk.activity
 
@@ -188,6 +189,8 @@ class MakerPhase:
                 return f"maker timeout ({timeout:g} s)"
             if self.rejects >= self.config.max_post_only_rejects:
                 return f"{self.rejects} post-only refusals in a row"
+            if self.hedge_failed:
+                return "a hedge did not fill after retries"
             self._refresh_quotes(now)
             for side in self.makers:
                 self._tend(side)
@@ -200,11 +203,16 @@ class MakerPhase:
     def _complete(self) -> bool:
         idle = all(r is None for r in self.resting.values())
         wanted = any(self._want(side) > 0 for side in self.makers)
-        lagging = making.round_down(abs(self.done[Side.LONG] - self.done[Side.SHORT]), self.step) > 0
+        lagging = any(self._hedgeable(side) > 0 for side in (Side.LONG, Side.SHORT))
         return idle and not wanted and not lagging
 
     def _want(self, side: Side) -> Decimal:
-        return making.maker_size(self.done, side, self.target, self.size, self.step)
+        """What may rest on `side` now; 0 below the venue's minimum (what is left then goes taker after)."""
+        quantity = making.maker_size(self.done, side, self.target, self.size, self.step)
+        return quantity if quantity >= self.rules[side].minimum else Decimal(0)
+
+    def _hedgeable(self, lagging: Side) -> Decimal:
+        return making.hedge_size(self.done, lagging, self.step, self.rules[lagging].minimum)
 
     # ---- resting orders ---------------------------------------------------------------------------------------
 
@@ -239,7 +247,7 @@ class MakerPhase:
             return
         quantity = self._want(side)
         price = making.rest_price(buy, bid, ask)
-        if quantity <= 0 or quantity < self.rules[side].minimum or price is None:
+        if quantity <= 0 or price is None:
             return
         self._place(side, quantity, price)
 
@@ -413,6 +421,8 @@ class MakerPhase:
             quantity = making.hedge_size(self.done, lagging, self.step, rules.minimum)
             if quantity <= 0:
                 break
+            if attempt + 1 == HEDGE_ATTEMPTS:
+                self.hedge_failed = True  # unless this last one fills: then the phase ends, unwound by the caller
             failpoints.hit("maker.before_hedge")
             self.activity.sending(1)
             try:
@@ -428,6 +438,7 @@ class MakerPhase:
                 self.unresolved = True
                 break
             if filled == quantity:
+                self.hedge_failed = False
                 break
             if attempt + 1 < HEDGE_ATTEMPTS:
                 self.clock.sleep(float(self.desk.settings.timings.leg_retry_min_s))

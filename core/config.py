@@ -152,7 +152,7 @@ class ExecutionConfig(_Section):
     max_unhedged_usd: Decimal = Decimal(50)
     # maker_maker: one leg ahead of the other by more than this (USD), or for longer than `imbalance_age_s`,
     # gets the difference hedged taker on the lagging venue.
-    imbalance_usd: Decimal = Decimal(25)
+    imbalance_usd: Decimal = Decimal(50)
     imbalance_age_s: Decimal = Decimal(10)
     # This many post-only refusals in a row ("would immediately match") and the rest goes taker at once.
     max_post_only_rejects: int = 20
