@@ -385,7 +385,8 @@ class HedgeCoordinator(SupervisedActor):
             why = phase.reason
         replies: list[Reply] = []
         rest = round_down(plan.quantity - max(phase.done.values()), max(r.step for r in rules.values()))
-        if not phase.unresolved and rest > 0 and all(rest >= r.minimum for r in rules.values()):
+        stopping = self.desk.activity.stopping.is_set()  # no new exposure on the way out: the books decide
+        if not phase.unresolved and not stopping and rest > 0 and all(rest >= r.minimum for r in rules.values()):
             rows, orders = [], []
             for leg in legs:
                 order = self.trader.prepare(leg, OrderPurpose.OPEN, rest)

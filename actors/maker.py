@@ -191,6 +191,8 @@ class MakerPhase:
                 return f"{self.rejects} post-only refusals in a row"
             if self.hedge_failed:
                 return "a hedge did not fill after retries"
+            if self.activity.stopping.is_set():
+                return "the engine is stopping"
             self._refresh_quotes(now)
             for side in self.makers:
                 self._tend(side)

@@ -259,6 +259,7 @@ class Runtime:
         """Stop opening, let in-flight orders finish, optionally close everything, stop in reverse order.
         Every step runs even when an earlier one failed; returns whether all of them succeeded."""
         timeout = float(self.settings.timings.shutdown_timeout_s)
+        self.desk.activity.stopping.set()
         self.tell_coordinator(SetTradingMode(TradingMode.PAUSED, "shutting down"))
         closer = functools.partial(self.supervisor.ref, "closer")
         clean = True

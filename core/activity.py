@@ -18,6 +18,9 @@ class Activity:
         self._in_flight = 0
         self._unhedged: dict[int, Decimal] = {}
         self.peak_unhedged_usd = Decimal(0)
+        # Set when the engine stops: a maker phase then ends at once (cancels, levels its legs) instead of
+        # resting orders for up to maker_timeout_s while the actors are asked to stop.
+        self.stopping = threading.Event()
 
     def handled(self, venue: str, venue_order_id: str, filled: Decimal) -> None:
         """The executor has acted on `filled` (cumulative) of a resting order: hedged it, or carried it."""
