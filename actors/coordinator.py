@@ -371,7 +371,10 @@ class HedgeCoordinator(SupervisedActor):
         started = self.clock.monotonic()
         by_side = {leg.side: leg for leg in legs}
         views = {Side.LONG: plan.long, Side.SHORT: plan.short}
-        rules = {s: LegRules(v.step_size, v.min_quantity, v.tick_size or v.step_size) for s, v in views.items()}
+        rules = {
+            s: LegRules(v.step_size, v.min_quantity, v.tick_size or v.step_size, v.min_notional)
+            for s, v in views.items()
+        }
         why = ""
         try:
             phase = MakerPhase(
@@ -384,9 +387,17 @@ class HedgeCoordinator(SupervisedActor):
             phase = PhaseResult({Side.LONG: Decimal(0), Side.SHORT: Decimal(0)}, f"maker phase not run: {exc}")
             why = phase.reason
         replies: list[Reply] = []
-        rest = round_down(plan.quantity - max(phase.done.values()), max(r.step for r in rules.values()))
+        step = max(r.step for r in rules.values())
+        rest = round_down(plan.quantity - max(phase.done.values()), step)
+        price = plan.long.mid or plan.long.mark
         stopping = self.desk.activity.stopping.is_set()  # no new exposure on the way out: the books decide
-        if not phase.unresolved and not stopping and rest > 0 and all(rest >= r.minimum for r in rules.values()):
+        # Below either venue's minimum size or notional the rest is left untraded: the pair opens a hair smaller.
+        if (
+            not phase.unresolved
+            and not stopping
+            and rest > 0
+            and all(rest >= r.floor(price, step) for r in rules.values())
+        ):
             rows, orders = [], []
             for leg in legs:
                 order = self.trader.prepare(leg, OrderPurpose.OPEN, rest)

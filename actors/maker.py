@@ -56,6 +56,14 @@ class LegRules:
     step: Decimal
     minimum: Decimal
     tick: Decimal
+    min_notional: Decimal = Decimal(0)
+
+    def floor(self, price: Decimal, step: Decimal) -> Decimal:
+        """The least quantity an order here may have at `price`, in whole `step`s: minimum size and notional."""
+        by_notional = making.round_down(self.min_notional / price, step)
+        if by_notional * price < self.min_notional:
+            by_notional += step
+        return max(self.minimum, by_notional)
 
 
 @dataclass
@@ -145,6 +153,8 @@ class MakerPhase:
         self.price = price
         self.step = max(r.step for r in rules.values())  # both legs trade whole steps of the coarser one
         self.size = making.chunk(self.config.max_unhedged_usd, price, self.step)
+        # No order smaller than either venue takes: a maker fill must be hedgeable in full on the other one.
+        self.floor = max(r.floor(price, self.step) for r in rules.values())
         self.makers = (Side.LONG, Side.SHORT) if style is ExecutionStyle.MAKER_MAKER else (maker_side or Side.LONG,)
         self.done = {Side.LONG: Decimal(0), Side.SHORT: Decimal(0)}
         self.resting: dict[Side, _Resting | None] = dict.fromkeys(self.makers)
@@ -211,10 +221,10 @@ class MakerPhase:
     def _want(self, side: Side) -> Decimal:
         """What may rest on `side` now; 0 below the venue's minimum (what is left then goes taker after)."""
         quantity = making.maker_size(self.done, side, self.target, self.size, self.step)
-        return quantity if quantity >= self.rules[side].minimum else Decimal(0)
+        return quantity if quantity >= self.floor else Decimal(0)
 
     def _hedgeable(self, lagging: Side) -> Decimal:
-        return making.hedge_size(self.done, lagging, self.step, self.rules[lagging].minimum)
+        return making.hedge_size(self.done, lagging, self.step, self.rules[lagging].floor(self.price, self.step))
 
     # ---- resting orders ---------------------------------------------------------------------------------------
 
@@ -275,6 +285,7 @@ class MakerPhase:
             self.trader.commit(outcome_of(row, reply))
             self.unresolved = True
             return
+        self.quotes_at = None  # the touch is read afresh before the next order
         if isinstance(reply, OrderRejected) or (is_final(reply) and _filled(reply) == 0):
             self.rejects += 1  # post-only would have taken ("would immediately match"), or refused: reprice
             self.trader.commit(outcome_of(row, reply))
@@ -366,6 +377,7 @@ class MakerPhase:
         if isinstance(reply, OrderAccepted) and reply.filled_quantity > resting.seen:
             self._count(resting, reply.filled_quantity, heard_ns)
         if is_final(reply):
+            self.quotes_at = None  # the next order joins the touch as it is now, not as it was
             self.trader.commit(outcome_of(resting.row, reply))
             self.wake.forget(resting.venue_order_id or "")
             self.resting[resting.side] = None
@@ -420,7 +432,7 @@ class MakerPhase:
         # While a hedge is due, a driver of fake time holds the clock (core/activity.py).
         self.activity.unhedged(self.pair_id, making.lead(self.done, lagging.opposite) * self.price)
         for attempt in range(HEDGE_ATTEMPTS):
-            quantity = making.hedge_size(self.done, lagging, self.step, rules.minimum)
+            quantity = making.hedge_size(self.done, lagging, self.step, rules.floor(self.price, self.step))
             if quantity <= 0:
                 break
             if attempt + 1 == HEDGE_ATTEMPTS:
@@ -489,7 +501,7 @@ def leg_rules(desk: Desk, legs: dict[Side, PositionRecord]) -> dict[Side, LegRul
     rules: dict[Side, LegRules] = {}
     for side, leg in legs.items():
         market = desk.ask_venue(leg.venue, FetchMarket(leg.symbol)).market
-        rules[side] = LegRules(market.step_size, market.min_quantity, market.tick_size)
+        rules[side] = LegRules(market.step_size, market.min_quantity, market.tick_size, market.min_notional)
     return rules
 
 
