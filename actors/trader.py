@@ -36,7 +36,7 @@ from core.domain import OrderPurpose
 from core.ids import OrderKey, external_client_id, predates_our_order
 from core.ledger import OrderState, is_unresolved
 from exchanges.base import OrderType, TimeInForce
-from exchanges.registry import client_id_for
+from exchanges.registry import client_id_for, spec_of
 from storage.errors import NotFoundError
 from storage.records import NewFill, NewOrder, OrderRecord, PositionRecord
 
@@ -185,9 +185,9 @@ class LegTrader:
     ) -> tuple[OrderRecord, PlaceOrder]:
         """Record a post-only limit order (status created, committed) and return its row and the message that
         sends it: a resting maker order is in the database before it can rest on the venue."""
-        new = dataclasses.replace(
-            self._new_order(position, purpose, quantity, "market"), order_type=OrderType.LIMIT.value, price=price
-        )
+        new = self._new_order(position, purpose, quantity, "market")
+        reduce_only = new.reduce_only and spec_of(position.venue).post_only_reduce_only
+        new = dataclasses.replace(new, order_type=OrderType.LIMIT.value, price=price, reduce_only=reduce_only)
         self.desk.write(RecordOrder(new))
         row = self.desk.repo.get_order(position.venue, new.client_id)
         return row, self.message_for(position, row)

@@ -82,6 +82,9 @@ class VenueSpec:
     client_ids: ClientIdForm
     connect: Callable[[Settings, Clock, Sequence[str], Any | None], VenueFactory]
     simulate: Callable[[PaperStart], PaperVenue]
+    # Whether one order may be both post-only and reduce-only. Where it may not (Hibachi's orderFlags holds a
+    # single value), a maker close rests post-only alone, sized within what its leg holds.
+    post_only_reduce_only: bool = True
 
 
 _specs: dict[Venue, VenueSpec] = {}

@@ -76,4 +76,5 @@ def simulate(start: PaperStart) -> PaperVenue:
     )
 
 
-SPEC = VenueSpec(Venue.HIBACHI, "Hibachi", HIBACHI_IDS, connect, simulate)
+# orderFlags is one value (spec: POST_ONLY | IOC | REDUCE_ONLY), so no order is both post-only and reduce-only.
+SPEC = VenueSpec(Venue.HIBACHI, "Hibachi", HIBACHI_IDS, connect, simulate, post_only_reduce_only=False)

@@ -88,5 +88,9 @@ def test_maker_maker_rests_both_legs_and_closes_maker_too(engine_factory: Factor
     assert pair.state is PairState.CLOSED
     closes = [o for o in run.repo.orders_for_pair(pair.id) if o.purpose is OrderPurpose.CLOSE]
     assert any(o.type == "limit" and o.filled_quantity > 0 for o in closes)
+    # Hibachi takes one order flag: its maker close rests post-only alone (a post-only reduce-only one would be
+    # refused before it left), sized within the leg.
+    hibachi = [o for o in closes if o.venue is Venue.HIBACHI and o.type == "limit"]
+    assert hibachi and all(o.status != "rejected" and not o.reduce_only for o in hibachi), hibachi
     assert _venue_qty(run.runtime, Venue.BACKPACK, "BTC_USDC_PERP") == 0
     assert _venue_qty(run.runtime, Venue.HIBACHI, "BTC/USDT-P") == 0
