@@ -12,6 +12,7 @@ The arithmetic is core/making.py.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -30,11 +31,14 @@ from actors.messages import (
     OrderInFlight,
     OrderRejected,
     OrderUnknown,
+    PlaceOrder,
+    UpdateOrder,
 )
-from actors.trader import LegTrader, Reply, is_final, outcome_of
+from actors.trader import LegTrader, Outcome, Reply, is_final, outcome_of
 from core import failpoints, making
 from core.config import ExecutionConfig, ExecutionStyle
 from core.domain import EventLevel, OrderPurpose, Side, Venue
+from core.ledger import OrderState
 from exchanges.account_book import OrderView
 from exchanges.base import FeeRates
 from exchanges.errors import VenueError
@@ -46,6 +50,7 @@ log = logging.getLogger(__name__)
 # at again: a fill wakes the wait at once, so this only bounds how late a reprice can be.
 WAKE_S = 0.05
 HEDGE_ATTEMPTS = 3
+NOT_SENT = "recorded ahead for a hedge that was not needed; never sent"
 MICRO = 1000
 
 
@@ -167,6 +172,10 @@ class MakerPhase:
         self.unresolved = False
         self.hedge_failed = False
         self.hedges: list[dict[str, Any]] = []
+        # maker_taker: the next hedge's order, recorded while the maker order rests, so that a fill sends it at
+        # once (its row's write is off the fill -> hedge path). Sent with the fill's quantity, which its outcome
+        # records; one never needed is marked as never sent when the phase ends.
+        self.reserved: dict[Side, tuple[OrderRecord, PlaceOrder]] = {}
         self.activity = desk.activity
 
     # ---- the loop -----------------------------------------------------------------------------------------
@@ -184,6 +193,7 @@ class MakerPhase:
         finally:
             self._unlisten()
             self.activity.unhedged(self.pair_id, Decimal(0))
+            self._release_reserved()
         return PhaseResult(dict(self.done), reason, self.unresolved, self.hedges)
 
     def _loop(self, started: float) -> str:
@@ -296,6 +306,8 @@ class MakerPhase:
         self.wake.watch(reply.venue_order_id)
         self.resting[side] = resting
         failpoints.hit("maker.resting")
+        if self.style is ExecutionStyle.MAKER_TAKER:
+            self._reserve(side.opposite, quantity)
         self._absorb(resting, reply, time.monotonic_ns())
 
     def _cancel(self, resting: _Resting) -> None:
@@ -395,6 +407,41 @@ class MakerPhase:
 
     # ---- hedging ------------------------------------------------------------------------------------------
 
+    def _reserve(self, lagging: Side, quantity: Decimal) -> None:
+        """Record the hedge a full fill of `quantity` would need, unless one is recorded already."""
+        if lagging in self.reserved:
+            return
+        leg = self.legs[lagging]
+        message = self.trader.prepare(leg, self.purpose, quantity)
+        self.reserved[lagging] = (self.desk.repo.get_order(leg.venue, message.client_id), message)
+
+    def _release_reserved(self) -> None:
+        for row, _ in self.reserved.values():
+            never = UpdateOrder(row.venue, row.client_id, OrderState.REJECTED, error=NOT_SENT)
+            try:
+                self.desk.write(never)
+            except Exception as exc:  # noqa: BLE001 - left created: recovery's age rule settles it the same way
+                log.warning("reserved hedge %s not released: %r", row.client_id, exc)
+        self.reserved.clear()
+
+    def _send_hedge(self, leg: PositionRecord, lagging: Side, quantity: Decimal) -> Outcome:
+        """The hedge order: the one recorded ahead when it is large enough, else recorded now; sent, settled."""
+        reserved = self.reserved.get(lagging)
+        if reserved is None or reserved[0].quantity < quantity:
+            return self.trader.place(leg, self.purpose, quantity)
+        del self.reserved[lagging]
+        row, message = reserved
+        message = dataclasses.replace(message, quantity=quantity)
+        outcome = self.trader.outcome(leg, row, message, self.desk.ask_venue_async(leg.venue, message))
+        if quantity == row.quantity:
+            return outcome
+        first = outcome.writes[0]
+        assert isinstance(first, UpdateOrder)
+        sized = dataclasses.replace(first, quantity=quantity)  # the row says what was sent
+        return dataclasses.replace(
+            outcome, order=dataclasses.replace(outcome.order, quantity=quantity), writes=(sized, *outcome.writes[1:])
+        )
+
     def _hedge_due(self) -> None:
         """maker_maker: hedge the leader's excess once it is too large or too old."""
         if self.style is not ExecutionStyle.MAKER_MAKER:
@@ -440,7 +487,7 @@ class MakerPhase:
             failpoints.hit("maker.before_hedge")
             self.activity.sending(1)
             try:
-                outcome = self.trader.place(leg, self.purpose, quantity)
+                outcome = self._send_hedge(leg, lagging, quantity)
             finally:
                 self.activity.sending(-1)
             self.trader.commit(outcome)

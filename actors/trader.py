@@ -106,7 +106,7 @@ def writes_for(reply: Reply) -> tuple[OrderWrite, ...]:
 def applied(order: OrderRecord, update: UpdateOrder) -> OrderRecord:
     """The row as it reads once `update` is committed (the writer keeps a stored value where a field is None)."""
     changes: dict[str, Any] = {"status": OrderState(update.status)}
-    for name in ("venue_order_id", "filled_quantity", "avg_price", "fee", "error"):
+    for name in ("venue_order_id", "filled_quantity", "avg_price", "fee", "error", "quantity"):
         value = getattr(update, name)
         if value is not None:
             changes[name] = value

@@ -138,6 +138,7 @@ class PersistenceWriter(SupervisedActor):
                     avg_price=message.avg_price,
                     fee=message.fee,
                     error=message.error,
+                    quantity=message.quantity,
                 )
                 return Written(order_id)
             case Heartbeat(ts=ts):

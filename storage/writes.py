@@ -263,11 +263,13 @@ class Writes:
         avg_price: Decimal | None = None,
         fee: Decimal | None = None,
         error: str | None = None,
+        quantity: Decimal | None = None,
     ) -> int:
         """Record what the venue says about an order, in one statement; fields left None keep their stored
         value. Returns the order's id (NotFoundError when there is no such order)."""
         values: dict[str, Any] = {"status": OrderState(status).value, "updated_at": self.clock.now()}
         for key, value in (
+            ("quantity", quantity),
             ("venue_order_id", venue_order_id),
             ("filled_quantity", filled_quantity),
             ("avg_price", avg_price),

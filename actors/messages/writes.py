@@ -168,6 +168,8 @@ class UpdateOrder:
     avg_price: Decimal | None = None
     fee: Decimal | None = None
     error: str | None = None
+    # The quantity the order was sent with, where it differs from the row's (a hedge recorded ahead of its fill).
+    quantity: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
