@@ -2,23 +2,28 @@
 maker venue's account stream to the hedge's order request on the wire, and to the hedge filled, against one
 venue round trip (issue 16: to the wire p99 < 5 ms, to filled p99 < 1.5 round trips).
 
-Fills come from the maker venue's simulator (a separate process): a driver thread watches its resting orders
+Fills come from the maker venue's simulator (a separate process): a driver process watches its resting orders
 through the admin endpoint and, once one rests, jumps the price through it (a buy's bid falls below it, a
 sell's ask rises above it), so the simulator's tape fills it at its next tick and pushes the fill on the
 account stream as a venue would; once filled the price is jumped back. The random walk fills some too."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import requests
+
 from actors.messages import ClosePair, CloseResult, OpenNow, PairOpened
 from bench.report import BenchError, Figure, percentile
-from bench.venues import SimProcesses, live_settings, scratch_dir, start_engine
+from bench.venues import ROOT, SimProcesses, live_settings, scratch_dir, start_engine
 from core.domain import OrderPurpose, PairState, Venue
 
 SECTION = "9 maker hedge"
@@ -26,7 +31,7 @@ MARKET = "BTC"
 ASK_TIMEOUT_S = 120.0
 # Well past the walk's own step (0.02% a quarter second): a jump always trades through a resting order.
 JUMP_PCT = Decimal("0.05")
-POLL_S = 0.002  # the driver's look at the simulator's orders (admin requests carry no added latency)
+POLL_S = 0.005  # the driver's look at the simulator's orders (admin requests carry no added latency)
 FILL_WAIT_S = 1.0  # a jumped-through order fills at the simulator's next tick (its publisher runs every 50 ms)
 TARGET_TO_WIRE_MS = 5.0
 TARGET_ROUND_TRIPS = 1.5
@@ -57,58 +62,95 @@ def resting_order(state: dict[str, Any], done: set[str]) -> dict[str, Any] | Non
 
 @dataclass
 class Driver:
-    """The thread that jumps the maker venue's price through each order that rests there, then back."""
+    """A process of its own (it stands in for the market, so its CPU is not the engine's: on the simulators'
+    core when they are pinned) that jumps the maker venue's price through each order resting there, then back."""
 
     sims: SimProcesses
     venue: Venue
-    stop: threading.Event = field(default_factory=threading.Event)
     jumps: int = 0
     unfilled: int = 0  # jumped through, not filled within FILL_WAIT_S (cancelled first, or a slow tick)
-    error: BaseException | None = None
-    _thread: threading.Thread | None = None
+    _proc: subprocess.Popen[str] | None = None
 
     def start(self) -> Driver:
-        """Run in a daemon thread until `close`."""
-        self._thread = threading.Thread(target=self._run, name="bench-fill-driver", daemon=True)
-        self._thread.start()
+        """Spawn the process; it drives until its stdin closes."""
+        admin = self.sims.endpoints[self.venue]["admin"]
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.hedges", admin],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(self._proc.pid, os.sched_getaffinity(self.sims.procs[0].pid))
         return self
 
     def close(self) -> None:
-        """Stop and wait for the thread; re-raise what broke it."""
-        self.stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-        if self.error is not None:
-            raise BenchError(f"fill driver failed: {self.error!r}")
+        """Stop the process and read its counts."""
+        proc = self._proc
+        if proc is None:
+            return
+        self._proc = None
+        out, _ = proc.communicate("", timeout=30)  # stdin closed: it finishes its order and prints its counts
+        if proc.returncode != 0 or not out.strip():
+            raise BenchError(f"fill driver failed (exit {proc.returncode})")
+        counts = json.loads(out.strip().splitlines()[-1])
+        self.jumps, self.unfilled = counts["jumps"], counts["unfilled"]
 
-    def _run(self) -> None:
-        done: set[str] = set()
-        try:
-            while not self.stop.is_set():
-                order = resting_order(self.sims.state(self.venue), done)
-                if order is None:
-                    time.sleep(POLL_S)
-                    continue
-                done.add(order["id"])
-                pct = jump_pct(order["side"])
-                self._jump(pct)
-                self.jumps += 1
-                if not self._wait(lambda s, oid=order["id"]: _status(s, oid) != "new"):
-                    self.unfilled += 1
-                self._jump(undo_pct(pct))
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread by close()
-            self.error = exc
+    def kill(self) -> None:
+        """End the process at once (the run failed)."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait(10)
+            self._proc = None
 
-    def _jump(self, pct: Decimal) -> None:
-        self.sims.fault(self.venue, {"kind": "jump", "asset": MARKET, "pct": str(pct)})
 
-    def _wait(self, until: Callable[[dict[str, Any]], bool]) -> bool:
-        deadline = time.monotonic() + FILL_WAIT_S
-        while time.monotonic() < deadline and not self.stop.is_set():
-            if until(self.sims.state(self.venue)):
-                return True
+def drive(admin: str, stop: threading.Event) -> dict[str, int]:
+    """The driver's loop against one simulator's admin endpoint, until `stop`; returns its counts."""
+    session = requests.Session()
+
+    def state() -> dict[str, Any]:
+        reply = session.get(admin, timeout=10)
+        reply.raise_for_status()
+        result: dict[str, Any] = reply.json()
+        return result
+
+    def jump(pct: Decimal) -> None:
+        session.post(
+            f"{admin}/fault", json={"kind": "jump", "asset": MARKET, "pct": str(pct)}, timeout=10
+        ).raise_for_status()
+
+    done: set[str] = set()
+    counts = {"jumps": 0, "unfilled": 0}
+    while not stop.is_set():
+        order = resting_order(state(), done)
+        if order is None:
             time.sleep(POLL_S)
-        return False
+            continue
+        done.add(order["id"])
+        pct = jump_pct(order["side"])
+        jump(pct)
+        counts["jumps"] += 1
+        deadline = time.monotonic() + FILL_WAIT_S
+        while _status(state(), order["id"]) == "new":
+            if time.monotonic() > deadline:
+                counts["unfilled"] += 1
+                break
+            time.sleep(POLL_S)
+        jump(undo_pct(pct))
+    return counts
+
+
+def _main(admin: str) -> int:
+    stop = threading.Event()
+
+    def wait_for_eof() -> None:
+        sys.stdin.read()
+        stop.set()
+
+    threading.Thread(target=wait_for_eof, daemon=True).start()
+    print(json.dumps(drive(admin, stop)), flush=True)
+    return 0
 
 
 def _status(state: dict[str, Any], order_id: str) -> str | None:
@@ -119,7 +161,9 @@ def _status(state: dict[str, Any], order_id: str) -> str | None:
     return None
 
 
-def run(sims: SimProcesses, hedges: int, latency_s: float, maker: Venue = Venue.HIBACHI, warmup: int = 8) -> list[Figure]:
+def run(
+    sims: SimProcesses, hedges: int, latency_s: float, maker: Venue = Venue.HIBACHI, warmup: int = 8
+) -> list[Figure]:
     """Open (maker_taker, `maker` resting) and close pairs until `hedges` hedges past the first `warmup`."""
     other = Venue.BACKPACK if maker is Venue.HIBACHI else Venue.HIBACHI
     execution = {
@@ -137,7 +181,8 @@ def run(sims: SimProcesses, hedges: int, latency_s: float, maker: Venue = Venue.
     started = time.monotonic()
     try:
         sims.set_latency(latency_s)
-        coordinator, closer = engine.supervisor.ref("coordinator"), engine.supervisor.ref("closer")
+        coordinator: Any = engine.supervisor.ref("coordinator")
+        closer: Any = engine.supervisor.ref("closer")
         driver.start()
         while len(engine.timings.hedges) < warmup + hedges:
             reply = coordinator.ask(OpenNow(MARKET), timeout=ASK_TIMEOUT_S)
@@ -153,7 +198,7 @@ def run(sims: SimProcesses, hedges: int, latency_s: float, maker: Venue = Venue.
         samples = list(engine.timings.hedges)[warmup:]
         round_trips = _round_trips(engine, other, pairs)
     finally:
-        driver.stop.set()
+        driver.kill()
         engine.shutdown()
     elapsed = time.monotonic() - started
     return figures(samples, round_trips, latency_s, len(pairs), elapsed, driver)
@@ -218,3 +263,7 @@ def figures(
 
 def _verdict(value: float, target: float, unit: str = "ms") -> str:
     return f"target p99 < {target:g} {unit}: {'holds' if value < target else 'MISSED'}"
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1]))
