@@ -11,11 +11,11 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench import feed, footprint, monitor, opens, signing
+from bench import feed, footprint, hedges, monitor, opens, signing
 from bench.report import Figure, cores, render
 from bench.venues import SimProcesses, scratch_dir
 
-SECTIONS = ("opens", "feed", "monitor", "footprint", "signing")
+SECTIONS = ("opens", "feed", "monitor", "footprint", "signing", "hedges")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,6 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="fewer samples: the whole run in under a minute")
     parser.add_argument("--latency-ms", type=float, default=20.0, help="simulated venue latency per request")
     parser.add_argument("--opens", type=int, help="opens each way (default 200, quick 20)")
+    parser.add_argument("--hedges", type=int, help="maker fills hedged (default 200, quick 100)")
     parser.add_argument("--no-pin", action="store_true", help="do not give the simulators a core of their own")
     parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections (repeatable)")
     return parser
@@ -59,6 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         figures += footprint.run(hours, speed)
     if "signing" in chosen:
         figures += signing.run(0.3 if quick else 2.0)
+    if "hedges" in chosen:
+        n_hedges = args.hedges or (100 if quick else 200)
+        _progress(f"hedges: {n_hedges} maker fills hedged, {args.latency_ms:g} ms venues")
+        with SimProcesses.running(pin=not args.no_pin) as sims:
+            figures += hedges.run(sims, n_hedges, args.latency_ms / 1000)
     header = [
         f"perp-farmer benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {'quick' if quick else 'full'} run "
         f"in {time.monotonic() - started:.0f} s",
