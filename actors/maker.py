@@ -121,6 +121,12 @@ class _Wake:
         with self._cond:
             return self.heard.pop(venue_order_id, None)
 
+    def poke(self) -> None:
+        """Wake every waiter (the phase is ending)."""
+        with self._cond:
+            self._count += 1
+            self._cond.notify_all()
+
     def wait(self, seen: int, timeout_s: float) -> int:
         with self._cond:
             if self._count == seen:
@@ -177,6 +183,12 @@ class MakerPhase:
         # records; one never needed is marked as never sent when the phase ends.
         self.reserved: dict[Side, tuple[OrderRecord, PlaceOrder]] = {}
         self.activity = desk.activity
+        # maker_taker hears fills and hedges them on a thread of its own, always waiting for a fill: the phase's
+        # own thread spends round trips on quotes, cancels and re-posts, and a fill must not wait for those.
+        # `_lock` guards the counts (done, seen, reserved); `_hedging` lets one hedge out at a time.
+        self._lock = threading.RLock()
+        self._hedging = threading.Lock()
+        self._stop_hedger = threading.Event()
 
     # ---- the loop -----------------------------------------------------------------------------------------
 
@@ -186,8 +198,18 @@ class MakerPhase:
             return PhaseResult(dict(self.done), "max_unhedged_usd is below one step: nothing rests")
         started = self.clock.monotonic()
         self._listen()
+        hedger = None
+        if self.style is ExecutionStyle.MAKER_TAKER:
+            hedger = threading.Thread(target=self._hedge_fills, name=f"hedger-{self.pair_id}", daemon=True)
+            hedger.start()
         try:
             reason = self._loop(started)
+        finally:
+            self._stop_hedger.set()
+            self.wake.poke()
+            if hedger is not None:
+                hedger.join()
+        try:
             self._stop_resting()
             self._hedge_all()
         finally:
@@ -200,6 +222,8 @@ class MakerPhase:
         seen = 0
         timeout = float(self.config.maker_timeout_s)
         while True:
+            with self._hedging:  # a hedge on its way goes first: nothing of ours competes with it meanwhile
+                pass
             self._absorb_all()
             if self.unresolved:
                 return "an order's outcome is unknown"
@@ -344,6 +368,24 @@ class MakerPhase:
         for watch in {id(w): w for w in self.watches.values()}.values():
             watch.remove_listener(self.wake.listener)
 
+    def _hedge_fills(self) -> None:
+        """The hedger thread (maker_taker): each fill heard on the stream is counted and hedged at once."""
+        seen = 0
+        try:
+            while not self._stop_hedger.is_set():
+                seen = self.wake.wait(seen, WAKE_S)
+                for resting in [r for r in list(self.resting.values()) if r is not None]:
+                    watch = self.watches.get(resting.side)
+                    if watch is None or resting.venue_order_id is None:
+                        continue
+                    view = watch.order(resting.venue_order_id)
+                    if view is not None and view.filled_quantity > resting.seen:
+                        heard = self.wake.take(resting.venue_order_id) or time.monotonic_ns()
+                        self._count(resting, view.filled_quantity, heard)
+        except Exception:  # the phase's thread ends the phase and levels the legs
+            log.exception("pair %s: the hedger failed", self.pair_id)
+            self.hedge_failed = True
+
     def _absorb_all(self) -> None:
         now = self.clock.monotonic()
         for side, resting in list(self.resting.items()):
@@ -367,8 +409,9 @@ class MakerPhase:
 
     def _absorb_view(self, resting: _Resting, view: OrderView) -> None:
         """A stream's word on a resting order: new fills count at once; its end is read over REST (fees, fills)."""
-        heard = self.wake.take(resting.venue_order_id or "") or time.monotonic_ns()
+        heard = time.monotonic_ns()
         if view.filled_quantity > resting.seen:
+            heard = self.wake.take(resting.venue_order_id or "") or heard
             self._count(resting, view.filled_quantity, heard)
         if view.status is not None and view.status.is_final:
             self._absorb(resting, self._final_word(resting), heard)
@@ -386,7 +429,7 @@ class MakerPhase:
 
     def _absorb(self, resting: _Resting, reply: Reply, heard_ns: int) -> None:
         """Count a reply's fills; a final reply ends the order (its outcome committed)."""
-        if isinstance(reply, OrderAccepted) and reply.filled_quantity > resting.seen:
+        if isinstance(reply, OrderAccepted):
             self._count(resting, reply.filled_quantity, heard_ns)
         if is_final(reply):
             self.quotes_at = None  # the next order joins the touch as it is now, not as it was
@@ -395,12 +438,15 @@ class MakerPhase:
             self.resting[resting.side] = None
 
     def _count(self, resting: _Resting, filled: Decimal, heard_ns: int) -> None:
-        self.done[resting.side] += filled - resting.seen
-        resting.seen = filled
-        if resting.heard_ns is None:
-            resting.heard_ns = heard_ns
-        if self.lead_since is None and self.done[Side.LONG] != self.done[Side.SHORT]:
-            self.lead_since = self.clock.monotonic()
+        with self._lock:  # the hedger and the phase's thread may both hear the same fill: it counts once
+            if filled <= resting.seen:
+                return
+            self.done[resting.side] += filled - resting.seen
+            resting.seen = filled
+            if resting.heard_ns is None:
+                resting.heard_ns = heard_ns
+            if self.lead_since is None and self.done[Side.LONG] != self.done[Side.SHORT]:
+                self.lead_since = self.clock.monotonic()
         if self.style is ExecutionStyle.MAKER_TAKER:
             self._hedge(resting.side.opposite, heard_ns, forced=False)
         self.activity.handled(self.legs[resting.side].venue.value, resting.venue_order_id or "", filled)
@@ -409,11 +455,12 @@ class MakerPhase:
 
     def _reserve(self, lagging: Side, quantity: Decimal) -> None:
         """Record the hedge a full fill of `quantity` would need, unless one is recorded already."""
-        if lagging in self.reserved:
-            return
-        leg = self.legs[lagging]
-        message = self.trader.prepare(leg, self.purpose, quantity)
-        self.reserved[lagging] = (self.desk.repo.get_order(leg.venue, message.client_id), message)
+        with self._hedging:  # not while a hedge is going out: it may be taking the one recorded before
+            if lagging in self.reserved:
+                return
+            leg = self.legs[lagging]
+            message = self.trader.prepare(leg, self.purpose, quantity)
+            self.reserved[lagging] = (self.desk.repo.get_order(leg.venue, message.client_id), message)
 
     def _release_reserved(self) -> None:
         for row, _ in self.reserved.values():
@@ -473,7 +520,12 @@ class MakerPhase:
 
     def _hedge(self, lagging: Side, heard_ns: int, *, forced: bool) -> None:
         """Bring `lagging` level with the other leg with a taker order (retried; what still lags is left to the
-        caller, which trims it or, failing that, turns the pair NAKED)."""
+        caller, which trims it or, failing that, turns the pair NAKED). One hedge at a time: a second caller
+        finds the legs level, or hedges what is still missing."""
+        with self._hedging:
+            self._hedge_now(lagging, heard_ns, forced=forced)
+
+    def _hedge_now(self, lagging: Side, heard_ns: int, *, forced: bool) -> None:
         rules = self.rules[lagging]
         leg = self.legs[lagging]
         # While a hedge is due, a driver of fake time holds the clock (core/activity.py).
@@ -493,7 +545,8 @@ class MakerPhase:
             self.trader.commit(outcome)
             reply = outcome.reply
             filled = _filled(reply)
-            self.done[lagging] += filled
+            with self._lock:
+                self.done[lagging] += filled
             self._record_hedge(leg, reply, quantity, filled, heard_ns)
             if not outcome.final:
                 self.unresolved = True

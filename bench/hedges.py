@@ -31,7 +31,8 @@ MARKET = "BTC"
 ASK_TIMEOUT_S = 120.0
 # Well past the walk's own step (0.02% a quarter second): a jump always trades through a resting order.
 JUMP_PCT = Decimal("0.05")
-POLL_S = 0.005  # the driver's look at the simulator's orders (admin requests carry no added latency)
+POLL_S = 0.05  # each look serializes the whole order list on the simulators' core: not too often
+SETTLE_S = 0.1  # after a fill, before the price goes back: the hedge is on the simulators' core meanwhile
 FILL_WAIT_S = 1.0  # a jumped-through order fills at the simulator's next tick (its publisher runs every 50 ms)
 TARGET_TO_WIRE_MS = 5.0
 TARGET_ROUND_TRIPS = 1.5
@@ -137,6 +138,7 @@ def drive(admin: str, stop: threading.Event) -> dict[str, int]:
                 counts["unfilled"] += 1
                 break
             time.sleep(POLL_S)
+        time.sleep(SETTLE_S)
         jump(undo_pct(pct))
     return counts
 
@@ -171,6 +173,7 @@ def run(
         "close": "taker",
         "maker_venue": maker.value,
         "max_unhedged_usd": MAX_UNHEDGED_USD,
+        "imbalance_usd": MAX_UNHEDGED_USD,
         "maker_timeout_s": 30,
         "poll_s": "0.2",  # a touch read in the jumped window is corrected this soon
     }
