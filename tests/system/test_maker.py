@@ -7,6 +7,7 @@ from collections.abc import Callable
 from decimal import Decimal as D
 from typing import Any
 
+from actors.maker import NOT_SENT
 from actors.messages import OpenNow, PairOpened
 from actors.runtime import Runtime
 from core.domain import OrderPurpose, PairState, Venue
@@ -69,6 +70,12 @@ def test_maker_taker_rests_one_leg_and_hedges_every_fill(engine_factory: Factory
     # Every hedge was sent after its fill was heard and took less than the maker_unhedged bound.
     assert all(e.data["heard_to_wire_us"] is not None for e in hedges)
     assert all(D(e.data["usd"]) <= D(60) * D("1.01") for e in hedges)
+    # Hedge orders are recorded ahead, while the maker order rests: each sent one's row says what was sent, and
+    # the one left over is marked never sent (not left for a lookup to wonder about).
+    hedge_rows = [o for o in orders if o.venue is Venue.BACKPACK and o.type == "market"]
+    sent = [o for o in hedge_rows if o.error != NOT_SENT]
+    assert sent and all(o.status == "filled" and o.quantity == o.filled_quantity for o in sent), sent
+    assert all(o.status == "rejected" for o in hedge_rows if o.error == NOT_SENT)
 
 
 def test_maker_maker_rests_both_legs_and_closes_maker_too(engine_factory: Factory) -> None:
