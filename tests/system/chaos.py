@@ -72,7 +72,7 @@ KINDS = (
 # orders expired as if they would take, resting orders filled in part whatever the tape did, a fill that beats
 # a cancel, and the private stream going silent while a maker order rests (counted taken per maker fill unheard).
 MAKER_KINDS = ("post_only_storm", "resting_partial", "fill_racing_cancel", "silence_mid_fill")
-EXECUTIONS = ("taker", "maker_taker", "maker_maker")
+MAKER_GAP_S = (8.0, 30.0)  # fake seconds between two faults of a maker run
 # Maker settings at the chaos time scale (pairs live 18-54 fake seconds): short phases, orders split in chunks.
 MAKER_SETTINGS: dict[str, Any] = {
     "maker_timeout_s": 15,
@@ -252,10 +252,15 @@ class Fault:
 
 
 def make_schedule(
-    seed: int, fake_seconds: float, kinds: tuple[str, ...] = KINDS, makers: tuple[Venue, ...] = ()
+    seed: int,
+    fake_seconds: float,
+    kinds: tuple[str, ...] = KINDS,
+    makers: tuple[Venue, ...] = (),
+    gap_s: tuple[float, float] = (15, 90),
 ) -> list[Fault]:
-    """The faults of a run: a pure function of the seed, the run's fake length and the kinds drawn from. The
-    maker kinds go to a venue of `makers` (the venues that rest post-only orders), when given."""
+    """The faults of a run: a pure function of the seed, the run's fake length, the kinds drawn from and the
+    range of gaps between faults. The maker kinds go to a venue of `makers` (the venues that rest post-only
+    orders), when given."""
     rng = random.Random(seed)
     out: list[Fault] = []
     at = rng.uniform(5, 30)
@@ -323,7 +328,7 @@ def make_schedule(
             case _:
                 spec = {"kind": "clear"}
         out.append(Fault(round(at, 3), venue.value, kind, spec))
-        at += rng.uniform(15, 90)
+        at += rng.uniform(*gap_s)
     return sorted(out, key=lambda f: f.at)
 
 
@@ -332,6 +337,7 @@ class Summary:
     """What a chaos run did and checked."""
 
     seed: int
+    execution: str = "taker"
     real_seconds: float = 0.0
     fake_seconds: float = 0.0
     lifecycles: int = 0
@@ -348,6 +354,8 @@ class Summary:
     # Orders awaited on an account stream, by venue and whether the stream told their outcome in time (the rest
     # went to REST). Timing-dependent, so not part of `outcome()`.
     stream_waits: Counter[str] = field(default_factory=Counter)
+    # Maker runs: how the maker phases ended, maker fills and the orders that made them.
+    maker: Counter[str] = field(default_factory=Counter)
 
     @property
     def faults(self) -> Counter[str]:
@@ -365,6 +373,7 @@ class Summary:
             # How often the book was quiet enough to compare positions depends on the account streams' threads
             # (real time) against the checks (fake time): the comparison is made every time, its count not replayed.
             "checks": {k: v for k, v in sorted(self.checks.items()) if k != "positions_agree_when_quiet"},
+            "maker": dict(sorted(self.maker.items())),
             "verdict": "every invariant held",
         }
 
@@ -376,13 +385,15 @@ class Summary:
 
         states = ", ".join(f"{k} {v}" for k, v in sorted(self.pairs_by_state.items()))
         return (
-            f"chaos seed {self.seed}: {self.real_seconds:.0f} s real = {self.fake_seconds / 3600:.1f} h simulated "
+            f"chaos seed {self.seed} ({self.execution}): {self.real_seconds:.0f} s real = "
+            f"{self.fake_seconds / 3600:.1f} h simulated "
             f"({self.steps} steps, {self.forced_steps} forced{', CUT SHORT' if self.cut_short else ''}); "
             f"{self.lifecycles} pair lifecycles finished ({states}); actor restarts {self.restarts}\n"
             f"  faults injected {sum(self.injected.values())}: {line(self.injected)}\n"
             f"  faults taken effect {sum(self.taken.values())}: {line(self.taken)}\n"
             f"  invariant checks passed {sum(self.checks.values())}: {line(self.checks)}; violations 0\n"
             f"  orders awaited on the account streams: {line(self.stream_waits)}"
+            + (f"\n  maker: {line(self.maker)}" if self.maker else "")
         )
 
 
@@ -405,18 +416,26 @@ def _stream_ticks_for_fake_time() -> Iterator[None]:
         AccountStream.__init__ = original  # type: ignore[method-assign]
 
 
+_PHASE_ENDS = ("target traded", "maker timeout", "post-only refusals", "outcome is unknown", "below one step")
+
+
 @contextmanager
-def _phases_registered() -> Iterator[None]:
-    """Keep every running MakerPhase in _MAKERS for its run (what the idle rule and the exposure check read)."""
+def _phases_registered(counts: Counter[str]) -> Iterator[None]:
+    """Keep every running MakerPhase in _MAKERS for its run (what the idle rule and the exposure check read);
+    count how the phases ended in `counts`."""
     original = MakerPhase.run
 
     @functools.wraps(original)
     def run(self: MakerPhase) -> Any:
         _MAKERS.phases[id(self.wake)] = self
         try:
-            return original(self)
+            result = original(self)
         finally:
             _MAKERS.phases.pop(id(self.wake), None)
+        why = next((w for w in _PHASE_ENDS if w in result.reason), result.reason)
+        counts[f"{self.purpose.value} phase {why}"] += 1
+        counts["hedges"] += len(result.hedges)
+        return result
 
     MakerPhase.run = run  # type: ignore[method-assign]
     try:
@@ -497,7 +516,9 @@ class _Chaos:
         # maker_taker rests on one venue, drawn from the seed (the maker faults go there); maker_maker on both.
         maker_venue = random.Random(seed).choice([Venue.BACKPACK, Venue.HIBACHI])
         makers = (maker_venue,) if execution == "maker_taker" else (Venue.BACKPACK, Venue.HIBACHI)
-        self.summary = Summary(seed, schedule=make_schedule(seed, fake_seconds, kinds, makers))
+        # Maker runs are shorter (two styles share the time) and their faults come closer together.
+        gaps = (15.0, 90.0) if execution == "taker" else MAKER_GAP_S
+        self.summary = Summary(seed, execution, schedule=make_schedule(seed, fake_seconds, kinds, makers, gaps))
         settings = _settings(self.dir, execution, maker_venue.value)
         self.execution_config = settings.trading.execution
         self.runtime = Runtime(settings, self.clock, rng=random.Random(seed + 1))  # type: ignore[arg-type]
@@ -642,6 +663,8 @@ class _Chaos:
         if order.order_type is OrderType.LIMIT and order.time_in_force is TimeInForce.POST_ONLY:
             before = self._post_only_filled.get(key, Decimal(0))
             self._post_only_filled[key] = order.filled
+            if order.filled > before:
+                self.summary.maker["maker fills"] += 1
             if order.filled > before and engine.faults.private_silent:
                 self._mid_fill += 1
 
@@ -912,7 +935,7 @@ class _Chaos:
                 self._marks.installed(),
                 self._stream_waits_counted(),
                 _stream_ticks_for_fake_time(),
-                _phases_registered(),
+                _phases_registered(self.summary.maker),
             ):
                 return self._run()
         finally:
