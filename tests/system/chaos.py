@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import faulthandler
 import functools
+import itertools
 import logging
 import random
 import shutil
@@ -46,7 +47,7 @@ from actors.runtime import Runtime
 from core.clock import FakeClock
 from core.config import load_settings
 from core.domain import ACTIVE_STATES, PairState, Venue
-from core.ledger import is_unresolved, leg_book
+from core.ledger import OrderState, is_unresolved, leg_book
 from exchanges.account_stream import AccountStream, StreamTimings
 from exchanges.base import OrderType, TimeInForce
 from exchanges.sim.admin import apply_fault
@@ -58,6 +59,7 @@ FAKE_PER_REAL = 30.0  # fake seconds a run covers per real second asked for (wha
 CHECK_EVERY_S = 5.0  # fake seconds between invariant checks
 STREAM_TICK_S = 0.01  # real seconds between an account stream's link checks (1.5 fake seconds at SPEED)
 IDLE_CAP_S = 3.0  # real seconds a step may wait for the engine to become idle before it is forced
+CHURN_LIMIT = 4  # same-instant cancel-and-rest-again of one pair's maker order on one venue (see _check_no_churn)
 UNTENDED_S = 60.0  # fake seconds an order of ours may rest outside a maker phase (a phase cancels its own)
 REPAIR_DEADLINE_S = 900.0  # fake seconds a pair may hold one leg without the other (NAKED, one-sided CLOSING)
 SETTLE_FAKE_S = 1800.0  # fake seconds the book has to come to rest once the faults stop
@@ -127,17 +129,30 @@ class _MakerWatch:
     A phase waits (real time) for its resting orders' fills to come over the account streams. That wait lets
     fake time move only when no fill of its orders is on its way: every fill the venue made is counted by the
     phase already, or its venue's stream is silenced or not trusted (the phase then polls at fake pace, or waits
-    for its timeout), or an event of that order was discarded or sent over a link that was lost."""
+    for its timeout), or an event of that order was discarded or sent over a link that was lost. And only a wait
+    begun at the present fake instant: the phase's deadlines (timeout, polls, imbalance age) are looked at once
+    it returns, so each time the driver moves fake time it wakes the phases (`wake_all`) and waits for them."""
 
     def __init__(self) -> None:
         self.phases: dict[int, MakerPhase] = {}
         self.sims: dict[Venue, Any] = {}
+        self.clock: FakeClock | None = None
         self.unheard: set[tuple[str, str]] = set()  # (venue, venue order id) whose stream lost an event
 
     def clear(self) -> None:
         self.phases.clear()
         self.sims = {}
+        self.clock = None
         self.unheard.clear()
+
+    def now(self) -> float | None:
+        return None if self.clock is None else self.clock.monotonic()
+
+    def wake_all(self) -> None:
+        """Have every phase waiting for a fill look at its deadlines again (fake time moved)."""
+        for phase in list(self.phases.values()):
+            with phase.wake._cond:
+                phase.wake._cond.notify_all()
 
     def parked(self, wake: _Wake) -> bool:
         phase = self.phases.get(id(wake))
@@ -154,6 +169,8 @@ class _MakerWatch:
                 continue
             if (venue.value, resting.venue_order_id) in self.unheard:
                 continue
+            if watch.order(resting.venue_order_id) is None:  # its acceptance is on its way (else polled)
+                return False
             sim = self.sims[venue]
             with sim.engine.lock:
                 order = sim.account().orders.get(resting.venue_order_id)
@@ -167,7 +184,8 @@ _MAKERS = _MakerWatch()
 
 
 def _maker_waiting(wake: _Wake) -> Parked:
-    return lambda: _MAKERS.parked(wake)
+    began = _MAKERS.now()  # asked on entering the wait
+    return lambda: began == _MAKERS.now() and _MAKERS.parked(wake)
 
 
 def _between_messages(actor: pykka._actor.Actor) -> Parked:
@@ -505,9 +523,16 @@ def _settings(data_dir: Path, execution: str = "taker", maker_venue: str = "auto
 
 class _Chaos:
     def __init__(
-        self, seed: int, fake_seconds: float, real_cap_s: float, kinds: tuple[str, ...], execution: str = "taker"
+        self,
+        seed: int,
+        fake_seconds: float,
+        real_cap_s: float,
+        kinds: tuple[str, ...],
+        execution: str = "taker",
+        check_churn: bool = False,
     ) -> None:
         self.seed = seed
+        self.check_churn = check_churn
         self.fake_seconds = fake_seconds
         self.real_cap_s = real_cap_s
         self.execution = execution
@@ -604,11 +629,18 @@ class _Chaos:
         if self.execution == "taker":
             self.clock.advance(STEP_S)
             return
+        self._tick_venues(lambda: self.clock.advance(STEP_S))
+        _MAKERS.wake_all()
+
+    def _tick_venues(self, before: Callable[[], Any]) -> None:
+        """Under both venues' locks: `before()`, then a read of their tapes (a maker run's fills come from the
+        moves between two reads, and a tape numbers its sweeps: a read at a moment of real time would change
+        both). Called after every step and after any fault that moves prices."""
         engines = [sim.engine for sim in self._sims().values()]
         for engine in engines:
             engine.lock.acquire()
         try:
-            self.clock.advance(STEP_S)
+            before()
             for engine in engines:
                 engine.tick()
         finally:
@@ -631,6 +663,7 @@ class _Chaos:
             sim.clock = sim.http.arrival_clock = ArrivalClock(sim.clock)
         if self.execution != "taker":
             _MAKERS.sims = self._sims()
+            _MAKERS.clock = self.clock
             for venue, sim in self._sims().items():
                 with sim.engine.lock:
                     sim.engine.order_listeners.append(functools.partial(self._on_venue_order, venue, sim.engine))
@@ -923,6 +956,26 @@ class _Chaos:
             self.fail(f"database positions {expected} differ from venue positions {after}")
         self.summary.checks["positions_agree_when_quiet"] += 1
 
+    def _check_no_churn(self) -> None:
+        """A maker order is not cancelled unfilled and rested again at the same price and quantity in the same
+        fake instant, over and over (nothing changed: the cancel was for nothing, and each costs two requests)."""
+        repo = self.runtime.repo
+        for pair in repo.list_pairs(None):
+            churn: Counter[tuple[str, datetime]] = Counter()
+            limits = sorted((o for o in repo.orders_for_pair(pair.id) if o.type == "limit"), key=lambda o: o.id)
+            for venue in {o.venue for o in limits}:
+                own = [o for o in limits if o.venue is venue]
+                for a, b in itertools.pairwise(own):
+                    same = all(getattr(a, f) == getattr(b, f) for f in ("created_at", "price", "quantity", "purpose"))
+                    if same and a.status is OrderState.CANCELLED and not a.filled_quantity:
+                        churn[(venue.value, a.created_at)] += 1
+            worst = churn.most_common(1)
+            if worst and worst[0][1] >= CHURN_LIMIT:
+                (venue_name, at), n = worst[0]
+                self.fail(f"pair {pair.id}: {n} maker orders on {venue_name} cancelled unfilled and rested again at "
+                          f"the same price and quantity at {at} (order churn)")  # fmt: skip
+        self.summary.checks["no_maker_order_churn"] += 1
+
     # ---- the run ----------------------------------------------------------------------------------------
 
     def run(self) -> Summary:
@@ -976,7 +1029,11 @@ class _Chaos:
                     self.summary.cut_short = True
                     break
                 while pending and pending[0].at <= self._elapsed():
-                    self._apply(pending.pop(0))
+                    fault = pending.pop(0)
+                    if self.execution != "taker" and fault.spec["kind"] in ("jump", "freeze", "clear"):
+                        self._tick_venues(lambda fault=fault: self._apply(fault))  # type: ignore[misc]
+                    else:
+                        self._apply(fault)
                 self._step()
                 if self.execution != "taker":  # exposure passes in seconds: looked at every step
                     self._check_maker_exposure()
@@ -1032,6 +1089,8 @@ class _Chaos:
         if dead:
             self.fail(f"actors not alive at the end: {dead}")
         s.checks["actors_alive_at_end"] += 1
+        if self.check_churn:
+            self._check_no_churn()
         # Nobody trades by hand here: any reported mismatch is a false alarm or a lost position.
         mismatches = [e.message for e in self.runtime.repo.list_events(limit=100000) if e.kind == "position_mismatch"]
         if mismatches:
@@ -1040,11 +1099,17 @@ class _Chaos:
 
 
 def run_chaos(
-    seed: int, real_seconds: float, *, kinds: tuple[str, ...] | None = None, execution: str = "taker"
+    seed: int,
+    real_seconds: float,
+    *,
+    kinds: tuple[str, ...] | None = None,
+    execution: str = "taker",
+    check_churn: bool = False,
 ) -> Summary:
     """One chaos run of `real_seconds` x FAKE_PER_REAL fake seconds, opens and closes traded in `execution`
     style, faults drawn from `kinds` (KINDS, and MAKER_KINDS with a maker style); raises ChaosFailure (with the
-    seed) if an invariant breaks. A run taking over 3x its real budget is cut short."""
+    seed) if an invariant breaks; `check_churn` adds the maker churn check at the end. A run taking over 3x its
+    real budget is cut short."""
     if kinds is None:
         kinds = KINDS if execution == "taker" else KINDS + MAKER_KINDS
-    return _Chaos(seed, real_seconds * FAKE_PER_REAL, 3 * real_seconds + 30, kinds, execution).run()
+    return _Chaos(seed, real_seconds * FAKE_PER_REAL, 3 * real_seconds + 30, kinds, execution, check_churn).run()
