@@ -546,7 +546,7 @@ class _Chaos:
         self.summary = Summary(seed, execution, schedule=make_schedule(seed, fake_seconds, kinds, makers, gaps))
         settings = _settings(self.dir, execution, maker_venue.value)
         self.execution_config = settings.trading.execution
-        self.runtime = Runtime(settings, self.clock, rng=random.Random(seed + 1))  # type: ignore[arg-type]
+        self.runtime = Runtime(settings, self.clock, rng=random.Random(seed + 1))
         # Maker runs: orders seen by the venues' listeners without a database row; fills of post-only orders made
         # while their venue's stream was silenced; resting orders outside any maker phase, since when.
         self._unrecorded: list[str] = []
@@ -1008,7 +1008,7 @@ class _Chaos:
             waits[f"{stream.venue} {'told' if view is not None else 'rest'}"] += 1
             return view
 
-        AccountStream.wait_for = counted  # type: ignore[method-assign]
+        AccountStream.wait_for = counted  # type: ignore[method-assign,assignment]
         try:
             yield
         finally:

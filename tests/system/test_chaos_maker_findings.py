@@ -23,20 +23,21 @@ def _phase(done: dict[Side, D]) -> tuple[MakerPhase, list[Any], FakeClock]:
     clock = FakeClock()
     phase = MakerPhase.__new__(MakerPhase)
     phase.style = ExecutionStyle.MAKER_MAKER
-    phase.config = ExecutionConfig(open="maker_maker", close="maker_maker", imbalance_age_s=D(3), imbalance_usd=D(30))
-    phase.clock = clock  # type: ignore[assignment]
+    style = ExecutionStyle.MAKER_MAKER
+    phase.config = ExecutionConfig(open=style, close=style, imbalance_age_s=D(3), imbalance_usd=D(30))
+    phase.clock = clock
     phase.price = D(3500)
     phase.step = STEP
     phase.pair_id = 7
     phase.done = dict(done)
     phase.rules = {side: LegRules(STEP, STEP, D("0.01")) for side in Side}
-    phase.legs = dict.fromkeys(Side)  # type: ignore[misc]
+    phase.legs = dict.fromkeys(Side)  # type: ignore[assignment]  # never read: no taker order is sent here
     phase.activity = Activity()
     phase.lead_since = clock.monotonic()
     resting = _Resting(Side.SHORT, None, D("3502.27"), "1")  # type: ignore[arg-type]
     phase.resting = {Side.LONG: None, Side.SHORT: resting}
     cancels: list[Any] = []
-    phase._cancel = cancels.append  # type: ignore[method-assign]
+    phase._cancel = cancels.append  # type: ignore[method-assign,assignment]
     return phase, cancels, clock
 
 
@@ -45,7 +46,11 @@ def test_a_hedgeable_lead_past_its_age_cancels_the_lagging_order_once_hedged() -
     order itself is left out here: hedge_size is what decides)."""
     phase, cancels, clock = _phase({Side.LONG: D("0.0171"), Side.SHORT: D("0.0170")})
     hedged: list[Side] = []
-    phase._hedge = lambda lagging, heard, forced: hedged.append(lagging)  # type: ignore[method-assign]
+
+    def hedge(lagging: Side, heard_ns: int, *, forced: bool) -> None:
+        hedged.append(lagging)
+
+    phase._hedge = hedge  # type: ignore[method-assign]
     clock.advance(4)
     phase._hedge_due()
     assert len(cancels) == 1 and hedged == [Side.SHORT]
