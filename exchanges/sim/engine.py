@@ -417,7 +417,8 @@ class SimEngine:
                     return order
                 order.quantity = min(quantity, reducible)
             crosses = self._crosses(order)
-            if order_type is OrderType.LIMIT and time_in_force is TimeInForce.POST_ONLY and crosses:
+            post_only = order_type is OrderType.LIMIT and time_in_force is TimeInForce.POST_ONLY
+            if post_only and (crosses or self.faults.take_post_only_expiry()):
                 order.status = OrderStatus.EXPIRED
                 order.expiry_reason = "PostOnlyTaker"
                 account.orders[order.id] = order
@@ -603,6 +604,9 @@ class SimEngine:
         """Cancel a resting order by venue id or client id."""
         with self.lock:
             order = self.find_order(account, order_id=order_id, client_id=client_id, open_only=True)
+            fraction = self.faults.take_cancel_fill() if order.order_type is OrderType.LIMIT else None
+            if fraction is not None and self._fill_part(account, order, fraction, leave=True):  # it beat the cancel
+                self.faults.note_taken("fill_racing_cancel")
             order.status = OrderStatus.CANCELLED
             self.version += 1
             self._order_changed(account, order)
@@ -638,11 +642,15 @@ class SimEngine:
             self.tape.forget(active)
             touches = {s: self._touch(s) for s in sorted(active)}
             sweeps = {s: self.tape.step(s, t, self.markets[s].tick_size) for s, t in touches.items()}
+            forced = self.faults.take_resting_partial(self.clock.now()) if active else None
             for account in self.accounts.values():
                 resting = self._open.get(account.name, {})
                 for order in list(resting.values()):
                     if order.order_type is OrderType.LIMIT and not order.status.is_final:
                         self._fill_resting(account, order, sweeps[order.symbol], touches[order.symbol])
+                    limit_open = order.order_type is OrderType.LIMIT and not order.status.is_final
+                    if forced is not None and limit_open and self._fill_part(account, order, forced):
+                        self.faults.note_taken("resting_partial")
                     if order.status.is_final:
                         del resting[order.id]
             self._settle_funding()
@@ -667,6 +675,19 @@ class SimEngine:
         if result.quantity > 0:
             self._fill(account, order, order.price, result.quantity, is_maker=True)
             self._order_changed(account, order)
+
+    def _fill_part(self, account: SimAccount, order: SimOrder, fraction: Decimal, *, leave: bool = False) -> bool:
+        """Fill `fraction` of what a resting limit order still wants (at least one step; with `leave`, never all
+        of it) as a maker at its price (fault injection); False when nothing filled."""
+        assert order.price is not None
+        step = self.markets[order.symbol].step_size
+        left = order.quantity - order.filled
+        quantity = min(left - step if leave else left, max(step, _round_to(left * fraction, step, ROUND_DOWN)))
+        if quantity <= 0:
+            return False
+        self._fill(account, order, order.price, quantity, is_maker=True)
+        self._order_changed(account, order)
+        return True
 
     def _settle_funding(self) -> None:
         now = int(self.clock.now().timestamp())

@@ -80,6 +80,10 @@ class Faults:
             self.latency_s = 0.0
             self.private_silent = False  # private stream events are discarded while the socket stays open
             self._reorders = 0
+            self._post_only_expiries = 0
+            self._resting_partials: list[Decimal] = []
+            self._resting_partial_at: object = None  # the engine instant the last one was taken at
+            self._cancel_fills: list[Decimal] = []
 
     def reject_orders(
         self, count: int, code: str | int, message: str, http_status: int = 400, *, reduce_only: bool | None = None
@@ -109,6 +113,46 @@ class Faults:
             raise ValueError("a delay cannot be negative")
         with self._lock:
             self._delays.extend([InjectedDelay(seconds, method, path)] * count)
+
+    def expire_post_only(self, count: int) -> None:
+        """Expire the next `count` post-only orders as if they would have taken (a post-only refusal storm)."""
+        with self._lock:
+            self._post_only_expiries += count
+
+    def take_post_only_expiry(self) -> bool:
+        """Consume one pending post-only expiry (asked for post-only orders only)."""
+        with self._lock:
+            if self._post_only_expiries:
+                self._post_only_expiries -= 1
+                self.taken["post_only_storm"] += 1
+                return True
+            return False
+
+    def partial_fill_resting(self, count: int, fraction: Decimal) -> None:
+        """At each of the next `count` engine instants that find limit orders resting, fill `fraction` of what
+        each still wants (at least one step) as a maker, whatever the tape printed."""
+        with self._lock:
+            self._resting_partials.extend([fraction] * count)
+
+    def take_resting_partial(self, instant: object) -> Decimal | None:
+        """The fraction to fill resting orders with at `instant`: one pending entry is consumed by the first
+        tick at a new instant; any other tick gets None (an instant ticked twice fills once)."""
+        with self._lock:
+            if not self._resting_partials or instant == self._resting_partial_at:
+                return None
+            self._resting_partial_at = instant
+            return self._resting_partials.pop(0)
+
+    def fill_on_cancel(self, count: int, fraction: Decimal) -> None:
+        """The next `count` cancels of a resting order first fill `fraction` of what it still wants (at least
+        one step) as a maker: a fill racing the cancel, shown in the cancel's reply."""
+        with self._lock:
+            self._cancel_fills.extend([fraction] * count)
+
+    def take_cancel_fill(self) -> Decimal | None:
+        """Consume one pending fill-before-cancel; counted taken by the engine once it filled."""
+        with self._lock:
+            return self._cancel_fills.pop(0) if self._cancel_fills else None
 
     def silence_private(self, on: bool = True) -> None:
         """Stop (or resume) pushing private stream events; the connections stay open."""
@@ -207,6 +251,9 @@ class Faults:
                 "delays": len(self._delays),
                 "private_reorders": self._reorders,
                 "private_silent": int(self.private_silent),
+                "post_only_expiries": self._post_only_expiries,
+                "resting_partials": len(self._resting_partials),
+                "cancel_fills": len(self._cancel_fills),
             }
 
     # ---- private (account) streams served outside the shared ws server (Hibachi's /ws/account) -----------

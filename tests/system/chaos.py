@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import faulthandler
 import functools
+import itertools
 import logging
 import random
 import shutil
@@ -41,12 +42,14 @@ from typing import Any
 import pykka._actor
 import pykka._threading
 
+from actors.maker import MakerPhase, _Wake
 from actors.runtime import Runtime
 from core.clock import FakeClock
 from core.config import load_settings
 from core.domain import ACTIVE_STATES, PairState, Venue
-from core.ledger import is_unresolved, leg_book
+from core.ledger import OrderState, is_unresolved, leg_book
 from exchanges.account_stream import AccountStream, StreamTimings
+from exchanges.base import OrderType, TimeInForce
 from exchanges.sim.admin import apply_fault
 from exchanges.sim.http import ArrivalClock, Request, Response, SimHttpServer
 
@@ -56,6 +59,8 @@ FAKE_PER_REAL = 30.0  # fake seconds a run covers per real second asked for (wha
 CHECK_EVERY_S = 5.0  # fake seconds between invariant checks
 STREAM_TICK_S = 0.01  # real seconds between an account stream's link checks (1.5 fake seconds at SPEED)
 IDLE_CAP_S = 3.0  # real seconds a step may wait for the engine to become idle before it is forced
+CHURN_LIMIT = 4  # same-instant cancel-and-rest-again of one pair's maker order on one venue (see _check_no_churn)
+UNTENDED_S = 60.0  # fake seconds an order of ours may rest outside a maker phase (a phase cancels its own)
 REPAIR_DEADLINE_S = 900.0  # fake seconds a pair may hold one leg without the other (NAKED, one-sided CLOSING)
 SETTLE_FAKE_S = 1800.0  # fake seconds the book has to come to rest once the faults stop
 ASSETS = ("BTC", "ETH", "SOL")
@@ -65,6 +70,21 @@ KINDS = (
     "reject", "reject_close", "http_5xx", "http_429", "latency", "blackhole", "partial_fill", "delay", "drop_ws",
     "freeze", "jump", "maintenance", "drop_private", "silence_private", "reorder_private", "clear",
 )  # fmt: skip
+# The faults of maker execution (drawn besides KINDS when a run rests post-only orders): a burst of post-only
+# orders expired as if they would take, resting orders filled in part whatever the tape did, a fill that beats
+# a cancel, and the private stream going silent while a maker order rests (counted taken per maker fill unheard).
+MAKER_KINDS = ("post_only_storm", "resting_partial", "fill_racing_cancel", "silence_mid_fill")
+MAKER_GAP_S = (8.0, 30.0)  # fake seconds between two faults of a maker run
+# Maker settings at the chaos time scale (pairs live 18-54 fake seconds): short phases, orders split in chunks.
+MAKER_SETTINGS: dict[str, Any] = {
+    "maker_timeout_s": 15,
+    "poll_s": 1,
+    "imbalance_age_s": 3,
+    "imbalance_usd": 30,
+    "max_unhedged_usd": 60,
+    "max_post_only_rejects": 5,
+    "reprice_ticks": 1,
+}
 # Events and actor states that are failures unless the schedule caused them (it never kills actors today).
 FAILURE_EVENTS = frozenset({"actor_restarted", "actor_given_up", "tick_failed"})
 
@@ -96,10 +116,76 @@ def _waiting(_: object) -> Parked:
 # deadline, so it lets time move. Any other wait is work in progress: its events are on their way in real time
 # (a step taken meanwhile would time it out on some runs and not on others, and a seed would not replay).
 _SILENT_STREAMS: set[str] = set()
+_STREAMS: dict[str, AccountStream] = {}  # each venue's account stream, the latest made
 
 
 def _silenced(stream: AccountStream) -> Parked:
     return lambda: stream.venue in _SILENT_STREAMS
+
+
+class _MakerWatch:
+    """The maker phases running now (by their _Wake), and what a phase's wait for a fill may count on.
+
+    A phase waits (real time) for its resting orders' fills to come over the account streams. That wait lets
+    fake time move only when no fill of its orders is on its way: every fill the venue made is counted by the
+    phase already, or its venue's stream is silenced or not trusted (the phase then polls at fake pace, or waits
+    for its timeout), or an event of that order was discarded or sent over a link that was lost. And only a wait
+    begun at the present fake instant: the phase's deadlines (timeout, polls, imbalance age) are looked at once
+    it returns, so each time the driver moves fake time it wakes the phases (`wake_all`) and waits for them."""
+
+    def __init__(self) -> None:
+        self.phases: dict[int, MakerPhase] = {}
+        self.sims: dict[Venue, Any] = {}
+        self.clock: FakeClock | None = None
+        self.unheard: set[tuple[str, str]] = set()  # (venue, venue order id) whose stream lost an event
+
+    def clear(self) -> None:
+        self.phases.clear()
+        self.sims = {}
+        self.clock = None
+        self.unheard.clear()
+
+    def now(self) -> float | None:
+        return None if self.clock is None else self.clock.monotonic()
+
+    def wake_all(self) -> None:
+        """Have every phase waiting for a fill look at its deadlines again (fake time moved)."""
+        for phase in list(self.phases.values()):
+            with phase.wake._cond:
+                phase.wake._cond.notify_all()
+
+    def parked(self, wake: _Wake) -> bool:
+        phase = self.phases.get(id(wake))
+        if phase is None or not self.sims:
+            return True
+        if wake.heard:  # an event arrived the phase has not taken yet
+            return False
+        for resting in list(phase.resting.values()):
+            if resting is None or resting.venue_order_id is None:
+                continue
+            venue = phase.legs[resting.side].venue
+            watch = phase.watches.get(resting.side)
+            if venue.value in _SILENT_STREAMS or watch is None or not watch.healthy():
+                continue
+            if (venue.value, resting.venue_order_id) in self.unheard:
+                continue
+            if watch.order(resting.venue_order_id) is None:  # its acceptance is on its way (else polled)
+                return False
+            sim = self.sims[venue]
+            with sim.engine.lock:
+                order = sim.account().orders.get(resting.venue_order_id)
+                behind = order is not None and (order.filled != resting.seen or order.status.is_final)
+            if behind:
+                return False
+        return True
+
+
+_MAKERS = _MakerWatch()
+
+
+def _maker_waiting(wake: _Wake) -> Parked:
+    began = _MAKERS.now()  # asked on entering the wait
+    return lambda: began == _MAKERS.now() and _MAKERS.parked(wake)
 
 
 def _between_messages(actor: pykka._actor.Actor) -> Parked:
@@ -120,6 +206,7 @@ _MARKED: tuple[tuple[type, str, Callable[[Any], Parked]], ...] = (
     (SimHttpServer, "dispatch", _busy),
     (SimHttpServer, "_hold_unanswered", _waiting),  # a never-answered request holds real time, no fake time
     (AccountStream, "wait_for", lambda stream: _silenced(stream)),
+    (_Wake, "wait", _maker_waiting),
 )
 
 
@@ -182,8 +269,16 @@ class Fault:
         return (round(self.at, 6), self.venue, self.kind, tuple(sorted((k, str(v)) for k, v in self.spec.items())))
 
 
-def make_schedule(seed: int, fake_seconds: float, kinds: tuple[str, ...] = KINDS) -> list[Fault]:
-    """The faults of a run: a pure function of the seed, the run's fake length and the kinds drawn from."""
+def make_schedule(
+    seed: int,
+    fake_seconds: float,
+    kinds: tuple[str, ...] = KINDS,
+    makers: tuple[Venue, ...] = (),
+    gap_s: tuple[float, float] = (15, 90),
+) -> list[Fault]:
+    """The faults of a run: a pure function of the seed, the run's fake length, the kinds drawn from and the
+    range of gaps between faults. The maker kinds go to a venue of `makers` (the venues that rest post-only
+    orders), when given."""
     rng = random.Random(seed)
     out: list[Fault] = []
     at = rng.uniform(5, 30)
@@ -191,6 +286,8 @@ def make_schedule(seed: int, fake_seconds: float, kinds: tuple[str, ...] = KINDS
     while at < fake_seconds:
         venue = rng.choice([Venue.BACKPACK, Venue.HIBACHI])
         kind = first.pop() if first else rng.choice(kinds)
+        if kind in MAKER_KINDS and makers:
+            venue = makers[0] if len(makers) == 1 else venue
         code: Any = 4 if venue is Venue.HIBACHI else "INVALID_ORDER"
         spec: dict[str, Any]
         match kind:
@@ -234,10 +331,22 @@ def make_schedule(seed: int, fake_seconds: float, kinds: tuple[str, ...] = KINDS
                 spec = {"kind": "reorder_private", "count": rng.randint(1, 4)}
             case "jump":
                 spec = {"kind": "jump", "asset": rng.choice(ASSETS), "pct": str(rng.choice([-3, -1, 1, 3]))}
+            case "post_only_storm":
+                spec = {"kind": "post_only_storm", "count": rng.randint(3, 8)}
+            case "resting_partial":
+                spec = {"kind": "resting_partial", "fraction": rng.choice(["0.1", "0.25", "0.4"]),
+                        "count": rng.randint(2, 6)}  # fmt: skip
+            case "fill_racing_cancel":
+                spec = {"kind": "fill_racing_cancel", "fraction": rng.choice(["0.3", "0.5", "0.9"]),
+                        "count": rng.randint(1, 3)}  # fmt: skip
+            case "silence_mid_fill":  # silence_private, short enough to fall inside a maker phase's life
+                spec = {"kind": "silence_private", "on": True}
+                out.append(Fault(at + round(rng.uniform(5, 40), 3), venue.value, "unsilence_private",
+                                 {"kind": "silence_private", "on": False}))  # fmt: skip
             case _:
                 spec = {"kind": "clear"}
         out.append(Fault(round(at, 3), venue.value, kind, spec))
-        at += rng.uniform(15, 90)
+        at += rng.uniform(*gap_s)
     return sorted(out, key=lambda f: f.at)
 
 
@@ -246,6 +355,7 @@ class Summary:
     """What a chaos run did and checked."""
 
     seed: int
+    execution: str = "taker"
     real_seconds: float = 0.0
     fake_seconds: float = 0.0
     lifecycles: int = 0
@@ -262,6 +372,8 @@ class Summary:
     # Orders awaited on an account stream, by venue and whether the stream told their outcome in time (the rest
     # went to REST). Timing-dependent, so not part of `outcome()`.
     stream_waits: Counter[str] = field(default_factory=Counter)
+    # Maker runs: how the maker phases ended, maker fills and the orders that made them.
+    maker: Counter[str] = field(default_factory=Counter)
 
     @property
     def faults(self) -> Counter[str]:
@@ -279,6 +391,7 @@ class Summary:
             # How often the book was quiet enough to compare positions depends on the account streams' threads
             # (real time) against the checks (fake time): the comparison is made every time, its count not replayed.
             "checks": {k: v for k, v in sorted(self.checks.items()) if k != "positions_agree_when_quiet"},
+            "maker": dict(sorted(self.maker.items())),
             "verdict": "every invariant held",
         }
 
@@ -290,13 +403,15 @@ class Summary:
 
         states = ", ".join(f"{k} {v}" for k, v in sorted(self.pairs_by_state.items()))
         return (
-            f"chaos seed {self.seed}: {self.real_seconds:.0f} s real = {self.fake_seconds / 3600:.1f} h simulated "
+            f"chaos seed {self.seed} ({self.execution}): {self.real_seconds:.0f} s real = "
+            f"{self.fake_seconds / 3600:.1f} h simulated "
             f"({self.steps} steps, {self.forced_steps} forced{', CUT SHORT' if self.cut_short else ''}); "
             f"{self.lifecycles} pair lifecycles finished ({states}); actor restarts {self.restarts}\n"
             f"  faults injected {sum(self.injected.values())}: {line(self.injected)}\n"
             f"  faults taken effect {sum(self.taken.values())}: {line(self.taken)}\n"
             f"  invariant checks passed {sum(self.checks.values())}: {line(self.checks)}; violations 0\n"
             f"  orders awaited on the account streams: {line(self.stream_waits)}"
+            + (f"\n  maker: {line(self.maker)}" if self.maker else "")
         )
 
 
@@ -310,12 +425,41 @@ def _stream_ticks_for_fake_time() -> Iterator[None]:
     @functools.wraps(original)
     def init(self: AccountStream, dialect: Any, clock: Any, timings: StreamTimings | None = None) -> None:
         original(self, dialect, clock, dataclasses.replace(timings or StreamTimings(), recv_tick_s=STREAM_TICK_S))
+        _STREAMS[self.venue] = self
 
     AccountStream.__init__ = init  # type: ignore[method-assign]
     try:
         yield
     finally:
         AccountStream.__init__ = original  # type: ignore[method-assign]
+
+
+_PHASE_ENDS = ("target traded", "maker timeout", "post-only refusals", "outcome is unknown", "below one step")
+
+
+@contextmanager
+def _phases_registered(counts: Counter[str]) -> Iterator[None]:
+    """Keep every running MakerPhase in _MAKERS for its run (what the idle rule and the exposure check read);
+    count how the phases ended in `counts`."""
+    original = MakerPhase.run
+
+    @functools.wraps(original)
+    def run(self: MakerPhase) -> Any:
+        _MAKERS.phases[id(self.wake)] = self
+        try:
+            result = original(self)
+        finally:
+            _MAKERS.phases.pop(id(self.wake), None)
+        why = next((w for w in _PHASE_ENDS if w in result.reason), result.reason)
+        counts[f"{self.purpose.value} phase {why}"] += 1
+        counts["hedges"] += len(result.hedges)
+        return result
+
+    MakerPhase.run = run  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        MakerPhase.run = original  # type: ignore[method-assign]
 
 
 class _Errors(logging.Handler):
@@ -330,12 +474,16 @@ class _Errors(logging.Handler):
             self.records.append(record)
 
 
-def _settings(data_dir: Path) -> Any:
+def _settings(data_dir: Path, execution: str = "taker", maker_venue: str = "auto") -> Any:
+    styles = {"open": execution, "close": execution}
+    if execution != "taker":
+        styles |= MAKER_SETTINGS | {"maker_venue": maker_venue}
     return load_settings(
         None,
         {
             "data_dir": str(data_dir),
             "trading": {
+                "execution": styles,
                 "min_duration_hours": "0.005",
                 "max_duration_hours": "0.015",
                 "cooldown_min_s": 1,
@@ -374,14 +522,38 @@ def _settings(data_dir: Path) -> Any:
 
 
 class _Chaos:
-    def __init__(self, seed: int, fake_seconds: float, real_cap_s: float, kinds: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        seed: int,
+        fake_seconds: float,
+        real_cap_s: float,
+        kinds: tuple[str, ...],
+        execution: str = "taker",
+        check_churn: bool = False,
+    ) -> None:
         self.seed = seed
+        self.check_churn = check_churn
         self.fake_seconds = fake_seconds
         self.real_cap_s = real_cap_s
+        self.execution = execution
         self.clock = FakeClock(datetime(2026, 3, 1, tzinfo=UTC))
         self.dir = Path(tempfile.mkdtemp(prefix="pf-chaos-", dir="/tmp"))
-        self.summary = Summary(seed, schedule=make_schedule(seed, fake_seconds, kinds))
-        self.runtime = Runtime(_settings(self.dir), self.clock, rng=random.Random(seed + 1))  # type: ignore[arg-type]
+        # maker_taker rests on one venue, drawn from the seed (the maker faults go there); maker_maker on both.
+        maker_venue = random.Random(seed).choice([Venue.BACKPACK, Venue.HIBACHI])
+        makers = (maker_venue,) if execution == "maker_taker" else (Venue.BACKPACK, Venue.HIBACHI)
+        # Maker runs are shorter (two styles share the time) and their faults come closer together.
+        gaps = (15.0, 90.0) if execution == "taker" else MAKER_GAP_S
+        self.summary = Summary(seed, execution, schedule=make_schedule(seed, fake_seconds, kinds, makers, gaps))
+        settings = _settings(self.dir, execution, maker_venue.value)
+        self.execution_config = settings.trading.execution
+        self.runtime = Runtime(settings, self.clock, rng=random.Random(seed + 1))
+        # Maker runs: orders seen by the venues' listeners without a database row; fills of post-only orders made
+        # while their venue's stream was silenced; resting orders outside any maker phase, since when.
+        self._unrecorded: list[str] = []
+        self._seen_ids: set[tuple[Venue, str]] = set()
+        self._post_only_filled: dict[tuple[Venue, str], Decimal] = {}
+        self._mid_fill = 0
+        self._untended: dict[tuple[Venue, str], datetime] = {}
         self.stop = threading.Event()
         self.unhedged_since: dict[int, datetime] = {}
         self._checked_orders: dict[Venue, int] = {}
@@ -439,7 +611,7 @@ class _Chaos:
     def _step(self) -> None:
         """Advance fake time one step, run the engine's main loop once, wait until the engine is idle."""
         started = time.monotonic()
-        self.clock.advance(STEP_S)
+        self._advance()
         if self._done == self._begun:  # the previous step() returned (it may wait on an actor)
             self._go.set()
             while self._go.is_set() and not self.stop.is_set():
@@ -449,6 +621,31 @@ class _Chaos:
         rest = STEP_S / SPEED - (time.monotonic() - started)
         if rest > 0:
             time.sleep(rest)
+
+    def _advance(self) -> None:
+        """Move fake time a step. With maker execution the venues' tapes (what fills resting orders) are read at
+        once, under their locks, so the moves between two reads (and so the fills) are those of whole steps,
+        whichever thread or request ticks a venue next."""
+        if self.execution == "taker":
+            self.clock.advance(STEP_S)
+            return
+        self._tick_venues(lambda: self.clock.advance(STEP_S))
+        _MAKERS.wake_all()
+
+    def _tick_venues(self, before: Callable[[], Any]) -> None:
+        """Under both venues' locks: `before()`, then a read of their tapes (a maker run's fills come from the
+        moves between two reads, and a tape numbers its sweeps: a read at a moment of real time would change
+        both). Called after every step and after any fault that moves prices."""
+        engines = [sim.engine for sim in self._sims().values()]
+        for engine in engines:
+            engine.lock.acquire()
+        try:
+            before()
+            for engine in engines:
+                engine.tick()
+        finally:
+            for engine in reversed(engines):
+                engine.lock.release()
 
     def _elapsed(self) -> float:
         return self.summary.steps * STEP_S
@@ -464,6 +661,12 @@ class _Chaos:
         self.runtime.paper.store = None
         for sim in self._sims().values():
             sim.clock = sim.http.arrival_clock = ArrivalClock(sim.clock)
+        if self.execution != "taker":
+            _MAKERS.sims = self._sims()
+            _MAKERS.clock = self.clock
+            for venue, sim in self._sims().items():
+                with sim.engine.lock:
+                    sim.engine.order_listeners.append(functools.partial(self._on_venue_order, venue, sim.engine))
         hibachi = self._sims()[Venue.HIBACHI]
 
         def observe(handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
@@ -476,13 +679,48 @@ class _Chaos:
 
         hibachi.http.wrap_route("GET", "/market/exchange-info", observe)
 
+    def _on_venue_order(self, venue: Venue, engine: Any, _account: Any, order: Any) -> None:
+        """The venue's order listener (its engine lock held, before any reply or event goes out): an order is
+        known to the database before the venue has it; a maker fill made while its stream is silent is a
+        `silence_mid_fill` taken; an event its stream cannot deliver marks the order unheard (see _MakerWatch)."""
+        key = (venue, order.id)
+        if order.client_id is not None and key not in self._seen_ids:
+            self._seen_ids.add(key)
+            try:
+                self.runtime.repo.get_order(venue, order.client_id)
+            except LookupError:
+                self._unrecorded.append(f"{venue} order {order.client_id} reached the venue with no database row")
+        stream = _STREAMS.get(venue.value)
+        if engine.faults.private_silent or stream is None or not stream.healthy():
+            _MAKERS.unheard.add((venue.value, order.id))
+        if order.order_type is OrderType.LIMIT and order.time_in_force is TimeInForce.POST_ONLY:
+            before = self._post_only_filled.get(key, Decimal(0))
+            self._post_only_filled[key] = order.filled
+            if order.filled > before:
+                self.summary.maker["maker fills"] += 1
+            if order.filled > before and engine.faults.private_silent:
+                self._mid_fill += 1
+
     def _apply(self, fault: Fault) -> None:
         sims = self._sims()
         sim = sims[Venue(fault.venue)]
-        if fault.spec["kind"] == "maintenance":
-            sim.status = "SCHEDULED_MAINTENANCE" if fault.spec["on"] else "NORMAL"
-        else:  # a freeze or a jump moves the one price source both venues read
-            apply_fault(sim.engine, sim.ws, fault.spec)
+        faults = sim.engine.faults
+        match fault.spec["kind"]:
+            case "maintenance":
+                sim.status = "SCHEDULED_MAINTENANCE" if fault.spec["on"] else "NORMAL"
+            case "post_only_storm":
+                faults.expire_post_only(int(fault.spec["count"]))
+            case "resting_partial":
+                faults.partial_fill_resting(int(fault.spec["count"]), Decimal(fault.spec["fraction"]))
+            case "fill_racing_cancel":
+                faults.fill_on_cancel(int(fault.spec["count"]), Decimal(fault.spec["fraction"]))
+            case _:  # a freeze or a jump moves the one price source both venues read
+                if fault.spec["kind"] in ("drop_ws", "drop_private_ws"):  # events on the wire now are lost
+                    with sim.engine.lock:
+                        for order in sim.account().orders.values():
+                            if not order.status.is_final:
+                                _MAKERS.unheard.add((fault.venue, order.id))
+                apply_fault(sim.engine, sim.ws, fault.spec)
         if fault.spec["kind"] == "silence_private" and fault.spec["on"]:
             _SILENT_STREAMS.add(fault.venue)
         elif fault.spec["kind"] in ("silence_private", "clear"):  # `clear` ends a silence too
@@ -500,6 +738,8 @@ class _Chaos:
         taken.update(self.runtime.paper.prices.taken)
         if self._maintenance_seen:
             taken["maintenance"] = self._maintenance_seen
+        if self._mid_fill:
+            taken["silence_mid_fill"] = self._mid_fill
         return taken
 
     # ---- invariants -------------------------------------------------------------------------------------
@@ -510,7 +750,66 @@ class _Chaos:
         self._check_open_legs_equal()
         self._check_unhedged_deadline()
         self._check_failures()
+        if self.execution != "taker":
+            self._check_recorded_first()
+            self._check_maker_exposure()
+            self._check_nothing_rests_untended()
         self._check_positions_when_quiet(final)
+
+    def _check_recorded_first(self) -> None:
+        """Every order had its database row when the venue received it (seen by the venue's listener)."""
+        if self._unrecorded:
+            self.fail(f"{len(self._unrecorded)} order(s) unrecorded when sent, first: {self._unrecorded[0]}")
+        self.summary.checks["orders_recorded_before_sent"] += 1
+
+    def _position(self, venue: Venue, symbol: str) -> Decimal:
+        sim = self._sims()[venue]
+        with sim.engine.lock:
+            pos = sim.account().positions.get(symbol)
+            return pos.quantity if pos is not None else Decimal(0)
+
+    def _check_maker_exposure(self) -> None:
+        """While a maker phase trades a pair, the venues' positions in its market (one pair per market) differ
+        by no more than max_unhedged_usd at the phase's price plus one step, unless the pair is NAKED."""
+        bound_usd = self.execution_config.max_unhedged_usd
+        for phase in list(_MAKERS.phases.values()):
+            if self.runtime.repo.get_pair(phase.pair_id).state is PairState.NAKED:
+                continue
+            net = sum((self._position(leg.venue, leg.symbol) for leg in phase.legs.values()), Decimal(0))
+            bound = bound_usd / phase.price + phase.step
+            if abs(net) > bound:
+                self.fail(
+                    f"pair {phase.pair_id} ({phase.purpose.value}, {phase.style.value}) holds {abs(net)} unhedged on "
+                    f"the venues, over max_unhedged_usd {bound_usd} at {phase.price} plus a step ({bound:.8f}); "
+                    f"phase counts {dict(phase.done)}"
+                )
+        self.summary.checks["maker_unhedged_within_bound"] += 1
+
+    def _check_nothing_rests_untended(self) -> None:
+        """No order of a finished pair rests on a venue, nor any order of ours for long outside a maker phase
+        (a phase cancels what it rests before it ends)."""
+        repo = self.runtime.repo
+        now = self.clock.now()
+        tended = {phase.pair_id for phase in _MAKERS.phases.values()}
+        resting: set[tuple[Venue, str]] = set()
+        for venue, sim in self._sims().items():
+            with sim.engine.lock:
+                orders = [o for o in sim.account().orders.values() if not o.status.is_final and o.client_id]
+            for order in orders:
+                row = repo.get_order(venue, order.client_id)
+                pair = repo.get_pair(row.pair_id)
+                if pair.state in (PairState.CLOSED, PairState.FAILED):
+                    self.fail(f"{venue} order {order.client_id} still rests, of pair {pair.id} {pair.state.value}")
+                if pair.id in tended:
+                    continue
+                key = (venue, order.client_id)
+                resting.add(key)
+                since = self._untended.setdefault(key, now)
+                if (now - since).total_seconds() > UNTENDED_S:
+                    self.fail(f"{venue} order {order.client_id} of pair {pair.id} ({pair.state.value}) has rested "
+                              f"since {since} with no maker phase tending it")  # fmt: skip
+        self._untended = {k: v for k, v in self._untended.items() if k in resting}
+        self.summary.checks["nothing_rests_untended"] += 1
 
     def _check_orders(self) -> None:
         """Every venue order has a row (written before sending), no client id twice, and once a row is final
@@ -657,16 +956,45 @@ class _Chaos:
             self.fail(f"database positions {expected} differ from venue positions {after}")
         self.summary.checks["positions_agree_when_quiet"] += 1
 
+    def _check_no_churn(self) -> None:
+        """A maker order is not cancelled unfilled and rested again at the same price and quantity in the same
+        fake instant, over and over (nothing changed: the cancel was for nothing, and each costs two requests)."""
+        repo = self.runtime.repo
+        for pair in repo.list_pairs(None):
+            churn: Counter[tuple[str, datetime]] = Counter()
+            limits = sorted((o for o in repo.orders_for_pair(pair.id) if o.type == "limit"), key=lambda o: o.id)
+            for venue in {o.venue for o in limits}:
+                own = [o for o in limits if o.venue is venue]
+                for a, b in itertools.pairwise(own):
+                    same = all(getattr(a, f) == getattr(b, f) for f in ("created_at", "price", "quantity", "purpose"))
+                    if same and a.status is OrderState.CANCELLED and not a.filled_quantity:
+                        churn[(venue.value, a.created_at)] += 1
+            worst = churn.most_common(1)
+            if worst and worst[0][1] >= CHURN_LIMIT:
+                (venue_name, at), n = worst[0]
+                self.fail(f"pair {pair.id}: {n} maker orders on {venue_name} cancelled unfilled and rested again at "
+                          f"the same price and quantity at {at} (order churn)")  # fmt: skip
+        self.summary.checks["no_maker_order_churn"] += 1
+
     # ---- the run ----------------------------------------------------------------------------------------
 
     def run(self) -> Summary:
         """The run, its calls marked (before any actor starts: an actor looks its loop up once)."""
         _SILENT_STREAMS.clear()
+        _STREAMS.clear()
+        _MAKERS.clear()
         try:
-            with self._marks.installed(), self._stream_waits_counted(), _stream_ticks_for_fake_time():
+            with (
+                self._marks.installed(),
+                self._stream_waits_counted(),
+                _stream_ticks_for_fake_time(),
+                _phases_registered(self.summary.maker),
+            ):
                 return self._run()
         finally:
             _SILENT_STREAMS.clear()
+            _STREAMS.clear()
+            _MAKERS.clear()
 
     @contextmanager
     def _stream_waits_counted(self) -> Iterator[None]:
@@ -680,7 +1008,7 @@ class _Chaos:
             waits[f"{stream.venue} {'told' if view is not None else 'rest'}"] += 1
             return view
 
-        AccountStream.wait_for = counted  # type: ignore[method-assign]
+        AccountStream.wait_for = counted  # type: ignore[method-assign,assignment]
         try:
             yield
         finally:
@@ -701,8 +1029,14 @@ class _Chaos:
                     self.summary.cut_short = True
                     break
                 while pending and pending[0].at <= self._elapsed():
-                    self._apply(pending.pop(0))
+                    fault = pending.pop(0)
+                    if self.execution != "taker" and fault.spec["kind"] in ("jump", "freeze", "clear"):
+                        self._tick_venues(lambda fault=fault: self._apply(fault))  # type: ignore[misc]
+                    else:
+                        self._apply(fault)
                 self._step()
+                if self.execution != "taker":  # exposure passes in seconds: looked at every step
+                    self._check_maker_exposure()
                 if self._elapsed() >= next_check:
                     next_check = self._elapsed() + CHECK_EVERY_S
                     self.check()
@@ -755,6 +1089,8 @@ class _Chaos:
         if dead:
             self.fail(f"actors not alive at the end: {dead}")
         s.checks["actors_alive_at_end"] += 1
+        if self.check_churn:
+            self._check_no_churn()
         # Nobody trades by hand here: any reported mismatch is a false alarm or a lost position.
         mismatches = [e.message for e in self.runtime.repo.list_events(limit=100000) if e.kind == "position_mismatch"]
         if mismatches:
@@ -762,7 +1098,18 @@ class _Chaos:
         s.checks["no_position_mismatch"] += 1
 
 
-def run_chaos(seed: int, real_seconds: float, *, kinds: tuple[str, ...] = KINDS) -> Summary:
-    """One chaos run of `real_seconds` x FAKE_PER_REAL fake seconds, faults drawn from `kinds`; raises
-    ChaosFailure (with the seed) if an invariant breaks. A run taking over 3x its real budget is cut short."""
-    return _Chaos(seed, real_seconds * FAKE_PER_REAL, 3 * real_seconds + 30, kinds).run()
+def run_chaos(
+    seed: int,
+    real_seconds: float,
+    *,
+    kinds: tuple[str, ...] | None = None,
+    execution: str = "taker",
+    check_churn: bool = False,
+) -> Summary:
+    """One chaos run of `real_seconds` x FAKE_PER_REAL fake seconds, opens and closes traded in `execution`
+    style, faults drawn from `kinds` (KINDS, and MAKER_KINDS with a maker style); raises ChaosFailure (with the
+    seed) if an invariant breaks; `check_churn` adds the maker churn check at the end. A run taking over 3x its
+    real budget is cut short."""
+    if kinds is None:
+        kinds = KINDS if execution == "taker" else KINDS + MAKER_KINDS
+    return _Chaos(seed, real_seconds * FAKE_PER_REAL, 3 * real_seconds + 30, kinds, execution, check_churn).run()

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 import actors.trader
+import core.making
 import exchanges.backpack.client
 import exchanges.hibachi.client
 from actors.closer import Closer
@@ -89,6 +90,44 @@ BITES = {
         r"on the venue, but the database booked it|position mismatch|differ from venue positions",
     ),
 }
+
+
+def _unbounded_maker_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Maker orders sized for all the leg still needs, the max_unhedged_usd bound ignored."""
+
+    def unbounded(done: Any, side: Side, target: Decimal, size: Decimal, step: Decimal) -> Decimal:
+        return core.making.round_down(target - done[side], step)
+
+    monkeypatch.setattr(core.making, "maker_size", unbounded)
+
+
+# Maker runs (style, breakage, kinds, reason): a whole leg filled as a maker is visible unhedged while its fill
+# is unheard (a silenced stream) or its hedge is refused and retried.
+MAKER_BITES = {
+    "maker_size_unbounded": (
+        "maker_maker",
+        _unbounded_maker_size,
+        ("silence_mid_fill", "reject", "resting_partial"),
+        r"unhedged on the venues, over max_unhedged_usd",
+    ),
+}
+
+
+@pytest.mark.parametrize("bite", sorted(MAKER_BITES))
+def test_the_maker_chaos_run_catches(bite: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    execution, breaks, kinds, reason = MAKER_BITES[bite]
+    breaks(monkeypatch)
+    with pytest.raises(ChaosFailure, match=reason):
+        run_chaos(SEED, SECONDS, kinds=kinds, execution=execution)
+
+
+@pytest.mark.parametrize("bite", sorted(MAKER_BITES))
+def test_the_same_maker_schedule_passes_unbroken(bite: str) -> None:
+    execution, _, kinds, _ = MAKER_BITES[bite]
+    summary = run_chaos(SEED, SECONDS, kinds=kinds, execution=execution)
+    assert summary.lifecycles > 5
+    assert summary.maker["maker fills"] > 5
+    assert summary.checks["maker_unhedged_within_bound"] > 100
 
 
 @pytest.mark.parametrize("bite", sorted(BITES))
