@@ -387,20 +387,18 @@ class HedgeCoordinator(SupervisedActor):
             phase = PhaseResult({Side.LONG: Decimal(0), Side.SHORT: Decimal(0)}, f"maker phase not run: {exc}")
             why = phase.reason
         replies: list[Reply] = []
-        step = max(r.step for r in rules.values())
-        rest = round_down(plan.quantity - max(phase.done.values()), step)
         price = plan.long.mid or plan.long.mark
-        stopping = self.desk.activity.stopping.is_set()  # no new exposure on the way out: the books decide
-        # Below either venue's minimum size or notional the rest is left untraded: the pair opens a hair smaller.
-        if (
-            not phase.unresolved
-            and not stopping
-            and rest > 0
-            and all(rest >= r.floor(price, step) for r in rules.values())
-        ):
+        step = max(r.step for r in rules.values())
+        # Each leg's own rest, so both end at the planned quantity: a finer venue's partial fills may have left
+        # the legs a hair apart, and the phase kept a floor back so that each rest is an order a venue takes.
+        rests = {leg.side: round_down(plan.quantity - phase.done[leg.side], rules[leg.side].step) for leg in legs}
+        floors = {side: rules[side].floor(price, step) for side in rules}
+        # Sent even when the engine is stopping: both legs at once leave the pair level, where a trim of a hair
+        # left by the phase could be refused.
+        if not phase.unresolved and all(rests[s] >= floors[s] for s in rests):
             rows, orders = [], []
             for leg in legs:
-                order = self.trader.prepare(leg, OrderPurpose.OPEN, rest)
+                order = self.trader.prepare(leg, OrderPurpose.OPEN, rests[leg.side])
                 orders.append(order)
                 rows.append(self.desk.repo.get_order(leg.venue, order.client_id))
             sent = self._send_legs(legs, rows, orders)

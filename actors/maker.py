@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 # at again: a fill wakes the wait at once, so this only bounds how late a reprice can be.
 WAKE_S = 0.05
 HEDGE_ATTEMPTS = 3
+# A resting order is read over REST this often (s) even while its venue's stream is trusted.
+TRUSTED_POLL_S = 5.0
 NOT_SENT = "recorded ahead for a hedge that was not needed; never sent"
 MICRO = 1000
 
@@ -77,6 +79,7 @@ class _Resting:
     row: OrderRecord
     price: Decimal
     venue_order_id: str | None
+    polled_at: float  # when it was last read over REST (or placed), on the phase's clock
     seen: Decimal = Decimal(0)  # filled quantity already counted in `done`
     heard_ns: int | None = None  # when its earliest fill not yet hedged was heard
 
@@ -98,7 +101,8 @@ class _Wake:
         self._cond = threading.Condition()
         self._ids: set[str] = set()
         self._count = 0
-        self.heard: dict[str, int] = {}  # venue order id -> arrival of its first event not yet consumed
+        self.heard: dict[str, int] = {}  # venue order id -> arrival of its first fill not yet counted
+        self._filled: dict[str, Decimal] = {}  # venue order id -> the most it was heard filled
 
     def watch(self, venue_order_id: str) -> None:
         with self._cond:
@@ -108,12 +112,16 @@ class _Wake:
         with self._cond:
             self._ids.discard(venue_order_id)
             self.heard.pop(venue_order_id, None)
+            self._filled.pop(venue_order_id, None)
 
     def listener(self, view: OrderView, arrived_ns: int) -> None:
         with self._cond:
             if view.venue_order_id not in self._ids:
                 return
-            self.heard.setdefault(view.venue_order_id, arrived_ns)
+            # Stamped only when it brings a fill: `heard` then always means a fill not counted yet.
+            if view.filled_quantity > self._filled.get(view.venue_order_id, Decimal(0)):
+                self._filled[view.venue_order_id] = view.filled_quantity
+                self.heard.setdefault(view.venue_order_id, arrived_ns)
             self._count += 1
             self._cond.notify_all()
 
@@ -166,6 +174,10 @@ class MakerPhase:
         self.size = making.chunk(self.config.max_unhedged_usd, price, self.step)
         # No order smaller than either venue takes: a maker fill must be hedgeable in full on the other one.
         self.floor = max(r.floor(price, self.step) for r in rules.values())
+        # One floor of the target is left to the taker finish: partial fills in a finer venue's step leave the legs
+        # a hair apart, and a hair alone is below what a venue takes (a trim or close of it would be refused,
+        # leaving a leg open for good); with a floor more, each leg's finishing order is one a venue accepts.
+        self.target = making.round_down(target - self.floor, self.step)
         self.makers = (Side.LONG, Side.SHORT) if style is ExecutionStyle.MAKER_MAKER else (maker_side or Side.LONG,)
         self.done = {Side.LONG: Decimal(0), Side.SHORT: Decimal(0)}
         self.resting: dict[Side, _Resting | None] = dict.fromkeys(self.makers)
@@ -189,6 +201,7 @@ class MakerPhase:
         self._lock = threading.RLock()
         self._hedging = threading.Lock()
         self._stop_hedger = threading.Event()
+        self._hedger: threading.Thread | None = None
 
     # ---- the loop -----------------------------------------------------------------------------------------
 
@@ -196,11 +209,14 @@ class MakerPhase:
         """Rest, hear fills, hedge, reprice, until the target is traded, the timeout, or too many refusals."""
         if self.size <= 0:
             return PhaseResult(dict(self.done), "max_unhedged_usd is below one step: nothing rests")
+        if self.target < self.floor:
+            return PhaseResult(dict(self.done), "too small to rest: all of it goes taker")
         started = self.clock.monotonic()
         self._listen()
         hedger = None
         if self.style is ExecutionStyle.MAKER_TAKER:
             hedger = threading.Thread(target=self._hedge_fills, name=f"hedger-{self.pair_id}", daemon=True)
+            self._hedger = hedger
             hedger.start()
         try:
             reason = self._loop(started)
@@ -222,8 +238,9 @@ class MakerPhase:
         seen = 0
         timeout = float(self.config.maker_timeout_s)
         while True:
-            with self._hedging:  # a hedge on its way goes first: nothing of ours competes with it meanwhile
-                pass
+            if self._hedging.locked():  # a hedge on its way goes first: nothing of ours competes with it
+                seen = self.wake.wait(seen, WAKE_S)
+                continue
             self._absorb_all()
             if self.unresolved:
                 return "an order's outcome is unknown"
@@ -326,7 +343,7 @@ class MakerPhase:
             return
         assert isinstance(reply, OrderAccepted)
         self.rejects = 0
-        resting = _Resting(side, row, price, reply.venue_order_id)
+        resting = _Resting(side, row, price, reply.venue_order_id, self.clock.monotonic())
         self.wake.watch(reply.venue_order_id)
         self.resting[side] = resting
         failpoints.hit("maker.resting")
@@ -382,6 +399,11 @@ class MakerPhase:
                     if view is not None and view.filled_quantity > resting.seen:
                         heard = self.wake.take(resting.venue_order_id) or time.monotonic_ns()
                         self._count(resting, view.filled_quantity, heard)
+                    elif view is not None:
+                        self.wake.take(resting.venue_order_id)  # a fill counted from a reply already
+                for maker in self.makers:  # fills the phase's thread counted (a cancel's reply) are hedged here
+                    if self._hedgeable(maker.opposite) > 0:
+                        self._hedge(maker.opposite, self._heard(maker), forced=False)
         except Exception:  # the phase's thread ends the phase and levels the legs
             log.exception("pair %s: the hedger failed", self.pair_id)
             self.hedge_failed = True
@@ -392,12 +414,16 @@ class MakerPhase:
             if resting is None or resting.venue_order_id is None:
                 continue
             watch = self.watches.get(side)
-            view = watch.order(resting.venue_order_id) if watch is not None and watch.healthy() else None
+            trusted = watch is not None and watch.healthy()
+            view = watch.order(resting.venue_order_id) if watch is not None and trusted else None
             if view is not None:
                 self._absorb_view(resting, view)
+            # Over REST too: every poll_s while the stream is not trusted, and now and then when it is, since
+            # a stream that answers pings may still drop order events (a fill would then wait for the timeout).
+            every = TRUSTED_POLL_S if trusted else float(self.config.poll_s)
+            if self.resting[side] is not resting or now - resting.polled_at < every:
                 continue
-            if self.quotes_at is not None and now - self.quotes_at < float(self.config.poll_s):
-                continue  # untrusted stream: polled at the quotes' pace
+            resting.polled_at = now
             leg = self.legs[side]
             try:
                 looked = self.desk.ask_venue(leg.venue, LookupOrder(leg.symbol, resting.row.client_id))
@@ -409,9 +435,8 @@ class MakerPhase:
 
     def _absorb_view(self, resting: _Resting, view: OrderView) -> None:
         """A stream's word on a resting order: new fills count at once; its end is read over REST (fees, fills)."""
-        heard = time.monotonic_ns()
+        heard = self.wake.take(resting.venue_order_id or "") or time.monotonic_ns()
         if view.filled_quantity > resting.seen:
-            heard = self.wake.take(resting.venue_order_id or "") or heard
             self._count(resting, view.filled_quantity, heard)
         if view.status is not None and view.status.is_final:
             self._absorb(resting, self._final_word(resting), heard)
@@ -441,6 +466,8 @@ class MakerPhase:
         with self._lock:  # the hedger and the phase's thread may both hear the same fill: it counts once
             if filled <= resting.seen:
                 return
+            if resting.venue_order_id is not None:
+                self.wake.take(resting.venue_order_id)  # counted: its arrival stamp is spent (used or not)
             self.done[resting.side] += filled - resting.seen
             resting.seen = filled
             if resting.heard_ns is None:
@@ -448,19 +475,30 @@ class MakerPhase:
             if self.lead_since is None and self.done[Side.LONG] != self.done[Side.SHORT]:
                 self.lead_since = self.clock.monotonic()
         if self.style is ExecutionStyle.MAKER_TAKER:
-            self._hedge(resting.side.opposite, heard_ns, forced=False)
+            hedger = self._hedger
+            if hedger is None or not hedger.is_alive() or threading.current_thread() is hedger:
+                self._hedge(resting.side.opposite, heard_ns, forced=False)
+            else:  # the hedger sends it: the phase's thread never waits behind a hedge (nor its retry backoff)
+                self.activity.unhedged(self.pair_id, making.lead(self.done, resting.side) * self.price)
+                self.wake.poke()
         self.activity.handled(self.legs[resting.side].venue.value, resting.venue_order_id or "", filled)
 
     # ---- hedging ------------------------------------------------------------------------------------------
 
     def _reserve(self, lagging: Side, quantity: Decimal) -> None:
         """Record the hedge a full fill of `quantity` would need, unless one is recorded already."""
-        with self._hedging:  # not while a hedge is going out: it may be taking the one recorded before
+        # Not while a hedge is going out (it may be taking the one recorded before), and never waiting for one:
+        # without a reserved order, the next hedge is recorded when it is sent.
+        if not self._hedging.acquire(blocking=False):
+            return
+        try:
             if lagging in self.reserved:
                 return
             leg = self.legs[lagging]
             message = self.trader.prepare(leg, self.purpose, quantity)
             self.reserved[lagging] = (self.desk.repo.get_order(leg.venue, message.client_id), message)
+        finally:
+            self._hedging.release()
 
     def _release_reserved(self) -> None:
         for row, _ in self.reserved.values():
@@ -495,8 +533,8 @@ class MakerPhase:
             return
         for side in (Side.LONG, Side.SHORT):
             ahead = making.lead(self.done, side)
-            if ahead <= 0:
-                continue
+            if ahead <= 0 or self._hedgeable(side.opposite) == 0:
+                continue  # a lead below one step (or a venue's minimum) is carried: settled after the phase
             too_big = ahead * self.price > self.config.imbalance_usd
             since = self.lead_since if self.lead_since is not None else self.clock.monotonic()
             too_old = self.clock.monotonic() - since > float(self.config.imbalance_age_s)
@@ -523,7 +561,10 @@ class MakerPhase:
         caller, which trims it or, failing that, turns the pair NAKED). One hedge at a time: a second caller
         finds the legs level, or hedges what is still missing."""
         with self._hedging:
-            self._hedge_now(lagging, heard_ns, forced=forced)
+            try:
+                self._hedge_now(lagging, heard_ns, forced=forced)
+            finally:
+                self.wake.poke()  # the phase's thread waits while a hedge is out
 
     def _hedge_now(self, lagging: Side, heard_ns: int, *, forced: bool) -> None:
         rules = self.rules[lagging]

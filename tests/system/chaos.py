@@ -25,6 +25,7 @@ import faulthandler
 import functools
 import itertools
 import logging
+import os
 import random
 import shutil
 import tempfile
@@ -157,6 +158,8 @@ class _MakerWatch:
     def parked(self, wake: _Wake) -> bool:
         phase = self.phases.get(id(wake))
         if phase is None or not self.sims:
+            return True
+        if phase._hedging.locked():  # a hedge is out: the phase waits for it, and the hedger's thread is marked
             return True
         if wake.heard:  # an event arrived the phase has not taken yet
             return False
@@ -1049,7 +1052,8 @@ class _Chaos:
                 self.runtime.shutdown()
             finally:
                 logging.getLogger().removeHandler(self._errors)
-                shutil.rmtree(self.dir, ignore_errors=True)
+                if not os.environ.get("CHAOS_KEEP"):
+                    shutil.rmtree(self.dir, ignore_errors=True)
         return self.summary
 
     def _settle(self) -> None:

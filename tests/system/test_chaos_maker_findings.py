@@ -1,12 +1,14 @@
-"""What the maker chaos runs found in actors/maker.py, pinned down without the chaos around it (each test is
-xfail(strict=True) until the maker code is fixed; see its reason)."""
+"""What the maker chaos runs found in actors/maker.py, pinned down without the chaos around it.
+
+Found: in maker_maker, a lead below one step (a partial fill off the coarser step: Hibachi fills ETH in
+0.000001s, the pair trades 0.0001s) older than imbalance_age_s cancelled the lagging leg's resting order at every
+loop turn, though hedge_size rounds that lead to 0 and nothing was hedged; the phase churned cancel/re-rest at one
+price until its timeout (chaos seed 20261125, maker_maker). Fixed in MakerPhase._hedge_due."""
 
 from __future__ import annotations
 
 from decimal import Decimal as D
 from typing import Any
-
-import pytest
 
 from actors.maker import LegRules, MakerPhase, _Resting
 from core.activity import Activity
@@ -34,7 +36,7 @@ def _phase(done: dict[Side, D]) -> tuple[MakerPhase, list[Any], FakeClock]:
     phase.legs = dict.fromkeys(Side)  # type: ignore[assignment]  # never read: no taker order is sent here
     phase.activity = Activity()
     phase.lead_since = clock.monotonic()
-    resting = _Resting(Side.SHORT, None, D("3502.27"), "1")  # type: ignore[arg-type]
+    resting = _Resting(Side.SHORT, None, D("3502.27"), "1", clock.monotonic())  # type: ignore[arg-type]
     phase.resting = {Side.LONG: None, Side.SHORT: resting}
     cancels: list[Any] = []
     phase._cancel = cancels.append  # type: ignore[method-assign,assignment]
@@ -56,16 +58,6 @@ def test_a_hedgeable_lead_past_its_age_cancels_the_lagging_order_once_hedged() -
     assert len(cancels) == 1 and hedged == [Side.SHORT]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="actors/maker.py MakerPhase._hedge_due: in maker_maker, a lead below one step (a partial fill off the "
-    "coarser step: Hibachi fills ETH in 0.000001s, the pair trades 0.0001s) older than imbalance_age_s cancels "
-    "the lagging leg's resting order at every loop turn, though hedge_size rounds that lead to 0 and nothing is "
-    "hedged; lead_since is never reset, so _tend rests the same order again and the phase churns cancel/re-rest "
-    "at one price, several times a second, until its timeout (chaos seed 20261125, maker_maker, 8 s: pair 7 ETH, "
-    "5 backpack orders of 0.0001 at 3502.27 cancelled unfilled at 00:01:59). Fix: in _hedge_due, skip a side "
-    "whose making.hedge_size(...) is 0 (a carry below one step is settled after the phase, as _complete allows)",
-)
 def test_a_lead_below_one_step_does_not_cancel_the_lagging_order() -> None:
     phase, cancels, clock = _phase({Side.LONG: D("0.0171"), Side.SHORT: D("0.017025")})
     clock.advance(4)
