@@ -40,7 +40,7 @@ from exchanges.base import OrderType
 from exchanges.paper import PaperVenues
 from exchanges.sim.engine import SimAccount, SimOrder
 from simulate.figures import StyleFigures, measure
-from simulate.params import IDLE_STEP_S, REALISTIC_VOLATILITY, STEP_S, WAIT_CAP_S
+from simulate.params import IDLE_STEP_S, MONITOR_INTERVAL_S, REALISTIC_VOLATILITY, STEP_S, WAIT_CAP_S
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def simulation_settings(
         "paper": {"seed": seed, "prices": "simulated", "volatility": str(volatility)},
         "trading": {"execution": {"open": style, "close": style}},
         # No quote is taken from the market streams (Driver.run silences them): only fake-time instants count.
-        "monitor": {"feed_stale_after_s": 1},
+        "monitor": {"feed_stale_after_s": 1, "interval_s": MONITOR_INTERVAL_S},
         "metrics": {"enabled": False},
         "alerts": {"webhook_url": None, "telegram_bot_token": None, "discord_webhook_url": None},
         "control": {"address": None},
