@@ -142,12 +142,15 @@ class Driver:
     ) -> None:
         self.settings = settings
         self.step_s = step_s
-        self.idle_step_s = max(idle_step_s, step_s)
+        # Long steps are a whole number of short ones, and both keep to their own grid from the start: a run whose
+        # engine took a few short steps more somewhere (a readback that sleeps on the clock) is back on the same
+        # instants at the next long step, so its later decisions see the same prices.
+        self.idle_every = max(1, round(idle_step_s / step_s))
+        self._at = 0  # short steps since the start
         self.wait_cap_s = wait_cap_s
         self.clock = FakeClock(START)
         self.runtime = Runtime(settings, self.clock, rng=random.Random(seed))  # noqa: S311 - draws, not secrets
         self.orders = SimOrders()
-        self.elapsed_s = 0.0
         self.steps = 0
         self.idle_steps = 0
         self.cap_hits = 0
@@ -161,10 +164,13 @@ class Driver:
         """Start, step through `hours`, stop; what the driver measured (figures.measure takes the rest)."""
         started = time.monotonic()
         paper = self.start()
-        total = hours * 3600
+        end = round(hours * 3600 / self.step_s)
         try:
-            while total - self.elapsed_s > 1e-9:
-                self.step(min(self.idle_step_s if self._idle else self.step_s, total - self.elapsed_s))
+            while self._at < end:
+                target = (self._at // self.idle_every + 1) * self.idle_every if self._idle else self._at + 1
+                target = min(target, end)
+                self.step((target - self._at) * self.step_s)
+                self._at = target
             marks = {asset: paper.prices.price(asset) for asset in paper.prices.assets()}
         finally:
             self.runtime.shutdown()
@@ -203,7 +209,6 @@ class Driver:
         assert paper is not None
         self.idle_steps += self._idle
         self.clock.advance(seconds)
-        self.elapsed_s += seconds
         for venue in paper.venues:
             paper.sim(venue).engine.tick()  # takes the engine's lock
         self._sample()  # maker fills not hedged yet count: they are exposure until the hedge fills
