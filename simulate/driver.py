@@ -1,12 +1,16 @@
 """One style's simulated run: the real Runtime in paper mode on a FakeClock that only this driver moves.
 
-Each step: advance fake time `step_s`; tick both simulators (resting orders fill from the tape in simulated-time
-order); run one turn of the engine's main loop (`Runtime.step`); then wait, in real time and capped, until the
-engine is done with that instant: every actor has handled what the step sent it (a Ping queued behind it is
-answered), no order is on the wire and no pair is unhedged (`Activity`), and every maker fill the simulators
-made has been acted on (`Activity.handled_quantity`). So simulated time never passes while a hedge is on its
-way, as it would not in a market where a hedge takes milliseconds. A turn that waits on fake time itself (a
-sleep on the clock: a backoff, a maker order resting) lets time go on.
+Each step: advance fake time; tick both simulators (resting orders fill from the tape in simulated-time order);
+run one turn of the engine's main loop (`Runtime.step`); then wait, in real time and capped, until the engine is
+done with that instant: every actor has handled what the step sent it (a Ping queued behind it is answered),
+no order is on the wire and no pair is unhedged (`Activity`), and every maker fill the simulators made has been
+acted on (`Activity.handled_quantity`). So simulated time never passes while a hedge is on its way, as it would
+not in a market where a hedge takes milliseconds. A turn that waits on fake time itself (a sleep on the clock:
+a backoff, a readback) lets time go on.
+
+Steps are short (0.25 s, the price walk's step) while anything moves, and long (30 s) while the engine rests
+with nothing exposed and no order resting; both keep to one grid of fake time. Quotes are read over REST at the
+step's instant (the simulators' real-time market streams are silenced; see Driver.start).
 
 Run as `python -m simulate.driver --style taker --hours 24 --seed 1`: prints the figures as one JSON line.
 """
