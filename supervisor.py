@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from control.commands import COMMANDS
 from core.config import ConfigError, Settings, load_settings
 from core.logs import Scrubber, configure_logging, secret_values
+from simulate.cli import add_parser as simulate_parser
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--since", type=_date, help="only pairs created since (YYYY-MM-DD or ISO time, UTC)")
     report.add_argument("--format", choices=["table", "json", "csv"], default="table", help="output format")
     report.add_argument("--plot", metavar="FILE.png", help="also draw cumulative volume, PnL and fees")
+    simulate_parser(sub, common)
     for spec in COMMANDS.values():
         cmd = sub.add_parser(spec.name, parents=[common], help=spec.help)
         cmd.add_argument("--json", action="store_true", help="print the reply's data object as JSON")
@@ -340,6 +342,10 @@ def main(argv: list[str] | None = None) -> int:
         return check(settings, args.json)
     if command == "report":
         return report(settings, args)
+    if command == "simulate":
+        from simulate.cli import simulate  # noqa: PLC0415 - keep the other commands fast
+
+        return simulate(args)
     return control(settings, args)
 
 

@@ -291,6 +291,9 @@ class PaperConfig(_Section):
 
     seed: int = 0
     collateral_usd: Decimal = Decimal(10000)
+    # The simulated walk's standard deviation per 0.25 s step (a fraction): 0.0002 is ~12%/day, far above a
+    # real market; `supervisor.py simulate` uses ~3%/day (0.00005).
+    volatility: Decimal = Decimal("0.0002")
     # simulated: one seeded random walk for both venues. live: each paper venue follows its real venue's
     # public book, mark and funding (read only: no keys, nothing is ever sent to the venues).
     prices: Literal["simulated", "live"] = "simulated"
@@ -304,6 +307,9 @@ class PaperConfig(_Section):
 
 def _check_paper(p: PaperConfig, problems: list[str]) -> None:
     _rule_gt(problems, "paper.collateral_usd", p.collateral_usd, 0)
+    _rule_gt(problems, "paper.volatility", p.volatility, 0)
+    if p.volatility >= Decimal("0.01"):
+        problems.append(f"paper.volatility = {_fmt(p.volatility)} must be < 0.01 (a fraction per 0.25 s step)")
     _rule_gt(problems, "paper.live_max_age_s", p.live_max_age_s, 0)
     # Beyond a minute a "live" touch is no longer live: paper fills would follow a market long gone.
     if p.live_max_age_s > 60:

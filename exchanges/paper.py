@@ -64,7 +64,10 @@ class PaperVenues:
         store = SimStore(state_dir / STATE_FILE) if state_dir is not None else None
         saved = store.load() if store is not None else None
         prices = PriceSource(
-            clock, seed=seed, prices={a: Decimal(p) for a, p in saved["prices"].items()} if saved else None
+            clock,
+            seed=seed,
+            prices={a: Decimal(p) for a, p in saved["prices"].items()} if saved else None,
+            volatility=float((paper or PaperConfig()).volatility),  # PriceSource walks in floats
         )
         paper = paper or PaperConfig()
         live = LivePriceConfig.from_paper(paper)
