@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 # at again: a fill wakes the wait at once, so this only bounds how late a reprice can be.
 WAKE_S = 0.05
 HEDGE_ATTEMPTS = 3
+# Orders are sized for max_unhedged_usd at this much above the touch: what they hold unhedged stays within the
+# bound in USD too while the price moves up to 1% during their life.
+SIZE_MARGIN = Decimal("1.01")
 # A resting order is read over REST this often (s) even while its venue's stream is trusted.
 TRUSTED_POLL_S = 5.0
 NOT_SENT = "recorded ahead for a hedge that was not needed; never sent"
@@ -171,7 +174,7 @@ class MakerPhase:
         self.rules = rules
         self.price = price
         self.step = max(r.step for r in rules.values())  # both legs trade whole steps of the coarser one
-        self.size = making.chunk(self.config.max_unhedged_usd, price, self.step)
+        self.size = making.chunk(self.config.max_unhedged_usd, price * SIZE_MARGIN, self.step)
         # No order smaller than either venue takes: a maker fill must be hedgeable in full on the other one.
         self.floor = max(r.floor(price, self.step) for r in rules.values())
         # One floor of the target is left to the taker finish: partial fills in a finer venue's step leave the legs
@@ -212,6 +215,13 @@ class MakerPhase:
         if self.target < self.floor:
             return PhaseResult(dict(self.done), "too small to rest: all of it goes taker")
         started = self.clock.monotonic()
+        self.activity.phase(1)
+        try:
+            return self._run(started)
+        finally:
+            self.activity.phase(-1)
+
+    def _run(self, started: float) -> PhaseResult:
         self._listen()
         hedger = None
         if self.style is ExecutionStyle.MAKER_TAKER:
@@ -239,7 +249,7 @@ class MakerPhase:
         timeout = float(self.config.maker_timeout_s)
         while True:
             if self._hedging.locked():  # a hedge on its way goes first: nothing of ours competes with it
-                seen = self.wake.wait(seen, WAKE_S)
+                seen = self._wait(seen)
                 continue
             self._absorb_all()
             if self.unresolved:
@@ -261,7 +271,15 @@ class MakerPhase:
                 return "an order's outcome is unknown"
             if self._complete():
                 return "target traded"
-            seen = self.wake.wait(seen, WAKE_S)
+            seen = self._wait(seen)
+
+    def _wait(self, seen: int) -> int:
+        """Wait for a fill (or WAKE_S real), told to Activity: a driver of fake time may move it on meanwhile."""
+        self.activity.phase(1, waiting=True)
+        try:
+            return self.wake.wait(seen, WAKE_S)
+        finally:
+            self.activity.phase(-1, waiting=True)
 
     def _complete(self) -> bool:
         idle = all(r is None for r in self.resting.values())
@@ -308,8 +326,10 @@ class MakerPhase:
             if making.should_reprice(buy, resting.price, bid, ask, tick, ticks) or self._oversized(resting):
                 self._cancel(resting)
             return
-        quantity = self._want(side)
         price = making.rest_price(buy, bid, ask)
+        if price is not None:  # sized at the touch now, with room for the move while it rests
+            self.size = making.chunk(self.config.max_unhedged_usd, price * SIZE_MARGIN, self.step)
+        quantity = self._want(side)
         if quantity <= 0 or price is None:
             return
         self._place(side, quantity, price)
@@ -414,8 +434,10 @@ class MakerPhase:
             if resting is None or resting.venue_order_id is None:
                 continue
             watch = self.watches.get(side)
+            # What the stream heard is true whether or not it is trusted now (trust is about what it may have
+            # missed): its fills count at once; trust only decides how often REST is read besides.
             trusted = watch is not None and watch.healthy()
-            view = watch.order(resting.venue_order_id) if watch is not None and trusted else None
+            view = watch.order(resting.venue_order_id) if watch is not None else None
             if view is not None:
                 self._absorb_view(resting, view)
             # Over REST too: every poll_s while the stream is not trusted, and now and then when it is, since

@@ -21,6 +21,8 @@ class Activity:
         # Set when the engine stops: a maker phase then ends at once (cancels, levels its legs) instead of
         # resting orders for up to maker_timeout_s while the actors are asked to stop.
         self.stopping = threading.Event()
+        self._phases = 0  # maker phases running
+        self._phases_waiting = 0  # of them, those whose thread waits for a fill or for time to pass
 
     def handled(self, venue: str, venue_order_id: str, filled: Decimal) -> None:
         """The executor has acted on `filled` (cumulative) of a resting order: hedged it, or carried it."""
@@ -49,6 +51,21 @@ class Activity:
             else:
                 self._unhedged.pop(pair_id, None)
             self._cond.notify_all()
+
+    def phase(self, delta: int, *, waiting: bool = False) -> None:
+        """A maker phase began (+1) or ended (-1); with `waiting`, its thread began or ended a wait."""
+        with self._cond:
+            if waiting:
+                self._phases_waiting += delta
+            else:
+                self._phases += delta
+            self._cond.notify_all()
+
+    def phases_waiting(self) -> bool:
+        """Whether maker phases run and every one of them waits (for a fill, or for its next deadline): the
+        actor running it answers nothing meanwhile, and only a fill or time passing moves it on."""
+        with self._cond:
+            return self._phases > 0 and self._phases_waiting >= self._phases
 
     def busy(self) -> bool:
         """Whether an order is on the wire or a pair is unhedged."""

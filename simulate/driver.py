@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 
 START = datetime(2026, 3, 1, tzinfo=UTC)  # every run starts here: same instant, same price path
 POLL_S = 0.001  # real seconds between looks while waiting
+SHUTDOWN_TICK_REAL_S, SHUTDOWN_TICK_FAKE_S = 0.01, 0.5  # how fake time moves while the runtime stops
+LOST_EVENT_S = 0.3  # real seconds a fill may be on its way to a waiting maker phase before it counts as lost
 # Actors that take ticks or their writes: a Ping answered by each means what the step sent them is handled.
 BARRIER = ("coordinator", "closer", "monitor", "writer")
 
@@ -177,7 +179,7 @@ class Driver:
                 self._at = target
             marks = {asset: paper.prices.price(asset) for asset in paper.prices.assets()}
         finally:
-            self.runtime.shutdown()
+            self._shut_down()
         return {
             "peak_unhedged_usd": self.peak_unhedged,
             "engine_peak_unhedged_usd": self.runtime.desk.activity.peak_unhedged_usd,
@@ -188,6 +190,23 @@ class Driver:
             "final_marks": marks,
             "wall_s": round(time.monotonic() - started, 1),
         }
+
+    def _shut_down(self) -> None:
+        """Stop the runtime while fake time keeps moving: a maker phase cut short cancels its orders and levels its
+        legs, which may wait on the clock (a lookup's pause, a retry's backoff, the rate limiter)."""
+        done = threading.Event()
+
+        def tick() -> None:
+            while not done.wait(SHUTDOWN_TICK_REAL_S):
+                self.clock.advance(SHUTDOWN_TICK_FAKE_S)
+
+        ticker = threading.Thread(target=tick, name="simulate-shutdown-clock", daemon=True)
+        ticker.start()
+        try:
+            self.runtime.shutdown()
+        finally:
+            done.set()
+            ticker.join()
 
     def start(self) -> PaperVenues:
         """Start the runtime and its simulators, silenced and listened to."""
@@ -250,14 +269,22 @@ class Driver:
         hit the cap (False)."""
         self._ping()
         activity = self.runtime.desk.activity
-        deadline = time.monotonic() + self.wait_cap_s
+        started = time.monotonic()
+        deadline = started + self.wait_cap_s
         calm = 0
         while True:
             quiet = not activity.busy() and not self.orders.unhandled(activity)
             if quiet and all(_done(f) for f in self._pings.values()):
                 return True
             # Twice in a row: a thread just woken has had time to leave the clock.
-            calm = calm + 1 if quiet and self._waits_on_fake_time() else 0
+            # Time must move when the engine waits on it: a thread asleep on the fake clock (a backoff, the rate
+            # limiter, which a phase's fill may be queued behind), or a maker phase waiting for a fill or a deadline
+            # (it holds its actor, whose Ping waits with it).
+            # A fill the phases have not heard while they wait, past LOST_EVENT_S real, was lost with a stream
+            # that reconnected (at accelerated time they do): the phase reads it over REST once time moves.
+            asleep = self._waits_on_fake_time() and (quiet or not activity.phases_waiting())
+            waiting = activity.phases_waiting() and (quiet or time.monotonic() - started > LOST_EVENT_S)
+            calm = calm + 1 if asleep or waiting else 0
             if calm >= 2:
                 return False
             if time.monotonic() > deadline:
