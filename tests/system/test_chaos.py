@@ -50,7 +50,8 @@ def test_a_seed_replays_its_run() -> None:
     first = run_chaos(SEED, REPLAY_SECONDS)
     second = run_chaos(SEED, REPLAY_SECONDS)
     assert first.lifecycles > 5 and sum(first.taken.values()) > 2  # a run that did something
-    assert first.outcome() == second.outcome()
+    one, two = first.outcome(), second.outcome()
+    assert one == two, {k: (one[k], two[k]) for k in one if one[k] != two[k]}
 
 
 def test_the_schedule_is_a_function_of_the_seed_alone() -> None:
