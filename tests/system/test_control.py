@@ -239,7 +239,7 @@ def test_report_per_pair_and_total_in_every_format(engine_factory: Factory, shor
     for name, v in venues.items():
         assert D(v["maker_volume"]) == 0 and D(v["taker_volume"]) == D(total[f"volume_{name}"]) > 0
         assert D(v["points"]) == sum(D(p[f"volume_{name}"]) for p in closed)  # closed pairs earn points
-        assert D(v["cost"]) == D(v["fees"]) - D(v["funding"]) and D(v["fees"]) > 0
+        assert D(v["cost"]) == D(v["fees"]) - D(v["funding"]) + D(v["spread"]) and D(v["fees"]) > 0
         assert D(v["cost_per_1m"]) == (D(v["cost"]) / D(v["volume"]) * 1_000_000).quantize(D("0.01"))
     assert sum(D(v["fees"]) for v in venues.values()) == D(total["fees"])
     assert D(total["realized_pnl"]) == sum(D(p["realized_pnl"]) for p in pairs)
