@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
+import sys
 import threading
 from datetime import datetime
 from typing import Any
@@ -50,6 +51,7 @@ from storage.failure import is_storage_failure
 from storage.queries import Queries
 
 log = logging.getLogger(__name__)
+SWITCH_INTERVAL_S = 0.001
 
 __all__ = ["PAUSE_KEY", "Runtime"]  # PAUSE_KEY: where the operator's pause is kept (actors.gate)
 METRICS_EVERY_S = 5.0
@@ -174,6 +176,10 @@ class Runtime:
         with opening paused (as `run --paused` does; kept across restarts unless `keep_pause` is False). A
         pause kept from an earlier run is restored by the coordinator as it starts."""
         self.started_at = self.clock.now()
+        # A thread woken by a fill waits for the interpreter lock while another runs Python (a monitor tick, a
+        # burst of feed frames): up to the switch interval, 5 ms by default, per hand-over on the hedge's path
+        # (hedger, venue actor). 1 ms keeps a hedge's way to the wire short at a small cost in throughput.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.health_tracker.started(self.clock.monotonic())
         self.limits.restore(self.repo)  # a tripped limit keeps opening blocked until `resume --limit NAME`
         if self.checkpointer is not None:
