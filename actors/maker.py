@@ -186,7 +186,6 @@ class MakerPhase:
         self.resting: dict[Side, _Resting | None] = dict.fromkeys(self.makers)
         self.rejects = 0
         self.wake = _Wake()
-        self.hedged = _Wake()  # maker_taker: what the phase's own thread waits on (see _wait)
         self.watches: dict[Side, Any] = {}
         self.lead_since: float | None = None
         self.quotes_at: float | None = None
@@ -278,10 +277,7 @@ class MakerPhase:
         """Wait for a fill (or WAKE_S real), told to Activity: a driver of fake time may move it on meanwhile."""
         self.activity.phase(1, waiting=True)
         try:
-            # maker_taker: fills wake the hedger alone (the phase's thread, woken too, would compete with the hedge
-            # for the interpreter); the phase's thread wakes when a hedge is done, or every WAKE_S.
-            wake = self.hedged if self.style is ExecutionStyle.MAKER_TAKER else self.wake
-            return wake.wait(seen, WAKE_S)
+            return self.wake.wait(seen, WAKE_S)
         finally:
             self.activity.phase(-1, waiting=True)
 
@@ -590,7 +586,7 @@ class MakerPhase:
             try:
                 self._hedge_now(lagging, heard_ns, forced=forced)
             finally:
-                self.hedged.poke()  # the phase's thread waits while a hedge is out
+                self.wake.poke()  # the phase's thread waits while a hedge is out
 
     def _hedge_now(self, lagging: Side, heard_ns: int, *, forced: bool) -> None:
         rules = self.rules[lagging]
