@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -94,6 +96,24 @@ class FakeClock:
         sleepers are untouched, as on a real host."""
         with self._cond:
             self._now += timedelta(seconds=seconds)
+
+    @contextmanager
+    def ticking(self, every_real_s: float = 0.01, step_s: float = 0.5) -> Iterator[None]:
+        """Advance by `step_s` every `every_real_s` real seconds for the duration (a stop, say, that may wait on
+        the clock while no driver moves it)."""
+        done = threading.Event()
+
+        def tick() -> None:
+            while not done.wait(every_real_s):
+                self.advance(step_s)
+
+        ticker = threading.Thread(target=tick, name="fake-clock-ticking", daemon=True)
+        ticker.start()
+        try:
+            yield
+        finally:
+            done.set()
+            ticker.join()
 
     def sleepers(self) -> int:
         """How many threads are blocked in sleep(): lets a test wait for a thread to park, without races."""

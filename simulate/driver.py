@@ -194,19 +194,8 @@ class Driver:
     def _shut_down(self) -> None:
         """Stop the runtime while fake time keeps moving: a maker phase cut short cancels its orders and levels its
         legs, which may wait on the clock (a lookup's pause, a retry's backoff, the rate limiter)."""
-        done = threading.Event()
-
-        def tick() -> None:
-            while not done.wait(SHUTDOWN_TICK_REAL_S):
-                self.clock.advance(SHUTDOWN_TICK_FAKE_S)
-
-        ticker = threading.Thread(target=tick, name="simulate-shutdown-clock", daemon=True)
-        ticker.start()
-        try:
+        with self.clock.ticking(SHUTDOWN_TICK_REAL_S, SHUTDOWN_TICK_FAKE_S):
             self.runtime.shutdown()
-        finally:
-            done.set()
-            ticker.join()
 
     def start(self) -> PaperVenues:
         """Start the runtime and its simulators, silenced and listened to."""

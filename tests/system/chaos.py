@@ -1058,19 +1058,10 @@ class _Chaos:
             # Fake time keeps moving while the runtime stops: a maker phase cut short cancels its orders, and a
             # lookup's pause or a retry's backoff waits on the clock. Frozen, that actor's (non-daemon) thread
             # would outlive the test and hold the interpreter at exit.
-            ticking = threading.Event()
-
-            def tick() -> None:
-                while not ticking.wait(0.01):
-                    self.clock.advance(0.5)
-
-            ticker = threading.Thread(target=tick, name="chaos-shutdown-clock", daemon=True)
-            ticker.start()
             try:
-                self.runtime.shutdown()
+                with self.clock.ticking():
+                    self.runtime.shutdown()
             finally:
-                ticking.set()
-                ticker.join()
                 logging.getLogger().removeHandler(self._errors)
                 if not os.environ.get("CHAOS_KEEP"):
                     shutil.rmtree(self.dir, ignore_errors=True)
