@@ -269,6 +269,7 @@ class MakerPhase:
                 self._tend(side)
             if self.unresolved:
                 return "an order's outcome is unknown"
+            self._keep_reserved()
             if self._complete():
                 return "target traded"
             seen = self._wait(seen)
@@ -341,6 +342,8 @@ class MakerPhase:
 
     def _place(self, side: Side, quantity: Decimal, price: Decimal) -> None:
         leg = self.legs[side]
+        if self.style is ExecutionStyle.MAKER_TAKER:  # before it rests: its first fill may come at once
+            self._reserve(side.opposite, quantity)
         row, message = self.trader.prepare_maker(leg, self.purpose, quantity, price)
         failpoints.hit("maker.recorded")
         self.activity.sending(1)
@@ -367,8 +370,6 @@ class MakerPhase:
         self.wake.watch(reply.venue_order_id)
         self.resting[side] = resting
         failpoints.hit("maker.resting")
-        if self.style is ExecutionStyle.MAKER_TAKER:
-            self._reserve(side.opposite, quantity)
         self._absorb(resting, reply, time.monotonic_ns())
 
     def _cancel(self, resting: _Resting) -> None:
@@ -508,46 +509,67 @@ class MakerPhase:
     # ---- hedging ------------------------------------------------------------------------------------------
 
     def _reserve(self, lagging: Side, quantity: Decimal) -> None:
-        """Record the hedge a full fill of `quantity` would need, unless one is recorded already."""
-        # Not while a hedge is going out (it may be taking the one recorded before), and never waiting for one:
-        # without a reserved order, the next hedge is recorded when it is sent.
-        if not self._hedging.acquire(blocking=False):
-            return
-        try:
-            if lagging in self.reserved:
+        """Record the hedge a full fill of `quantity` would need, unless one as large is recorded already (the
+        phase's thread only). The row is written holding no lock: a hedge going out meanwhile never waits for it
+        (it takes the reserved order under `_lock`, or records its own when there is none)."""
+        with self._lock:
+            held = self.reserved.get(lagging)
+            if held is not None and held[0].quantity >= quantity:
                 return
-            leg = self.legs[lagging]
-            message = self.trader.prepare(leg, self.purpose, quantity)
-            self.reserved[lagging] = (self.desk.repo.get_order(leg.venue, message.client_id), message)
-        finally:
-            self._hedging.release()
+        leg = self.legs[lagging]
+        message = self.trader.prepare(leg, self.purpose, quantity)
+        row = self.desk.repo.get_order(leg.venue, message.client_id)
+        with self._lock:
+            smaller = self.reserved.get(lagging)
+            self.reserved[lagging] = (row, message)
+        if smaller is not None:
+            self._never_sent(smaller[0])
+
+    def _keep_reserved(self) -> None:
+        """maker_taker: a hedge took the order recorded for the resting one's fills (a partial fill): record the
+        next now, while nothing is due, so that the next fill's hedge does not wait for its row's write."""
+        if self.style is not ExecutionStyle.MAKER_TAKER or self._hedging.locked():
+            return
+        for side in self.makers:
+            resting = self.resting.get(side)
+            if resting is not None and resting.seen < resting.row.quantity:
+                self._reserve(side.opposite, resting.row.quantity)
 
     def _release_reserved(self) -> None:
-        for row, _ in self.reserved.values():
-            never = UpdateOrder(row.venue, row.client_id, OrderState.REJECTED, error=NOT_SENT)
-            try:
-                self.desk.write(never)
-            except Exception as exc:  # noqa: BLE001 - left created: recovery's age rule settles it the same way
-                log.warning("reserved hedge %s not released: %r", row.client_id, exc)
-        self.reserved.clear()
+        with self._lock:
+            left = list(self.reserved.values())
+            self.reserved.clear()
+        for row, _ in left:
+            self._never_sent(row)
 
-    def _send_hedge(self, leg: PositionRecord, lagging: Side, quantity: Decimal) -> Outcome:
-        """The hedge order: the one recorded ahead when it is large enough, else recorded now; sent, settled."""
-        reserved = self.reserved.get(lagging)
-        if reserved is None or reserved[0].quantity < quantity:
-            return self.trader.place(leg, self.purpose, quantity)
-        del self.reserved[lagging]
+    def _never_sent(self, row: OrderRecord) -> None:
+        never = UpdateOrder(row.venue, row.client_id, OrderState.REJECTED, error=NOT_SENT)
+        try:
+            self.desk.write(never)
+        except Exception as exc:  # noqa: BLE001 - left created: recovery's age rule settles it the same way
+            log.warning("reserved hedge %s not released: %r", row.client_id, exc)
+
+    def _send_hedge(self, leg: PositionRecord, lagging: Side, quantity: Decimal) -> tuple[Outcome, bool]:
+        """The hedge order: the one recorded ahead when it is large enough, else recorded now; sent, settled.
+        Returns its outcome and whether it was recorded ahead."""
+        with self._lock:
+            reserved = self.reserved.get(lagging)
+            if reserved is not None and reserved[0].quantity >= quantity:
+                del self.reserved[lagging]
+            else:
+                reserved = None
+        if reserved is None:
+            return self.trader.place(leg, self.purpose, quantity), False
         row, message = reserved
         message = dataclasses.replace(message, quantity=quantity)
         outcome = self.trader.outcome(leg, row, message, self.desk.ask_venue_async(leg.venue, message))
         if quantity == row.quantity:
-            return outcome
+            return outcome, True
         first = outcome.writes[0]
         assert isinstance(first, UpdateOrder)
         sized = dataclasses.replace(first, quantity=quantity)  # the row says what was sent
-        return dataclasses.replace(
-            outcome, order=dataclasses.replace(outcome.order, quantity=quantity), writes=(sized, *outcome.writes[1:])
-        )
+        order = dataclasses.replace(outcome.order, quantity=quantity)
+        return dataclasses.replace(outcome, order=order, writes=(sized, *outcome.writes[1:])), True
 
     def _hedge_due(self) -> None:
         """maker_maker: hedge the leader's excess once it is too large or too old."""
@@ -602,7 +624,7 @@ class MakerPhase:
             failpoints.hit("maker.before_hedge")
             self.activity.sending(1)
             try:
-                outcome = self._send_hedge(leg, lagging, quantity)
+                outcome, ahead = self._send_hedge(leg, lagging, quantity)
             finally:
                 self.activity.sending(-1)
             self.trader.commit(outcome)
@@ -610,7 +632,7 @@ class MakerPhase:
             filled = _filled(reply)
             with self._lock:
                 self.done[lagging] += filled
-            self._record_hedge(leg, reply, quantity, filled, heard_ns)
+            self._record_hedge(leg, reply, quantity, filled, heard_ns, ahead)
             if not outcome.final:
                 self.unresolved = True
                 break
@@ -629,7 +651,9 @@ class MakerPhase:
         elif forced:
             log.info("pair %s: %s left unhedged below one step after the phase", self.pair_id, left)
 
-    def _record_hedge(self, leg: PositionRecord, reply: Reply, asked: Decimal, filled: Decimal, heard_ns: int) -> None:
+    def _record_hedge(
+        self, leg: PositionRecord, reply: Reply, asked: Decimal, filled: Decimal, heard_ns: int, ahead: bool
+    ) -> None:
         wire = self.desk.timings.wire(leg.venue, reply.client_id)
         to_wire = None if wire is None else max(0, wire.sent_ns - heard_ns)
         to_filled = None if wire is None else max(0, wire.done_ns - heard_ns)
@@ -644,6 +668,8 @@ class MakerPhase:
             "heard_to_wire_us": None if to_wire is None else to_wire // MICRO,
             "heard_to_filled_us": None if to_filled is None else to_filled // MICRO,
             "unhedged_usd_s": (asked * self.price * seconds).quantize(Decimal("0.000001")),
+            # Its row was written while the maker order rested (else on the fill -> wire path, a database write).
+            "recorded_ahead": ahead,
         }
         self.hedges.append(record)
         self.desk.timings.hedged(to_wire, to_filled)

@@ -3,6 +3,7 @@ hedged at once, and the books, the venues and the fee sides agree."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from decimal import Decimal as D
 from typing import Any
@@ -11,6 +12,7 @@ from actors.maker import NOT_SENT
 from actors.messages import OpenNow, PairOpened
 from actors.runtime import Runtime
 from core.domain import OrderPurpose, PairState, Venue
+from exchanges.base import OrderType
 from tests.helpers import wait_until
 from tests.system.conftest import Running
 
@@ -102,3 +104,46 @@ def test_maker_maker_rests_both_legs_and_closes_maker_too(engine_factory: Factor
     assert any(o.status != "rejected" for o in hibachi)  # some rested (a post-only that would take is refused)
     assert _venue_qty(run.runtime, Venue.BACKPACK, "BTC_USDC_PERP") == 0
     assert _venue_qty(run.runtime, Venue.HIBACHI, "BTC/USDT-P") == 0
+
+
+def test_maker_taker_records_the_next_hedge_ahead_after_each_partial_fill(engine_factory: Factory) -> None:
+    """A hedge takes the order recorded for it while the maker order rests; after a partial fill the next one is
+    recorded at once, so the next fill's hedge does not write its row on the fill -> wire path (it did: only
+    placing a maker order recorded one, and the tail of fill -> wire was those writes)."""
+    settings = _settings("maker_taker", maker_venue="hibachi", maker_timeout_s=60) | {
+        "paper": {"volatility": "0.000000001"}  # the tape prints nothing through the order: only the forced fills
+    }
+    run = engine_factory(settings, start_loop=False)
+    _ready(run)
+    assert run.runtime.paper is not None
+    faults = run.runtime.paper.hibachi.engine.faults
+    opening = run.runtime.supervisor.ref("coordinator").ask(OpenNow("BTC"), block=False)
+
+    def rows(venue: Venue, kind: str) -> list[Any]:
+        pairs = run.repo.list_pairs(None)
+        return (
+            [o for o in run.repo.orders_for_pair(pairs[-1].id) if o.venue is venue and o.type == kind] if pairs else []
+        )
+
+    def reserved() -> bool:
+        return any(o.status == "created" for o in rows(Venue.BACKPACK, "market"))
+
+    def resting() -> bool:
+        engine = run.runtime.paper.hibachi.engine  # type: ignore[union-attr]
+        with engine.lock:
+            orders = [o for a in engine.accounts.values() for o in a.orders.values()]
+            return any(o.order_type is OrderType.LIMIT and not o.status.is_final for o in orders)
+
+    def hedged(n: int) -> bool:
+        return sum(o.status == "filled" for o in rows(Venue.BACKPACK, "market")) >= n
+
+    for n in range(1, 4):  # one partial fill at a time, each once the next hedge's order is recorded
+        wait_until(lambda: resting() and reserved(), 10, f"a resting maker order and its hedge recorded ahead ({n})")
+        faults.partial_fill_resting(1, D("0.25"))
+        wait_until(functools.partial(hedged, n), 10, f"hedge {n}")
+    faults.partial_fill_resting(50, D(1))  # the rest, order by order: the phase ends with its target traded
+    opened = opening.get(timeout=90)
+    assert isinstance(opened, PairOpened), opened
+    hedges = [e for e in run.repo.list_events(opened.pair_id, limit=1000) if e.kind == "maker_hedge"]
+    assert len(hedges) >= 4 and all(e.data["recorded_ahead"] for e in hedges), [e.data for e in hedges]
+    assert _venue_qty(run.runtime, Venue.BACKPACK, "BTC_USDC_PERP") == run.repo.get_pair(opened.pair_id).quantity
