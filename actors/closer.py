@@ -94,7 +94,7 @@ class Closer(SupervisedActor):
                 return CloseResult({pair_id: self.close(self.desk.repo.get_pair(pair_id), reason)})
             case CloseAll(reason=reason):
                 pairs = self.desk.repo.list_pairs([PairState.OPEN, PairState.CLOSING, PairState.NAKED])
-                return CloseResult({p.id: self.close(p, reason) for p in pairs})
+                return CloseResult({p.id: self.close(p, reason, urgent=True) for p in pairs})
             case LimitBreached(trip=trip, pair_ids=pair_ids):
                 return CloseResult(self._close_for_limit(trip, pair_ids))
             case LegVanished():
@@ -140,20 +140,23 @@ class Closer(SupervisedActor):
         self._unsettled_since[pair.id] = (*seen, since)
         return now - since >= ORPHAN_AFTER_S
 
-    def close(self, pair: PairRecord, reason: str) -> PairState:
-        """Close a pair now (OPEN -> CLOSING, then both legs); returns where it stands."""
+    def close(self, pair: PairRecord, reason: str, *, urgent: bool = False) -> PairState:
+        """Close a pair now (OPEN -> CLOSING, then both legs); returns where it stands. An urgent close (a
+        close-all, a limit) is taker whatever `execution.close` says: nothing of it rests waiting for the market."""
         if not self.desk.claims.claim(pair.id, self.name):
             return pair.state
         try:
             if pair.state is PairState.OPEN:
-                data = {"mid": self._mids(pair), "execution": self.desk.settings.trading.execution.close.value}
+                style = ExecutionStyle.TAKER if urgent else self.desk.settings.trading.execution.close
+                data = {"mid": self._mids(pair), "execution": style.value}
                 self.desk.write(
                     TransitionPair(
                         pair.id, PairState.OPEN, PairState.CLOSING, reason, changes={"close_reason": reason}, data=data
                     )
                 )
                 pair = self.desk.repo.get_pair(pair.id)
-                self._close_making(pair)
+                if not urgent:
+                    self._close_making(pair)
             if pair.state in (PairState.CLOSING, PairState.NAKED):
                 return self._flatten(pair)
             return pair.state
@@ -212,7 +215,7 @@ class Closer(SupervisedActor):
                 continue  # already on its way: asked twice, or moved on
             reason = f"limit {trip.limit}: {trip.reason}"
             self.desk.event(EventLevel.CRITICAL, "limit_close", f"pair {pair.id}: closing now ({reason})", pair.id)
-            states[pair.id] = self.close(pair, reason)
+            states[pair.id] = self.close(pair, reason, urgent=True)
         return states
 
     def _work(self, pair: PairRecord) -> None:
@@ -405,6 +408,7 @@ class Closer(SupervisedActor):
                         TransitionPair(pair_id, pair.state, PairState.NAKED, reason, level=EventLevel.CRITICAL)
                     )
                     states[pair_id] = PairState.NAKED
+                    self.desk.activity.alarm(f"pair {pair_id} is NAKED")  # an open's maker phase ends
             finally:
                 self.desk.claims.release(pair_id)
         return states

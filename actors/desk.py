@@ -42,7 +42,7 @@ class Desk:
     settings: Settings
     claims: Claims
     timings: Timings
-    # What a driver of fake time must wait for (core/activity.py); nothing in trading reads it.
+    # What a driver of fake time must wait for (core/activity.py), and the alarm that ends maker phases early.
     activity: Activity = field(default_factory=Activity)
 
     def write(self, message: Any) -> Any:

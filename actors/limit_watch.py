@@ -91,6 +91,7 @@ class LimitWatch:
             log.warning("limit %s tripped but not kept yet: %r", trip.limit, exc)
 
     def _demand(self, trip: Trip, pair_ids: tuple[int, ...] | None) -> None:
+        self.desk.activity.alarm(f"limit {trip.limit} tripped")  # the closer must be free to close what it names
         try:
             self.desk.directory.get("closer").tell(LimitBreached(trip, pair_ids))
         except pykka.ActorDeadError:

@@ -205,6 +205,7 @@ class MakerPhase:
         self._hedging = threading.Lock()
         self._stop_hedger = threading.Event()
         self._hedger: threading.Thread | None = None
+        self._alarms_seen = 0
 
     # ---- the loop -----------------------------------------------------------------------------------------
 
@@ -215,6 +216,7 @@ class MakerPhase:
         if self.target < self.floor:
             return PhaseResult(dict(self.done), "too small to rest: all of it goes taker")
         started = self.clock.monotonic()
+        self._alarms_seen = self.activity.alarms()  # only a later alarm ends this phase
         self.activity.phase(1)
         try:
             return self._run(started)
@@ -264,6 +266,9 @@ class MakerPhase:
                 return "a hedge did not fill after retries"
             if self.activity.stopping.is_set():
                 return "the engine is stopping"
+            urgent = self.activity.alarm_since(self._alarms_seen)
+            if urgent is not None:
+                return f"urgent work waits: {urgent}"
             self._refresh_quotes(now)
             for side in self.makers:
                 self._tend(side)

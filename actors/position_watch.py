@@ -105,6 +105,7 @@ class PositionWatch:
             # Told on every reading while it lasts: the closer moves only pairs still OPEN or CLOSING, and a pair
             # it turned NAKED holds nothing the next reading counts, so the reports stop by themselves.
             if diff.holders:
+                self.desk.activity.alarm(f"a leg vanished on {diff.venue}")  # the closer must be free to hear it
                 self._tell("closer", LegVanished(diff.venue, diff.symbol, diff.held, diff.expected, diff.holders))
             return message
         # Re-sent every reading while it lasts (a set, not a toggle): a coordinator that restarted hears it again.

@@ -286,6 +286,10 @@ class Runtime:
         clean &= attempt("closing the database", self.db.dispose)
         return clean
 
+    def alarm(self, reason: str) -> None:
+        """End the maker phases running now (core/activity.py): urgent work waits for the actors they hold."""
+        self.desk.activity.alarm(reason)
+
     def record_event(self, level: EventLevel, kind: str, message: str, **data: Any) -> None:
         """Record an engine event through the writer, the only one that writes; never raises. Without the
         writer the event is logged at its level instead (a failing database is noticed by the heartbeat)."""

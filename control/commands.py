@@ -238,6 +238,7 @@ def close_all(host: Host, _args: dict[str, Any]) -> dict[str, Any]:
     """Close every open pair now."""
     from actors.messages import CloseAll  # noqa: PLC0415 - see the module's docstring
 
+    host.alarm("close-all by operator")  # a maker close in progress would hold the closer up to maker_timeout_s
     result = host.ask_actor("closer", CloseAll("close-all by operator"), CLOSE_ALL_TIMEOUT_S)
     return {"states": {str(k): v.value for k, v in result.states.items()}}
 

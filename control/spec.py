@@ -70,6 +70,9 @@ class Host(Protocol):
     def record_event(self, level: EventLevel, kind: str, message: str, **data: Any) -> None:
         """Record an engine event through the writer (never raises)."""
 
+    def alarm(self, reason: str) -> None:
+        """End the maker phases running now: urgent work waits for the actors they hold."""
+
 
 Validator = Callable[[Any], Any]
 Handler = Callable[[Host, dict[str, Any]], Any]

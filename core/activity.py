@@ -23,6 +23,10 @@ class Activity:
         self.stopping = threading.Event()
         self._phases = 0  # maker phases running
         self._phases_waiting = 0  # of them, those whose thread waits for a fill or for time to pass
+        # Urgent work for the actors a maker phase holds (a pair gone NAKED, a close-all, a breached limit): a
+        # phase started before the latest alarm ends at once, so that its actor can take that work.
+        self._alarms = 0
+        self._alarm_reason = ""
 
     def handled(self, venue: str, venue_order_id: str, filled: Decimal) -> None:
         """The executor has acted on `filled` (cumulative) of a resting order: hedged it, or carried it."""
@@ -60,6 +64,23 @@ class Activity:
             else:
                 self._phases += delta
             self._cond.notify_all()
+
+    def alarm(self, reason: str) -> None:
+        """Urgent work waits: every maker phase running now ends (cancels, levels its legs) and lets its actor go."""
+        with self._cond:
+            self._alarms += 1
+            self._alarm_reason = reason
+            self._cond.notify_all()
+
+    def alarms(self) -> int:
+        """How many alarms were raised so far (a phase keeps the count it started at)."""
+        with self._cond:
+            return self._alarms
+
+    def alarm_since(self, seen: int) -> str | None:
+        """The latest alarm's reason when one was raised after `seen` alarms, else None."""
+        with self._cond:
+            return self._alarm_reason if self._alarms > seen else None
 
     def phases_waiting(self) -> bool:
         """Whether maker phases run and every one of them waits (for a fill, or for its next deadline): the

@@ -148,8 +148,11 @@ def test_a_vanished_leg_turns_its_pair_naked_and_the_repair_books_it_off(closer:
     pair_id = made.open_pair()
     with made.books[BP].lock:
         made.books[BP].positions[SYMBOLS[BP]] = Decimal(0)  # liquidated
+    alarms = made.desk.activity.alarms()
     result = ask(ref, LegVanished(BP, SYMBOLS[BP], Decimal(0), QTY, (pair_id,)))
     assert result == CloseResult({pair_id: PairState.NAKED})
+    # A maker phase running meanwhile (an open's, on the coordinator) ends: no new exposure while a leg is alone.
+    assert made.desk.activity.alarm_since(alarms) == f"pair {pair_id} is NAKED"
     naked = made.repo.list_events(pair_id, limit=1)[0]
     assert naked.kind == "pair_naked" and naked.level is EventLevel.CRITICAL
     assert "a leg on backpack shrank or vanished (venue 0, expected 0.01)" in naked.message

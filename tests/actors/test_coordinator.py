@@ -227,9 +227,12 @@ def test_a_rollback_that_fails_leaves_the_pair_naked_and_no_new_pair_opens(world
     first, second = _legs(world)
     world.venues({first: by_purpose(Fills(), Refuses("reduce only refused", "E9")), second: by_purpose(Refuses())})
     world.start_coordinator()
+    alarms = world.desk.activity.alarms()
     naked = world.open()
     assert isinstance(naked, PairFailed) and naked.state is PairState.NAKED
     assert "rolling back" in naked.reason
+    # The closer repairs it: a maker close holding the closer meanwhile is told to end.
+    assert world.desk.activity.alarm_since(alarms) == f"pair {naked.pair_id} is NAKED"
     assert world.pair_state(naked.pair_id) is PairState.NAKED
     rollbacks = [o for o in world.repo.orders_for_pair(naked.pair_id) if o.purpose is OrderPurpose.ROLLBACK]
     assert len(rollbacks) == 3 and all(o.status is OrderState.REJECTED for o in rollbacks)  # recorded, each

@@ -95,8 +95,11 @@ def test_a_venue_below_the_closing_collateral_ratio_closes_its_pair(engine_facto
     paper = run.runtime.paper
     assert paper is not None
     paper.prices.freeze("BTC")
+    alarms = run.runtime.desk.activity.alarms()
     paper.prices.set_price("BTC", _collateral_price(run.runtime, "BTC/USDT-P", D("1.1")))  # liquidation is at 1
     event = _trip(run, Limit.MIN_COLLATERAL_RATIO_CLOSE)
+    # A maker phase holding the closer would end: what the limit closes must not wait up to maker_timeout_s.
+    assert run.runtime.desk.activity.alarm_since(alarms) == "limit min_collateral_ratio_close tripped"
     assert event.message.startswith("hibachi: collateral ratio 1.1") and "below" in event.message
     closed = run.wait_pair(PairState.CLOSED, what="the pair on the weakest venue closed")
     assert closed.id == pair.id and "min_collateral_ratio_close" in (closed.close_reason or "")

@@ -4,6 +4,7 @@ hedged at once, and the books, the venues and the fee sides agree."""
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from decimal import Decimal as D
 from typing import Any
@@ -147,3 +148,51 @@ def test_maker_taker_records_the_next_hedge_ahead_after_each_partial_fill(engine
     hedges = [e for e in run.repo.list_events(opened.pair_id, limit=1000) if e.kind == "maker_hedge"]
     assert len(hedges) >= 4 and all(e.data["recorded_ahead"] for e in hedges), [e.data for e in hedges]
     assert _venue_qty(run.runtime, Venue.BACKPACK, "BTC_USDC_PERP") == run.repo.get_pair(opened.pair_id).quantity
+
+
+def test_a_close_all_ends_a_maker_close_in_progress(engine_factory: Factory, caplog: Any) -> None:
+    """A maker close holds the closer for up to maker_timeout_s; an operator's close-all (like a NAKED pair or a
+    breached limit) raises an alarm that ends it at once, and the close goes taker."""
+    settings = _settings({"open": "taker", "close": "maker_taker", "maker_venue": "hibachi", "maker_timeout_s": 600})
+    run = engine_factory(settings | {"paper": {"volatility": "0.000000001"}}, start_loop=False)  # nothing fills
+    _ready(run)
+    opened = run.runtime.supervisor.ref("coordinator").ask(OpenNow("BTC"), timeout=90)
+    assert isinstance(opened, PairOpened), opened
+    from actors.messages import ClosePair
+
+    caplog.set_level("INFO", logger="actors.closer")
+    closing = run.runtime.supervisor.ref("closer").ask(ClosePair(opened.pair_id, "test"), block=False)
+    engine = run.runtime.paper.hibachi.engine  # type: ignore[union-attr]
+
+    def resting() -> bool:
+        with engine.lock:
+            orders = [o for a in engine.accounts.values() for o in a.orders.values()]
+            return any(o.order_type is OrderType.LIMIT and not o.status.is_final for o in orders)
+
+    wait_until(resting, 10, "the maker close's order resting")
+    answered: list[Any] = []
+    threading.Thread(target=lambda: answered.append(run.runtime.command("close-all", {})), daemon=True).start()
+    wait_until(lambda: bool(answered), 30, "close-all answered (the maker close rests for up to 600 s)")
+    assert closing.get(timeout=30).states[opened.pair_id] is PairState.CLOSED
+    assert set(answered[0]["states"].values()) <= {"closed"}
+    assert any("maker close: urgent work waits: close-all by operator" in r.getMessage() for r in caplog.records)
+    assert _venue_qty(run.runtime, Venue.BACKPACK, "BTC_USDC_PERP") == 0
+    assert _venue_qty(run.runtime, Venue.HIBACHI, "BTC/USDT-P") == 0
+
+
+def test_a_close_all_closes_taker_whatever_the_close_style(engine_factory: Factory) -> None:
+    """An operator's close-all (and a limit's close) means now: nothing of it rests post-only waiting for the
+    market, even with a maker close style."""
+    settings = _settings({"open": "taker", "close": "maker_maker", "maker_timeout_s": 600})
+    run = engine_factory(settings | {"paper": {"volatility": "0.000000001"}}, start_loop=False)  # nothing fills
+    _ready(run)
+    opened = run.runtime.supervisor.ref("coordinator").ask(OpenNow("BTC"), timeout=90)
+    assert isinstance(opened, PairOpened), opened
+    answered: list[Any] = []
+    threading.Thread(target=lambda: answered.append(run.runtime.command("close-all", {})), daemon=True).start()
+    wait_until(lambda: bool(answered), 30, "close-all answered (a maker close would rest for up to 600 s)")
+    assert answered[0]["states"] == {str(opened.pair_id): "closed"}
+    closes = [o for o in run.repo.orders_for_pair(opened.pair_id) if o.purpose is OrderPurpose.CLOSE]
+    assert closes and all(o.type == "market" for o in closes), closes
+    closing = [e for e in run.repo.list_events(opened.pair_id, limit=100) if e.kind == "pair_closing"]
+    assert closing[0].data["execution"] == "taker"
