@@ -36,7 +36,7 @@ from actors.messages import (
     UpdatePosition,
     WriteBatch,
 )
-from actors.position_watch import PositionWatch
+from actors.position_watch import PositionWatch, read_active
 from core.clock import Clock
 from core.domain import EventLevel, PairState, Side, Venue
 from core.ledger import leg_book
@@ -100,11 +100,12 @@ class Monitor(SupervisedActor):
         feeds = self._feeds()
         before = self.positions.expected()
         positions = self._positions()
-        after = self.positions.expected()
-        pairs = self.desk.repo.list_pairs(WATCHED_STATES)
-        books = self.desk.repo.legs_with_orders(p.id for p in pairs)
+        active, books = read_active(self.desk)  # the reading after the venues', and the pairs' figures below
+        after = self.positions.expected((active, books))
+        pairs = [p for p in active if p.state in WATCHED_STATES]
         writes: list[Any] = []
-        readings = [self._pair(p, books.get(p.id, []), ratios, positions, writes) for p in pairs]
+        marks: dict[tuple[Venue, str], Decimal | None] = {}  # one reading of each symbol per tick, for every pair
+        readings = [self._pair(p, books.get(p.id, []), ratios, positions, writes, marks) for p in pairs]
         if writes:  # marks and snapshots of the whole tick in one transaction, not three per pair
             self.desk.directory.get("writer").tell(WriteBatch(tuple(writes)))
         self.positions.check(positions, before, after)
@@ -193,6 +194,16 @@ class Monitor(SupervisedActor):
                 out[venue] = None
         return out
 
+    def _mark(self, leg: PositionRecord) -> Decimal | None:
+        """The leg's venue mark now (the feed's, or REST's when the feed is stale); None when unreadable."""
+        try:
+            reply: QuoteReply = self.desk.ask_venue(leg.venue, GetQuote(leg.symbol))
+        except Exception as exc:  # noqa: BLE001
+            log.warning("%s mark of %s not readable: %s", leg.venue, leg.symbol, exc)
+            return None
+        mark: Decimal | None = reply.quote.mark
+        return mark
+
     def _pair(
         self,
         pair: PairRecord,
@@ -200,6 +211,7 @@ class Monitor(SupervisedActor):
         ratios: dict[Venue, Decimal | None],
         positions: dict[Venue, Positions | None],
         writes: list[Any],
+        tick_marks: dict[tuple[Venue, str], Decimal | None],
     ) -> dict[str, Any]:
         legs = [leg for leg, _ in legs_orders]
         marks: dict[Side, Decimal | None] = {}
@@ -207,12 +219,10 @@ class Monitor(SupervisedActor):
         distance: dict[str, Decimal | None] = {}
         for leg, orders in legs_orders:
             book = leg_book(leg.side, orders)
-            mark: Decimal | None = None
-            try:
-                reply: QuoteReply = self.desk.ask_venue(leg.venue, GetQuote(leg.symbol))
-                mark = reply.quote.mark
-            except Exception as exc:  # noqa: BLE001
-                log.warning("%s mark of %s not readable: %s", leg.venue, leg.symbol, exc)
+            key = (leg.venue, leg.symbol)
+            if key not in tick_marks:
+                tick_marks[key] = self._mark(leg)
+            mark = tick_marks[key]
             marks[leg.side] = mark
             value = None
             if mark is not None and book.entry_price is not None and book.held > 0:

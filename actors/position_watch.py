@@ -17,6 +17,7 @@ from actors.messages import BlockOpening, LegVanished, Positions, UnblockOpening
 from core.domain import ACTIVE_STATES, EventLevel, PairState, Venue
 from core.ledger import is_unresolved, leg_book
 from core.position_check import Comparison, Difference, Expected, Key, compare_positions
+from storage.records import OrderRecord, PairRecord, PositionRecord
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +31,23 @@ def block_key(key: Key) -> str:
     return f"position:{venue.value}:{symbol}"
 
 
-def expected_positions(desk: Desk) -> Expected:
-    """What the pairs hold per (venue, symbol); which of those are mid-trade; which pairs hold each."""
+Books = dict[int, list[tuple[PositionRecord, list[OrderRecord]]]]
+
+
+def read_active(desk: Desk) -> tuple[list[PairRecord], Books]:
+    """The live pairs and their legs with orders, in one reading."""
+    pairs = desk.repo.list_pairs(ACTIVE_STATES)
+    return pairs, desk.repo.legs_with_orders(p.id for p in pairs)
+
+
+def expected_positions(desk: Desk, reading: tuple[list[PairRecord], Books] | None = None) -> Expected:
+    """What the pairs hold per (venue, symbol); which of those are mid-trade; which pairs hold each (from
+    `reading` of read_active when given, else read now)."""
     held: dict[Key, Decimal] = {}
     moving: set[Key] = set()
     holders: dict[Key, list[int]] = {}
     claimed = desk.claims.claimed()
-    pairs = desk.repo.list_pairs(ACTIVE_STATES)
-    books = desk.repo.legs_with_orders(p.id for p in pairs)
+    pairs, books = reading if reading is not None else read_active(desk)
     for pair in pairs:
         for leg, orders in books.get(pair.id, []):
             key = (leg.venue, leg.symbol)
@@ -61,9 +71,9 @@ class PositionWatch:
         self._blocked: set[Key] = set()  # unknown positions holding opening back
         self._unblock: set[Key] = set()  # gone again; the coordinator still to be told
 
-    def expected(self) -> Expected:
-        """One reading of what the pairs hold."""
-        return expected_positions(self.desk)
+    def expected(self, reading: tuple[list[PairRecord], Books] | None = None) -> Expected:
+        """One reading of what the pairs hold (from read_active's `reading` when given)."""
+        return expected_positions(self.desk, reading)
 
     def check(
         self,

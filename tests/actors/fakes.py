@@ -80,6 +80,7 @@ class VenueBook:
     positions: dict[str, Decimal] = field(default_factory=dict)  # signed: + long, - short
     placed: list[PlaceOrder] = field(default_factory=list)
     funding: list[FundingPayment] = field(default_factory=list)
+    quotes: list[str] = field(default_factory=list)  # the symbols whose quote was asked, in order
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def held(self, symbol: str) -> Decimal:
@@ -109,6 +110,8 @@ class FakeVenue(SupervisedActor):
                     found = self.book.orders.get(client_id)
                 return found if found is not None else OrderUnknown(venue, client_id, expiry_s=1.0)
             case GetQuote(symbol=symbol):
+                with self.book.lock:
+                    self.book.quotes.append(symbol)
                 return QuoteReply(venue, Quote(symbol, MARK - 1, MARK + 1, MARK, Decimal(0), None, self.clock.now()))
             case FetchMarket(symbol=symbol):
                 return MarketRules(venue, Market(symbol, Decimal("0.1"), STEP, STEP, Decimal(1), Decimal(20)))

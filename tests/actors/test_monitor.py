@@ -139,3 +139,15 @@ def test_a_dead_closer_hears_the_unknown_position_on_the_next_reading(monitor: M
     monitor.closer = replacement
     monitor.tick()
     assert monitor.told("closer") == [UnknownPosition(BP, "SOL_USDC_PERP", Decimal(-3), Decimal(100))]
+
+
+def test_a_tick_reads_each_symbols_mark_once_for_every_pair_on_it(monitor: Monitored) -> None:
+    """Marks are read once per (venue, symbol) a tick: 1,000 pairs on one market asked 2,000 quotes a tick."""
+    made = monitor.rig
+    first, second = made.open_pair(), made.open_pair()
+    with made.books[BP].lock:
+        made.books[BP].quotes.clear()
+    monitor.tick()
+    with made.books[BP].lock:
+        assert made.books[BP].quotes == [SYMBOLS[BP]]
+    assert made.repo.list_snapshots(first) and made.repo.list_snapshots(second)  # both pairs read from it
