@@ -26,6 +26,7 @@ from actors.monitor import Monitor
 from actors.position_watch import MISMATCH_TICKS
 from core.domain import EventLevel, PairState, Side
 from tests.actors.test_closer_rig import BP, QTY, SYMBOLS, Rig, Seen, ask, rig
+from tests.helpers import wait_until
 
 
 class Monitored:
@@ -150,4 +151,5 @@ def test_a_tick_reads_each_symbols_mark_once_for_every_pair_on_it(monitor: Monit
     monitor.tick()
     with made.books[BP].lock:
         assert made.books[BP].quotes == [SYMBOLS[BP]]
-    assert made.repo.list_snapshots(first) and made.repo.list_snapshots(second)  # both pairs read from it
+    # Both pairs' readings came from it (their snapshots go to the writer after the tick, told, not asked).
+    wait_until(lambda: bool(made.repo.list_snapshots(first) and made.repo.list_snapshots(second)), 10, "snapshots")
