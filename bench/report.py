@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -75,6 +76,12 @@ def render(figures: Sequence[Figure], header: Sequence[str]) -> str:
         if i == 0:
             lines.append("  ".join("-" * w for w in widths[:6]) + "  ----")
     return "\n".join(lines)
+
+
+def render_json(figures: Sequence[Figure], header: Sequence[str]) -> str:
+    """The same figures as one JSON object for scripts: the run's conditions, then every row with its numbers
+    unrounded (p99 null for a single value)."""
+    return json.dumps({"conditions": list(header), "figures": [asdict(f) for f in figures]}, indent=1)
 
 
 def cores() -> int:

@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 
 from bench import feed, footprint, hedges, monitor, opens, signing
-from bench.report import Figure, cores, render
+from bench.report import Figure, cores, render, render_json
 from bench.venues import SimProcesses, scratch_dir
 
 SECTIONS = ("opens", "feed", "monitor", "footprint", "signing", "hedges")
@@ -26,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--hedges", type=int, help="maker fills hedged (default 200, quick 100)")
     parser.add_argument("--no-pin", action="store_true", help="do not give the simulators a core of their own")
     parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections (repeatable)")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object, not a table")
     return parser
 
 
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'' if args.no_pin else ', on a core of their own'}), {args.latency_ms:g} ms added per venue request "
         f"where stated; engine log: {log_dir / 'bench.log'}",
     ]
-    print(render(figures, header))
+    print(render_json(figures, header) if args.json else render(figures, header))
     return 0
 
 
