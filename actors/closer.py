@@ -408,7 +408,6 @@ class Closer(SupervisedActor):
                         TransitionPair(pair_id, pair.state, PairState.NAKED, reason, level=EventLevel.CRITICAL)
                     )
                     states[pair_id] = PairState.NAKED
-                    self.desk.activity.alarm(f"pair {pair_id} is NAKED")  # an open's maker phase ends
             finally:
                 self.desk.claims.release(pair_id)
         return states

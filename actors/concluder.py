@@ -146,7 +146,6 @@ class Concluder:
             pair_id, expected, PairState.NAKED, reason, level=EventLevel.CRITICAL, data=dict(NAKED_ACTION)
         )
         self._commit(writes, naked)
-        self.desk.activity.alarm(f"pair {pair_id} is NAKED")  # the closer repairs it: a maker close must let it go
         return PairFailed(pair_id, PairState.NAKED, reason)
 
     def _opened(

@@ -156,7 +156,14 @@ class Runtime:
         return [
             ChildSpec(
                 "writer",
-                on(PersistenceWriter, "writer", db=self.db, notify=notify, on_storage_failure=self._storage_failed),
+                on(
+                    PersistenceWriter,
+                    "writer",
+                    db=self.db,
+                    notify=notify,
+                    on_storage_failure=self._storage_failed,
+                    alarm=self.desk.activity.alarm,
+                ),
                 policy(),
             ),
             *(ChildSpec(f"exchange.{spec.venue}", exchange(spec.venue), policy()) for spec in self.venues),

@@ -61,12 +61,16 @@ class PersistenceWriter(SupervisedActor):
         db: Engine,
         notify: Callable[[Alert], None] | None = None,
         on_storage_failure: Callable[[BaseException], None] | None = None,
+        alarm: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(name, generation, clock, on_death)
         self.writes = Writes(db, clock)
         self.queries = Queries(db)
         self._notify = notify
         self._on_storage_failure = on_storage_failure
+        # core/activity.py's alarm: a pair gone NAKED, whoever moved it, ends the maker phases running (the closer
+        # must be free to repair it, and no open goes on while a leg is alone).
+        self._alarm = alarm
 
     def _alert(self, level: EventLevel, kind: str, message: str, pair_id: int | None, data: dict[str, Any]) -> None:
         """Hand a committed warning or critical event to the alert sinks (never blocks, never raises)."""
@@ -219,6 +223,8 @@ class PersistenceWriter(SupervisedActor):
     def _transitioned(self, m: TransitionPair) -> None:
         log.log(_LOG_LEVEL[m.level], "%s", m.text, extra={"pair": m.pair_id})
         self._alert(m.level, f"pair_{m.to.value}", m.text, m.pair_id, m.data)
+        if m.to is PairState.NAKED and self._alarm is not None:
+            self._alarm(f"pair {m.pair_id} is NAKED")
 
     def _evented(self, m: RecordEvent) -> None:
         log.log(

@@ -21,6 +21,7 @@ from actors.messages import BeginOpen, OpenBegun, PlaceOrder, TransitionPair, Up
 from actors.timing import Timings
 from actors.trader import LegTrader, one_write, writes_for
 from actors.writer import PersistenceWriter
+from core.activity import Activity
 from core.config import Settings, load_settings
 from core.domain import PairState, Side, Venue
 from core.ledger import OrderState
@@ -89,13 +90,15 @@ class Rig:
         self.repo = Queries(self.db)
         self.directory = Directory()
         self._refs: list[pykka.ActorRef[Any]] = []
-        self.add("writer", PersistenceWriter.start("writer", 0, self.clock, None, db=self.db))
+        self.activity = Activity()
+        writer = PersistenceWriter.start("writer", 0, self.clock, None, db=self.db, alarm=self.activity.alarm)
+        self.add("writer", writer)
         self.books = {v: VenueBook(v) for v in (BP, HB)}
         self.scripts = {v: Script() for v in (BP, HB)}
         for venue in (BP, HB):
             ref = FakeVenue.start(exchange_name(venue), self.clock, book=self.books[venue], script=self.scripts[venue])
             self.add(exchange_name(venue), ref)
-        self.desk = Desk(self.directory, self.repo, self.clock, self.settings, Claims(), Timings())
+        self.desk = Desk(self.directory, self.repo, self.clock, self.settings, Claims(), Timings(), self.activity)
 
     def add(self, name: str, ref: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
         """Publish an actor under `name` (stopped with the rig)."""

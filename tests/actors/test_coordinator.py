@@ -83,7 +83,8 @@ class World:
         self.books = {venue: VenueBook(venue) for venue in self.settings.trading.venues}
         self.refs: list[pykka.ActorRef[Any]] = []
         self.generation = 0
-        self._start("writer", PersistenceWriter.start("writer", 1, self.clock, None, db=self.db))
+        writer = PersistenceWriter.start("writer", 1, self.clock, None, db=self.db, alarm=self.desk.activity.alarm)
+        self._start("writer", writer)
         self.coordinator: pykka.ActorRef[Any] | None = None
 
     def _start(self, name: str, ref: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:

@@ -28,7 +28,6 @@ from actors.messages import (
 from actors.timing import Timings, WireTiming
 from actors.trader import Outcome, Reply, applied, one_batch, outcome_of
 from core import opening
-from core.activity import Activity
 from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
 from core.ledger import OrderState, PositionState
 from core.planning import OpenPlan, VenueView
@@ -98,11 +97,10 @@ class _Trader:
 
 
 class _Desk:
-    """What the Concluder uses of a Desk: the retry settings, the writer, the timings and the alarm."""
+    """What the Concluder uses of a Desk: the retry settings, the writer and the timings."""
 
     def __init__(self) -> None:
         self.timings = Timings()
-        self.activity = Activity()
         self.settings = SimpleNamespace(timings=SimpleNamespace(leg_retry_min_s=D(1), leg_retry_max_s=D(4)))
         self.writes: list[Any] = []
 

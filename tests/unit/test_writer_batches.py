@@ -87,3 +87,23 @@ def test_a_create_pair_inside_a_batch_joins_its_transaction(
         ref.ask(WriteBatch((CreatePair(PLAN), refused)))
     assert repo.list_pairs() == []
     assert repo.list_events() == []
+
+
+def test_a_committed_naked_transition_raises_the_alarm_and_a_refused_one_does_not(
+    repo: Queries, clock: FakeClock
+) -> None:
+    """Whoever turns a pair NAKED (an open's rollback, the closer, recovery), the writer raises the alarm that ends
+    running maker phases, once the transition has committed."""
+    alarms: list[str] = []
+    ref = PersistenceWriter.start("writer", 0, clock, None, db=repo.engine, alarm=alarms.append)
+    try:
+        begun = ref.ask(BeginOpen(PLAN, ((Venue.BACKPACK, D(2)), (Venue.HIBACHI, D(3)))))
+        naked = TransitionPair(begun.pair_id, PairState.OPENING, PairState.NAKED, "test", level=EventLevel.CRITICAL)
+        refused = TransitionPair(begun.pair_id, PairState.OPEN, PairState.CLOSING, "not OPEN")
+        with pytest.raises(TransitionRefusedError):
+            ref.ask(WriteBatch((naked, refused)))
+        assert alarms == []  # rolled back with its batch
+        ref.ask(naked)
+        assert alarms == [f"pair {begun.pair_id} is NAKED"]
+    finally:
+        ref.stop()
