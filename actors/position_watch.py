@@ -32,15 +32,16 @@ def block_key(key: Key) -> str:
 
 
 Books = dict[int, list[tuple[PositionRecord, list[OrderRecord]]]]
+ActiveReading = tuple[list[PairRecord], Books]  # the live pairs, and each one's legs with their orders
 
 
-def read_active(desk: Desk) -> tuple[list[PairRecord], Books]:
+def read_active(desk: Desk) -> ActiveReading:
     """The live pairs and their legs with orders, in one reading."""
     pairs = desk.repo.list_pairs(ACTIVE_STATES)
     return pairs, desk.repo.legs_with_orders(p.id for p in pairs)
 
 
-def expected_positions(desk: Desk, reading: tuple[list[PairRecord], Books] | None = None) -> Expected:
+def expected_positions(desk: Desk, reading: ActiveReading | None = None) -> Expected:
     """What the pairs hold per (venue, symbol); which of those are mid-trade; which pairs hold each (from
     `reading` of read_active when given, else read now)."""
     held: dict[Key, Decimal] = {}
@@ -71,7 +72,7 @@ class PositionWatch:
         self._blocked: set[Key] = set()  # unknown positions holding opening back
         self._unblock: set[Key] = set()  # gone again; the coordinator still to be told
 
-    def expected(self, reading: tuple[list[PairRecord], Books] | None = None) -> Expected:
+    def expected(self, reading: ActiveReading | None = None) -> Expected:
         """One reading of what the pairs hold (from read_active's `reading` when given)."""
         return expected_positions(self.desk, reading)
 
