@@ -174,7 +174,7 @@ def test_a_close_all_ends_a_maker_close_in_progress(engine_factory: Factory, cap
     threading.Thread(target=lambda: answered.append(run.runtime.command("close-all", {})), daemon=True).start()
     wait_until(lambda: bool(answered), 30, "close-all answered (the maker close rests for up to 600 s)")
     assert closing.get(timeout=30).states[opened.pair_id] is PairState.CLOSED
-    assert set(answered[0]["states"].values()) <= {"closed"}
+    assert answered[0]["states"] == {}  # its own close ended first (the closer's inbox is in order): none left
     assert any("maker close: urgent work waits: close-all by operator" in r.getMessage() for r in caplog.records)
     assert _venue_qty(run.runtime, Venue.BACKPACK, "BTC_USDC_PERP") == 0
     assert _venue_qty(run.runtime, Venue.HIBACHI, "BTC/USDT-P") == 0
