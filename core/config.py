@@ -13,13 +13,21 @@ from contextvars import ContextVar
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args, get_origin
 from urllib.parse import urlparse, urlunparse
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
+from core.accounts import (
+    ACCOUNT_ENV_PREFIX,
+    DEFAULT_ACCOUNT,
+    account_data,
+    account_sections,
+    check_accounts,
+    fold_account_env,
+)
 from core.domain import Venue
 
 ENV_PREFIX = "APP__"
@@ -303,6 +311,9 @@ class PaperConfig(_Section):
     live_hibachi_ws_url: str = "wss://data-api.hibachi.xyz/ws/market"
     # A paper order is refused when its market's live touch is older than this (never filled at an old price).
     live_max_age_s: Decimal = Decimal(10)
+    # The simulators run elsewhere (the fleet's paper host) and the venue sections already point at them: no
+    # simulator is started, the venues are connected to as live ones.
+    external: bool = False
 
 
 def _check_paper(p: PaperConfig, problems: list[str]) -> None:
@@ -388,6 +399,55 @@ class HibachiConfig(_Section):
         return urlunparse((scheme, parsed.netloc, "/ws/account", "", "", ""))
 
 
+class AccountBackpackConfig(_Section):
+    """An account's Backpack key pair (`[accounts.backpack]`); the endpoints come from the top-level [backpack]."""
+
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+
+
+class AccountHibachiConfig(_Section):
+    """An account's Hibachi key, account id and signing key (`[accounts.hibachi]`); the rest from [hibachi]."""
+
+    api_key: SecretStr | None = None
+    account_id: int | None = None
+    key_type: HibachiKeyType | None = None
+    hmac_secret: SecretStr | None = None
+    private_key: SecretStr | None = None
+
+
+# Two accounts sharing one of these would be one venue account traded by two workers.
+ACCOUNT_UNIQUE_KEYS = ("backpack.api_key", "hibachi.api_key", "hibachi.account_id")
+
+
+class AccountConfig(_Section):
+    """One account of a fleet (`[[accounts]]`): its name, its venue credentials, and what it trades, each unset
+    value taken from the top level."""
+
+    name: str
+    # None: the top-level mode decides; true: paper whatever the mode; false: live whatever the mode.
+    paper: bool | None = None
+    backpack: AccountBackpackConfig = AccountBackpackConfig()
+    hibachi: AccountHibachiConfig = AccountHibachiConfig()
+    markets: tuple[str, ...] | None = None  # names among trading.markets; None: all of them
+    notional_usd: Decimal | None = None
+    max_concurrent_pairs: int | None = None
+
+
+class WorkersConfig(_Section):
+    """The fleet supervisor's worker processes (one per account): heartbeats, restarts, leases, stopping."""
+
+    heartbeat_interval_s: Decimal = Decimal(1)
+    heartbeat_timeout_s: Decimal = Decimal(10)
+    max_restarts: int = 5
+    restart_window_s: Decimal = Decimal(600)
+    restart_backoff_min_s: Decimal = Decimal(1)
+    restart_backoff_max_s: Decimal = Decimal(60)
+    lease_s: Decimal = Decimal(30)
+    max_accounts: int = 0  # 0: no limit
+    stop_timeout_s: Decimal = Decimal(20)
+
+
 class ControlConfig(_Section):
     """The nng control socket the CLI talks to."""
 
@@ -405,14 +465,55 @@ class LogConfig(_Section):
 
 # The TOML document of the current load; a ContextVar so that concurrent loads (tests) do not mix.
 _toml_data: ContextVar[dict[str, Any]] = ContextVar("_toml_data", default={})  # noqa: B039
+# Where load_settings collects the problems of the account variables (None: raised at once).
+_env_problems: ContextVar[list[str] | None] = ContextVar("_env_problems", default=None)
+# Set while Settings.for_account validates its own data: neither the environment nor a file is read then.
+_sources_off: ContextVar[bool] = ContextVar("_sources_off", default=False)
+
+
+def _report(problems: list[str]) -> None:
+    """Collect the account variables' problems for load_settings, or raise them when no load collects."""
+    if problems:
+        collected = _env_problems.get()
+        if collected is None:
+            raise ConfigError(problems)
+        collected.extend(problems)
+
+
+class _EnvSource(EnvSettingsSource):
+    """The environment, less the account variables by name (APP__ACCOUNTS__<NAME>__...): `accounts` is a list,
+    which the default source cannot index by name; they are folded into the accounts by name instead."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        every = self.env_vars
+        self.account_vars = {k: v for k, v in every.items() if k.lower().startswith(ACCOUNT_ENV_PREFIX)}
+        self.env_vars = {k: v for k, v in every.items() if k not in self.account_vars}
+        # APP__ACCOUNTS (a JSON list) replaces the file's accounts: the variables by name then apply to it.
+        self.gives_accounts = f"{ENV_PREFIX.lower()}accounts" in {k.lower() for k in self.env_vars}
+
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        if self.gives_accounts:
+            data, problems = fold_account_env(data, self.account_vars)
+            _report(problems)
+        return data
 
 
 class _TomlSource(PydanticBaseSettingsSource):
+    def __init__(self, settings_cls: type[BaseSettings], env: _EnvSource | None = None) -> None:
+        super().__init__(settings_cls)
+        self._env = env
+
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return _toml_data.get()
+        data = _toml_data.get()
+        if self._env is not None and not self._env.gives_accounts:
+            data, problems = fold_account_env(data, self._env.account_vars)
+            _report(problems)
+        return data
 
 
 class Settings(BaseSettings):
@@ -439,6 +540,11 @@ class Settings(BaseSettings):
     hibachi: HibachiConfig = HibachiConfig()
     control: ControlConfig = ControlConfig()
     log: LogConfig = LogConfig()
+    workers: WorkersConfig = WorkersConfig()
+    # The accounts of a fleet; none: one engine trades the top-level credentials as account "default".
+    accounts: tuple[AccountConfig, ...] = ()
+    # The account this engine process trades (its pairs in the database); the fleet supervisor sets it per worker.
+    account: str = DEFAULT_ACCOUNT
 
     @classmethod
     def settings_customise_sources(
@@ -450,7 +556,10 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Highest first: command-line flags (init kwargs), environment, TOML file; defaults last."""
-        return (init_settings, env_settings, _TomlSource(settings_cls))
+        if _sources_off.get():
+            return (init_settings,)
+        env = _EnvSource(settings_cls)
+        return (init_settings, env, _TomlSource(settings_cls, env))
 
     @model_validator(mode="before")
     @classmethod
@@ -479,6 +588,42 @@ class Settings(BaseSettings):
     def control_address(self) -> str:
         """The configured control address, or an ipc socket in the data directory."""
         return self.control.address or f"ipc://{self.data_dir / 'control.ipc'}"
+
+    @property
+    def fleet(self) -> bool:
+        """True when `[[accounts]]` is configured: a fleet supervisor runs one worker per account."""
+        return bool(self.accounts)
+
+    def account_names(self) -> list[str]:
+        """The configured accounts' names in order, or ["default"] when there are none."""
+        return [a.name for a in self.accounts] or [DEFAULT_ACCOUNT]
+
+    def account_is_paper(self, name: str) -> bool:
+        """Whether account `name` trades on paper: its own `paper`, else the top-level mode."""
+        account = self._account(name)
+        return self.mode is Mode.PAPER if account is None or account.paper is None else account.paper
+
+    def for_account(self, name: str, venues: dict[str, dict[str, Any]] | None = None) -> Settings:
+        """A validated single-account Settings for the worker of account `name`: its credentials in the venue
+        sections, its markets and sizes, its mode; `venues` (venue -> fields) overrides the venue sections
+        further and sets paper.external. Raises ConfigError (unknown name, or a rule the result breaks)."""
+        account = self._account(name)
+        data = account_data(self, account, venues)
+        data["account"] = name
+        data["mode"] = Mode.PAPER if self.account_is_paper(name) else Mode.LIVE
+        token = _sources_off.set(True)
+        try:
+            return Settings(**data)
+        except ValidationError as exc:
+            raise ConfigError([f"account {name}: {line}" for line in _format_validation_error(exc)]) from None
+        finally:
+            _sources_off.reset(token)
+
+    def _account(self, name: str) -> AccountConfig | None:
+        """Account `name`'s section (None: "default" of a config without accounts); ConfigError if unknown."""
+        if name not in self.account_names():
+            raise ConfigError([f"account {name!r} is not configured (accounts: {', '.join(self.account_names())})"])
+        return next((a for a in self.accounts if a.name == name), None)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -581,10 +726,12 @@ def _check_url(problems: list[str], key: str, url: str | SecretStr, schemes: tup
         problems.append(f"{key} = {_fmt(url)} must be a {' or '.join(schemes)} URL with a host")
 
 
-def _check_secret_lengths(s: Settings, problems: list[str]) -> None:
+def _check_secret_lengths(sections: dict[str, BaseModel], problems: list[str]) -> None:
     for key, minimum in SECRET_MIN_LENGTH.items():
         section, name = key.split(".")
-        value = getattr(getattr(s, section), name)
+        if section not in sections:
+            continue
+        value = getattr(sections[section], name)
         if value is not None and len(value.get_secret_value()) < minimum:
             how = f"; make one with: {GENERATE_COMMAND}" if key == "control.token" else ""
             problems.append(f"{key} must be at least {minimum} characters (no real one is shorter){how}")
@@ -605,6 +752,15 @@ def _check_venues(s: Settings, problems: list[str]) -> None:
             problems.append(f"{key} = {wait} must be between 0 and 60 seconds")
     if not 1 <= b.window_ms <= 60000:
         problems.append(f"backpack.window_ms = {b.window_ms} must be between 1 and 60000 (venue maximum)")
+    # A fleet's top level holds no keys (its own rule says so): each account's are checked with the account.
+    if not s.fleet:
+        _check_keys(b, h, s.mode is Mode.LIVE, s.trading.venues, problems)
+
+
+def _check_keys(
+    b: BackpackConfig, h: HibachiConfig, live: bool, venues: tuple[Venue, ...], problems: list[str]
+) -> None:
+    """The venue credentials of one account: complete when it trades live, consistent whatever the mode."""
     if h.key_type is HibachiKeyType.HMAC and h.hmac_secret is None:
         problems.append("hibachi.key_type = hmac requires hibachi.hmac_secret")
     if h.key_type is HibachiKeyType.ECDSA and h.private_key is None:
@@ -614,7 +770,7 @@ def _check_venues(s: Settings, problems: list[str]) -> None:
         problems.append(f"hibachi.private_key = {HIDDEN} must be 64 hex digits (optionally 0x-prefixed)")
     if h.key_type is None and (h.hmac_secret is not None or h.private_key is not None):
         problems.append("hibachi.key_type must be set to hmac or ecdsa when a Hibachi signing key is given")
-    if s.mode is Mode.LIVE:
+    if live:
         # Only the venues traded on need keys.
         required = {
             Venue.BACKPACK: (("backpack.api_key", b.api_key), ("backpack.api_secret", b.api_secret)),
@@ -624,7 +780,7 @@ def _check_venues(s: Settings, problems: list[str]) -> None:
                 ("hibachi.key_type", h.key_type),
             ),
         }
-        missing = [key for v in s.trading.venues for key, value in required.get(v, ()) if value is None]
+        missing = [key for v in venues for key, value in required.get(v, ()) if value is None]
         if missing:
             problems.append(f"mode = live requires {', '.join(missing)} (missing)")
 
@@ -670,6 +826,36 @@ def _check_limits(s: Settings, problems: list[str]) -> None:
             f"limits.max_notional_usd = {lim.max_notional_usd} must be >= trading.notional_usd = "
             f"{s.trading.notional_usd} (no pair could ever open)"
         )
+
+
+def _check_workers(w: WorkersConfig, problems: list[str]) -> None:
+    _rule_gt(problems, "workers.heartbeat_interval_s", w.heartbeat_interval_s, 0)
+    # A timeout within one interval would call a worker silent between two beats.
+    if w.heartbeat_timeout_s <= w.heartbeat_interval_s:
+        problems.append(
+            f"workers.heartbeat_timeout_s = {_fmt(w.heartbeat_timeout_s)} must be > workers.heartbeat_interval_s"
+            f" = {_fmt(w.heartbeat_interval_s)}"
+        )
+    _rule_ge(problems, "workers.max_restarts", w.max_restarts, 0)
+    _rule_gt(problems, "workers.restart_window_s", w.restart_window_s, 0)
+    _rule_gt(problems, "workers.restart_backoff_min_s", w.restart_backoff_min_s, 0)
+    _rule_le(problems, "workers.restart_backoff_min_s", w.restart_backoff_min_s, "workers.restart_backoff_max_s",
+             w.restart_backoff_max_s)  # fmt: skip
+    _rule_gt(problems, "workers.lease_s", w.lease_s, 0)
+    _rule_ge(problems, "workers.max_accounts", w.max_accounts, 0)
+    _rule_gt(problems, "workers.stop_timeout_s", w.stop_timeout_s, 0)
+
+
+def _check_accounts(s: Settings, problems: list[str]) -> None:
+    check_accounts(s, ACCOUNT_UNIQUE_KEYS, problems)
+    for a in s.accounts:
+        # The account's keys with the top level's endpoints: the same rules, and messages, as a single account's.
+        sections = account_sections(s, a)
+        found: list[str] = []
+        b, h = cast(BackpackConfig, sections["backpack"]), cast(HibachiConfig, sections["hibachi"])
+        _check_keys(b, h, not s.account_is_paper(a.name), s.trading.venues, found)
+        _check_secret_lengths(sections, found)
+        problems.extend(f"accounts.{a.name}: {line}" for line in found)
 
 
 def check_rules(s: Settings) -> list[str]:
@@ -721,7 +907,9 @@ def check_rules(s: Settings) -> list[str]:
     _check_limits(s, problems)
     _check_venues(s, problems)
     _check_control(s.control, problems)
-    _check_secret_lengths(s, problems)
+    _check_secret_lengths({name: getattr(s, name) for name in {k.split(".")[0] for k in SECRET_MIN_LENGTH}}, problems)
+    _check_workers(s.workers, problems)
+    _check_accounts(s, problems)
     return problems
 
 
@@ -729,18 +917,36 @@ def check_rules(s: Settings) -> list[str]:
 # Loading
 
 
+def _has_secrets(model: type[BaseModel]) -> bool:
+    """Whether `model` or a section within it has a secret field."""
+    return any(
+        "SecretStr" in str(f.annotation)
+        or (isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel) and _has_secrets(f.annotation))
+        for f in model.model_fields.values()
+    )
+
+
 def _may_hold_a_secret(loc: tuple[int | str, ...]) -> bool:
     """Whether the value at `loc` is, contains or may be a secret: anything but a known non-secret field."""
     model: type[BaseModel] = Settings
-    for part in loc:
-        field = model.model_fields.get(str(part))
+    parts = list(loc)
+    while parts:
+        field = model.model_fields.get(str(parts.pop(0)))
         if field is None:
             return True  # unknown key, or an error on a whole section: its value is not ours to judge
-        if "SecretStr" in str(field.annotation):
+        annotation = field.annotation
+        if "SecretStr" in str(annotation):
             return True
-        if not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+        items = get_args(annotation)
+        if get_origin(annotation) is tuple and items and isinstance(items[0], type) and issubclass(items[0], BaseModel):
+            # A list of sections ([[accounts]]): the next part is the item's index.
+            if not parts or not isinstance(parts[0], int):
+                return _has_secrets(items[0])  # the whole list
+            parts.pop(0)
+            annotation = items[0]
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return False
-        model = field.annotation
+        model = annotation
     return True  # a whole section, which may hold its secrets
 
 
@@ -789,9 +995,15 @@ def load_settings(config_file: Path | None = None, overrides: dict[str, Any] | N
     else:
         toml = {}
     token = _toml_data.set(toml)
+    env_problems: list[str] = []
+    env_token = _env_problems.set(env_problems)
     try:
-        return Settings(**(overrides or {}))
+        settings = Settings(**(overrides or {}))
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc)) from None
+        raise ConfigError(env_problems + _format_validation_error(exc)) from None
     finally:
+        _env_problems.reset(env_token)
         _toml_data.reset(token)
+    if env_problems:
+        raise ConfigError(env_problems)
+    return settings

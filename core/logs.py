@@ -41,17 +41,23 @@ def _url_parts(url: str) -> list[str]:
 
 
 def secret_values(settings: Settings) -> list[str]:
-    """Every secret string in the configuration (non-empty ones), plus a secret URL's credential parts."""
+    """Every secret string in the configuration (non-empty ones, every account's included), plus a secret URL's
+    credential parts."""
     found: list[str] = []
-    for section in settings.__dict__.values():
-        if not isinstance(section, BaseModel):
-            continue
-        for name, value in section.__dict__.items():
-            if isinstance(value, SecretStr) and value.get_secret_value():
-                found.append(value.get_secret_value())
-                if name.endswith("url"):
-                    found.extend(_url_parts(value.get_secret_value()))
+    _collect_secrets(settings, found)
     return found
+
+
+def _collect_secrets(model: BaseModel, found: list[str]) -> None:
+    for name, value in model.__dict__.items():
+        if isinstance(value, SecretStr) and value.get_secret_value():
+            found.append(value.get_secret_value())
+            if name.endswith("url"):
+                found.extend(_url_parts(value.get_secret_value()))
+        # Sections, and lists of them (each account's venue sections hold that account's keys).
+        for item in value if isinstance(value, tuple) else (value,):
+            if isinstance(item, BaseModel):
+                _collect_secrets(item, found)
 
 
 class Scrubber:
