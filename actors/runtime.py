@@ -196,7 +196,9 @@ class Runtime:
         if self.metrics is not None:
             port = self.metrics.serve(self.settings.metrics.host, self.settings.metrics.port)
             log.info("metrics on http://%s:%d/metrics", self.settings.metrics.host, port)
-        if self.settings.mode is Mode.PAPER:
+        # paper.external: the simulators run in the paper host and the venue sections point at them (getattr
+        # until the field is in core.config everywhere).
+        if self.settings.mode is Mode.PAPER and not getattr(self.settings.paper, "external", False):
             self.settings.data_dir.mkdir(parents=True, exist_ok=True)
             self.paper = PaperVenues.start(
                 self.clock,

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from core.clock import Clock
-from core.config import PaperConfig
+from core.config import ConfigError, PaperConfig
 from core.domain import Venue
 from exchanges.paper_live import LivePriceConfig
-from exchanges.registry import PaperStart, PaperVenue, check_registered
+from exchanges.registry import PaperStart, PaperVenue, VenueSpec, check_registered
 from exchanges.sim.live_prices import LiveVenuePrices
 from exchanges.sim.price import PriceSource
 from exchanges.sim.store import SimStore, dump_engine, dump_prices, load_engine
@@ -43,6 +43,8 @@ class PaperVenues:
     venues: dict[Venue, PaperVenue]
     store: SimStore | None = None
     live: LivePriceConfig | None = None
+    # The paper host's accounts: name -> venue -> the venue section's fields (URLs and keys) that reach it.
+    accounts: dict[str, dict[Venue, dict[str, Any]]] = field(default_factory=dict)
     _saved: dict[Venue, int] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -57,10 +59,14 @@ class PaperVenues:
         state_dir: Path | None = None,
         paper: PaperConfig | None = None,
         venues: Sequence[Venue] = DEFAULT_VENUES,
+        accounts: Sequence[str] = (),
     ) -> PaperVenues:
         """Start a simulator per venue on free loopback ports, from their saved state if there is one; with
-        `paper.prices = "live"`, priced by the real venues' public market data (VenueError if unreachable)."""
+        `paper.prices = "live"`, priced by the real venues' public market data (VenueError if unreachable).
+        Each of `accounts` gets an account of its own on every simulator (see credentials()), funded with
+        `collateral` when new, its keys drawn from `seed` and its name (a restart finds the same ones)."""
         specs = check_registered(venues)
+        _check_accounts(specs, accounts)
         store = SimStore(state_dir / STATE_FILE) if state_dir is not None else None
         saved = store.load() if store is not None else None
         prices = PriceSource(
@@ -83,11 +89,16 @@ class PaperVenues:
                     if venue.value in saved:  # a venue added since keeps its fresh account
                         load_engine(pv.sim.engine, saved[venue.value])
                 log.info("paper venues restored from %s", store.path)
+            # After the restore: an account saved before keeps its collateral, positions and orders.
+            opened = {
+                name: {s.venue: _open_account(s, built[s.venue].sim, name, collateral, seed) for s in specs}
+                for name in accounts
+            }
         except BaseException:
             for follower in _followed(built):
                 follower.stop()
             raise
-        paper_venues = cls(prices, built, store, live)
+        paper_venues = cls(prices, built, store, live, opened)
         if store is not None:
             for pv in built.values():
                 pv.sim.http.after_request = paper_venues.save_if_changed
@@ -119,6 +130,13 @@ class PaperVenues:
     def hibachi(self) -> Any:
         """Hibachi's simulator."""
         return self.sim(Venue.HIBACHI)
+
+    def credentials(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Each account's venue sections by venue name: the URLs and keys that reach it (secrets included)."""
+        return {
+            name: {venue.value: dict(fields) for venue, fields in venues.items()}
+            for name, venues in self.accounts.items()
+        }
 
     def price_status(self) -> dict[str, Any]:
         """Where paper prices come from, for `status`: the seeded walk, or each live venue with its ages."""
@@ -165,6 +183,20 @@ class PaperVenues:
     def _stop_live(self) -> None:
         for follower in _followed(self.venues):
             follower.stop()
+
+
+def _check_accounts(specs: Sequence[VenueSpec], accounts: Sequence[str]) -> None:
+    """ConfigError unless every venue can open accounts and no name comes twice."""
+    problems = [f"paper host: {s.title} cannot open paper accounts" for s in specs if accounts and not s.paper_account]
+    problems += [f"paper host: account {n!r} is named twice" for n in sorted(set(accounts)) if accounts.count(n) > 1]
+    if problems:
+        raise ConfigError(problems)
+
+
+def _open_account(spec: VenueSpec, sim: Any, name: str, collateral: Decimal, seed: int) -> dict[str, Any]:
+    if spec.paper_account is None:  # _check_accounts refused this before anything started
+        raise ConfigError([f"paper host: {spec.title} cannot open paper accounts"])
+    return spec.paper_account(sim, name, collateral, seed)
 
 
 def _followed(venues: dict[Venue, PaperVenue]) -> list[LiveVenuePrices]:

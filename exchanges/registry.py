@@ -34,6 +34,8 @@ BUILT_IN = (
 )
 
 VenueFactory = Callable[[], "tuple[PerpExchange, PriceFeed | None]"]
+# (simulator, account name, collateral, seed) -> the venue section's fields that reach that account.
+PaperAccount = Callable[[Any, str, Decimal, int], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,9 @@ class VenueSpec:
     `connect(settings, clock, symbols, sim)` returns the factory that makes its client and price feed: against
     the real venue from `settings` when `sim` is None, else against that paper simulator. `simulate` builds
     its paper simulator (not started). `client_ids` is the form of its client order ids.
+    `paper_account(sim, name, collateral, seed)` opens (or finds, after a restore) the account `name` on that
+    simulator, its keys drawn from `seed` and `name` alone, and returns the venue section's fields (URLs and
+    credentials) with which `connect(..., None)` reaches it as if it were the real venue (the paper host).
     """
 
     venue: Venue
@@ -85,6 +90,7 @@ class VenueSpec:
     # Whether one order may be both post-only and reduce-only. Where it may not (Hibachi's orderFlags holds a
     # single value), a maker close rests post-only alone, sized within what its leg holds.
     post_only_reduce_only: bool = True
+    paper_account: PaperAccount | None = None  # None: the paper host cannot serve accounts on this venue
 
 
 _specs: dict[Venue, VenueSpec] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -12,6 +13,16 @@ from exchanges.sim.live_prices import LiveVenuePrices
 
 T = TypeVar("T")  # one entry of a venue's simulator catalogue (a market, a contract)
 Follow = Callable[[LivePriceConfig, list[str], Clock], LiveVenuePrices]
+
+
+def paper_account_name(name: str) -> str:
+    """The simulator's account behind the paper host's account `name` (apart from its own "paper" account)."""
+    return f"account:{name}"
+
+
+def paper_account_rng(seed: int, name: str) -> random.Random:
+    """The draws of one paper host account's keys: the same for the same seed and name, on every start."""
+    return random.Random(f"{seed}:{name}")  # noqa: S311 - simulator keys, reproducible on purpose
 
 
 def secret_text(value: Any) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from core.clock import Clock
@@ -15,7 +16,7 @@ from exchanges.backpack.sim import DEFAULT_MARKETS, BackpackSim
 from exchanges.feed import PriceFeed
 from exchanges.paper_live import BACKPACK_REFUSAL, follow_backpack
 from exchanges.registry import PaperStart, PaperVenue, VenueFactory, VenueSpec
-from exchanges.venue_parts import secret_text, simulate_paper
+from exchanges.venue_parts import paper_account_name, paper_account_rng, secret_text, simulate_paper
 
 
 def connect(settings: Settings, clock: Clock, symbols: Sequence[str], sim: BackpackSim | None) -> VenueFactory:
@@ -63,4 +64,18 @@ def simulate(start: PaperStart) -> PaperVenue:
     )
 
 
-SPEC = VenueSpec(Venue.BACKPACK, "Backpack", BACKPACK_IDS, connect, simulate)
+def paper_account(sim: BackpackSim, name: str, collateral: Decimal, seed: int) -> dict[str, Any]:
+    """Open (or find, after a restore) account `name` on the simulator, with an ed25519 key pair drawn from
+    `seed` and `name`; returns the `[backpack]` fields that reach it."""
+    rng = paper_account_rng(seed, name)
+    secret, key = sim.add_account(paper_account_name(name), collateral, bytes(rng.getrandbits(8) for _ in range(32)))
+    return {
+        "rest_url": sim.rest_url,
+        "ws_url": sim.ws_url,
+        "account_ws_url": sim.ws_url,  # the simulator serves both on one socket, as Backpack does
+        "api_key": key,
+        "api_secret": secret,
+    }
+
+
+SPEC = VenueSpec(Venue.BACKPACK, "Backpack", BACKPACK_IDS, connect, simulate, paper_account=paper_account)

@@ -111,12 +111,16 @@ class HibachiSim(SimVenue, HibachiPublicApi, HibachiOrderApi, HibachiAccountApi)
 
     # ---- lifecycle --------------------------------------------------------------------------------------
 
-    def add_account(self, name: str, collateral: Decimal) -> SimCredentials:
-        """Create a funded account with an API key, an HMAC secret and a secp256k1 key (all seeded)."""
-        rng = self._rng
+    def add_account(self, name: str, collateral: Decimal, rng: random.Random | None = None) -> SimCredentials:
+        """Create a funded account with an API key, an HMAC secret and a secp256k1 key (all seeded: from `rng`
+        when given, so a caller can make one account's keys independent of the others')."""
+        rng = rng or self._rng
         key = PrivateKey(bytes(rng.getrandbits(8) for _ in range(32)))
+        account_id = rng.randint(100, 99999)
+        while account_id in self._accounts:  # ids are drawn: two accounts must not share one
+            account_id = rng.randint(100, 99999)
         creds = SimCredentials(
-            account_id=rng.randint(100, 99999),
+            account_id=account_id,
             api_key=base64.urlsafe_b64encode(bytes(rng.getrandbits(8) for _ in range(24))).decode(),
             hmac_secret=base64.b64encode(bytes(rng.getrandbits(8) for _ in range(32))).decode(),  # 44 chars
             private_key="0x" + key.secret.hex(),
@@ -126,6 +130,11 @@ class HibachiSim(SimVenue, HibachiPublicApi, HibachiOrderApi, HibachiAccountApi)
         self._accounts[creds.account_id] = creds
         self.account_events.track(creds.account)
         return creds
+
+    def credentials_of(self, name: str) -> SimCredentials | None:
+        """The credentials of the engine account called `name`, if the wire layer knows it."""
+        account = self.engine.accounts.get(name)
+        return None if account is None else self._credentials_of(account)
 
     def account(self, account_id: int | None = None) -> SimAccount:
         """The engine account behind an account id (the paper account by default)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from core.clock import Clock
@@ -16,7 +17,7 @@ from exchanges.hibachi.signing import make_signer
 from exchanges.hibachi.sim import DEFAULT_CONTRACTS, HibachiSim
 from exchanges.paper_live import HIBACHI_REFUSAL, follow_hibachi
 from exchanges.registry import PaperStart, PaperVenue, VenueFactory, VenueSpec
-from exchanges.venue_parts import secret_text, simulate_paper
+from exchanges.venue_parts import paper_account_name, paper_account_rng, secret_text, simulate_paper
 
 
 def connect(settings: Settings, clock: Clock, symbols: Sequence[str], sim: HibachiSim | None) -> VenueFactory:
@@ -76,5 +77,27 @@ def simulate(start: PaperStart) -> PaperVenue:
     )
 
 
+def paper_account(sim: HibachiSim, name: str, collateral: Decimal, seed: int) -> dict[str, Any]:
+    """Open (or find, after a restore) account `name` on the simulator, its id and keys drawn from `seed` and
+    `name`; returns the `[hibachi]` fields that reach it (HMAC signing)."""
+    creds = sim.credentials_of(paper_account_name(name)) or sim.add_account(
+        paper_account_name(name), collateral, paper_account_rng(seed, name)
+    )
+    return {
+        "api_url": sim.api_url,
+        "data_api_url": sim.data_api_url,
+        "ws_market_url": sim.ws_market_url,
+        # On the websocket server's own port (not api_url's, whence the default derives); the client adds
+        # ?accountId=.
+        "account_ws_url": f"ws://127.0.0.1:{sim.ws.port}/ws/account",
+        "api_key": creds.api_key,
+        "account_id": creds.account_id,
+        "key_type": "hmac",
+        "hmac_secret": creds.hmac_secret,
+    }
+
+
 # orderFlags is one value (spec: POST_ONLY | IOC | REDUCE_ONLY), so no order is both post-only and reduce-only.
-SPEC = VenueSpec(Venue.HIBACHI, "Hibachi", HIBACHI_IDS, connect, simulate, post_only_reduce_only=False)
+SPEC = VenueSpec(
+    Venue.HIBACHI, "Hibachi", HIBACHI_IDS, connect, simulate, post_only_reduce_only=False, paper_account=paper_account
+)
