@@ -198,7 +198,7 @@ class Runtime:
             log.info("metrics on http://%s:%d/metrics", self.settings.metrics.host, port)
         # paper.external: the simulators run in the paper host and the venue sections point at them (getattr
         # until the field is in core.config everywhere).
-        if self.settings.mode is Mode.PAPER and not getattr(self.settings.paper, "external", False):
+        if self.settings.mode is Mode.PAPER and not self.settings.paper.external:
             self.settings.data_dir.mkdir(parents=True, exist_ok=True)
             self.paper = PaperVenues.start(
                 self.clock,

@@ -25,7 +25,7 @@ from types import FrameType
 from typing import IO, Any
 
 from core.clock import Clock, SystemClock
-from core.config import ConfigError, Mode, Settings, load_settings
+from core.config import ConfigError, Settings, load_settings
 from core.logs import configure_logging
 from exchanges.paper import PaperVenues
 
@@ -39,14 +39,7 @@ EXIT_BUSY = 3
 
 def paper_account_names(settings: Settings) -> list[str]:
     """The accounts the paper host serves: every configured account that trades on paper."""
-    # Read through getattr until `[[accounts]]` (helper A) is in everywhere; then this is simply
-    # [n for n in settings.account_names() if settings.account_is_paper(n)].
-    names = getattr(settings, "account_names", None)
-    every: list[str] = list(names()) if names is not None else ["default"]
-    is_paper = getattr(settings, "account_is_paper", None)
-    if is_paper is None:
-        return every if settings.mode is Mode.PAPER else []
-    return [n for n in every if is_paper(n)]
+    return [n for n in settings.account_names() if settings.account_is_paper(n)]
 
 
 def host_file(data_dir: Path) -> Path:
