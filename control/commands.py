@@ -8,10 +8,24 @@ inside the handlers that need them, so that `--help` and a configuration error s
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from control.render import pairs_table, render_pair, render_status
-from control.spec import Arg, Command, CommandError, Host, limit_name, pair_id, reason_text, state_name
+from control.render import pairs_table, per_account, render_pair, render_status
+from control.spec import (
+    DEFAULT_ACCOUNT,
+    Arg,
+    Command,
+    CommandError,
+    Handler,
+    Host,
+    account_name,
+    check_account,
+    limit_name,
+    pair_id,
+    reason_text,
+    state_name,
+)
 from core.domain import ACTIVE_STATES, EventLevel, PairState
 from core.limits import Limit
 
@@ -80,9 +94,15 @@ def health(host: Host, _args: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_health(data: dict[str, Any]) -> str:
-    """One line: healthy, or what is down."""
+    """One line: healthy, or what is down (for a fleet, which accounts)."""
     if data["healthy"]:
         return "healthy"
+    if "accounts" in data:  # a fleet's: one verdict per account
+        return "UNHEALTHY: " + "; ".join(
+            f"{name} {a['state']}" + (f" ({', '.join(a['problems'])})" if a["problems"] else "")
+            for name, a in data["accounts"].items()
+            if not a["healthy"]
+        )
     bad = [name for name, up in data["actors"].items() if not up]
     return f"UNHEALTHY: database {'ok' if data['database'] else 'down'}; " + (
         f"actors down: {', '.join(bad)}" if bad else "all actors up"
@@ -215,7 +235,9 @@ def _tripped(host: Host) -> list[str]:
 
 
 def render_fields(data: dict[str, Any]) -> str:
-    """A short reply as `key value` pairs."""
+    """A short reply as `key value` pairs (a fleet's: one line per account)."""
+    if "accounts" in data:
+        return per_account(data, render_fields)
     return ", ".join(f"{k} {v}" for k, v in data.items())
 
 
@@ -244,16 +266,52 @@ def close_all(host: Host, _args: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_states(data: dict[str, Any]) -> str:
-    """Each pair's state after a close."""
+    """Each pair's state after a close (a fleet's: under each account)."""
+    if "accounts" in data:
+        return per_account(data, render_states)
     return "\n".join(f"pair {k}: {v}" for k, v in data["states"].items()) or "nothing to close"
+
+
+def some_account_failed(data: Any) -> bool:
+    """A fleet's reply to a command sent to every account: whether one of them did not do it."""
+    return isinstance(data, dict) and bool(data.get("errors"))
 
 
 # ---- the registry ----------------------------------------------------------------------------------------------
 
 PAIR_ID = Arg("id", pair_id, "pair_id", "pair id", required=True, options={"type": int})
+ACCOUNT = Arg("account", account_name, "--account", "only this account (a fleet's supervisor sends it to that one "
+              "account's engine); without it, every account", options={"metavar": "NAME"})  # fmt: skip
+
+
+def engine_account(host: Host) -> str:
+    """The account this engine trades (`default` without [[accounts]])."""
+    # getattr: Settings.account comes with the fleet's configuration; an engine without it trades `default`
+    return str(getattr(host.settings, "account", DEFAULT_ACCOUNT))
+
+
+def _scoped(handler: Handler) -> Handler:
+    """The handler behind a check of `account`: an engine serves its own account only (the fleet's supervisor
+    routes a command by it, and a single engine is account `default`)."""
+
+    def serve(host: Host, args: dict[str, Any]) -> Any:
+        rest = dict(args)
+        asked = rest.pop("account", None)
+        if asked is not None:
+            check_account(asked, [engine_account(host)])
+        return handler(host, rest)
+
+    serve.__doc__ = handler.__doc__
+    return serve
+
+
+def _for_accounts(c: Command) -> Command:
+    """Every command takes `--account`."""
+    return replace(c, handler=_scoped(c.handler), args=(*c.args, ACCOUNT))
+
 
 COMMANDS: dict[str, Command] = {
-    c.name: c
+    c.name: _for_accounts(c)
     for c in (
         Command("status", "show mode, uptime, actors, venues, feeds, equity, open pairs and alerts", status,
                 render_status),
@@ -261,13 +319,16 @@ COMMANDS: dict[str, Command] = {
                 args=(Arg("state", state_name, "--state", "only pairs in this state"),)),
         Command("pair", "show one pair with its legs, orders and events", pair, render_pair, args=(PAIR_ID,)),
         Command("pause", "stop opening new pairs (open pairs are still monitored and closed)", pause, render_fields,
-                args=(Arg("reason", reason_text, "--reason", "why (shown in status and the event log)"),), slow=True),
-        Command("resume", "allow opening new pairs again", resume, render_fields, slow=True, args=(
+                args=(Arg("reason", reason_text, "--reason", "why (shown in status and the event log)"),), slow=True,
+                failed=some_account_failed),
+        Command("resume", "allow opening new pairs again", resume, render_fields, slow=True,
+                failed=some_account_failed, args=(
             Arg("limit", limit_name, "--limit", "clear this tripped limit instead: " + ", ".join(Limit),
                 options={"choices": list(Limit), "metavar": "NAME"}),
         )),
         Command("close", "close one pair now", close, render_states, args=(PAIR_ID,), slow=True),
-        Command("close-all", "close every open pair now", close_all, render_states, slow=True),
+        Command("close-all", "close every open pair now", close_all, render_states, slow=True,
+                failed=some_account_failed),
         Command("health", "exit 0 when the engine is up and healthy (for container health checks)", health,
                 render_health, reserved=True, failed=lambda data: not data.get("healthy")),
     )

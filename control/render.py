@@ -3,7 +3,7 @@ control/commands.py). `--json` bypasses this entirely."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -22,11 +22,14 @@ def _short_time(value: Any) -> Any:
 
 
 def pairs_table(pairs: list[dict[str, Any]]) -> str:
-    """Pairs as a table, one row each."""
+    """Pairs as a table, one row each; a fleet's rows (each with its account) get an account column."""
     if not pairs:
         return "no pairs"
+    header = ["id", "market", "state", "long/short", "qty", "lev", "opened", "expires/closed", "pnl", "pts"]
+    fleet = any("account" in p for p in pairs)
     rows = [
         (
+            *((p.get("account"),) if fleet else ()),
             p["id"],
             p["market"],
             p["state"],
@@ -40,7 +43,16 @@ def pairs_table(pairs: list[dict[str, Any]]) -> str:
         )
         for p in pairs
     ]
-    return table(rows, ["id", "market", "state", "long/short", "qty", "lev", "opened", "expires/closed", "pnl", "pts"])
+    return table(rows, ["account", *header] if fleet else header)
+
+
+def per_account(data: dict[str, Any], render_one: Callable[[Any], str]) -> str:
+    """A fleet's reply from every account: each account's own reply rendered under its name, then the failures."""
+    lines: list[str] = []
+    for name, one in data["accounts"].items():
+        lines += [f"{name}:", *(f"  {line}" for line in render_one(one).splitlines())]
+    lines += [f"{name}: FAILED: {message}" for name, message in data.get("errors", {}).items()]
+    return "\n".join(lines) or "no accounts"
 
 
 def _limits_table(limits: list[dict[str, Any]]) -> str:
@@ -57,7 +69,9 @@ def _limits_table(limits: list[dict[str, Any]]) -> str:
 
 
 def render_status(d: dict[str, Any]) -> str:
-    """The status reply."""
+    """The status reply (a fleet's: its totals, its workers, then each account's own status)."""
+    if "fleet" in d:
+        return render_fleet_status(d)
     lines = [
         f"mode {d['mode']}, up {d['uptime_s']}s, opening {d['trading']['mode']}"
         + (f" ({d['trading']['reason']})" if d["trading"].get("reason") else ""),
@@ -146,3 +160,37 @@ def render_pair(d: dict[str, Any]) -> str:
     ]
     lines += ["", "events:"] + [f"  {_short_time(e['ts'])} {e['level']:<8} {e['message']}" for e in d["events"]]
     return "\n".join(lines)
+
+
+def render_fleet_status(d: dict[str, Any]) -> str:
+    """A fleet's status: totals, one row per worker process, then each account's status under its name."""
+    fleet = d["fleet"]
+    counts = ", ".join(f"{k} {v}" for k, v in fleet["pairs"].items() if v)
+    equity = ", ".join(f"{venue} {value}" for venue, value in fleet.get("equity", {}).items())
+    lines = [
+        f"fleet of {fleet['accounts']} accounts: " + ", ".join(f"{n} {s}" for s, n in fleet["workers"].items()),
+        f"pairs: {counts or 'none yet'}; open {fleet['open_pairs']}"
+        + (f"; equity {equity}" if equity else "")
+        + (f"; unrealized pnl {fleet['unrealized_pnl']}" if fleet.get("unrealized_pnl") is not None else ""),
+        "",
+        table(
+            [
+                (
+                    name,
+                    a["process"]["state"],
+                    a["process"]["pid"],
+                    a["process"]["restarts"],
+                    a["process"]["last_heartbeat_age_s"],
+                    a["status"]["trading"]["mode"] if a["status"] else None,
+                    sum(a["status"]["pairs"].values()) if a["status"] else None,
+                    a["error"] or a["process"].get("last_exit"),
+                )
+                for name, a in d["accounts"].items()
+            ],
+            ["account", "process", "pid", "restarts", "heartbeat s", "opening", "pairs", "problem"],
+        ),
+    ]
+    for name, a in d["accounts"].items():
+        if a["status"]:
+            lines += ["", f"== {name} ==", render_status(a["status"])]
+    return "\n".join(lines).rstrip()

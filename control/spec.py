@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 MAX_ID = 2**63 - 1  # SQLite's INTEGER range: bigger ids cannot exist and overflow the driver
 STATE_MAX_CHARS = 32
 REASON_MAX_CHARS = 200
+ACCOUNT_MAX_CHARS = 32
+DEFAULT_ACCOUNT = "default"  # the account of an engine run without [[accounts]]
+_ACCOUNT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 
 
 class CommandError(Exception):
@@ -145,6 +148,19 @@ def limit_name(value: Any) -> str:
         return parse_limit(value).value
     except ValueError as exc:
         raise CommandError("unknown_limit", str(exc)) from None
+
+
+def account_name(value: Any) -> str:
+    """An account's name as configured: 1-32 of a-z, 0-9 and _ (whether it exists is the server's answer)."""
+    if not isinstance(value, str) or not 0 < len(value) <= ACCOUNT_MAX_CHARS or not set(value) <= _ACCOUNT_CHARS:
+        raise CommandError("bad_request", f'"account" must be an account name: 1-{ACCOUNT_MAX_CHARS} of a-z, 0-9, _')
+    return value
+
+
+def check_account(asked: str, known: list[str]) -> None:
+    """CommandError `unknown_account` unless `asked` is one of the accounts served here."""
+    if asked not in known:
+        raise CommandError("unknown_account", f"no account {asked!r} here; the accounts are: {', '.join(known)}")
 
 
 def _kind(value: Any) -> str:

@@ -1,0 +1,158 @@
+"""One account's engine in a fleet: `python -m fleet.worker --config C --data-dir D --account NAME --holder H`.
+
+It takes the account's lease (held for H, the supervisor that spawned it), runs today's engine for that account,
+serves control on `ipc://D/workers/NAME.ipc`, and stops when told (SIGTERM), when its lease cannot be renewed
+within lease_s/2, or when its supervisor's heartbeats stop for heartbeat_timeout_s.
+
+Written against the interfaces agreed for issue 18 (Settings.for_account and .workers, storage.leases.LeaseBook,
+the paper host's paper-host.json): those are reached lazily and untyped until they exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fleet.procs import worker_address
+
+log = logging.getLogger("fleet.worker")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2  # fleet.policy.EXIT_CONFIG: the supervisor gives up at once
+EXIT_LEASE = 3  # the account's lease is another holder's, or could not be kept
+PAPER_HOST_FILE = "paper-host.json"
+
+
+class LeaseKeeper:
+    """Renews a lease every lease_s/4 from its own thread; calls `on_lost` once when it is someone else's, or
+    when no renewal has succeeded for lease_s/2 (the database is unreachable: another may take it soon)."""
+
+    def __init__(self, book: Any, lease: Any, lease_s: float, on_lost: Callable[[str], None],
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        self.book, self.lease, self.lease_s = book, lease, lease_s
+        self._on_lost = on_lost
+        self._clock = clock
+        self._renewed_at = clock()
+        self.lost: str | None = None
+
+    def turn(self) -> bool:
+        """One renewal; False once the lease is lost (then `on_lost` has been called)."""
+        if self.lost is not None:
+            return False
+        try:
+            if self.book.renew(self.lease, self.lease_s):
+                self._renewed_at = self._clock()
+                return True
+            reason = "the lease is no longer ours"
+        except Exception as exc:  # noqa: BLE001 - a renewal that failed is retried until the deadline
+            silence = self._clock() - self._renewed_at
+            if silence <= self.lease_s / 2:
+                log.warning("lease renewal failed (%s); retrying", type(exc).__name__)
+                return True
+            reason = f"the lease could not be renewed for {silence:.1f}s ({type(exc).__name__})"
+        self.lost = reason
+        log.critical("account %s: %s: stopping", getattr(self.lease, "account", "?"), reason)
+        self._on_lost(reason)
+        return False
+
+    def run(self, stop: threading.Event) -> threading.Thread:
+        """Renew in a daemon thread until `stop` is set or the lease is lost."""
+
+        def loop() -> None:
+            while not stop.wait(self.lease_s / 4) and self.turn():
+                pass
+
+        thread = threading.Thread(target=loop, name="lease", daemon=True)
+        thread.start()
+        return thread
+
+
+def paper_venues(data_dir: Path, account: str) -> dict[str, dict[str, Any]] | None:
+    """The paper host's venue sections for `account` (URLs and keys), or None when it serves none for it."""
+    path = data_dir / PAPER_HOST_FILE
+    if not path.exists():
+        return None
+    found = json.loads(path.read_text()).get("accounts", {}).get(account)
+    return found if isinstance(found, dict) else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line, build the account's settings and run its engine; the exit status."""
+    from core.config import ConfigError, load_settings  # noqa: PLC0415 - keep the module light to import
+    from core.logs import configure_logging  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(prog="python -m fleet.worker")
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--account", required=True)
+    parser.add_argument("--holder", required=True, help="the lease holder: the supervisor that spawned this worker")
+    args = parser.parse_args(argv)
+    try:
+        fleet_settings: Any = load_settings(args.config, {"data_dir": args.data_dir})
+        settings: Any = fleet_settings.for_account(args.account, paper_venues(args.data_dir, args.account))
+    except ConfigError as exc:
+        for line in exc.lines:
+            print(f"config error: {line}", file=sys.stderr)  # noqa: T201 - as `supervisor.py run` reports it
+        return EXIT_CONFIG
+    configure_logging(settings)
+    return serve(settings, fleet_settings.workers, args.holder)
+
+
+def serve(settings: Any, workers: Any, holder: str) -> int:
+    """The account's engine between its lease and its stop; the exit status."""
+    from actors.runtime import Runtime  # noqa: PLC0415 - see main
+    from control.server import ControlServer  # noqa: PLC0415
+    from fleet.link import SupervisorWatch, watched  # noqa: PLC0415
+    from storage.db import make_engine  # noqa: PLC0415
+
+    leases = importlib.import_module("storage.leases")  # the lease book (issue 18, storage)
+    lease_s = float(workers.lease_s)
+    db = make_engine(settings.database_url)
+    book = leases.LeaseBook(db)
+    lease = book.try_acquire(settings.account, holder, host=socket.gethostname(), pid=os.getpid(), lease_s=lease_s)
+    if lease is None:
+        log.critical("account %s is leased to another holder: not started", settings.account)
+        db.dispose()
+        return EXIT_LEASE
+    stop = threading.Event()
+    keeper = LeaseKeeper(book, lease, lease_s, lambda _reason: stop.set())
+    watch = SupervisorWatch(float(workers.heartbeat_timeout_s))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    engine = Runtime(settings)
+    token = settings.control.token.get_secret_value() if settings.control.token else None
+    server = ControlServer(worker_address(settings.data_dir, settings.account), watched(engine.command, watch), token)
+    fatal: str | None = None
+    try:
+        keeper.run(stop)
+        watch.watch(stop.set, stop)
+        engine.start()
+        server.start()
+        fatal = engine.run(stop)
+    finally:
+        stop.set()
+        server.stop()
+        engine.shutdown()
+        if keeper.lost is None:
+            book.release(lease)
+        db.dispose()
+    if fatal is not None:
+        log.critical("account %s stopped: %s", settings.account, fatal)
+        return EXIT_FAILURE
+    return EXIT_LEASE if keeper.lost is not None else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
