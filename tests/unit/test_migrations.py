@@ -17,7 +17,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, Engine, create_engine, insert, select, text
+from sqlalchemy import Connection, Engine, create_engine, insert, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from core.clock import FakeClock
@@ -51,12 +51,27 @@ def _raw_rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
         conn.close()
 
 
-def _typed_rows(conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table the program defines, read through its column types (Decimal, UTC datetime)."""
-    return {
-        t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
-        for t in metadata.sorted_tables
-    }
+def _with_accounts(rows: dict[str, list[tuple[Any, ...]]]) -> dict[str, list[tuple[Any, ...]]]:
+    """`rows` (raw, from before revision 0003) as 0003 leaves them: pairs and events of account "default" (their
+    new last column), and an empty lease table."""
+    out = {name: list(found) for name, found in rows.items()}
+    for name in ("hedge_pairs", "events"):
+        out[name] = [(*row, "default") for row in out[name]]
+    return {**out, "account_leases": []}
+
+
+def _typed_rows(conn: Connection) -> dict[str, list[dict[str, Any]]]:
+    """Every row of every table the program defines that the database has, read through the program's column
+    types (Decimal, UTC datetime); only the columns the database has (an older revision lacks some)."""
+    found = inspect(conn)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for t in metadata.sorted_tables:
+        if not found.has_table(t.name):
+            continue
+        present = {c["name"] for c in found.get_columns(t.name)}
+        query = select(*[c for c in t.c if c.name in present]).order_by(*t.primary_key.columns)
+        out[t.name] = [dict(r._mapping) for r in conn.execute(query)]
+    return out
 
 
 def _diff(conn: Connection) -> list[Any]:
@@ -94,18 +109,18 @@ def test_a_database_made_before_alembic_keeps_every_row_exactly(tmp_path: Path) 
     engine = open_database(url, FakeClock())
     engine.dispose()
     after = _raw_rows(path)
-    assert sorted(after) == sorted([*V1_TABLES, "alembic_version"])
+    assert sorted(after) == sorted([*V1_TABLES, "alembic_version", "account_leases"])
     assert after.pop("alembic_version") == [(head(),)]
     fence = after.pop("schema_version")  # the fence older releases read moves on with each later revision
     assert fence[0] == before.pop("schema_version")[0] and [v for v, _ in fence] == [1, SCHEMA_VERSION]
-    assert after == before  # every row of every table, byte for byte: Decimals keep their text
+    assert after == _with_accounts(before)  # every row of every table, byte for byte: Decimals keep their text
     engine = open_database(url, FakeClock())  # and a second start changes nothing either
     with engine.connect() as conn:
         assert _diff(conn) == []  # the adopted database is what the program defines
         pair = conn.execute(select(hedge_pairs).where(hedge_pairs.c.id == 5)).one()
         order = conn.execute(select(orders).where(orders.c.id == 2)).one()
     engine.dispose()
-    assert _raw_rows(path) == {**before, "alembic_version": [(head(),)], "schema_version": fence}
+    assert _raw_rows(path) == {**_with_accounts(before), "alembic_version": [(head(),)], "schema_version": fence}
     assert pair.realized_pnl == D("-1.234567890123456789") and str(pair.realized_pnl) == "-1.234567890123456789"
     assert str(pair.points) == "12345678901234567890.5" and str(pair.funding) == "1E-18"
     assert str(order.price) == "65440.000000000000000001"
@@ -120,7 +135,7 @@ def test_a_database_made_before_client_id_namespaces_gains_the_meta_table(tmp_pa
     assert [key for key, _ in after.pop("meta")] == [CLIENT_ID_NAMESPACE_KEY]  # made by 0001, then drawn
     after.pop("alembic_version")
     assert after.pop("schema_version")[0] == before.pop("schema_version")[0]
-    assert after == before
+    assert after == _with_accounts(before)
 
 
 def test_report_reads_a_database_made_before_alembic_without_changing_it(tmp_path: Path) -> None:
@@ -213,11 +228,11 @@ def _new_pg_database(server: str, name: str) -> str:
 
 
 def _copy_fixture_rows(source: Engine, target: Engine) -> None:
+    """Every row of `source` into `target` (both at the same revision), through the program's column types."""
     with source.connect() as src, target.begin() as dst:
-        for table in metadata.sorted_tables:
-            rows = [dict(r._mapping) for r in src.execute(select(table))]
+        for name, rows in _typed_rows(src).items():
             if rows:
-                dst.execute(insert(table), rows)
+                dst.execute(insert(metadata.tables[name]), rows)
 
 
 def test_postgresql_a_database_made_before_alembic_keeps_every_row(postgres_url: str, tmp_path: Path) -> None:
@@ -238,7 +253,10 @@ def test_postgresql_a_database_made_before_alembic_keeps_every_row(postgres_url:
     engine = open_database(url, FakeClock())
     with engine.connect() as conn:
         after = _typed_rows(conn)
-        assert [v for v, _ in after.pop("schema_version")] == [1, SCHEMA_VERSION]
+        assert [r["version"] for r in after.pop("schema_version")] == [1, SCHEMA_VERSION]
+        assert after.pop("account_leases") == []
+        for name in ("hedge_pairs", "events"):
+            assert {r.pop("account") for r in after[name]} == {"default"}
         assert after == {k: v for k, v in before.items() if k != "schema_version"}
         assert _alembic_versions(conn) == [head()]
         assert _diff(conn) == []
@@ -272,7 +290,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "9999"
-down_revision = "0002"
+down_revision = "HEAD"
 branch_labels = None
 depends_on = None
 
@@ -294,7 +312,7 @@ def _with_second_revision(source: str, tmp_path: Path, monkeypatch: pytest.Monke
 
     location = tmp_path / "migrations"
     shutil.copytree(Path(runner.__file__).parent, location, ignore=shutil.ignore_patterns("__pycache__"))
-    (location / "versions" / "9999_throwaway.py").write_text(source)
+    (location / "versions" / "9999_throwaway.py").write_text(source.replace('"HEAD"', repr(head())))
     monkeypatch.setattr(runner, "SCRIPT_LOCATION", str(location))
     monkeypatch.setattr(runner, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     runner.scripts.cache_clear()
@@ -329,7 +347,8 @@ def test_a_database_made_before_alembic_is_upgraded_through_a_later_revision(
     assert [v for v, _ in after.pop("schema_version")] == [1, SCHEMA_VERSION + 1]  # the fence moved on
     assert after.pop("meta") == [(*row, None) for row in before.pop("meta")]  # the new column, empty
     before.pop("schema_version")
-    assert after == before  # hedge_pairs was copied into a new table: its rows, and the rows pointing at it, kept
+    # hedge_pairs was copied into a new table: its rows, and the rows pointing at it, kept
+    assert after == _with_accounts(before)
     conn = sqlite3.connect(path)
     assert "VARCHAR(48)" in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'hedge_pairs'").fetchone()[0]
     assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
