@@ -24,16 +24,18 @@ from core.clock import FakeClock
 from reports import summary
 from storage.db import SchemaVersionError, make_engine, open_database, open_database_readonly
 from storage.migrations.runner import alembic_config, head, known_revisions, scripts
+from storage.queries import Queries
 from storage.schema import CLIENT_ID_NAMESPACE_KEY, SCHEMA_VERSION, hedge_pairs, metadata, orders, schema_version
 from tests.postgres import postgres_server
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "v1.sql"
+V2_FIXTURE = FIXTURE.with_name("v2.sql")  # made at revision 0002 by tests/data/make_v2_fixture.py
 V1_TABLES = ["events", "fills", "hedge_pairs", "meta", "orders", "positions", "schema_version", "snapshots"]
 
 
-def _load_fixture(path: Path, *, drop: tuple[str, ...] = ()) -> str:
+def _load_fixture(path: Path, *, drop: tuple[str, ...] = (), fixture: Path = FIXTURE) -> str:
     conn = sqlite3.connect(path)
-    conn.executescript(FIXTURE.read_text())
+    conn.executescript(fixture.read_text())
     for table in drop:
         conn.execute(f"DROP TABLE {table}")
     conn.commit()
@@ -146,6 +148,68 @@ def test_report_reads_a_database_made_before_alembic_without_changing_it(tmp_pat
     assert [r.pair for r in rows] == ["1", "2", "3", "4", "5", "6", "7", "8", "total"]
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
     assert "alembic_version" not in _raw_rows(path)
+
+
+# ---- a database made at revision 0002, before accounts (tests/data/v2.sql) ----------------------------------------
+
+
+def test_the_v2_fixture_is_what_revision_0002_made() -> None:
+    sql = V2_FIXTURE.read_text()
+    assert "INSERT INTO \"alembic_version\" VALUES('0002');" in sql
+    assert 'INSERT INTO "schema_version" VALUES(2,' in sql
+    assert "account" not in sql
+
+
+def test_a_v2_database_gains_accounts_and_keeps_every_row_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    url = _load_fixture(path, fixture=V2_FIXTURE)
+    before = _raw_rows(path)
+    assert sorted(before) == sorted([*V1_TABLES, "alembic_version"]) and all(before.values())  # rows everywhere
+    open_database(url, FakeClock()).dispose()
+    after = _raw_rows(path)
+    assert after.pop("alembic_version") == [(head(),)]
+    assert [v for v, _ in after.pop("schema_version")] == [2, SCHEMA_VERSION]
+    before.pop("alembic_version"), before.pop("schema_version")
+    assert after == _with_accounts(before)  # every row, byte for byte; pairs and events are "default"'s
+    engine = open_database(url, FakeClock())
+    with engine.connect() as conn:
+        assert _diff(conn) == []  # the account index too
+        assert conn.execute(text("PRAGMA foreign_key_check")).fetchall() == []
+    mine, everyone, other = Queries(engine), Queries(engine, account=None), Queries(engine, account="other")
+    assert [p.id for p in mine.list_pairs()] == [8, 7, 6, 5, 4, 3, 2, 1] == [p.id for p in everyone.list_pairs()]
+    assert {p.account for p in everyone.list_pairs()} == {"default"}
+    assert other.list_pairs() == [] and other.count_pairs_by_state() == {}
+    assert mine.get_meta("trading.pause") == '{"reason": "maintenance", "by": "operator"}'  # the flag stands
+    assert other.get_meta("trading.pause") is None
+    engine.dispose()
+
+
+def test_postgresql_a_v2_database_gains_accounts_and_keeps_every_row(postgres_url: str, tmp_path: Path) -> None:
+    url = _new_pg_database(postgres_url, "v2")
+    engine = make_engine(url)
+    with engine.begin() as conn:  # revision 0002, as the code before accounts made it
+        command.upgrade(alembic_config(conn), "0002")
+    fixture = make_engine(_load_fixture(tmp_path / "v2.db", fixture=V2_FIXTURE))
+    _copy_fixture_rows(fixture, engine)
+    with fixture.connect() as conn:
+        fixture_rows = _typed_rows(conn)
+    fixture.dispose()
+    with engine.connect() as conn:
+        before = _typed_rows(conn)
+    engine.dispose()
+    assert before == fixture_rows and all(before.values())
+    engine = open_database(url, FakeClock())
+    with engine.connect() as conn:
+        after = _typed_rows(conn)
+        assert [r["version"] for r in after.pop("schema_version")] == [2, SCHEMA_VERSION]
+        assert after.pop("account_leases") == []
+        for name in ("hedge_pairs", "events"):
+            assert [r.pop("account") for r in after[name]] == ["default"] * len(after[name])
+        assert after == {k: v for k, v in before.items() if k != "schema_version"}
+        assert _alembic_versions(conn) == [head()]
+        assert _diff(conn) == []
+    assert Queries(engine).get_meta("limits.high_water") == '{"equity": "10250.75"}'
+    engine.dispose()
 
 
 # ---- new, newer and unknown databases -------------------------------------------------------------------------
