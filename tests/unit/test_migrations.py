@@ -146,6 +146,8 @@ def test_report_reads_a_database_made_before_alembic_without_changing_it(tmp_pat
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     rows = summary.load(url)
     assert [r.pair for r in rows] == ["1", "2", "3", "4", "5", "6", "7", "8", "total"]
+    assert [r.pair for r in summary.load(url, account="default")] == [r.pair for r in rows]  # all "default"'s
+    assert [r.pair for r in summary.load(url, account="alpha")] == ["total"]
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
     assert "alembic_version" not in _raw_rows(path)
 
