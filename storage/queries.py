@@ -63,8 +63,8 @@ class _Scope:
 
 class Queries:
     """All reads, over one Engine; safe to share between threads. `account` scopes the reads that find pairs (and
-    events and meta keys) to one account, None to none. Reads by a pair's, leg's or order's id are not filtered:
-    those ids come from a scoped read (and pair ids are unique across accounts)."""
+    events and meta keys) to one account; None reads every account's. Reads by a pair's, leg's or order's id are
+    not filtered: those ids come from a scoped read (and pair ids are unique across accounts)."""
 
     def __init__(self, engine: Engine, account: str | None = DEFAULT_ACCOUNT) -> None:
         self.engine = engine
@@ -76,7 +76,7 @@ class Queries:
     def _scoped(self) -> tuple[_Scope, _Scope]:
         """The pairs' and the events' scopes, worked out on the first read (the schema does not change under a
         reader: a writer upgrades it before it reads)."""
-        if self._scopes is None:
+        if self._scopes is None:  # two threads may both work it out: they find the same, no lock needed
             with self.engine.connect() as conn:
                 has_column = any(c["name"] == "account" for c in inspect(conn).get_columns(hedge_pairs.name))
             self._scopes = (
