@@ -41,6 +41,7 @@ from storage.checks import probe_write
 from storage.failure import is_storage_failure
 from storage.queries import Queries
 from storage.records import NewOrder, PairRecord, PositionRecord
+from storage.schema import DEFAULT_ACCOUNT
 from storage.writes import Writes
 
 log = logging.getLogger("events")
@@ -62,10 +63,12 @@ class PersistenceWriter(SupervisedActor):
         notify: Callable[[Alert], None] | None = None,
         on_storage_failure: Callable[[BaseException], None] | None = None,
         alarm: Callable[[str], None] | None = None,
+        account: str = DEFAULT_ACCOUNT,
     ) -> None:
         super().__init__(name, generation, clock, on_death)
-        self.writes = Writes(db, clock)
-        self.queries = Queries(db)
+        # The account this engine trades: stamped on every pair and event it writes, and it scopes the meta keys.
+        self.writes = Writes(db, clock, account)
+        self.queries = Queries(db, account)
         self._notify = notify
         self._on_storage_failure = on_storage_failure
         # core/activity.py's alarm: a pair gone NAKED, whoever moved it, ends the maker phases running (the closer

@@ -279,12 +279,14 @@ def build(repo: Queries, since: datetime | None = None, venues: Sequence[Venue] 
     return [*rows, total]
 
 
-def load(url: str, since: datetime | None = None, venues: Sequence[Venue] = ()) -> list[Row]:
-    """build() over the database at `url` opened read-only (nothing in it changes; the supervisor may run).
-    Raises DatabaseProblem, one line, when it cannot be read."""
+def load(
+    url: str, since: datetime | None = None, venues: Sequence[Venue] = (), account: str | None = None
+) -> list[Row]:
+    """build() over the database at `url` opened read-only (nothing in it changes; the supervisor may run): the
+    pairs of every account, or of `account` only. Raises DatabaseProblem, one line, when it cannot be read."""
     engine = open_database_readonly(url)
     try:
-        return build(Queries(engine), since, venues)
+        return build(Queries(engine, account=account), since, venues)
     except SQLAlchemyError as exc:  # e.g. a corrupt page met halfway through
         raise DatabaseProblem.from_error(exc, database_label(url)) from exc
     finally:

@@ -1,7 +1,12 @@
 """One supervisor per data dir (and per PostgreSQL database): two engines trading the same accounts from the
 same records would each think the other's orders unknown. The data-dir lock is an OS lock on a file, released
 by the kernel when the process dies (even by kill -9); the database lock is a PostgreSQL session advisory lock,
-released by the server when the holding connection ends. Neither can go stale."""
+released by the server when the holding connection ends. Neither can go stale.
+
+Fleet supervisors (several accounts, storage/leases.py) on several hosts may share one PostgreSQL database: each
+takes the advisory lock in shared mode, so they run side by side (the account leases decide who trades what),
+while a single-engine supervisor, which takes it exclusive and trades without a lease, excludes them all and is
+excluded by any one of them."""
 
 from __future__ import annotations
 
@@ -67,10 +72,12 @@ class InstanceLock:
 
 class DatabaseLock:
     """A session advisory lock on a PostgreSQL database, held on a connection of its own for the life of
-    the process; for other databases (SQLite lives in the data dir, whose lock covers it) it does nothing."""
+    the process: exclusive, or with `fleet` shared among fleet supervisors; for a SQLite file, an exclusive file
+    lock beside it either way (one host, one supervisor)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, fleet: bool = False) -> None:
         self.url = url
+        self.fleet = fleet
         self._engine: Engine | None = None
         self._conn: Connection | None = None
         self._file_lock: InstanceLock | None = None
@@ -91,7 +98,8 @@ class DatabaseLock:
             return self
         engine = create_engine(self.url)
         conn = engine.connect()
-        taken = conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_KEY}).scalar()
+        take = "pg_try_advisory_lock_shared" if self.fleet else "pg_try_advisory_lock"
+        taken = conn.execute(text(f"SELECT {take}(:key)"), {"key": ADVISORY_KEY}).scalar()
         conn.commit()
         if not taken:
             holder = conn.execute(
@@ -104,6 +112,11 @@ class DatabaseLock:
             conn.close()
             engine.dispose()
             where = make_url(self.url).render_as_string(hide_password=True)
+            if self.fleet:
+                raise InstanceLockedError(
+                    f"a supervisor that is not a fleet's (server pid {holder}) is running on database {where}; "
+                    "stop it first: fleet supervisors share a database with one another only"
+                )
             raise InstanceLockedError(
                 f"another supervisor (server pid {holder}) is already running on database {where}; "
                 "stop it first, or give this one its own database"

@@ -60,6 +60,7 @@ class PairRecord(_Record):
     funding: Decimal | None
     volume: Decimal | None
     points: Decimal | None
+    account: str  # whose pair it is (storage.accounts)
 
     _enums = {"long_venue": Venue, "short_venue": Venue, "state": PairState}  # noqa: RUF012
 
@@ -146,6 +147,7 @@ class EventRecord(_Record):
     pair_id: int | None
     message: str
     data: dict[str, Any]
+    account: str  # the account of the engine that wrote it
 
     _enums = {"level": EventLevel}  # noqa: RUF012
 

@@ -1,4 +1,5 @@
-"""Tables (design §4): hedge_pairs, positions, orders, fills, events, snapshots, schema_version, and meta.
+"""Tables (design §4): hedge_pairs, positions, orders, fills, events, snapshots, schema_version, meta, and
+account_leases.
 
 `fills` is a table of its own (the design folds fills into orders): the product promises every fill
 is kept, and one order can fill in several pieces at several prices.
@@ -22,7 +23,10 @@ from sqlalchemy import (
 
 from storage.types import DecimalText, UTCDateTime
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+# The account of a database with no [[accounts]]: every row written before accounts existed is its.
+DEFAULT_ACCOUNT = "default"
 
 metadata = MetaData()
 
@@ -39,7 +43,7 @@ CLIENT_ID_NAMESPACE_KEY = "client_id_namespace"
 meta = Table(
     "meta",
     metadata,
-    Column("key", String(64), primary_key=True),
+    Column("key", String(100), primary_key=True),  # room for an account's name after the key (storage.accounts)
     Column("value", Text, nullable=False),
 )
 
@@ -66,7 +70,10 @@ hedge_pairs = Table(
     Column("funding", DecimalText),
     Column("volume", DecimalText),
     Column("points", DecimalText),
+    # The account the pair trades for (one database can hold a fleet's); rows from before accounts are "default".
+    Column("account", String(32), nullable=False, server_default=DEFAULT_ACCOUNT),
     Index("ix_hedge_pairs_state", "state"),
+    Index("ix_hedge_pairs_account_state", "account", "state"),
 )
 
 positions = Table(
@@ -147,6 +154,7 @@ events = Table(
     Column("pair_id", Integer, ForeignKey("hedge_pairs.id")),
     Column("message", Text, nullable=False),
     Column("data", JSON, nullable=False),
+    Column("account", String(32), nullable=False, server_default=DEFAULT_ACCOUNT),  # the engine that wrote it
     Index("ix_events_pair", "pair_id"),
 )
 
@@ -164,4 +172,18 @@ snapshots = Table(
     Column("short_collateral_ratio", DecimalText),
     Column("divergence", DecimalText),
     Index("ix_snapshots_pair_ts", "pair_id", "ts"),
+)
+
+# Which process trades which account (storage/leases.py). Times are the database's clock, naive UTC.
+account_leases = Table(
+    "account_leases",
+    metadata,
+    Column("account", String(32), primary_key=True),
+    Column("holder", String(64), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("generation", Integer, nullable=False),  # + 1 each time the lease changes holder
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("renewed_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
 )

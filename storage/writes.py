@@ -17,7 +17,8 @@ from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, tu
 
 from core.clock import Clock
 from core.domain import PairState, Venue, check_transition
-from core.ledger import OrderState, PositionState
+from core.ledger import OrderState
+from storage.accounts import check_account, meta_key
 from storage.errors import NotFoundError, TransitionRefusedError
 from storage.records import (
     LegFigures,
@@ -28,10 +29,20 @@ from storage.records import (
     PairPlan,
     PairRecord,
     PositionRecord,
-    jsonable,
     long_first,
 )
-from storage.schema import CLIENT_ID_NAMESPACE_KEY, events, fills, hedge_pairs, meta, orders, positions, snapshots
+from storage.rows import PAIR_CHANGEABLE, event_row, leg_rows, order_row, pair_row
+from storage.schema import (
+    CLIENT_ID_NAMESPACE_KEY,
+    DEFAULT_ACCOUNT,
+    events,
+    fills,
+    hedge_pairs,
+    meta,
+    orders,
+    positions,
+    snapshots,
+)
 
 # Built once: constructing a RETURNING statement costs more than executing its cached compiled form. The
 # multi-row ones return rows in no promised order (asking for parameter order makes SQLite run one INSERT
@@ -59,44 +70,6 @@ _STORED_FILLS = select(fills.c.order_id, fills.c.venue_fill_id).where(
     tuple_(fills.c.order_id, fills.c.venue_fill_id).in_(bindparam("keys", expanding=True))
 )
 
-# What a state change may set on its pair besides the state.
-_PAIR_CHANGEABLE = frozenset(
-    {
-        "leverage",
-        "quantity",
-        "opened_at",
-        "expires_at",
-        "closed_at",
-        "close_reason",
-        "realized_pnl",
-        "fees",
-        "funding",
-        "volume",
-        "points",
-    }
-)
-
-
-def _order_row(order: NewOrder, now: datetime) -> dict[str, Any]:
-    """The row of an order about to be sent: status `created`, nothing filled yet."""
-    return {
-        "pair_id": order.pair_id,
-        "position_id": order.position_id,
-        "venue": order.venue.value,
-        "client_id": order.client_id,
-        "purpose": order.purpose.value,
-        "attempt": order.attempt,
-        "side": order.side.value,
-        "type": order.order_type,
-        "reduce_only": order.reduce_only,
-        "quantity": order.quantity,
-        "price": order.price,
-        "status": OrderState.CREATED.value,
-        "filled_quantity": Decimal(0),
-        "created_at": now,
-        "updated_at": now,
-    }
-
 
 class Writes:
     """All writes of the engine, over one Engine; one writing thread at a time per batch.
@@ -104,9 +77,10 @@ class Writes:
     Writes pass their values as execution parameters of a constant statement (never `.values(...)`), so
     SQLAlchemy reuses the compiled statement instead of rebuilding it: this halves the cost of a write."""
 
-    def __init__(self, engine: Engine, clock: Clock) -> None:
+    def __init__(self, engine: Engine, clock: Clock, account: str = DEFAULT_ACCOUNT) -> None:
         self.engine = engine
         self.clock = clock
+        self.account = check_account(account)  # stamped on the pairs and events written here; scopes meta keys
         self._local = threading.local()  # the open batch's connection, per writing thread
 
     # ---- transactions -----------------------------------------------------------------------------------
@@ -141,10 +115,11 @@ class Writes:
     # ---- meta -------------------------------------------------------------------------------------------
 
     def set_meta(self, key: str, value: str | None) -> None:
-        """Store `value` under `key` (insert or replace; None removes it). The client-id namespace cannot be
-        changed."""
+        """Store `value` under `key`, as this account keeps it (storage.accounts.meta_key): insert or replace;
+        None removes it. The client-id namespace cannot be changed."""
         if key == CLIENT_ID_NAMESPACE_KEY:
             raise ValueError("the client-id namespace is fixed for the life of the database")
+        key = meta_key(key, self.account)
         with self._write() as conn:
             if value is None:
                 conn.execute(delete(meta).where(meta.c.key == key))
@@ -169,38 +144,9 @@ class Writes:
             check_transition(PairState.PLANNED, born)
         now = self.clock.now()
         with self._write() as conn:
-            pair = PairRecord.from_row(
-                conn.execute(
-                    _INSERT_PAIR_RETURNING,
-                    {
-                        "market": plan.market,
-                        "long_venue": plan.long.venue.value,
-                        "short_venue": plan.short.venue.value,
-                        "leverage": plan.leverage,
-                        "notional": plan.notional,
-                        "quantity": plan.quantity,
-                        "duration_s": plan.duration_s,
-                        "state": born.value,
-                        "created_at": now,
-                        "updated_at": now,
-                    },
-                )
-                .mappings()
-                .one()
-            )
-            rows = [
-                {
-                    "pair_id": pair.id,
-                    "venue": leg.venue.value,
-                    "symbol": leg.symbol,
-                    "side": leg.side.value,
-                    "quantity": plan.quantity,
-                    "leverage_set": None if leverage_set is None else leverage_set[leg.venue],
-                    "state": PositionState.PENDING.value,
-                    "updated_at": now,
-                }
-                for leg in (plan.long, plan.short)
-            ]
+            row = conn.execute(_INSERT_PAIR_RETURNING, pair_row(plan, born, self.account, now)).mappings().one()
+            pair = PairRecord.from_row(row)
+            rows = leg_rows(pair.id, plan, leverage_set, now)
             legs = [PositionRecord.from_row(r) for r in conn.execute(_INSERT_POSITIONS_RETURNING, rows).mappings()]
         return pair, sorted(legs, key=long_first)
 
@@ -219,7 +165,7 @@ class Writes:
         """
         check_transition(expected, to)
         changes = dict(changes or {})
-        unknown = set(changes) - _PAIR_CHANGEABLE
+        unknown = set(changes) - PAIR_CHANGEABLE
         if unknown:
             raise ValueError(f"hedge_pairs: cannot change {sorted(unknown)}")
         with self._write() as conn:
@@ -248,7 +194,7 @@ class Writes:
             return []
         now = self.clock.now()
         with self._write() as conn:
-            rows = conn.execute(_INSERT_ORDERS_RETURNING, [_order_row(o, now) for o in new]).mappings()
+            rows = conn.execute(_INSERT_ORDERS_RETURNING, [order_row(o, now) for o in new]).mappings()
             by_key = {(r.venue, r.client_id): r for r in (OrderRecord.from_row(row) for row in rows)}
         return [by_key[(o.venue, o.client_id)] for o in new]
 
@@ -367,14 +313,7 @@ class Writes:
             ).scalar_one()
 
     def _event_row(self, event: NewEvent) -> dict[str, Any]:
-        return {
-            "ts": self.clock.now(),
-            "level": event.level.value,
-            "kind": event.kind,
-            "pair_id": event.pair_id,
-            "message": event.message,
-            "data": jsonable(event.data),
-        }
+        return event_row(event, self.account, self.clock.now())
 
     def _insert_event(self, conn: Connection, event: NewEvent) -> int:
         return conn.execute(_INSERT_EVENT_RETURNING, self._event_row(event)).scalar_one()

@@ -42,6 +42,38 @@ def test_the_database_lock_is_exclusive_on_postgresql(postgres_url: str) -> None
     DatabaseLock(postgres_url).acquire().release()
 
 
+def test_fleet_supervisors_share_a_postgresql_database_but_not_with_a_single_engine(postgres_url: str) -> None:
+    first, second = DatabaseLock(postgres_url, fleet=True).acquire(), DatabaseLock(postgres_url, fleet=True).acquire()
+    try:
+        with pytest.raises(InstanceLockedError, match="already running on database"):
+            DatabaseLock(postgres_url).acquire()  # a single engine trades without a lease: never beside a fleet
+        first.release()
+        with pytest.raises(InstanceLockedError, match="already running on database"):
+            DatabaseLock(postgres_url).acquire()  # while any fleet supervisor is left
+    finally:
+        first.release()
+        second.release()
+    single = DatabaseLock(postgres_url).acquire()
+    try:
+        with pytest.raises(InstanceLockedError, match="not a fleet's .* fleet supervisors share a database"):
+            DatabaseLock(postgres_url, fleet=True).acquire()
+    finally:
+        single.release()
+    DatabaseLock(postgres_url, fleet=True).acquire().release()
+
+
+def test_a_fleet_supervisor_keeps_the_sqlite_file_lock(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared' / 'farm.db'}"
+    first = DatabaseLock(url, fleet=True).acquire()
+    try:
+        for fleet in (True, False):  # one host, one file: leases are no reason to let two supervisors share it
+            with pytest.raises(InstanceLockedError, match="already running on database .*farm.db"):
+                DatabaseLock(url, fleet=fleet).acquire()
+    finally:
+        first.release()
+    DatabaseLock(url).acquire().release()
+
+
 def test_a_killed_holder_frees_the_database_lock(postgres_url: str) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c", f"from storage.lock import DatabaseLock; DatabaseLock({postgres_url!r}).acquire();"

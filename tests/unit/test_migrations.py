@@ -17,23 +17,25 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, Engine, create_engine, insert, select, text
+from sqlalchemy import Connection, Engine, create_engine, insert, inspect, select, text
 from sqlalchemy.engine import make_url
 
 from core.clock import FakeClock
 from reports import summary
 from storage.db import SchemaVersionError, make_engine, open_database, open_database_readonly
 from storage.migrations.runner import alembic_config, head, known_revisions, scripts
+from storage.queries import Queries
 from storage.schema import CLIENT_ID_NAMESPACE_KEY, SCHEMA_VERSION, hedge_pairs, metadata, orders, schema_version
 from tests.postgres import postgres_server
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "v1.sql"
+V2_FIXTURE = FIXTURE.with_name("v2.sql")  # made at revision 0002 by tests/data/make_v2_fixture.py
 V1_TABLES = ["events", "fills", "hedge_pairs", "meta", "orders", "positions", "schema_version", "snapshots"]
 
 
-def _load_fixture(path: Path, *, drop: tuple[str, ...] = ()) -> str:
+def _load_fixture(path: Path, *, drop: tuple[str, ...] = (), fixture: Path = FIXTURE) -> str:
     conn = sqlite3.connect(path)
-    conn.executescript(FIXTURE.read_text())
+    conn.executescript(fixture.read_text())
     for table in drop:
         conn.execute(f"DROP TABLE {table}")
     conn.commit()
@@ -51,12 +53,27 @@ def _raw_rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
         conn.close()
 
 
-def _typed_rows(conn: Connection) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table the program defines, read through its column types (Decimal, UTC datetime)."""
-    return {
-        t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key.columns))]
-        for t in metadata.sorted_tables
-    }
+def _with_accounts(rows: dict[str, list[tuple[Any, ...]]]) -> dict[str, list[tuple[Any, ...]]]:
+    """`rows` (raw, from before revision 0003) as 0003 leaves them: pairs and events of account "default" (their
+    new last column), and an empty lease table."""
+    out = {name: list(found) for name, found in rows.items()}
+    for name in ("hedge_pairs", "events"):
+        out[name] = [(*row, "default") for row in out[name]]
+    return {**out, "account_leases": []}
+
+
+def _typed_rows(conn: Connection) -> dict[str, list[dict[str, Any]]]:
+    """Every row of every table the program defines that the database has, read through the program's column
+    types (Decimal, UTC datetime); only the columns the database has (an older revision lacks some)."""
+    found = inspect(conn)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for t in metadata.sorted_tables:
+        if not found.has_table(t.name):
+            continue
+        present = {c["name"] for c in found.get_columns(t.name)}
+        query = select(*[c for c in t.c if c.name in present]).order_by(*t.primary_key.columns)
+        out[t.name] = [dict(r._mapping) for r in conn.execute(query)]
+    return out
 
 
 def _diff(conn: Connection) -> list[Any]:
@@ -94,18 +111,18 @@ def test_a_database_made_before_alembic_keeps_every_row_exactly(tmp_path: Path) 
     engine = open_database(url, FakeClock())
     engine.dispose()
     after = _raw_rows(path)
-    assert sorted(after) == sorted([*V1_TABLES, "alembic_version"])
+    assert sorted(after) == sorted([*V1_TABLES, "alembic_version", "account_leases"])
     assert after.pop("alembic_version") == [(head(),)]
     fence = after.pop("schema_version")  # the fence older releases read moves on with each later revision
     assert fence[0] == before.pop("schema_version")[0] and [v for v, _ in fence] == [1, SCHEMA_VERSION]
-    assert after == before  # every row of every table, byte for byte: Decimals keep their text
+    assert after == _with_accounts(before)  # every row of every table, byte for byte: Decimals keep their text
     engine = open_database(url, FakeClock())  # and a second start changes nothing either
     with engine.connect() as conn:
         assert _diff(conn) == []  # the adopted database is what the program defines
         pair = conn.execute(select(hedge_pairs).where(hedge_pairs.c.id == 5)).one()
         order = conn.execute(select(orders).where(orders.c.id == 2)).one()
     engine.dispose()
-    assert _raw_rows(path) == {**before, "alembic_version": [(head(),)], "schema_version": fence}
+    assert _raw_rows(path) == {**_with_accounts(before), "alembic_version": [(head(),)], "schema_version": fence}
     assert pair.realized_pnl == D("-1.234567890123456789") and str(pair.realized_pnl) == "-1.234567890123456789"
     assert str(pair.points) == "12345678901234567890.5" and str(pair.funding) == "1E-18"
     assert str(order.price) == "65440.000000000000000001"
@@ -120,7 +137,7 @@ def test_a_database_made_before_client_id_namespaces_gains_the_meta_table(tmp_pa
     assert [key for key, _ in after.pop("meta")] == [CLIENT_ID_NAMESPACE_KEY]  # made by 0001, then drawn
     after.pop("alembic_version")
     assert after.pop("schema_version")[0] == before.pop("schema_version")[0]
-    assert after == before
+    assert after == _with_accounts(before)
 
 
 def test_report_reads_a_database_made_before_alembic_without_changing_it(tmp_path: Path) -> None:
@@ -129,8 +146,72 @@ def test_report_reads_a_database_made_before_alembic_without_changing_it(tmp_pat
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     rows = summary.load(url)
     assert [r.pair for r in rows] == ["1", "2", "3", "4", "5", "6", "7", "8", "total"]
+    assert [r.pair for r in summary.load(url, account="default")] == [r.pair for r in rows]  # all "default"'s
+    assert [r.pair for r in summary.load(url, account="alpha")] == ["total"]
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
     assert "alembic_version" not in _raw_rows(path)
+
+
+# ---- a database made at revision 0002, before accounts (tests/data/v2.sql) ----------------------------------------
+
+
+def test_the_v2_fixture_is_what_revision_0002_made() -> None:
+    sql = V2_FIXTURE.read_text()
+    assert "INSERT INTO \"alembic_version\" VALUES('0002');" in sql
+    assert 'INSERT INTO "schema_version" VALUES(2,' in sql
+    assert "account" not in sql
+
+
+def test_a_v2_database_gains_accounts_and_keeps_every_row_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    url = _load_fixture(path, fixture=V2_FIXTURE)
+    before = _raw_rows(path)
+    assert sorted(before) == sorted([*V1_TABLES, "alembic_version"]) and all(before.values())  # rows everywhere
+    open_database(url, FakeClock()).dispose()
+    after = _raw_rows(path)
+    assert after.pop("alembic_version") == [(head(),)]
+    assert [v for v, _ in after.pop("schema_version")] == [2, SCHEMA_VERSION]
+    before.pop("alembic_version"), before.pop("schema_version")
+    assert after == _with_accounts(before)  # every row, byte for byte; pairs and events are "default"'s
+    engine = open_database(url, FakeClock())
+    with engine.connect() as conn:
+        assert _diff(conn) == []  # the account index too
+        assert conn.execute(text("PRAGMA foreign_key_check")).fetchall() == []
+    mine, everyone, other = Queries(engine), Queries(engine, account=None), Queries(engine, account="other")
+    assert [p.id for p in mine.list_pairs()] == [8, 7, 6, 5, 4, 3, 2, 1] == [p.id for p in everyone.list_pairs()]
+    assert {p.account for p in everyone.list_pairs()} == {"default"}
+    assert other.list_pairs() == [] and other.count_pairs_by_state() == {}
+    assert mine.get_meta("trading.pause") == '{"reason": "maintenance", "by": "operator"}'  # the flag stands
+    assert other.get_meta("trading.pause") is None
+    engine.dispose()
+
+
+def test_postgresql_a_v2_database_gains_accounts_and_keeps_every_row(postgres_url: str, tmp_path: Path) -> None:
+    url = _new_pg_database(postgres_url, "v2")
+    engine = make_engine(url)
+    with engine.begin() as conn:  # revision 0002, as the code before accounts made it
+        command.upgrade(alembic_config(conn), "0002")
+    fixture = make_engine(_load_fixture(tmp_path / "v2.db", fixture=V2_FIXTURE))
+    _copy_fixture_rows(fixture, engine)
+    with fixture.connect() as conn:
+        fixture_rows = _typed_rows(conn)
+    fixture.dispose()
+    with engine.connect() as conn:
+        before = _typed_rows(conn)
+    engine.dispose()
+    assert before == fixture_rows and all(before.values())
+    engine = open_database(url, FakeClock())
+    with engine.connect() as conn:
+        after = _typed_rows(conn)
+        assert [r["version"] for r in after.pop("schema_version")] == [2, SCHEMA_VERSION]
+        assert after.pop("account_leases") == []
+        for name in ("hedge_pairs", "events"):
+            assert [r.pop("account") for r in after[name]] == ["default"] * len(after[name])
+        assert after == {k: v for k, v in before.items() if k != "schema_version"}
+        assert _alembic_versions(conn) == [head()]
+        assert _diff(conn) == []
+    assert Queries(engine).get_meta("limits.high_water") == '{"equity": "10250.75"}'
+    engine.dispose()
 
 
 # ---- new, newer and unknown databases -------------------------------------------------------------------------
@@ -213,11 +294,11 @@ def _new_pg_database(server: str, name: str) -> str:
 
 
 def _copy_fixture_rows(source: Engine, target: Engine) -> None:
+    """Every row of `source` into `target` (both at the same revision), through the program's column types."""
     with source.connect() as src, target.begin() as dst:
-        for table in metadata.sorted_tables:
-            rows = [dict(r._mapping) for r in src.execute(select(table))]
+        for name, rows in _typed_rows(src).items():
             if rows:
-                dst.execute(insert(table), rows)
+                dst.execute(insert(metadata.tables[name]), rows)
 
 
 def test_postgresql_a_database_made_before_alembic_keeps_every_row(postgres_url: str, tmp_path: Path) -> None:
@@ -238,7 +319,10 @@ def test_postgresql_a_database_made_before_alembic_keeps_every_row(postgres_url:
     engine = open_database(url, FakeClock())
     with engine.connect() as conn:
         after = _typed_rows(conn)
-        assert [v for v, _ in after.pop("schema_version")] == [1, SCHEMA_VERSION]
+        assert [r["version"] for r in after.pop("schema_version")] == [1, SCHEMA_VERSION]
+        assert after.pop("account_leases") == []
+        for name in ("hedge_pairs", "events"):
+            assert {r.pop("account") for r in after[name]} == {"default"}
         assert after == {k: v for k, v in before.items() if k != "schema_version"}
         assert _alembic_versions(conn) == [head()]
         assert _diff(conn) == []
@@ -272,7 +356,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "9999"
-down_revision = "0002"
+down_revision = "HEAD"
 branch_labels = None
 depends_on = None
 
@@ -294,7 +378,7 @@ def _with_second_revision(source: str, tmp_path: Path, monkeypatch: pytest.Monke
 
     location = tmp_path / "migrations"
     shutil.copytree(Path(runner.__file__).parent, location, ignore=shutil.ignore_patterns("__pycache__"))
-    (location / "versions" / "9999_throwaway.py").write_text(source)
+    (location / "versions" / "9999_throwaway.py").write_text(source.replace('"HEAD"', repr(head())))
     monkeypatch.setattr(runner, "SCRIPT_LOCATION", str(location))
     monkeypatch.setattr(runner, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     runner.scripts.cache_clear()
@@ -329,7 +413,8 @@ def test_a_database_made_before_alembic_is_upgraded_through_a_later_revision(
     assert [v for v, _ in after.pop("schema_version")] == [1, SCHEMA_VERSION + 1]  # the fence moved on
     assert after.pop("meta") == [(*row, None) for row in before.pop("meta")]  # the new column, empty
     before.pop("schema_version")
-    assert after == before  # hedge_pairs was copied into a new table: its rows, and the rows pointing at it, kept
+    # hedge_pairs was copied into a new table: its rows, and the rows pointing at it, kept
+    assert after == _with_accounts(before)
     conn = sqlite3.connect(path)
     assert "VARCHAR(48)" in conn.execute("SELECT sql FROM sqlite_master WHERE name = 'hedge_pairs'").fetchone()[0]
     assert conn.execute("PRAGMA foreign_key_check").fetchall() == []

@@ -20,7 +20,8 @@ from storage.errors import NotFoundError, TransitionRefusedError
 from storage.migrations.runner import alembic_config
 from storage.queries import Queries
 from storage.records import LegFigures, LegPlan, NewEvent, NewFill, NewOrder, PairPlan
-from storage.schema import CLIENT_ID_NAMESPACE_KEY, SCHEMA_VERSION, hedge_pairs, schema_version
+from storage.rows import leg_rows, pair_row
+from storage.schema import CLIENT_ID_NAMESPACE_KEY, SCHEMA_VERSION, hedge_pairs, positions, schema_version
 from storage.writes import Writes
 from tests.writing import write
 
@@ -349,10 +350,16 @@ def test_an_older_database_gains_a_namespace_and_keeps_its_stored_orders(tmp_pat
     with engine.begin() as conn:  # the first schema (revision 0001), as the code before Alembic made it
         command.upgrade(alembic_config(conn), "0001")
         conn.execute(insert(schema_version).values(version=1, applied_at=clock.now()))
+        row = pair_row(PLAN, PairState.PLANNED, "default", clock.now())
+        del row["account"]  # a column of a later revision
+        pair_id = conn.execute(insert(hedge_pairs).values(row)).inserted_primary_key[0]
+        long_id, short_id = (
+            conn.execute(insert(positions).values(leg)).inserted_primary_key[0]
+            for leg in leg_rows(pair_id, PLAN, None, clock.now())
+        )
     writes = Writes(engine, clock)
-    pair, (long_leg, short_leg) = writes.insert_pair(PLAN)
-    writes.record_orders([_order(pair.id, long_leg.id, "1024")])
-    writes.record_orders([_order(pair.id, short_leg.id, "pf-1-S-open-0", Venue.HIBACHI)])
+    writes.record_orders([_order(pair_id, long_id, "1024")])
+    writes.record_orders([_order(pair_id, short_id, "pf-1-S-open-0", Venue.HIBACHI)])
     with engine.begin() as conn:  # what a database made before the meta table (and Alembic) existed looks like
         conn.execute(text("DROP TABLE meta"))
         conn.execute(text("DROP TABLE alembic_version"))
@@ -361,8 +368,9 @@ def test_an_older_database_gains_a_namespace_and_keeps_its_stored_orders(tmp_pat
     namespace = repo.get_meta(CLIENT_ID_NAMESPACE_KEY)  # drawn when the database was opened, then stored
     assert namespace is not None
     assert repo.client_id_namespace == namespace
-    assert repo.get_order(Venue.BACKPACK, "1024").pair_id == pair.id
-    assert repo.get_order(Venue.HIBACHI, "pf-1-S-open-0").pair_id == pair.id
+    assert repo.get_order(Venue.BACKPACK, "1024").pair_id == pair_id
+    assert repo.get_order(Venue.HIBACHI, "pf-1-S-open-0").pair_id == pair_id
+    assert repo.get_pair(pair_id).account == "default"
     engine.dispose()
 
 
