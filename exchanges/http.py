@@ -4,12 +4,15 @@ A venue supplies its error parser and, for signed calls, a function that builds 
 attempt (a retried request must carry a fresh timestamp or nonce). A request goes in two halves, `prepare`
 (paced, signed, encoded: everything but the wire) and `send`, so that an order can be made ready first and
 fired later (arm-and-fire, core/gate.py). Every request is stamped (WireMark) into the lists `recording`
-holds open on the calling thread.
+holds open on the calling thread. The User-Agent carries a per-process session tag (session_tag()).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -31,6 +34,34 @@ ErrorParser = Callable[[int, str, str | None], VenueError]
 HeaderSource = Callable[[], Mapping[str, str]]
 # Our simulators stamp when a request reached them (time.monotonic_ns); real venues send no such header.
 ARRIVAL_HEADER = "X-Sim-Received-Ns"
+PRODUCT = "perp-farmer/0.1"
+_SESSION_RE = re.compile(r"\(session ([0-9a-f]{8})\)")
+# Drawn once per process (and again in a forked child): our simulators log it beside every order, so a test
+# can tell which worker process sent what. Random, so it says nothing about the host or the account.
+_session = [secrets.token_hex(4)]
+
+
+def _redraw_session() -> None:
+    _session[0] = secrets.token_hex(4)  # a forked child is another process: it gets a tag of its own
+
+
+os.register_at_fork(after_in_child=_redraw_session)
+
+
+def session_tag() -> str:
+    """This process's session tag (8 hex digits), sent in the User-Agent of every client it makes."""
+    return _session[0]
+
+
+def user_agent() -> str:
+    """The User-Agent our clients send: product and version, then this process's session tag."""
+    return f"{PRODUCT} (session {session_tag()})"
+
+
+def session_of(agent: str | None) -> str | None:
+    """The session tag in a User-Agent we sent, or None for anyone else's."""
+    found = _SESSION_RE.search(agent or "")
+    return found.group(1) if found else None
 
 
 def uses_environment_proxy() -> bool:
@@ -77,7 +108,7 @@ class RestTransport:
         self._get_retries = get_retries
         self._backoff_s = backoff_s
         self.session = requests.Session()
-        self.session.headers.update({"User-Agent": "perp-farmer/0.1", "Accept": "application/json"})
+        self.session.headers.update({"User-Agent": user_agent(), "Accept": "application/json"})
         # With trust_env, requests re-reads proxy variables and ~/.netrc on every request (about 0.35 ms, on
         # the path between deciding and the order leaving); read them only when a proxy is configured.
         self.session.trust_env = uses_environment_proxy()

@@ -23,9 +23,11 @@ from core.config import ConfigError, PaperConfig
 from core.domain import Venue
 from exchanges.paper_live import LivePriceConfig
 from exchanges.registry import PaperStart, PaperVenue, VenueSpec, check_registered
+from exchanges.sim.admin import order_log
 from exchanges.sim.live_prices import LiveVenuePrices
 from exchanges.sim.price import PriceSource
 from exchanges.sim.store import SimStore, dump_engine, dump_prices, load_engine
+from exchanges.venue_parts import paper_account_name
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,18 @@ class PaperVenues:
         return {
             name: {venue.value: dict(fields) for venue, fields in venues.items()}
             for name, venues in self.accounts.items()
+        }
+
+    def admin_urls(self) -> dict[str, str]:
+        """Each simulator's admin endpoint by venue name (GET <url>/orders reads its order log)."""
+        return {venue.value: f"{pv.sim.http.url}/_sim" for venue, pv in self.venues.items()}
+
+    def order_log(self, account: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Each simulator's order log by venue name (of the paper account `account` alone if given): the
+        orders it saw, oldest first, each with its sender (see exchanges/sim/order_log.py)."""
+        engine_account = None if account is None else paper_account_name(account)
+        return {
+            venue.value: order_log(pv.sim.engine, account=engine_account)["orders"] for venue, pv in self.venues.items()
         }
 
     def price_status(self) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 `python -m exchanges.paper_host --config C --data-dir D` starts the simulators (state kept in D, as paper mode
 keeps it), opens an account per paper account on each (own keys, own collateral; the keys drawn from
 paper.seed and the account's name, so a restart hands out the same ones), and once every simulator listens
-writes D/paper-host.json (0600): {"pid": ..., "accounts": {name: {venue: {field: value}}}}, each inner dict
-the venue section (URLs and keys) with which an engine reaches that account as it would the real venue.
+writes D/paper-host.json (0600): {"pid": ..., "accounts": {name: {venue: {field: value}}}, "sims": {venue: url}},
+each inner dict the venue section (URLs and keys) with which an engine reaches that account as it would the real
+venue, each sims url a simulator's admin endpoint (GET <url>/orders: who sent which order, read_order_log).
 SIGTERM or SIGINT: save, stop, remove the file. The URLs change on every start (free ports); the keys do not.
 """
 
@@ -24,10 +25,13 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+import requests
+
 from core.clock import Clock, SystemClock
 from core.config import ConfigError, Settings, load_settings
 from core.logs import configure_logging
 from exchanges.paper import PaperVenues
+from exchanges.venue_parts import paper_account_name
 
 log = logging.getLogger("paper_host")
 
@@ -76,6 +80,23 @@ def read_host_file(data_dir: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     return data
+
+
+def read_order_log(
+    data_dir: Path, account: str | None = None, timeout_s: float = 5.0
+) -> dict[str, list[dict[str, Any]]]:
+    """Each venue's order log (of paper account `account` alone if given) read over HTTP from the paper host on
+    `data_dir`, as PaperVenues.order_log gives it in-process; FileNotFoundError when no host serves it."""
+    described = read_host_file(data_dir)
+    if described is None:
+        raise FileNotFoundError(host_file(data_dir))
+    query = {} if account is None else {"account": paper_account_name(account)}
+    logs: dict[str, list[dict[str, Any]]] = {}
+    for venue, url in described["sims"].items():
+        reply = requests.get(f"{url}/orders", params=query, timeout=timeout_s)
+        reply.raise_for_status()
+        logs[venue] = reply.json()["orders"]
+    return logs
 
 
 def _write_private(path: Path, data: dict[str, Any]) -> None:
@@ -138,7 +159,7 @@ class PaperHost:
 
     def describe(self) -> dict[str, Any]:
         """The host file's content: this process and every account's venue sections."""
-        return {"pid": os.getpid(), "accounts": self.venues.credentials()}
+        return {"pid": os.getpid(), "accounts": self.venues.credentials(), "sims": self.venues.admin_urls()}
 
     def stop(self) -> None:
         """Save and stop the simulators, then remove the host file (nobody can reach them any more)."""

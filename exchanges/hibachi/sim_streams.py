@@ -18,7 +18,8 @@ from exchanges.hibachi.sim_market_ws import MarketStreams
 from exchanges.hibachi.sim_trade_ws import TradeSessions
 from exchanges.hibachi.sim_wire import SimCredentials
 from exchanges.sim.http import Response
-from exchanges.sim.ws import SimWsServer, WsSession
+from exchanges.sim.order_log import order_sender
+from exchanges.sim.ws import SimWsServer, WsSession, ws_sender
 
 # (accountId as given in the query, Authorization header) -> the account, or REST's refusal.
 Identify = Callable[[str, str], SimCredentials | Response]
@@ -66,7 +67,8 @@ class HibachiWsServer(SimWsServer):
         if target.path == "/ws/account":
             self.accounts.serve(conn, creds)
         else:
-            self.trades.serve(conn, creds)
+            with order_sender(ws_sender(conn)):  # orders placed on this socket are logged as its client's
+                self.trades.serve(conn, creds)
 
     @staticmethod
     def _refuse(conn: ServerConnection, frame: str) -> None:

@@ -1,4 +1,8 @@
-"""The `/_sim/` admin endpoint shared by the simulators: inject faults and read state over HTTP."""
+"""The `/_sim/` admin endpoint shared by the simulators: inject faults and read state over HTTP.
+
+GET /_sim/state: accounts, positions, prices. GET /_sim/orders[?since=SEQ][&account=NAME]: the order log
+(exchanges/sim/order_log.py). POST /_sim/fault {kind, ...}: inject a fault.
+"""
 
 from __future__ import annotations
 
@@ -108,12 +112,28 @@ def engine_state(engine: SimEngine) -> dict[str, Any]:
         }
 
 
+def order_log(engine: SimEngine, since: int = 0, account: str | None = None) -> dict[str, Any]:
+    """The orders the engine saw after entry `since` (of `account` alone if given), oldest first, with who sent
+    each; `next` is the `since` that reads only what comes after these."""
+    with engine.lock:
+        return {
+            "venue": engine.name,
+            "next": engine.order_log.next_seq - 1,
+            "orders": [e.to_json() for e in engine.order_log.since(since, account)],
+        }
+
+
 def admin_handler(engine: SimEngine, ws: Callable[[], SimWsServer | None]) -> Callable[[Request], Response]:
     """The handler for every `/_sim/...` request."""
 
     def handle(request: Request) -> Response:
         if request.method == "GET" and request.path in ("/_sim", "/_sim/state"):
             return Response(200, engine_state(engine))
+        if request.method == "GET" and request.path == "/_sim/orders":
+            since = request.query.get("since", "0")
+            if not (since.isascii() and since.isdigit()):
+                return Response(400, {"error": "since must be a whole number"})
+            return Response(200, order_log(engine, int(since), request.query.get("account")))
         if request.method == "POST" and request.path == "/_sim/fault":
             try:
                 spec = request.json()

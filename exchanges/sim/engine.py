@@ -17,6 +17,7 @@ from core.clock import Clock
 from core.domain import Side
 from exchanges.base import OrderStatus, OrderType, TimeInForce
 from exchanges.sim.faults import Faults
+from exchanges.sim.order_log import OrderLog
 from exchanges.sim.price import PriceSource
 from exchanges.sim.tape import Sweep, Tape, Touch, queue_ahead, resting_fill
 
@@ -201,6 +202,7 @@ class SimEngine:
         self._open: dict[str, dict[str, SimOrder]] = {}
         self.funding_log: list[MarketFunding] = []
         self.order_listeners: list[OrderListener] = []
+        self.order_log = OrderLog()  # every order place() saw, with who sent it (not saved: one run's story)
         start = clock.now().timestamp()
         self._next_funding = {
             m.symbol: (int(start) // m.funding_interval_s + 1) * m.funding_interval_s for m in markets
@@ -364,8 +366,14 @@ class SimEngine:
     ) -> SimOrder:
         """Validate, then fill (market/IOC), reject (post-only that would take) or rest the order."""
         with self.lock:
-            order = self._place(account, symbol, side, order_type, quantity, price, time_in_force, reduce_only,
-                                client_id, nonce)  # fmt: skip
+            try:
+                order = self._place(account, symbol, side, order_type, quantity, price, time_in_force, reduce_only,
+                                    client_id, nonce)  # fmt: skip
+            except SimRejectError as exc:  # the venue saw it all the same: a refused order is logged too
+                now = self.clock.now()
+                self.order_log.record(now, account.name, client_id, None, symbol, side.value, exc.kind.value)
+                raise
+            self.order_log.record(self.clock.now(), account.name, client_id, order.id, symbol, side.value)
             self._order_changed(account, order)
             return order
 

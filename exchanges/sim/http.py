@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 from core.clock import Clock
 from exchanges.http import ARRIVAL_HEADER
 from exchanges.sim.faults import Faults, InjectedDelay, InjectedHttpError
+from exchanges.sim.order_log import order_sender
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20
@@ -153,9 +154,14 @@ class SimHttpServer:
         self._routes[(method, path)] = wrapper(self._routes[(method, path)])
 
     def dispatch(self, request: Request) -> Response | None:
-        """Route one request through the faults; None means: answer nothing."""
+        """Route one request through the faults; None means: answer nothing. Orders it places are logged as
+        sent by its User-Agent ("http" when it has none)."""
         if request.path.startswith("/_sim"):
             return self._admin(request)
+        with order_sender(request.headers.get("user-agent") or "http"):
+            return self._dispatch(request)
+
+    def _dispatch(self, request: Request) -> Response | None:
         latency = self._faults.take_latency()
         if latency:
             time.sleep(latency)  # simulated network delay (real time on purpose)

@@ -11,6 +11,13 @@ from websockets.sync.server import Server, ServerConnection, serve
 
 log = logging.getLogger(__name__)
 
+
+def ws_sender(conn: ServerConnection) -> str:
+    """Who a connection's orders are logged as sent by: its handshake's User-Agent, else "ws"."""
+    agent = conn.request.headers.get("User-Agent") if conn.request is not None else None
+    return agent or "ws"
+
+
 # Given a connection's text frame, return the stream keys it subscribes to (+) / unsubscribes from (-),
 # and an optional text reply.
 OnMessage = Callable[[str], tuple[set[str], set[str], str | None]]

@@ -61,9 +61,9 @@ def cancel_signature(creds: SimCredentials, order_id: str) -> str:
 class Socket:
     """A client socket that numbers its requests and records every frame received."""
 
-    def __init__(self, url: str, api_key: str | None = None) -> None:
+    def __init__(self, url: str, api_key: str | None = None, **options: Any) -> None:
         headers = {"Authorization": api_key} if api_key is not None else None
-        self._session = connect(url, additional_headers=headers)
+        self._session = connect(url, additional_headers=headers, **options)  # e.g. user_agent_header
         self.ws: ClientConnection = self._session.__enter__()  # closed by close()
         self.frames: list[dict[str, Any]] = []
         self._ids = itertools.count(1)

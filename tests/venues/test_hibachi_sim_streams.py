@@ -310,3 +310,18 @@ def _next_with(sock: Socket, predicate: Any) -> dict[str, Any]:
         frame = sock.recv()
         if predicate(frame):
             return frame
+
+
+def test_an_order_placed_on_the_trade_socket_is_logged_as_sent_by_its_handshake_user_agent(sim: HibachiSim) -> None:
+    creds, nonce = sim.paper, Nonces(sim)
+    ours = Socket(sim.ws_trade_url(), creds.api_key, user_agent_header="perp-farmer/0.1 (session 0000cafe)")
+    bare = Socket(sim.ws_trade_url(), creds.api_key, user_agent_header=None)  # no User-Agent at the handshake
+    first = ours.request("order.place", *order_params(sim, creds, nonce(), BTC, Side.LONG, "0.001", clientId="w-1"))
+    second = bare.request("order.place", *order_params(sim, creds, nonce(), BTC, Side.SHORT, "0.001"))
+    ours.close()
+    bare.close()
+    orders = requests.get(f"{sim.api_url}/_sim/orders", timeout=5).json()["orders"]
+    assert [(o["order_id"], o["account"], o["client_id"], o["sender"], o["session"]) for o in orders] == [
+        (first["result"]["orderId"], "paper", "w-1", "perp-farmer/0.1 (session 0000cafe)", "0000cafe"),
+        (second["result"]["orderId"], "paper", None, "ws", None),
+    ]
