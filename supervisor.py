@@ -132,7 +132,7 @@ def run(settings: Settings, close_on_exit: bool = False, paused: bool | str = Fa
         print(f"run: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     try:
-        db_lock = DatabaseLock(settings.database_url).acquire()
+        db_lock = DatabaseLock(settings.database_url, fleet=settings.fleet).acquire()
     except (InstanceLockedError, SQLAlchemyError) as exc:
         lock.release()
         if isinstance(exc, InstanceLockedError):

@@ -71,7 +71,7 @@ class Runtime:
         self.db = open_database(settings.database_url, self.clock, manual_checkpoints=True)
         self._db_label = database_label(settings.database_url)
         self.checkpointer = Checkpointer(self.db) if is_sqlite_file(self.db) else None
-        self.repo = Queries(self.db)
+        self.repo = Queries(self.db, account=settings.account)
         _ = self.repo.client_id_namespace  # open_database drew it: read now, before any actor mints an id
         self.directory = Directory()
         # Read by anyone, written by the coordinator alone (tell_coordinator). Nothing opens until every
@@ -163,6 +163,7 @@ class Runtime:
                     notify=notify,
                     on_storage_failure=self._storage_failed,
                     alarm=self.desk.activity.alarm,
+                    account=self.settings.account,
                 ),
                 policy(),
             ),

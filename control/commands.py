@@ -287,7 +287,7 @@ ACCOUNT = Arg("account", account_name, "--account", "only this account (a fleet'
 def engine_account(host: Host) -> str:
     """The account this engine trades (`default` without [[accounts]])."""
     # getattr: Settings.account comes with the fleet's configuration; an engine without it trades `default`
-    return str(getattr(host.settings, "account", DEFAULT_ACCOUNT))
+    return str(host.settings.account)
 
 
 def _scoped(handler: Handler) -> Handler:

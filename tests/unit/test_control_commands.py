@@ -53,12 +53,15 @@ def test_the_wire_commands_are_the_ones_clients_know() -> None:
     assert list(COMMANDS) == ["status", "pairs", "pair", "pause", "resume", "close", "close-all", "health"]
     assert {c.name for c in COMMANDS.values() if c.slow} == {"pause", "resume", "close", "close-all"}
     assert [c.name for c in COMMANDS.values() if c.reserved] == ["health"]
-    assert {c.name: [a.name for a in c.args] for c in COMMANDS.values() if c.args} == {
-        "pairs": ["state"],
-        "pair": ["id"],
-        "pause": ["reason"],
-        "resume": ["limit"],
-        "close": ["id"],
+    assert {c.name: [a.name for a in c.args] for c in COMMANDS.values()} == {
+        "status": ["account"],
+        "pairs": ["state", "account"],
+        "pair": ["id", "account"],
+        "pause": ["reason", "account"],
+        "resume": ["limit", "account"],
+        "close": ["id", "account"],
+        "close-all": ["account"],
+        "health": ["account"],
     }
 
 
