@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from control.render import pairs_table, per_account, render_pair, render_status
 from control.spec import (
-    DEFAULT_ACCOUNT,
     Arg,
     Command,
     CommandError,
