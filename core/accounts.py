@@ -91,10 +91,6 @@ def check_accounts(s: Settings, unique_keys: Iterable[str], problems: list[str])
     _check_names(s, problems)
     if not s.accounts:
         return
-    if 0 < s.workers.max_accounts < len(s.accounts):
-        problems.append(
-            f"accounts: {len(s.accounts)} configured, must be <= workers.max_accounts = {s.workers.max_accounts}"
-        )
     _check_unique(s.accounts, unique_keys, problems)
     for section in venue_sections(s.accounts[0]):
         for field in type(getattr(s.accounts[0], section)).model_fields:

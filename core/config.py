@@ -314,6 +314,9 @@ class PaperConfig(_Section):
     # The simulators run elsewhere (the fleet's paper host) and the venue sections already point at them: no
     # simulator is started, the venues are connected to as live ones.
     external: bool = False
+    # A fleet's paper host runs in this directory (default: the data dir). A host already serving there is used
+    # as it is, so two supervisors on one machine can trade the same paper venues (as two hosts share real ones).
+    host_dir: Path | None = None
 
 
 def _check_paper(p: PaperConfig, problems: list[str]) -> None:
@@ -842,6 +845,13 @@ def _check_workers(w: WorkersConfig, problems: list[str]) -> None:
     _rule_le(problems, "workers.restart_backoff_min_s", w.restart_backoff_min_s, "workers.restart_backoff_max_s",
              w.restart_backoff_max_s)  # fmt: skip
     _rule_gt(problems, "workers.lease_s", w.lease_s, 0)
+    # A worker whose supervisor went silent must have stopped (heartbeat_timeout_s), and one that cannot renew
+    # must have stopped (lease_s / 2), before its lease can expire and another host take the account.
+    if w.heartbeat_timeout_s >= w.lease_s / 2:
+        problems.append(
+            f"workers.heartbeat_timeout_s = {_fmt(w.heartbeat_timeout_s)} must be < workers.lease_s / 2"
+            f" = {_fmt(w.lease_s / 2)} (a worker cut off from its supervisor stops before its lease expires)"
+        )
     _rule_ge(problems, "workers.max_accounts", w.max_accounts, 0)
     _rule_gt(problems, "workers.stop_timeout_s", w.stop_timeout_s, 0)
 

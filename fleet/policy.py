@@ -11,6 +11,8 @@ from typing import Any
 from actors.supervision import RestartPolicy
 
 EXIT_CONFIG = 2  # the engine's exit status for a bad configuration: restarting it cannot help
+EXIT_LEASE = 3  # the account's lease is another holder's: restarting it here cannot help (fleet/run.py lets it go)
+FINAL_EXITS = (EXIT_CONFIG, EXIT_LEASE)
 
 
 class WorkerState(StrEnum):
@@ -67,7 +69,7 @@ class Knobs:
 def restart_delay(policy: RestartPolicy, now: float, returncode: int | None) -> float | None:
     """Seconds to wait before restarting a worker that died at `now` with `returncode` (None: killed for its
     silence); None to give up on it (too many deaths in the window, or a configuration it cannot run with)."""
-    if returncode == EXIT_CONFIG:
+    if returncode in FINAL_EXITS:
         return None
     return policy.on_failure(now)
 

@@ -32,6 +32,7 @@ from fleet.procs import WorkerProcess, WorkerSpec
 
 log = logging.getLogger(__name__)
 
+MAX_BEATS = 64
 KILL_WAIT_S = 5.0  # a SIGKILLed process is gone at once unless stuck in the kernel; then the next turn reaps it
 
 
@@ -74,7 +75,8 @@ class FleetSupervisor:
         self._workers = [_Worker(s, self.knobs.restart_policy()) for s in specs]
         self._lock = threading.Lock()  # status() is read from control threads while poll() turns
         self._stopping = False
-        self._pool = ThreadPoolExecutor(max_workers=max(1, len(specs)), thread_name_prefix="heartbeat")
+        # One beat in flight per worker; threads are made only as beats need them, and accounts come and go.
+        self._pool = ThreadPoolExecutor(max_workers=max(MAX_BEATS, len(specs)), thread_name_prefix="heartbeat")
 
     # ---- life ------------------------------------------------------------------------------------------------
 
@@ -98,6 +100,51 @@ class FleetSupervisor:
                 return
             for w in self._workers:
                 self._turn(w, now)
+
+    def add(self, spec: WorkerSpec) -> None:
+        """Run one more worker (an account whose lease was just taken), spawned now."""
+        now = self._clock()
+        address = Path(spec.address.removeprefix("ipc://"))
+        if spec.address.startswith("ipc://"):
+            address.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with self._lock:
+            if self._stopping:
+                return
+            if spec.account in self.accounts():
+                raise ValueError(f"account {spec.account} already has a worker")
+            worker = _Worker(spec, self.knobs.restart_policy())
+            self._workers.append(worker)
+            self._spawn(worker, now)
+
+    def drop(self, account: str) -> None:
+        """Forget a worker that no longer runs (given up or stopped): its account may be taken up again later."""
+        with self._lock:
+            kept = [w for w in self._workers if w.spec.account != account or w.proc is not None]
+            self._workers = kept
+
+    def kill(self, account: str, reason: str) -> None:
+        """SIGKILL one worker at once and let it go (its account's lease is lost: it must not trade on)."""
+        with self._lock:
+            for w in self._workers:
+                if w.spec.account == account:
+                    if w.proc is not None:
+                        w.proc.kill()
+                        w.proc.wait(KILL_WAIT_S)
+                    w.proc, w.heartbeat, w.state, w.restart_at = None, None, WorkerState.GIVEN_UP, None
+                    w.last_exit = reason
+                    log.critical("worker %s killed: %s", account, reason)
+
+    def states(self) -> dict[str, WorkerState]:
+        """Each worker's state, by account."""
+        with self._lock:
+            return {w.spec.account: w.state for w in self._workers}
+
+    def restart(self, account: str) -> None:
+        """SIGTERM one worker; it is restarted like any that died (its venues moved: a new paper host)."""
+        with self._lock:
+            for w in self._workers:
+                if w.spec.account == account and w.proc is not None:
+                    w.proc.terminate()
 
     def stop(self) -> None:
         """Stop every worker in reverse start order: SIGTERM, up to stop_timeout_s for it to exit, then SIGKILL."""

@@ -107,11 +107,11 @@ def test_accounts_inherit_what_they_leave_out(tmp_path: Path) -> None:
 
 
 def test_for_account_gives_a_plain_single_account_config(tmp_path: Path) -> None:
-    s = _load(tmp_path, "[workers]\nlease_s = 12\nmax_accounts = 2\n" + ALICE + BOB)
+    s = _load(tmp_path, "[workers]\nlease_s = 24\nmax_accounts = 2\n" + ALICE + BOB)
     alice = s.for_account("alice")
     assert isinstance(alice, Settings)
     assert (alice.account, alice.accounts, alice.fleet) == ("alice", (), False)
-    assert alice.workers == s.workers and alice.workers.lease_s == 12
+    assert alice.workers == s.workers and alice.workers.lease_s == 24
     assert (alice.database_url, alice.limits, alice.paper.external) == (s.database_url, s.limits, False)
     assert isinstance(alice.backpack.api_secret, SecretStr) and isinstance(alice.hibachi.hmac_secret, SecretStr)
     assert BP_SECRET_A not in repr(alice) + alice.model_dump_json()
@@ -295,12 +295,16 @@ def test_an_account_value_of_the_wrong_type_stays_hidden(tmp_path: Path) -> None
 
 
 def test_worker_settings_are_checked(tmp_path: Path) -> None:
-    text = "[workers]\nheartbeat_interval_s = 5\nheartbeat_timeout_s = 5\nlease_s = 0\nmax_accounts = 1\n"
+    text = "[workers]\nheartbeat_interval_s = 5\nheartbeat_timeout_s = 5\nlease_s = 0\nmax_accounts = -1\n"
     assert _problems(tmp_path, text + ALICE + BOB) == [
         "workers.heartbeat_timeout_s = 5 must be > workers.heartbeat_interval_s = 5",
         "workers.lease_s = 0 must be > 0",
-        "accounts: 2 configured, must be <= workers.max_accounts = 1",
+        "workers.heartbeat_timeout_s = 5 must be < workers.lease_s / 2 = 0 (a worker cut off from its supervisor"
+        " stops before its lease expires)",
+        "workers.max_accounts = -1 must be >= 0",
     ]
+    # More accounts than one host may run is a fleet's normal case: the other hosts lease the rest.
+    assert _load(tmp_path, "[workers]\nmax_accounts = 1\n" + ALICE + BOB).account_names() == ["alice", "bob"]
 
 
 # ---- logs ------------------------------------------------------------------------------------------------

@@ -21,9 +21,10 @@ from fleet.aggregate import FleetControl, fleet_totals
 # ---- one engine: its own account only ------------------------------------------------------------------------
 
 
-def engine(**settings: Any) -> Any:
+def engine(account: str = "default") -> Any:
     """Just enough of a Host for `pairs`."""
-    return SimpleNamespace(settings=SimpleNamespace(**settings), repo=SimpleNamespace(list_pairs=lambda *_a, **_k: []))
+    repo = SimpleNamespace(list_pairs=lambda *_a, **_k: [])
+    return SimpleNamespace(settings=SimpleNamespace(account=account), repo=repo)
 
 
 def test_every_command_takes_an_account() -> None:
