@@ -108,7 +108,13 @@ def load_or_exit(args: argparse.Namespace) -> Settings:
         raise SystemExit(EXIT_CONFIG) from None
 
 
-def run(settings: Settings, close_on_exit: bool = False, paused: bool | str = False, canary: bool = False) -> int:
+def run(
+    settings: Settings,
+    close_on_exit: bool = False,
+    paused: bool | str = False,
+    canary: bool = False,
+    config: Path | None = None,
+) -> int:
     """Run the engine until SIGINT/SIGTERM (exit 0) or until it cannot go on (exit 1); serve the control
     socket meanwhile."""
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError  # noqa: PLC0415 - keep the CLI commands fast
@@ -143,7 +149,12 @@ def run(settings: Settings, close_on_exit: bool = False, paused: bool | str = Fa
         return EXIT_FAILURE
     try:
         check_database(settings.database_url)  # a damaged or unwritable store stops here, in one clear line
-        code = _canary(settings) if canary else _serve(settings, close_on_exit, paused)
+        if settings.fleet:
+            from fleet.run import run_fleet  # noqa: PLC0415
+
+            code = run_fleet(settings, config)
+        else:
+            code = _canary(settings) if canary else _serve(settings, close_on_exit, paused)
     except DatabaseProblem as exc:
         print(f"run: {exc}", file=sys.stderr)
         code = EXIT_FAILURE
@@ -332,12 +343,22 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "run"
     if command == "run":
         canary, paused = getattr(args, "canary", False), getattr(args, "paused", False)
-        if settings.mode == "live" and not getattr(args, "skip_check", False):
+        if settings.mode == "live" and not settings.fleet and not getattr(args, "skip_check", False):
             code, pause = _precheck(settings, canary)
             if code != EXIT_OK:
                 return code
             paused = pause or paused
-        return run(settings, close_on_exit=getattr(args, "close_on_exit", False), paused=paused, canary=canary)
+        close_on_exit = getattr(args, "close_on_exit", False)
+        if settings.fleet and (canary or close_on_exit or paused):
+            # Each worker is its own engine: these act on one engine's life, and a fleet has one per account.
+            print("run: --canary, --close-on-exit and --paused are single-engine options; in a fleet use "
+                  "`close-all` / `pause` (with --account NAME for one account)", file=sys.stderr)  # fmt: skip
+            return EXIT_CONFIG
+        config = getattr(args, "config", None)
+        if config is None and Path("config.toml").exists():
+            config = Path("config.toml")
+        config = config.resolve() if config is not None else None  # the workers read the same file
+        return run(settings, close_on_exit=close_on_exit, paused=paused, canary=canary, config=config)
     if command == "check":
         return check(settings, args.json)
     if command == "report":

@@ -190,6 +190,14 @@ def render_fleet_status(d: dict[str, Any]) -> str:
             ["account", "process", "pid", "restarts", "heartbeat s", "opening", "pairs", "problem"],
         ),
     ]
+    leases = [r for r in d.get("leases", []) if "account" in r]
+    if leases:
+        rows = [
+            (r["account"], r["host"], r["pid"], r["generation"], "expired" if r["expired"] else "held", r["ours"])
+            for r in leases
+        ]
+        lines += ["", "leases (who trades which account, across the fleet):"]
+        lines.append(table(rows, ["account", "host", "pid", "generation", "lease", "this host"]))
     for name, a in d["accounts"].items():
         if a["status"]:
             lines += ["", f"== {name} ==", render_status(a["status"])]

@@ -59,8 +59,15 @@ Rows = dict[str, dict[str, Any]]
 class FleetControl:
     """Serves the control commands of a fleet from its workers' sockets."""
 
-    def __init__(self, fleet: Fleet, token: str | None = None, timeouts_s: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        token: str | None = None,
+        timeouts_s: Mapping[str, float] | None = None,
+        leases: Callable[[], list[dict[str, Any]]] | None = None,
+    ) -> None:
         self._fleet = fleet
+        self._leases = leases  # who holds which account across the fleet (the lease table), for `status`
         self._token = token
         self._timeouts = {**TIMEOUTS_S, **(timeouts_s or {})}
         self._merged: dict[str, Callable[[Rows, str, dict[str, Any]], Any]] = {
@@ -128,7 +135,8 @@ class FleetControl:
             }
             for name, row in rows.items()
         }
-        return {"fleet": fleet_totals(accounts), "accounts": accounts}
+        leases = self._leases() if self._leases is not None else []
+        return {"fleet": fleet_totals(accounts), "accounts": accounts, "leases": leases}
 
     def _pairs(self, rows: Rows, cmd: str, args: dict[str, Any]) -> list[dict[str, Any]]:
         answers = self._fan(rows, cmd, args)

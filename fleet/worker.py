@@ -11,8 +11,6 @@ the paper host's paper-host.json): those are reached lazily and untyped until th
 from __future__ import annotations
 
 import argparse
-import importlib
-import json
 import logging
 import os
 import signal
@@ -24,7 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.config import ConfigError, Settings, WorkersConfig
+from fleet.paper import host_dir, serving
 from fleet.procs import worker_address
+from storage.leases import Lease, LeaseBook
 
 log = logging.getLogger("fleet.worker")
 
@@ -32,19 +33,20 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2  # fleet.policy.EXIT_CONFIG: the supervisor gives up at once
 EXIT_LEASE = 3  # the account's lease is another holder's, or could not be kept
-PAPER_HOST_FILE = "paper-host.json"
 
 
 class LeaseKeeper:
     """Renews a lease every lease_s/4 from its own thread; calls `on_lost` once when it is someone else's, or
-    when no renewal has succeeded for lease_s/2 (the database is unreachable: another may take it soon)."""
+    when no renewal has succeeded for lease_s/2 (the database is unreachable: another may take it soon). The
+    deadline is watched from a second thread, so a renewal stuck in a dead connection cannot hide it."""
 
-    def __init__(self, book: Any, lease: Any, lease_s: float, on_lost: Callable[[str], None],
+    def __init__(self, book: LeaseBook, lease: Lease, lease_s: float, on_lost: Callable[[str], None],
                  clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         self.book, self.lease, self.lease_s = book, lease, lease_s
         self._on_lost = on_lost
         self._clock = clock
         self._renewed_at = clock()
+        self._lock = threading.Lock()
         self.lost: str | None = None
 
     def turn(self) -> bool:
@@ -54,43 +56,68 @@ class LeaseKeeper:
         try:
             if self.book.renew(self.lease, self.lease_s):
                 self._renewed_at = self._clock()
-                return True
+                return self.lost is None
             reason = "the lease is no longer ours"
         except Exception as exc:  # noqa: BLE001 - a renewal that failed is retried until the deadline
-            silence = self._clock() - self._renewed_at
-            if silence <= self.lease_s / 2:
+            if not self.overdue():
                 log.warning("lease renewal failed (%s); retrying", type(exc).__name__)
                 return True
-            reason = f"the lease could not be renewed for {silence:.1f}s ({type(exc).__name__})"
-        self.lost = reason
-        log.critical("account %s: %s: stopping", getattr(self.lease, "account", "?"), reason)
-        self._on_lost(reason)
+            reason = f"the lease could not be renewed for {self.silence():.1f}s ({type(exc).__name__})"
+        self._lose(reason)
         return False
 
-    def run(self, stop: threading.Event) -> threading.Thread:
-        """Renew in a daemon thread until `stop` is set or the lease is lost."""
+    def silence(self) -> float:
+        """Seconds since the last renewal that succeeded."""
+        return self._clock() - self._renewed_at
 
-        def loop() -> None:
+    def overdue(self) -> bool:
+        """No renewal for lease_s/2: the lease may expire before the next one lands."""
+        return self.silence() > self.lease_s / 2
+
+    def check_deadline(self) -> bool:
+        """Lose the lease when overdue, whatever the renewing thread is doing; False once lost."""
+        if self.lost is None and self.overdue():
+            self._lose(f"the lease could not be renewed for {self.silence():.1f}s")
+        return self.lost is None
+
+    def _lose(self, reason: str) -> None:
+        with self._lock:
+            if self.lost is not None:
+                return
+            self.lost = reason
+        log.critical("account %s: %s: stopping", self.lease.account, reason)
+        self._on_lost(reason)
+
+    def run(self, stop: threading.Event) -> None:
+        """Renew, and watch the deadline, in two daemon threads until `stop` is set or the lease is lost."""
+
+        def renew() -> None:
             while not stop.wait(self.lease_s / 4) and self.turn():
                 pass
 
-        thread = threading.Thread(target=loop, name="lease", daemon=True)
-        thread.start()
-        return thread
+        def watch() -> None:
+            while not stop.wait(self.lease_s / 20) and self.check_deadline():
+                pass
+
+        for name, target in (("lease", renew), ("lease-deadline", watch)):
+            threading.Thread(target=target, name=name, daemon=True).start()
 
 
-def paper_venues(data_dir: Path, account: str) -> dict[str, dict[str, Any]] | None:
-    """The paper host's venue sections for `account` (URLs and keys), or None when it serves none for it."""
-    path = data_dir / PAPER_HOST_FILE
-    if not path.exists():
+def paper_venues(settings: Settings, account: str) -> dict[str, dict[str, Any]] | None:
+    """The paper host's venue sections for `account` (URLs and keys), or None for a live account. ConfigError
+    when a paper account has no host serving it: the worker must never start simulators of its own."""
+    if not settings.account_is_paper(account):
         return None
-    found = json.loads(path.read_text()).get("accounts", {}).get(account)
-    return found if isinstance(found, dict) else None
+    directory = host_dir(settings)
+    found = (serving(directory) or {}).get("accounts", {}).get(account)
+    if not isinstance(found, dict):
+        raise ConfigError([f"account {account} is a paper account, but no paper host serves it in {directory}"])
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, build the account's settings and run its engine; the exit status."""
-    from core.config import ConfigError, load_settings  # noqa: PLC0415 - keep the module light to import
+    from core.config import load_settings  # noqa: PLC0415 - keep the module light to import
     from core.logs import configure_logging  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(prog="python -m fleet.worker")
@@ -100,8 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--holder", required=True, help="the lease holder: the supervisor that spawned this worker")
     args = parser.parse_args(argv)
     try:
-        fleet_settings: Any = load_settings(args.config, {"data_dir": args.data_dir})
-        settings: Any = fleet_settings.for_account(args.account, paper_venues(args.data_dir, args.account))
+        fleet_settings = load_settings(args.config, {"data_dir": args.data_dir})
+        settings = fleet_settings.for_account(args.account, paper_venues(fleet_settings, args.account))
     except ConfigError as exc:
         for line in exc.lines:
             print(f"config error: {line}", file=sys.stderr)  # noqa: T201 - as `supervisor.py run` reports it
@@ -110,24 +137,32 @@ def main(argv: list[str] | None = None) -> int:
     return serve(settings, fleet_settings.workers, args.holder)
 
 
-def serve(settings: Any, workers: Any, holder: str) -> int:
+def serve(settings: Settings, workers: WorkersConfig, holder: str) -> int:
     """The account's engine between its lease and its stop; the exit status."""
     from actors.runtime import Runtime  # noqa: PLC0415 - see main
     from control.server import ControlServer  # noqa: PLC0415
     from fleet.link import SupervisorWatch, watched  # noqa: PLC0415
     from storage.db import make_engine  # noqa: PLC0415
 
-    leases = importlib.import_module("storage.leases")  # the lease book (issue 18, storage)
     lease_s = float(workers.lease_s)
     db = make_engine(settings.database_url)
-    book = leases.LeaseBook(db)
+    book = LeaseBook(db)
     lease = book.try_acquire(settings.account, holder, host=socket.gethostname(), pid=os.getpid(), lease_s=lease_s)
     if lease is None:
         log.critical("account %s is leased to another holder: not started", settings.account)
         db.dispose()
         return EXIT_LEASE
     stop = threading.Event()
-    keeper = LeaseKeeper(book, lease, lease_s, lambda _reason: stop.set())
+
+    def lease_lost(_reason: str) -> None:
+        # Stop in order if that is quick; if not, end the process before the lease can expire and be taken
+        # (lost at lease_s/2 at the latest, gone at 3/4): it must not trade once another worker may.
+        stop.set()
+        fence = threading.Timer(lease_s / 4, os._exit, (EXIT_LEASE,))
+        fence.daemon = True
+        fence.start()
+
+    keeper = LeaseKeeper(book, lease, lease_s, lease_lost)
     watch = SupervisorWatch(float(workers.heartbeat_timeout_s))
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
