@@ -169,7 +169,7 @@ def render_fleet_status(d: dict[str, Any]) -> str:
     equity = ", ".join(f"{venue} {value}" for venue, value in fleet.get("equity", {}).items())
     lines = [
         f"fleet of {fleet['accounts']} accounts: " + ", ".join(f"{n} {s}" for s, n in fleet["workers"].items()),
-        f"pairs: {counts or 'none yet'}; open {fleet['open_pairs']}"
+        f"pairs: {counts or 'none yet'} ({fleet['open_pairs']} live)"
         + (f"; equity {equity}" if equity else "")
         + (f"; unrealized pnl {fleet['unrealized_pnl']}" if fleet.get("unrealized_pnl") is not None else ""),
         "",

@@ -119,8 +119,9 @@ class RedactingFilter(logging.Filter):
 class TextFormatter(logging.Formatter):
     """The text format, with every secret scrubbed from the whole line (message, exception, stack)."""
 
-    def __init__(self, scrubber: Scrubber | None = None) -> None:
-        super().__init__(TEXT_FORMAT)
+    def __init__(self, scrubber: Scrubber | None = None, account: str | None = None) -> None:
+        # A fleet's workers share the supervisor's output: each line says whose it is.
+        super().__init__(TEXT_FORMAT if account is None else TEXT_FORMAT.replace("%(name)s", f"[{account}] %(name)s"))
         self._scrubber = scrubber if scrubber is not None else Scrubber([])
 
     def format(self, record: logging.LogRecord) -> str:
@@ -131,15 +132,17 @@ class TextFormatter(logging.Formatter):
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, message, context fields, and `fields` if given."""
 
-    def __init__(self, scrubber: Scrubber | None = None) -> None:
+    def __init__(self, scrubber: Scrubber | None = None, account: str | None = None) -> None:
         super().__init__()
         self._scrubber = scrubber if scrubber is not None else Scrubber([])
+        self._account = {"account": account} if account is not None else {}
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as one JSON line."""
         payload: dict[str, Any] = {
             "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
+            **self._account,
             "logger": record.name,
             "actor": record.threadName,  # actors run one thread each, named after their class
             "message": record.getMessage(),
@@ -162,11 +165,14 @@ class JsonFormatter(logging.Formatter):
 QUIET_LIBRARIES = ("websockets", "pynng", "pykka", "urllib3")
 
 
-def configure_logging(settings: Settings, stream: TextIO | None = None) -> logging.Handler:
-    """Install one handler on the root logger per the settings; returns it (tests remove it)."""
+def configure_logging(settings: Settings, stream: TextIO | None = None, *, worker: bool = False) -> logging.Handler:
+    """Install one handler on the root logger per the settings; returns it (tests remove it). A fleet's
+    `worker` labels every line with its account."""
     handler = logging.StreamHandler(stream or sys.stderr)
     scrubber = Scrubber(secret_values(settings))
-    handler.setFormatter(JsonFormatter(scrubber) if settings.log.format == "json" else TextFormatter(scrubber))
+    account = settings.account if worker else None
+    formatter = JsonFormatter if settings.log.format == "json" else TextFormatter
+    handler.setFormatter(formatter(scrubber, account))
     handler.addFilter(RedactingFilter(scrubber))
     root = logging.getLogger()
     for old in list(root.handlers):

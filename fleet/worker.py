@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in exc.lines:
             print(f"config error: {line}", file=sys.stderr)  # noqa: T201 - as `supervisor.py run` reports it
         return EXIT_CONFIG
-    configure_logging(settings)
+    configure_logging(settings, worker=True)
     return serve(settings, fleet_settings.workers, args.holder)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 from decimal import Decimal
 from pathlib import Path
@@ -324,6 +325,25 @@ def test_every_accounts_secrets_are_scrubbed_from_the_logs(tmp_path: Path, monke
         logging.getLogger().removeHandler(handler)
     assert BP_SECRET_A not in stream.getvalue() and HB_HMAC_B not in stream.getvalue()
     assert stream.getvalue().count(REDACTED) == 2
+
+
+@pytest.mark.parametrize("form", ["text", "json"])
+def test_a_workers_lines_say_its_account(tmp_path: Path, form: str) -> None:
+    alice = _load(tmp_path, f'[log]\nformat = "{form}"\n' + ALICE + BOB).for_account("alice")
+    lines = []
+    for worker in (True, False):
+        stream = io.StringIO()
+        handler = configure_logging(alice, stream, worker=worker)
+        try:
+            logging.getLogger("test").warning("hello")
+        finally:
+            logging.getLogger().removeHandler(handler)
+        lines.append(stream.getvalue())
+    labelled, plain = lines
+    if form == "json":
+        assert json.loads(labelled)["account"] == "alice" and "account" not in json.loads(plain)
+    else:
+        assert "[alice] test: hello" in labelled and "[alice]" not in plain
 
 
 def test_venue_values_stay_venues(tmp_path: Path) -> None:
