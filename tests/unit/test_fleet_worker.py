@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from core.config import ConfigError, load_settings
 from fleet.worker import LeaseKeeper, paper_venues
+from storage.leases import Lease
 
 
 class Book:
@@ -35,7 +38,7 @@ class Clock:
 
 
 def keeper(book: Book, clock: Clock, lost: list[str]) -> LeaseKeeper:
-    return LeaseKeeper(book, "lease", 30.0, lost.append, clock)
+    return LeaseKeeper(book, Lease("alice", "holder", 1), 30.0, lost.append, clock)  # type: ignore[arg-type]
 
 
 def test_a_lease_taken_by_another_stops_the_worker() -> None:
@@ -71,12 +74,31 @@ def test_a_renewal_that_succeeds_again_resets_the_deadline() -> None:
     assert k.turn() and not lost
 
 
+def test_a_stuck_renewal_still_loses_the_lease_at_its_deadline() -> None:
+    clock, lost = Clock(), []
+    k = keeper(Book(True), clock, lost)
+    assert k.turn()
+    clock.now = 15.0  # the renewing thread is stuck in a call that never returns: the watch alone decides
+    assert k.check_deadline() and not lost
+    clock.now = 15.5
+    assert not k.check_deadline()
+    assert lost == ["the lease could not be renewed for 15.5s"]
+
+
 def test_paper_venues_for_an_account(tmp_path: Path) -> None:
-    assert paper_venues(tmp_path, "a") is None
+    config = tmp_path / "fleet.toml"
+    config.write_text(f'data_dir = "{tmp_path}"\n[[accounts]]\nname = "a"\n[[accounts]]\nname = "b"\n')
+    settings = load_settings(config)
+    with pytest.raises(ConfigError, match="no paper host serves it"):  # never simulators of its own
+        paper_venues(settings, "a")
     venues = {"venue_a": {"rest_url": "http://127.0.0.1:1", "api_key": "k"}}
-    (tmp_path / "paper-host.json").write_text(json.dumps({"pid": 1, "accounts": {"a": venues}}))
-    assert paper_venues(tmp_path, "a") == venues
-    assert paper_venues(tmp_path, "b") is None
+    (tmp_path / "paper-host.json").write_text(json.dumps({"pid": os.getpid(), "accounts": {"a": venues}}))
+    assert paper_venues(settings, "a") == venues
+    with pytest.raises(ConfigError):
+        paper_venues(settings, "b")
+    (tmp_path / "paper-host.json").write_text(json.dumps({"pid": 2**22 + 7, "accounts": {"a": venues}}))
+    with pytest.raises(ConfigError):  # a file left by a host that is gone
+        paper_venues(settings, "a")
 
 
 @pytest.mark.parametrize("argv", [["--data-dir", "/tmp"], ["--account", "a", "--holder", "h"]])
