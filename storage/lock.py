@@ -30,31 +30,45 @@ class InstanceLockedError(RuntimeError):
 
 
 class InstanceLock:
-    """An exclusive, non-blocking flock on `<data dir>/supervisor.lock`, holding the owner's pid."""
+    """A non-blocking flock on `<data dir>/supervisor.lock`, holding the owner's pid: exclusive, or `shared`
+    among fleet supervisors (whose accounts' leases keep them apart)."""
 
-    def __init__(self, data_dir: Path, *, path: Path | None = None, what: str | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, *, path: Path | None = None, what: str | None = None, shared: bool = False
+    ) -> None:
         self.path = path or data_dir / LOCK_NAME
         self._what = what or f"data dir {data_dir}"
+        self._shared = shared
         self._file: IO[str] | None = None
 
     @classmethod
-    def beside(cls, database: Path) -> InstanceLock:
-        """The lock for a SQLite file: `<file>.lock` next to it, so two data dirs cannot share one database."""
-        return cls(database.parent, path=database.with_name(database.name + ".lock"), what=f"database {database}")
+    def beside(cls, database: Path, *, shared: bool = False) -> InstanceLock:
+        """The lock for a SQLite file: `<file>.lock` next to it, so two data dirs cannot share one database
+        (unless both are fleets', `shared`)."""
+        where = database.with_name(database.name + ".lock")
+        return cls(database.parent, path=where, what=f"database {database}", shared=shared)
 
     def acquire(self) -> InstanceLock:
         """Take the lock or raise InstanceLockedError naming the holder."""
         handle = self.path.open("a+", encoding="ascii")
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle.fileno(), (fcntl.LOCK_SH if self._shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
             handle.close()
+            if self._shared:
+                raise InstanceLockedError(
+                    f"a supervisor that is not a fleet's (pid {holder}) is running on {self._what}; stop it first: "
+                    "fleet supervisors share a database with one another only"
+                ) from None
             raise InstanceLockedError(
                 f"another supervisor (pid {holder}) is already running on {self._what}; "
                 "stop it first, or give this one its own --data-dir (and database)"
             ) from None
+        if self._shared:  # the others hold it too: the file keeps the first one's pid
+            self._file = handle
+            return self
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
@@ -72,8 +86,8 @@ class InstanceLock:
 
 class DatabaseLock:
     """A session advisory lock on a PostgreSQL database, held on a connection of its own for the life of
-    the process: exclusive, or with `fleet` shared among fleet supervisors; for a SQLite file, an exclusive file
-    lock beside it either way (one host, one supervisor)."""
+    the process: exclusive, or with `fleet` shared among fleet supervisors; for a SQLite file, a file lock beside
+    it, exclusive or shared the same way (fleet supervisors on one host may share one file)."""
 
     def __init__(self, url: str, *, fleet: bool = False) -> None:
         self.url = url
@@ -94,7 +108,7 @@ class DatabaseLock:
             target = sqlite_file(self.url)
             if target is not None:
                 target.path.parent.mkdir(parents=True, exist_ok=True)
-                self._file_lock = InstanceLock.beside(target.path).acquire()
+                self._file_lock = InstanceLock.beside(target.path, shared=self.fleet).acquire()
             return self
         engine = create_engine(self.url)
         conn = engine.connect()

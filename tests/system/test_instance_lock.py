@@ -62,16 +62,22 @@ def test_fleet_supervisors_share_a_postgresql_database_but_not_with_a_single_eng
     DatabaseLock(postgres_url, fleet=True).acquire().release()
 
 
-def test_a_fleet_supervisor_keeps_the_sqlite_file_lock(tmp_path: Path) -> None:
+def test_fleet_supervisors_share_a_sqlite_file_but_not_with_a_single_engine(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shared' / 'farm.db'}"
     first = DatabaseLock(url, fleet=True).acquire()
     try:
-        for fleet in (True, False):  # one host, one file: leases are no reason to let two supervisors share it
-            with pytest.raises(InstanceLockedError, match="already running on database .*farm.db"):
-                DatabaseLock(url, fleet=fleet).acquire()
+        DatabaseLock(url, fleet=True).acquire().release()  # two fleets on one host: the leases keep them apart
+        with pytest.raises(InstanceLockedError, match="already running on database .*farm.db"):
+            DatabaseLock(url).acquire()  # a single engine trades without a lease
     finally:
         first.release()
-    DatabaseLock(url).acquire().release()
+    single = DatabaseLock(url).acquire()
+    try:
+        with pytest.raises(InstanceLockedError, match="not a fleet's .*farm.db"):
+            DatabaseLock(url, fleet=True).acquire()
+    finally:
+        single.release()
+    DatabaseLock(url, fleet=True).acquire().release()
 
 
 def test_a_killed_holder_frees_the_database_lock(postgres_url: str) -> None:
