@@ -442,6 +442,7 @@ class WorkersConfig(_Section):
 
     heartbeat_interval_s: Decimal = Decimal(1)
     heartbeat_timeout_s: Decimal = Decimal(10)
+    start_timeout_s: Decimal = Decimal(60)  # a new worker's first answer: imports, database, venues' first reads
     max_restarts: int = 5
     restart_window_s: Decimal = Decimal(600)
     restart_backoff_min_s: Decimal = Decimal(1)
@@ -839,6 +840,7 @@ def _check_workers(w: WorkersConfig, problems: list[str]) -> None:
             f"workers.heartbeat_timeout_s = {_fmt(w.heartbeat_timeout_s)} must be > workers.heartbeat_interval_s"
             f" = {_fmt(w.heartbeat_interval_s)}"
         )
+    _rule_gt(problems, "workers.start_timeout_s", w.start_timeout_s, 0)
     _rule_ge(problems, "workers.max_restarts", w.max_restarts, 0)
     _rule_gt(problems, "workers.restart_window_s", w.restart_window_s, 0)
     _rule_gt(problems, "workers.restart_backoff_min_s", w.restart_backoff_min_s, 0)

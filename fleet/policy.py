@@ -49,6 +49,7 @@ class Knobs:
             backoff_min_s=float(workers.restart_backoff_min_s),
             backoff_max_s=float(workers.restart_backoff_max_s),
             stop_timeout_s=float(workers.stop_timeout_s),
+            start_timeout_s=float(workers.start_timeout_s),
         )
 
     def restart_policy(self) -> RestartPolicy:

@@ -172,9 +172,10 @@ def serve(settings: Settings, workers: WorkersConfig, holder: str) -> int:
     fatal: str | None = None
     try:
         keeper.run(stop)
-        watch.watch(stop.set, stop)
         engine.start()
         server.start()
+        watch.poke()  # the supervisor's heartbeats reach this worker from now on: its silence counts from here
+        watch.watch(stop.set, stop)
         fatal = engine.run(stop)
     finally:
         stop.set()

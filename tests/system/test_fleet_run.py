@@ -1,0 +1,107 @@
+"""Three paper accounts in one `supervisor.py run`: one worker process each, every account trading its own pairs
+on its own venue accounts; kill -9 of one worker leaves the others alone and the restarted one reconciles.
+On SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.domain import PairState, Side
+from storage.db import make_engine
+from storage.queries import Queries
+from tests import fleet_kit as kit
+from tests.helpers import wait_until
+from tests.postgres import postgres_server
+
+ACCOUNTS = ["alice", "bob", "carol"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, short_dir: Path) -> Iterator[str]:
+    """The fleet's database URL: a SQLite file in the data dir, or a fresh PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{short_dir / 'data' / 'perp-farmer.db'}"
+        return
+    with postgres_server() as url:
+        yield url
+
+
+def _expected_positions(url: str, account: str) -> dict[str, dict[str, Decimal]]:
+    """What the venues must hold for `account`: the signed legs of its open pairs, by venue and symbol."""
+    out: dict[str, dict[str, Decimal]] = {}
+    db = make_engine(url)
+    try:
+        repo = Queries(db, account=account)
+        for pair in repo.list_pairs([PairState.OPEN]):
+            for leg in repo.positions_for_pair(pair.id):
+                signed = leg.quantity if leg.side is Side.LONG else -leg.quantity
+                held = out.setdefault(leg.venue.value, {})
+                held[leg.symbol] = held.get(leg.symbol, Decimal(0)) + signed
+    finally:
+        db.dispose()
+    return out
+
+
+def _workers(config: Path) -> dict[str, dict[str, Any]]:
+    return {name: a["process"] for name, a in kit.status(config)["accounts"].items()}
+
+
+def test_three_accounts_trade_apart_and_a_killed_worker_alone_restarts_and_reconciles(
+    short_dir: Path, database: str
+) -> None:
+    data_dir = short_dir / "data"
+    config = kit.fleet_config(short_dir / "fleet.toml", data_dir, data_dir, ACCOUNTS, database=database)
+    proc = kit.supervisor(config, short_dir / "fleet.log")
+    try:
+
+        def all_open() -> bool:
+            assert proc.poll() is None, (short_dir / "fleet.log").read_text()[-3000:]
+            if not (data_dir / "control.ipc").exists():  # served once the schema is made: only then read it
+                return False
+            return all(kit.pairs(database, name, PairState.OPEN) for name in ACCOUNTS)
+
+        wait_until(all_open, 90, "an open pair in every account")
+        opened = {name: [p.id for p in kit.pairs(database, name)] for name in ACCOUNTS}
+        assert len({i for ids in opened.values() for i in ids}) == sum(map(len, opened.values()))  # no pair shared
+        # Each account trades its own venue accounts: what each holds is its own pairs' legs, nothing else's.
+        for name in ACCOUNTS:
+            expected = _expected_positions(database, name)
+            assert expected and kit.venue_positions(data_dir, name) == expected, name
+
+        data = kit.status(config)
+        assert sorted(data["accounts"]) == ACCOUNTS
+        assert all(a["process"]["state"] == "running" and a["status"]["pairs"]["open"] == 1
+                   for a in data["accounts"].values())  # fmt: skip
+        assert {r["account"]: r["ours"] and not r["expired"] for r in data["leases"]} == dict.fromkeys(ACCOUNTS, True)
+        before = _workers(config)
+
+        os.kill(before["bob"]["pid"], signal.SIGKILL)
+
+        def bob_back() -> bool:
+            now = _workers(config)
+            return now["bob"]["state"] == "running" and now["bob"]["pid"] != before["bob"]["pid"]
+
+        wait_until(bob_back, 60, "bob's worker restarted")
+        wait_until(lambda: len(kit.events(database, "bob", "reconciled")) == 2, 60, "bob's second reconciliation")
+        after = _workers(config)
+        assert after["bob"]["restarts"] == 1, (short_dir / "fleet.log").read_text()[-4000:]
+        for name in ("alice", "carol"):  # untouched: the same process, never restarted, reconciled once
+            assert (after[name]["pid"], after[name]["restarts"]) == (before[name]["pid"], 0), name
+            assert len(kit.events(database, name, "reconciled")) == 1, name
+        for name in ACCOUNTS:  # every pair still open and hedged on its own account's venues
+            assert [p.id for p in kit.pairs(database, name, PairState.OPEN)] == opened[name], name
+            assert kit.venue_positions(data_dir, name) == _expected_positions(database, name), name
+            kinds = {e.kind for e in kit.events(database, name, "position_mismatch")}
+            assert not kinds, name
+        assert not kit.pairs(database, None, PairState.NAKED)
+        assert not kit.senders_interleaved(data_dir)  # bob's orders: the first worker's, then only the second's
+    finally:
+        code = kit.stop(proc)
+    assert code == 0
