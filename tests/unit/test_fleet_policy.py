@@ -72,11 +72,13 @@ def test_knobs_from_the_workers_section() -> None:
     section = SimpleNamespace(
         heartbeat_interval_s=Decimal("0.5"), heartbeat_timeout_s=Decimal(4), max_restarts=2,
         restart_window_s=Decimal(60), restart_backoff_min_s=Decimal("0.1"), restart_backoff_max_s=Decimal(5),
-        stop_timeout_s=Decimal(7),
+        stop_timeout_s=Decimal(7), start_timeout_s=Decimal(30),
     )  # fmt: skip
     knobs = Knobs.from_config(section)
-    assert knobs == Knobs(0.5, 4.0, 2, 60.0, 0.1, 5.0, 7.0)
-    assert knobs.call_timeout_s == 2.0 and knobs.start_deadline_s == 4.0
+    assert knobs == Knobs(0.5, 4.0, 2, 60.0, 0.1, 5.0, 7.0, 30.0)
+    # a new worker imports, opens the database and reads the venues before it can answer: not the beat's deadline
+    assert knobs.call_timeout_s == 2.0 and knobs.start_deadline_s == 30.0
+    assert Knobs(heartbeat_timeout_s=4.0).start_deadline_s == 4.0
 
 
 def test_exits_in_words() -> None:
