@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", parents=[common], help="volume, fees, funding, PnL and points per pair")
     report.add_argument("--since", type=_date, help="only pairs created since (YYYY-MM-DD or ISO time, UTC)")
     report.add_argument("--format", choices=["table", "json", "csv"], default="table", help="output format")
+    report.add_argument("--account", help="only this account's pairs (default: every account)")
     report.add_argument("--plot", metavar="FILE.png", help="also draw cumulative volume, PnL and fees")
     simulate_parser(sub, common)
     for spec in COMMANDS.values():
@@ -292,8 +293,8 @@ def report(settings: Settings, args: argparse.Namespace) -> int:
         print(f"report: no database in {settings.data_dir}", file=sys.stderr)
         return EXIT_FAILURE
     try:
-        rows = summary.load(settings.database_url, args.since, settings.trading.venues)
-    except (DatabaseProblem, SchemaVersionError) as exc:
+        rows = summary.load(settings.database_url, args.since, settings.trading.venues, account=args.account)
+    except (DatabaseProblem, SchemaVersionError, ValueError) as exc:  # ValueError: not an account's name
         print(f"report: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     render = {"table": summary.as_table, "json": summary.as_json, "csv": summary.as_csv}[args.format]

@@ -11,11 +11,11 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench import feed, footprint, hedges, monitor, opens, signing
+from bench import feed, fleet, footprint, hedges, monitor, opens, signing
 from bench.report import Figure, cores, render, render_json
 from bench.venues import SimProcesses, scratch_dir
 
-SECTIONS = ("opens", "feed", "monitor", "footprint", "signing", "hedges")
+SECTIONS = ("opens", "feed", "monitor", "footprint", "signing", "hedges", "fleet")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency-ms", type=float, default=20.0, help="simulated venue latency per request")
     parser.add_argument("--opens", type=int, help="opens each way (default 200, quick 20)")
     parser.add_argument("--hedges", type=int, help="maker fills hedged (default 200, quick 100)")
+    parser.add_argument("--accounts", type=int, help="fleet: paper accounts, one worker each (default 50, quick 10)")
+    parser.add_argument("--fleet-s", type=float, help="fleet: seconds of trading once all answer (default 120)")
     parser.add_argument("--no-pin", action="store_true", help="do not give the simulators a core of their own")
     parser.add_argument("--only", choices=SECTIONS, action="append", help="run only these sections (repeatable)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object, not a table")
@@ -66,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
         _progress(f"hedges: {n_hedges} maker fills hedged, {args.latency_ms:g} ms venues")
         with SimProcesses.running(pin=not args.no_pin) as sims:
             figures += hedges.run(sims, n_hedges, args.latency_ms / 1000)
+    if "fleet" in chosen:
+        n_accounts = args.accounts or (10 if quick else 50)
+        seconds = args.fleet_s or (30.0 if quick else 120.0)
+        _progress(f"fleet: {n_accounts} paper accounts, {seconds:g} s of trading")
+        figures += fleet.run(n_accounts, seconds)
     header = [
         f"perp-farmer benchmarks, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {'quick' if quick else 'full'} run "
         f"in {time.monotonic() - started:.0f} s",

@@ -106,6 +106,7 @@ class Row:
     cost_per_1m: Decimal | None
     # Per venue: the pair's own figures (the total row's are the sum over every pair).
     by_venue: dict[Venue, VenueFigures] = field(default_factory=dict)
+    account: str | None = None  # set when the report spans several accounts (a fleet's): a column of its own
 
     @property
     def volume(self) -> Decimal:
@@ -115,7 +116,10 @@ class Row:
     def fields(self) -> dict[str, Any]:
         """The row as flat named values, a `volume_<venue>` and a `spread_<venue>` per venue (the JSON, CSV and
         table columns); its spread_unpriced_volume is over every venue."""
-        head: dict[str, Any] = {"pair": self.pair, "market": self.market, "state": self.state}
+        head: dict[str, Any] = {"pair": self.pair}
+        if self.account is not None:
+            head["account"] = self.account
+        head |= {"market": self.market, "state": self.state}
         head |= {"opened_at": self.opened_at, "closed_at": self.closed_at}
         volumes: dict[str, Any] = {f"volume_{venue}": v for venue, v in self.volumes.items()}
         for venue in self.volumes:  # the same columns on every row: a venue the pair did not trade spread 0
@@ -236,6 +240,7 @@ def build(repo: Queries, since: datetime | None = None, venues: Sequence[Venue] 
     pairs = [p for p in reversed(repo.list_pairs()) if since is None or p.created_at >= since]
     orders = {p.id: repo.orders_for_pair(p.id) for p in pairs}
     columns = _venue_columns(venues, (o.venue for per in orders.values() for o in per))
+    fleet = len({p.account for p in pairs}) > 1
     for pair in pairs:
         by_venue = _pair_venues(repo, pair, orders[pair.id], columns)
         volume = {venue: by_venue[venue].volume for venue in columns}
@@ -255,6 +260,7 @@ def build(repo: Queries, since: datetime | None = None, venues: Sequence[Venue] 
                 pair.points or Decimal(0),
                 _cost_per_1m(pnl, sum(volume.values(), Decimal(0))),
                 by_venue,
+                pair.account if fleet else None,
             )
         )
     venue_totals = {venue: VenueFigures(venue) for venue in columns}
@@ -274,6 +280,7 @@ def build(repo: Queries, since: datetime | None = None, venues: Sequence[Venue] 
         sum((r.points for r in rows), Decimal(0)),
         None,
         venue_totals,
+        f"{len({r.account for r in rows})} accounts" if fleet else None,
     )
     total = replace(total, cost_per_1m=_cost_per_1m(total.realized_pnl, total.volume))
     return [*rows, total]
@@ -322,9 +329,11 @@ def as_table(rows: list[Row]) -> str:
         return None if v is None else str(v.quantize(CENTS))
 
     venues = list(rows[-1].volumes)
+    fleet = rows[-1].account is not None
     body = [
         (
             r.pair,
+            *((r.account,) if fleet else ()),
             r.market,
             r.state,
             str(r.closed_at or "")[:16],
@@ -337,7 +346,7 @@ def as_table(rows: list[Row]) -> str:
         )
         for r in rows
     ]
-    heads = ["pair", "market", "state", "closed", *(f"vol {v}" for v in venues)]
+    heads = ["pair", *(("account",) if fleet else ()), "market", "state", "closed", *(f"vol {v}" for v in venues)]
     pairs = table(body, [*heads, "fees", "funding", "pnl", "points", "cost/1M"])
     return f"{pairs}\n\nper venue\n{_venue_table(rows[-1], money)}"
 

@@ -100,8 +100,10 @@ def test_a_dead_hosts_accounts_trade_again_on_the_survivor_and_never_on_two_work
 
         def taken_over() -> bool:
             held = _held_by(database)
-            return len(held) == 4 and len(set(held.values())) == 1 and all(
-                len(kit.events(database, n, "reconciled")) == 2 for n in moved
+            return (
+                len(held) == 4
+                and len(set(held.values())) == 1
+                and all(len(kit.events(database, n, "reconciled")) == 2 for n in moved)
             )
 
         wait_until(taken_over, LEASE_S + RECONCILE_BUDGET_S, "the survivor's take-over")

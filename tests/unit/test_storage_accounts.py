@@ -138,3 +138,15 @@ def test_the_report_reads_every_account_or_one(repo: Queries, clock: FakeClock) 
     assert [r.pair for r in summary.load(url)] == [str(mine), str(planned), str(theirs), "total"]
     assert [r.pair for r in summary.load(url, account="alpha")] == [str(theirs), "total"]
     assert [r.pair for r in summary.load(url, account="default")] == [str(mine), str(planned), "total"]
+
+
+def test_a_report_over_several_accounts_names_each_pairs_account(repo: Queries, clock: FakeClock) -> None:
+    _two_accounts(repo, clock)
+    url = repo.engine.url.render_as_string(hide_password=False)
+    every = summary.load(url)
+    assert [r.account for r in every] == ["default", "default", "alpha", "2 accounts"]
+    assert list(every[0].fields())[:3] == ["pair", "account", "market"]
+    assert summary.as_table(every).splitlines()[0].split()[:3] == ["pair", "account", "market"]
+    assert "account" in summary.as_csv(every).splitlines()[0].split(",")
+    one = summary.load(url, account="alpha")  # one account: the columns of a single engine's report
+    assert [r.account for r in one] == [None, None] and "account" not in one[0].fields()

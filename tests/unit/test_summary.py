@@ -33,8 +33,8 @@ class _Repo:
 
     def list_pairs(self) -> list[Any]:  # newest first, as the repository answers
         return [
-            SimpleNamespace(id=i, market="BTC", state=PairState.CLOSED, created_at=NOW, opened_at=NOW, closed_at=NOW,
-                            realized_pnl=D(-1), funding=D(0), points=self.points)
+            SimpleNamespace(id=i, account="default", market="BTC", state=PairState.CLOSED, created_at=NOW,
+                            opened_at=NOW, closed_at=NOW, realized_pnl=D(-1), funding=D(0), points=self.points)
             for i in sorted(self.orders, reverse=True)
         ]  # fmt: skip
 
