@@ -42,6 +42,7 @@ from storage.errors import NotFoundError
 from storage.queries import Queries
 from storage.records import KEEP, LegFigures, OrderRecord, PairRecord, PositionRecord
 
+MAX_UNREAD_CHANGES = 100_000
 LegsOrders = list[tuple[PositionRecord, list[OrderRecord]]]
 
 
@@ -149,6 +150,8 @@ class LiveBook:
                 self._reload = True
                 raise
             self._changes.extend(changes_of(message, commit.result))
+            if len(self._changes) > MAX_UNREAD_CHANGES:  # nobody reads (no Monitor): read everything when one does
+                self._changes, self._reload = [], True
 
     # ---- the readers' side -------------------------------------------------------------------------------------
 

@@ -142,3 +142,16 @@ def test_status_answers_from_memory(monitor: Monitored) -> None:
         data = status(host, {})
     assert data["pairs"]["open"] == 0 and data["pairs"]["closing"] == 1
     assert len(seen) == 3  # the one pair the writer changed, its legs and its orders
+
+
+def test_changes_nobody_reads_are_dropped_for_a_whole_reading(
+    monitor: Monitored, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = monitor.rig
+    monkeypatch.setattr("actors.livebook.MAX_UNREAD_CHANGES", 2)
+    book = book_of(made.db)
+    book.sync(made.repo, made.clock.now())
+    pair_id = made.open_pair()  # more than two changes, none read
+    assert len(book._changes) <= 2  # what is kept, unread: never more than the bound
+    book.sync(made.repo, made.clock.now())
+    assert pair_id in _held(made)
