@@ -10,7 +10,8 @@ from decimal import Decimal
 import pykka
 
 from actors.desk import Desk
-from actors.limitbook import LimitBook, ledger_figures
+from actors.limitbook import LimitBook, ledger_figures, ledger_figures_of
+from actors.livebook import LivePair
 from actors.messages import LimitBreached
 from core.domain import PairState, Venue
 from core.limits import (
@@ -38,11 +39,22 @@ class LimitWatch:
         self.venues = desk.settings.trading.venues
         self._forced: set[int] = set()  # NAKED pairs already sent to the closer for the naked-leg limit
 
-    def watch(self, now: datetime, ratios: dict[Venue, Decimal | None], equity: dict[Venue, Decimal]) -> None:
-        """Measure every limit, trip what is broken, and tell the closer what a trip closes."""
+    def watch(
+        self,
+        now: datetime,
+        ratios: dict[Venue, Decimal | None],
+        equity: dict[Venue, Decimal],
+        held: list[LivePair] | None = None,
+    ) -> None:
+        """Measure every limit, trip what is broken, and tell the closer what a trip closes; the pairs are those
+        `held` (the Monitor's book: the live ones and those finished lately), or read now."""
         book, config = self.book, self.book.config
-        figures = ledger_figures(self.desk.repo, now)
-        naked = {p.id: p.updated_at for p in self.desk.repo.list_pairs([PairState.NAKED])}
+        if held is None:
+            figures = ledger_figures(self.desk.repo, now)
+            naked = {p.id: p.updated_at for p in self.desk.repo.list_pairs([PairState.NAKED])}
+        else:
+            figures = ledger_figures_of(((p.pair, ((x.leg, x.book) for x in p.legs)) for p in held), now)
+            naked = {p.pair.id: p.pair.updated_at for p in held if p.pair.state is PairState.NAKED}
         total = total_equity({v: equity.get(v) for v in ratios}, self.venues)  # all read this tick, or None
         high = None if total is None else book.high_water(total)
         weakest = weakest_venue(ratios)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -18,9 +18,10 @@ from actors.kept import Kept
 from actors.messages import BlockOpening, RecordEvent, UnblockOpening, WriteBatch
 from core.config import LimitsConfig
 from core.domain import EventLevel, PairState
-from core.ledger import leg_book
+from core.ledger import LegBook, leg_book
 from core.limits import DAY, LegExposure, Limit, Trip, bound, daily_cost, opens_in_last_hour
 from storage.queries import Queries
+from storage.records import PairRecord, PositionRecord
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +42,33 @@ class LedgerFigures:
     opens_last_hour: int
 
 
+Booked = Iterable[tuple[PairRecord, Iterable[tuple[PositionRecord, LegBook]]]]  # pairs, each leg with its book
+
+
 def ledger_figures(repo: Queries, now: datetime) -> LedgerFigures:
     """Read the figures the limits need from the database (live pairs, and those finished in the last day)."""
     pairs = {p.id: p for p in repo.list_pairs(limit=RECENT_PAIRS)}
     pairs.update((p.id, p) for p in repo.list_active_pairs())
     since = now - DAY
-    counted = [p for p in pairs.values() if not p.state.is_terminal or (p.closed_at or now) >= since]
-    books = repo.legs_with_orders(p.id for p in counted)
+    counted = {p.id for p in pairs.values() if not p.state.is_terminal or (p.closed_at or now) >= since}
+    books = repo.legs_with_orders(counted)
+    return ledger_figures_of(
+        ((p, [(leg, leg_book(leg.side, orders)) for leg, orders in books.get(p.id, [])]) for p in pairs.values()), now
+    )
+
+
+def ledger_figures_of(pairs: Booked, now: datetime) -> LedgerFigures:
+    """The limits' figures from pairs already read (the live ones, and those finished lately: the Monitor's book)."""
+    since = now - DAY
     legs: list[LegExposure] = []
     booked: list[tuple[datetime | None, Decimal]] = []
-    for pair in counted:
+    created: list[datetime] = []
+    for pair, leg_books in pairs:
+        created.append(pair.created_at)
+        if pair.state.is_terminal and (pair.closed_at or now) < since:
+            continue
         net = pair.funding or Decimal(0)
-        for leg, orders in books.get(pair.id, []):
-            book = leg_book(leg.side, orders)
+        for leg, book in leg_books:
             net += book.realized_pnl - book.fees
             if pair.state.is_terminal:
                 continue
@@ -63,8 +78,7 @@ def ledger_figures(repo: Queries, now: datetime) -> LedgerFigures:
                 held = pair.notional  # being opened: counted before its fills are
             legs.append(LegExposure(pair.id, pair.state, leg.venue, held))
         booked.append((pair.closed_at if pair.state.is_terminal else None, net))
-    opens = opens_in_last_hour((p.created_at for p in pairs.values()), now)
-    return LedgerFigures(tuple(legs), daily_cost(booked, now), opens)
+    return LedgerFigures(tuple(legs), daily_cost(booked, now), opens_in_last_hour(created, now))
 
 
 def _block(trip: Trip) -> BlockOpening:

@@ -1,12 +1,18 @@
 """Monitor: every tick, marks, PnL per leg, collateral ratio per venue, divergence, feed freshness, and
 whether the venues hold what the database says. Raises events when a condition starts and when it clears.
 
+The pairs come from the book kept in memory (actors/livebook.py), which re-reads only what the writer changed
+since the last reading; the database is read whole only when the Monitor starts or reconciles. Each tick writes
+the marks and a snapshot of at most SNAPSHOT_PAIRS_PER_TICK pairs (those written longest ago): with more pairs than
+that, each pair's figures are recorded every few ticks, and every pair's latest reading is in `status`.
+
 It changes no pair: what the venues hold differently (a leg gone, a position nobody accounts for) is reported
 to the Closer (actors.position_watch), and what a tripped limit closes is demanded of it (actors.limit_watch).
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 from datetime import datetime
 from decimal import Decimal
@@ -18,6 +24,7 @@ from actors.episodes import Episodes
 from actors.gate import TradingGate
 from actors.limit_watch import LimitWatch
 from actors.limitbook import LimitBook
+from actors.livebook import LivePair, book_of
 from actors.messages import (
     AccountReport,
     FeedState,
@@ -36,16 +43,20 @@ from actors.messages import (
     UpdatePosition,
     WriteBatch,
 )
-from actors.position_watch import PositionWatch, read_active
+from actors.position_watch import ActiveReading, PositionWatch
 from core.clock import Clock
 from core.domain import EventLevel, PairState, Side, Venue
-from core.ledger import leg_book
+from core.position_check import Expected
 from core.risk import collateral_ratio, liquidation_distance, pnl_divergence, unrealized_pnl
-from storage.records import LegFigures, OrderRecord, PairRecord, PositionRecord
+from storage.records import LegFigures, PositionRecord
 
 log = logging.getLogger(__name__)
 
 WATCHED_STATES = (PairState.OPEN, PairState.CLOSING, PairState.NAKED)
+# Pairs whose marks and snapshot one tick writes, at most: a tick of 1,000 pairs wrote 3,000 rows, and the writer
+# busy with them held up the next tick and every trade's writes. Monitoring history, thinned; not a config value
+# (core/config.py is not this module's to change).
+SNAPSHOT_PAIRS_PER_TICK = 100
 
 
 class Monitor(SupervisedActor):
@@ -75,6 +86,14 @@ class Monitor(SupervisedActor):
         self._last_positions: dict[Venue, Positions | None] = {}
         self.summary: dict[str, Any] = {}
         self.ticks = 0
+        self.book = book_of(desk.repo.engine)
+        self._written: dict[int, int] = {}  # the tick that last wrote each pair's figures
+        self._live: ActiveReading = []
+        self._expectation: tuple[tuple[int, Any], Expected] | None = None
+
+    def on_start(self) -> None:
+        """A new Monitor reads the whole book again: it trusts nothing an earlier one kept."""
+        self.book.invalidate()
 
     def handle(self, message: Any) -> Any:
         """Dispatch one message."""
@@ -83,6 +102,7 @@ class Monitor(SupervisedActor):
                 self.check(now)
                 return None
             case ReconcilePositions():
+                self.book.invalidate()  # read again whole at the next tick
                 before = self.positions.expected()
                 positions = self._positions()
                 found = self.positions.check(positions, before, self.positions.expected(), threshold=1)
@@ -98,18 +118,24 @@ class Monitor(SupervisedActor):
         self.ticks += 1
         ratios = self._accounts()
         feeds = self._feeds()
-        before = self.positions.expected()
+        before = self._expected(now)
         positions = self._positions()
-        active, books = read_active(self.desk)  # the reading after the venues', and the pairs' figures below
-        after = self.positions.expected((active, books))
-        pairs = [p for p in active if p.state in WATCHED_STATES]
+        after = self._expected(now)  # the reading after the venues'; its pairs' figures below
+        live = self._live
+        pairs = [p for p in live if p.pair.state in WATCHED_STATES]
+        due = self._due(pairs)
+        liquidation: dict[tuple[Venue, str, Side], Decimal] = {}
+        for venue, report in positions.items():
+            for item in report.items if report is not None else ():
+                if item.liquidation_price:
+                    liquidation.setdefault((venue, item.symbol, item.side), item.liquidation_price)
         writes: list[Any] = []
         marks: dict[tuple[Venue, str], Decimal | None] = {}  # one reading of each symbol per tick, for every pair
-        readings = [self._pair(p, books.get(p.id, []), ratios, positions, writes, marks) for p in pairs]
+        readings = [self._pair(p, ratios, liquidation, writes if p.pair.id in due else None, marks) for p in pairs]
         if writes:  # marks and snapshots of the whole tick in one transaction, not three per pair
             self.desk.directory.get("writer").tell(WriteBatch(tuple(writes)))
         self.positions.check(positions, before, after)
-        self.limits.watch(now, ratios, self._equity)
+        self.limits.watch(now, ratios, self._equity, self.book.kept())
         self.summary = {
             "at": now.isoformat(),
             "collateral_ratio": {
@@ -122,6 +148,28 @@ class Monitor(SupervisedActor):
                 sum((Decimal(u) for r in readings for u in r["upnl"].values() if u is not None), Decimal(0))
             ),
         }
+        self.book.board.publish(self.name, {"ticks": self.ticks, **self.summary})  # `status` reads it there
+
+    def _expected(self, now: datetime) -> Expected:
+        """What the live pairs hold, with every change committed before this call (worked out again only when
+        the book's pairs or the claims changed since the last time)."""
+        self.book.sync(self.desk.repo, now)
+        version, self._live = self.book.versioned()
+        key = (version, self.desk.claims.claimed())
+        if self._expectation is None or self._expectation[0] != key:
+            self._expectation = (key, self.positions.expected(self._live))
+        return self._expectation[1]
+
+    def _due(self, pairs: list[LivePair]) -> set[int]:
+        """The pairs whose figures this tick writes: every one, or those written longest ago."""
+        ids = [p.pair.id for p in pairs]
+        if len(ids) > SNAPSHOT_PAIRS_PER_TICK:
+            ids = heapq.nsmallest(SNAPSHOT_PAIRS_PER_TICK, ids, key=lambda i: self._written.get(i, -1))
+        if len(self._written) > 2 * len(pairs):  # forget the pairs no longer watched
+            watched = {p.pair.id for p in pairs}
+            self._written = {i: t for i, t in self._written.items() if i in watched}
+        self._written.update(dict.fromkeys(ids, self.ticks))
+        return set(ids)
 
     def _accounts(self) -> dict[Venue, Decimal | None]:
         ratios: dict[Venue, Decimal | None] = {}
@@ -206,43 +254,34 @@ class Monitor(SupervisedActor):
 
     def _pair(
         self,
-        pair: PairRecord,
-        legs_orders: list[tuple[PositionRecord, list[OrderRecord]]],
+        held: LivePair,
         ratios: dict[Venue, Decimal | None],
-        positions: dict[Venue, Positions | None],
-        writes: list[Any],
+        liquidation: dict[tuple[Venue, str, Side], Decimal],
+        writes: list[Any] | None,
         tick_marks: dict[tuple[Venue, str], Decimal | None],
     ) -> dict[str, Any]:
-        legs = [leg for leg, _ in legs_orders]
+        pair = held.pair
+        legs = [x.leg for x in held.legs]
         marks: dict[Side, Decimal | None] = {}
         upnl: dict[Side, Decimal | None] = {}
         distance: dict[str, Decimal | None] = {}
-        for leg, orders in legs_orders:
-            book = leg_book(leg.side, orders)
+        for x in held.legs:
+            leg, book = x.leg, x.book
             key = (leg.venue, leg.symbol)
             if key not in tick_marks:
                 tick_marks[key] = self._mark(leg)
             mark = tick_marks[key]
             marks[leg.side] = mark
             value = None
-            if mark is not None and book.entry_price is not None and book.held > 0:
-                value = unrealized_pnl(leg.side, book.held, book.entry_price, mark)
+            if mark is not None and book.entry_price is not None and x.held > 0:
+                value = unrealized_pnl(leg.side, x.held, book.entry_price, mark)
             upnl[leg.side] = value
-            venue_positions = positions.get(leg.venue)
-            liq = None
-            if venue_positions is not None:
-                liq = next(
-                    (
-                        p.liquidation_price
-                        for p in venue_positions.items
-                        if p.symbol == leg.symbol and p.side is leg.side and p.liquidation_price
-                    ),
-                    None,
-                )
+            liq = liquidation.get((leg.venue, leg.symbol, leg.side))
             distance[leg.venue.value] = (
                 None if liq is None or mark is None else liquidation_distance(leg.side, mark, liq)
             )
-            writes.append(UpdatePosition(leg.id, LegFigures(mark_price=mark, unrealized_pnl=value)))
+            if writes is not None:
+                writes.append(UpdatePosition(leg.id, LegFigures(mark_price=mark, unrealized_pnl=value)))
         long_leg = next(leg for leg in legs if leg.side is Side.LONG)
         short_leg = next(leg for leg in legs if leg.side is Side.SHORT)
         divergence = None
@@ -263,18 +302,19 @@ class Monitor(SupervisedActor):
                 pair.id,
                 divergence=divergence,
             )
-        writes.append(
-            RecordSnapshot(
-                pair.id,
-                marks.get(Side.LONG),
-                marks.get(Side.SHORT),
-                upnl.get(Side.LONG),
-                upnl.get(Side.SHORT),
-                ratios.get(long_leg.venue),
-                ratios.get(short_leg.venue),
-                divergence,
+        if writes is not None:
+            writes.append(
+                RecordSnapshot(
+                    pair.id,
+                    marks.get(Side.LONG),
+                    marks.get(Side.SHORT),
+                    upnl.get(Side.LONG),
+                    upnl.get(Side.SHORT),
+                    ratios.get(long_leg.venue),
+                    ratios.get(short_leg.venue),
+                    divergence,
+                )
             )
-        )
         return {
             "pair_id": pair.id,
             "state": pair.state.value,

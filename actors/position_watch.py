@@ -13,11 +13,11 @@ import pykka
 
 from actors.desk import Desk
 from actors.episodes import Episodes
+from actors.livebook import LivePair, live_pair
 from actors.messages import BlockOpening, LegVanished, Positions, UnblockOpening, UnknownPosition
 from core.domain import ACTIVE_STATES, EventLevel, PairState, Venue
-from core.ledger import is_unresolved, leg_book
+from core.ledger import is_unresolved
 from core.position_check import Comparison, Difference, Expected, Key, compare_positions
-from storage.records import OrderRecord, PairRecord, PositionRecord
 
 log = logging.getLogger(__name__)
 
@@ -31,32 +31,31 @@ def block_key(key: Key) -> str:
     return f"position:{venue.value}:{symbol}"
 
 
-Books = dict[int, list[tuple[PositionRecord, list[OrderRecord]]]]
-ActiveReading = tuple[list[PairRecord], Books]  # the live pairs, and each one's legs with their orders
+ActiveReading = list[LivePair]  # the live pairs, each with its legs, their orders and books
 
 
 def read_active(desk: Desk) -> ActiveReading:
-    """The live pairs and their legs with orders, in one reading."""
+    """The live pairs and their legs with orders, in one reading of the database."""
     pairs = desk.repo.list_pairs(ACTIVE_STATES)
-    return pairs, desk.repo.legs_with_orders(p.id for p in pairs)
+    books = desk.repo.legs_with_orders(p.id for p in pairs)
+    return [live_pair(p, books.get(p.id, [])) for p in pairs]
 
 
 def expected_positions(desk: Desk, reading: ActiveReading | None = None) -> Expected:
     """What the pairs hold per (venue, symbol); which of those are mid-trade; which pairs hold each (from
-    `reading` of read_active when given, else read now)."""
+    `reading` when given, the Monitor's book, else read now)."""
     held: dict[Key, Decimal] = {}
     moving: set[Key] = set()
     holders: dict[Key, list[int]] = {}
     claimed = desk.claims.claimed()
-    pairs, books = reading if reading is not None else read_active(desk)
-    for pair in pairs:
-        for leg, orders in books.get(pair.id, []):
-            key = (leg.venue, leg.symbol)
-            book = leg_book(leg.side, orders)
-            held[key] = held.get(key, Decimal(0)) + leg.side.sign * book.held
-            if pair.id in claimed or pair.state in _IN_MOTION or any(is_unresolved(o) for o in orders):
+    for live in reading if reading is not None else read_active(desk):
+        pair = live.pair
+        for x in live.legs:
+            key = (x.leg.venue, x.leg.symbol)
+            held[key] = held.get(key, Decimal(0)) + x.leg.side.sign * x.held
+            if pair.id in claimed or pair.state in _IN_MOTION or any(is_unresolved(o) for o in x.orders):
                 moving.add(key)
-            if pair.state in (PairState.OPEN, PairState.CLOSING) and book.held > 0:
+            if pair.state in (PairState.OPEN, PairState.CLOSING) and x.held > 0:
                 holders.setdefault(key, []).append(pair.id)
     return Expected(held, frozenset(moving), {k: tuple(v) for k, v in holders.items()})
 
@@ -73,7 +72,7 @@ class PositionWatch:
         self._unblock: set[Key] = set()  # gone again; the coordinator still to be told
 
     def expected(self, reading: ActiveReading | None = None) -> Expected:
-        """One reading of what the pairs hold (from read_active's `reading` when given)."""
+        """One reading of what the pairs hold (from `reading` when given, else read now)."""
         return expected_positions(self.desk, reading)
 
     def check(

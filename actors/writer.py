@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from actors.base import DeathCallback, SupervisedActor
 from actors.health import HEARTBEAT_KEY
+from actors.livebook import book_of
 from actors.messages import (
     BeginOpen,
     CreatePair,
@@ -74,19 +75,26 @@ class PersistenceWriter(SupervisedActor):
         # core/activity.py's alarm: a pair gone NAKED, whoever moved it, ends the maker phases running (the closer
         # must be free to repair it, and no open goes on while a leg is alone).
         self._alarm = alarm
+        self.book = book_of(db)  # told what each message changed of the pairs (actors/livebook.py)
+        self.book.attach()
 
     def _alert(self, level: EventLevel, kind: str, message: str, pair_id: int | None, data: dict[str, Any]) -> None:
-        """Hand a committed warning or critical event to the alert sinks (never blocks, never raises)."""
-        if self._notify is not None and level is not EventLevel.INFO:
+        """Hand a committed warning or critical event to the alert sinks and the book (never blocks, never raises)."""
+        if level is EventLevel.INFO:
+            return
+        alert = Alert(self.clock.now(), level, kind, message, pair_id, data)
+        self.book.board.alerted(alert)
+        if self._notify is not None:
             try:
-                self._notify(Alert(self.clock.now(), level, kind, message, pair_id, data))
+                self._notify(alert)
             except Exception:  # an alert must never cost the write that caused it
                 log.exception("alert not queued")
 
     def handle(self, message: Any) -> Any:
         """Dispatch one write; a failing store is reported to the runtime before the error goes back."""
         try:
-            return self._handle(message)
+            with self.book.committing(message) as commit:
+                return commit.done(self._handle(message))
         except Exception as exc:
             if self._on_storage_failure is not None and is_storage_failure(exc):
                 self._on_storage_failure(exc)

@@ -1,6 +1,8 @@
 """Sections 6 and 7: one Monitor tick with 10, 100 and 1,000 open pairs, and the control socket's `status`
 round trip with those pairs in the database. The venues hold exactly what the pairs say, so every tick
-does the full reading and finds nothing to act on."""
+does the full reading and finds nothing to act on. The pairs come from the Monitor's book in memory (the first
+tick after a stage's opens re-reads them; it is not timed), a tick writes the figures of at most
+actors.monitor.SNAPSHOT_PAIRS_PER_TICK pairs, and `status` lists the newest STATUS_OPEN_PAIRS live pairs."""
 
 from __future__ import annotations
 
@@ -101,7 +103,7 @@ def run(sims: SimProcesses, sizes: tuple[int, ...], ticks: int, status_calls: in
             _add_pairs(runtime, size - have, price)
             _top_up_venues(runtime, size - have, stage)
             have = size
-            _tick_ms(monitor, runtime)  # the first reading after a change only confirms it (two readings)
+            _tick_ms(monitor, runtime)  # the first reading after a change confirms it, and reads the new pairs
             durations = [_tick_ms(monitor, runtime) for _ in range(ticks)]
             if runtime.repo.list_pairs([PairState.NAKED]) or runtime.gate.blocks:
                 raise BenchError(f"the Monitor found a difference with {size} pairs: {runtime.gate.blocks}")

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from control.client import ControlUnavailableError, call
 from control.commands import CLOSE_ALL_TIMEOUT_S, CLOSE_TIMEOUT_S, STATUS_TIMEOUT_S
 from control.spec import CommandError, check_account
+from core.domain import ACTIVE_STATES
 
 # A worker's own command may take this long (its actors' timeouts): the fan-out waits a little longer.
 MARGIN_S = 10.0
@@ -215,7 +216,8 @@ def fleet_totals(accounts: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "workers": dict(Counter(a["process"]["state"] for a in accounts.values())),
         "restarts": sum(int(a["process"].get("restarts") or 0) for a in accounts.values()),
         "pairs": dict(pairs),
-        "open_pairs": sum(len(s.get("open_pairs", [])) for s in statuses),
+        # from the counts: a status lists only its newest live pairs (control/commands.py STATUS_OPEN_PAIRS)
+        "open_pairs": sum(pairs[state.value] for state in ACTIVE_STATES),
         "equity": {venue: format(v, "f") for venue, v in sorted(equity.items())},
         "unrealized_pnl": None if pnl is None else format(pnl, "f"),
     }

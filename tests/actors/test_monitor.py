@@ -21,6 +21,7 @@ from actors.messages import (
     Tick,
     UnblockOpening,
     UnknownPosition,
+    WriteBatch,
 )
 from actors.monitor import Monitor
 from actors.position_watch import MISMATCH_TICKS
@@ -153,3 +154,22 @@ def test_a_tick_reads_each_symbols_mark_once_for_every_pair_on_it(monitor: Monit
         assert made.books[BP].quotes == [SYMBOLS[BP]]
     # Both pairs' readings came from it (their snapshots go to the writer after the tick, told, not asked).
     wait_until(lambda: bool(made.repo.list_snapshots(first) and made.repo.list_snapshots(second)), 10, "snapshots")
+
+
+def test_a_tick_writes_the_figures_of_at_most_snapshot_pairs_per_tick_those_written_longest_ago(
+    monitor: Monitored, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = monitor.rig
+    monkeypatch.setattr("actors.monitor.SNAPSHOT_PAIRS_PER_TICK", 1)
+    first, second = made.open_pair(), made.open_pair()
+
+    def snapshots() -> tuple[int, int]:
+        ask(made.directory.get("writer"), WriteBatch(()))  # the tick's batch, told before, is in
+        return len(made.repo.list_snapshots(first)), len(made.repo.list_snapshots(second))
+
+    monitor.tick()
+    assert snapshots() == (0, 1)  # the newest pair first
+    monitor.tick()
+    assert snapshots() == (1, 1)
+    monitor.tick()
+    assert snapshots() == (1, 2)

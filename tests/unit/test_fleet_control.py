@@ -203,12 +203,15 @@ def test_totals_add_up_the_accounts() -> None:
     def account(state: str, status: dict[str, Any] | None) -> dict[str, Any]:
         return {"process": {"state": state, "restarts": 1}, "status": status, "error": None}
 
-    one = {"pairs": {"open": 1, "closed": 2}, "open_pairs": [{}], "equity": {"v": "10.5"}, "unrealized_pnl": "-1"}
+    # a status lists its newest live pairs only: the live count comes from the counts by state
+    one = {"pairs": {"open": 1, "naked": 1, "closed": 2}, "open_pairs": [{}], "equity": {"v": "10.5"},
+           "unrealized_pnl": "-1"}  # fmt: skip
     two = {"pairs": {"open": 2}, "open_pairs": [{}, {}], "equity": {"v": "1", "w": "2"}, "unrealized_pnl": None}
     totals = fleet_totals({"a": account("running", one), "b": account("running", two), "c": account("backoff", None)})
     assert totals == {
-        "accounts": 3, "workers": {"running": 2, "backoff": 1}, "restarts": 3, "pairs": {"open": 3, "closed": 2},
-        "open_pairs": 3, "equity": {"v": "11.5", "w": "2"}, "unrealized_pnl": "-1",
+        "accounts": 3, "workers": {"running": 2, "backoff": 1}, "restarts": 3,
+        "pairs": {"open": 3, "naked": 1, "closed": 2}, "open_pairs": 4, "equity": {"v": "11.5", "w": "2"},
+        "unrealized_pnl": "-1",
     }  # fmt: skip
 
 
