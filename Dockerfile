@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# perp-farmer: one process (the supervisor), state in /data, health through the control socket.
+# perp-farmer: the supervisor (with [[accounts]]: and a worker process per account), state in /data, health
+# through the control socket.
 # Needs BuildKit (Docker 23+ default, or DOCKER_BUILDKIT=1): the dependency step is a heredoc RUN.
 FROM python:3.11-slim
 
@@ -11,7 +12,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 # Dependencies first, from pyproject.toml alone, so code changes do not reinstall them.
 COPY pyproject.toml README.md ./
-RUN mkdir -p core storage actors exchanges control \
+RUN mkdir -p core storage actors exchanges control fleet \
     && python - <<'PY'
 import subprocess, sys, tomllib
 deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]
@@ -25,6 +26,7 @@ COPY storage ./storage
 COPY actors ./actors
 COPY exchanges ./exchanges
 COPY control ./control
+COPY fleet ./fleet
 COPY alerts ./alerts
 COPY reports ./reports
 COPY live ./live
