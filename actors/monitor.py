@@ -3,8 +3,8 @@ whether the venues hold what the database says. Raises events when a condition s
 
 The pairs come from the book kept in memory (actors/livebook.py), which re-reads only what the writer changed
 since the last reading; the database is read whole only when the Monitor starts or reconciles. Each tick writes
-the marks and a snapshot of at most SNAPSHOT_PAIRS_PER_TICK pairs (those written longest ago): with more pairs than
-that, each pair's figures are recorded every few ticks, and every pair's latest reading is in `status`.
+the marks and a snapshot of at most `monitor.snapshot_pairs_per_tick` pairs (those written longest ago): with
+more pairs than that, each pair's figures are recorded every few ticks, and every pair's latest reading is in `status`.
 
 It changes no pair: what the venues hold differently (a leg gone, a position nobody accounts for) is reported
 to the Closer (actors.position_watch), and what a tripped limit closes is demanded of it (actors.limit_watch).
@@ -56,7 +56,6 @@ WATCHED_STATES = (PairState.OPEN, PairState.CLOSING, PairState.NAKED)
 # Pairs whose marks and snapshot one tick writes, at most: a tick of 1,000 pairs wrote 3,000 rows, and the writer
 # busy with them held up the next tick and every trade's writes. Monitoring history, thinned; not a config value
 # (core/config.py is not this module's to change).
-SNAPSHOT_PAIRS_PER_TICK = 100
 
 
 class Monitor(SupervisedActor):
@@ -79,6 +78,7 @@ class Monitor(SupervisedActor):
         self.trading = desk.settings.trading
         self.venues = self.trading.venues
         self.stale_after_s = float(desk.settings.monitor.feed_stale_after_s)
+        self.snapshot_pairs = desk.settings.monitor.snapshot_pairs_per_tick
         self.episodes = Episodes(desk)
         self.positions = PositionWatch(desk, self.episodes)
         self.limits = LimitWatch(desk, limits)
@@ -163,8 +163,8 @@ class Monitor(SupervisedActor):
     def _due(self, pairs: list[LivePair]) -> set[int]:
         """The pairs whose figures this tick writes: every one, or those written longest ago."""
         ids = [p.pair.id for p in pairs]
-        if len(ids) > SNAPSHOT_PAIRS_PER_TICK:
-            ids = heapq.nsmallest(SNAPSHOT_PAIRS_PER_TICK, ids, key=lambda i: self._written.get(i, -1))
+        if len(ids) > self.snapshot_pairs:
+            ids = heapq.nsmallest(self.snapshot_pairs, ids, key=lambda i: self._written.get(i, -1))
         if len(self._written) > 2 * len(pairs):  # forget the pairs no longer watched
             watched = {p.pair.id for p in pairs}
             self._written = {i: t for i, t in self._written.items() if i in watched}

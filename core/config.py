@@ -208,6 +208,10 @@ class MonitorConfig(_Section):
 
     interval_s: Decimal = Decimal(60)
     feed_stale_after_s: Decimal = Decimal(15)
+    # A tick records marks and a snapshot for at most this many pairs, those recorded longest ago: above it each
+    # pair's history is written every few ticks (its latest reading is always in `status`), so 1,000 pairs do
+    # not cost 3,000 rows a tick.
+    snapshot_pairs_per_tick: int = 100
 
 
 class PointsConfig(_Section):
@@ -832,6 +836,10 @@ def _check_limits(s: Settings, problems: list[str]) -> None:
         )
 
 
+def _check_monitor(m: MonitorConfig, problems: list[str]) -> None:
+    _rule_gt(problems, "monitor.snapshot_pairs_per_tick", m.snapshot_pairs_per_tick, 0)
+
+
 def _check_workers(w: WorkersConfig, problems: list[str]) -> None:
     _rule_gt(problems, "workers.heartbeat_interval_s", w.heartbeat_interval_s, 0)
     # A timeout within one interval would call a worker silent between two beats.
@@ -921,6 +929,7 @@ def check_rules(s: Settings) -> list[str]:
     _check_control(s.control, problems)
     _check_secret_lengths({name: getattr(s, name) for name in {k.split(".")[0] for k in SECRET_MIN_LENGTH}}, problems)
     _check_workers(s.workers, problems)
+    _check_monitor(s.monitor, problems)
     _check_accounts(s, problems)
     return problems
 

@@ -157,10 +157,14 @@ def test_a_tick_reads_each_symbols_mark_once_for_every_pair_on_it(monitor: Monit
 
 
 def test_a_tick_writes_the_figures_of_at_most_snapshot_pairs_per_tick_those_written_longest_ago(
-    monitor: Monitored, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
+    for made in rig(tmp_path, {"monitor": {"snapshot_pairs_per_tick": 1}}):
+        _one_snapshot_per_tick(Monitored(made))
+
+
+def _one_snapshot_per_tick(monitor: Monitored) -> None:
     made = monitor.rig
-    monkeypatch.setattr("actors.monitor.SNAPSHOT_PAIRS_PER_TICK", 1)
     first, second = made.open_pair(), made.open_pair()
 
     def snapshots() -> tuple[int, int]:
