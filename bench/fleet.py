@@ -29,6 +29,10 @@ cooldown_min_s = 2
 cooldown_max_s = 5
 [monitor]
 interval_s = 5
+[paper]
+# One paper host serves every account's feeds: at 20 frames a second per symbol and connection, 50 accounts' feeds
+# alone would take the machine's two cores (the venues are remote in a real fleet).
+publish_interval_s = 1
 [workers]
 heartbeat_interval_s = 2
 heartbeat_timeout_s = 20

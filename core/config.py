@@ -321,9 +321,14 @@ class PaperConfig(_Section):
     # A fleet's paper host runs in this directory (default: the data dir). A host already serving there is used
     # as it is, so two supervisors on one machine can trade the same paper venues (as two hosts share real ones).
     host_dir: Path | None = None
+    # How often each simulator publishes its prices on the websocket feeds. A fleet of many paper accounts on a
+    # small machine spends most of its CPU on these frames: publish less often there (the feeds stay fresh well
+    # within monitor.feed_stale_after_s).
+    publish_interval_s: Decimal = Decimal("0.05")
 
 
 def _check_paper(p: PaperConfig, problems: list[str]) -> None:
+    _rule_gt(problems, "paper.publish_interval_s", p.publish_interval_s, 0)
     _rule_gt(problems, "paper.collateral_usd", p.collateral_usd, 0)
     _rule_gt(problems, "paper.volatility", p.volatility, 0)
     if p.volatility >= Decimal("0.01"):

@@ -43,12 +43,12 @@ def simulate_paper(
     """A venue's paper simulator, `build(**options)`, on the shared prices; or, on live prices, following its
     real venue (`follow`) with only the `catalogue` entries the real venue lists, passed as `catalogue_option`."""
     live = LivePriceConfig.from_paper(start.paper)
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"publish_interval_s": float(start.paper.publish_interval_s)}
     follower = None
     if live is not None:
         follower = follow(live, [symbol_of(entry) for entry in catalogue], start.clock).start()
         # A paper market trades only if its live venue lists it (answered a first REST read).
-        options = {
+        options |= {
             catalogue_option: [entry for entry in catalogue if symbol_of(entry) in follower.symbols],
             "engine_factory": live_engine(follower, live, refusal_code),
         }

@@ -7,6 +7,7 @@ A handler for control.server.ControlServer: `FleetControl(fleet, token)(cmd, arg
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,8 @@ TIMEOUTS_S: Mapping[str, float] = {
     "health": 5.0,
 }
 DEFAULT_TIMEOUT_S = 10.0
+CHANGING = frozenset({"pause", "resume", "close", "close-all"})  # commands after which a status is asked anew
+STATUS_MAX_AGE_S = 5.0  # a status taken with a heartbeat answers the fleet's `status` until this old
 PROCESS_FIELDS = ("state", "pid", "generation", "restarts", "last_heartbeat_age_s", "restart_in_s", "last_exit")
 
 
@@ -66,9 +69,15 @@ class FleetControl:
         token: str | None = None,
         timeouts_s: Mapping[str, float] | None = None,
         leases: Callable[[], list[dict[str, Any]]] | None = None,
+        status_max_age_s: float = STATUS_MAX_AGE_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fleet = fleet
         self._leases = leases  # who holds which account across the fleet (the lease table), for `status`
+        self._status_max_age_s = status_max_age_s
+        self._clock = clock  # the fleet supervisor's: a status's age is measured on it
+        # When an account was last changed from here: a status taken before that no longer says how it is.
+        self._changed_at: dict[str, float] = {}
         self._token = token
         self._timeouts = {**TIMEOUTS_S, **(timeouts_s or {})}
         self._merged: dict[str, Callable[[Rows, str, dict[str, Any]], Any]] = {
@@ -85,8 +94,14 @@ class FleetControl:
         account = args.get("account")
         if account is not None:
             check_account(account, list(rows))
-            return self._one(rows[account], cmd, args)
-        return self._merged.get(cmd, self._every)(rows, cmd, args)
+        try:
+            if account is not None:
+                return self._one(rows[account], cmd, args)
+            return self._merged.get(cmd, self._every)(rows, cmd, args)
+        finally:
+            if cmd in CHANGING:
+                now = self._clock()
+                self._changed_at |= dict.fromkeys([account] if account is not None else rows, now)
 
     # ---- asking ------------------------------------------------------------------------------------------------
 
@@ -127,7 +142,16 @@ class FleetControl:
         }
 
     def _status(self, rows: Rows, cmd: str, args: dict[str, Any]) -> dict[str, Any]:
-        answers = self._fan(rows, cmd, args)
+        # Every running worker's status as its last heartbeat took it (the workers keep it current, a heartbeat
+        # interval old at most); only a worker without a fresh one is asked now.
+        now = self._clock()
+        fresh = {
+            name: row
+            for name, row in rows.items()
+            if _fresh(row, self._status_max_age_s, now, self._changed_at.get(name))
+        }
+        answers = {name: Answer(row["status"]) for name, row in fresh.items()}
+        answers |= self._fan({n: r for n, r in rows.items() if n not in fresh}, cmd, args)
         accounts = {
             name: {
                 "process": {k: row.get(k) for k in PROCESS_FIELDS},
@@ -194,6 +218,15 @@ class FleetControl:
             "accounts": accounts,
             "problems": [f"{name}: {p}" for name, a in accounts.items() for p in a["problems"]],
         }
+
+
+def _fresh(row: dict[str, Any], max_age_s: float, now: float, changed_at: float | None) -> bool:
+    """Whether a worker's status taken with its heartbeats is recent enough to answer `status` with, and was
+    taken after the last change made to its account from the control socket (a `pause` shows at once)."""
+    age = row.get("status_age_s")
+    if row.get("status") is None or age is None or age > max_age_s:
+        return False
+    return changed_at is None or now - age > changed_at
 
 
 def fleet_totals(accounts: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -7,6 +7,7 @@ collected on a later turn. Every decision is a function of fleet/policy.py, on t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -33,6 +34,7 @@ from fleet.procs import WorkerProcess, WorkerSpec
 log = logging.getLogger(__name__)
 
 MAX_BEATS = 64
+STATUS_KEY = "status_snapshot"  # where a heartbeat's reply carries the worker's status
 KILL_WAIT_S = 5.0  # a SIGKILLed process is gone at once unless stuck in the kernel; then the next turn reaps it
 
 
@@ -50,6 +52,8 @@ class _Worker:
     last_reply_at: float | None = None
     heartbeat: Future[dict[str, Any]] | None = None
     snapshot: dict[str, Any] | None = None
+    status: dict[str, Any] | None = None  # its last `status` reply, taken with a heartbeat
+    status_at: float | None = None
     last_exit: str | None = None
     last_error: str | None = None
     killing: bool = False
@@ -210,6 +214,8 @@ class FleetSupervisor:
                     "last_heartbeat_age_s": None if w.last_reply_at is None else round(now - w.last_reply_at, 1),
                     "restart_in_s": None if w.restart_at is None else round(max(0.0, w.restart_at - now), 1),
                     "last_snapshot": w.snapshot,
+                    "status": w.status if w.state is WorkerState.RUNNING else None,
+                    "status_age_s": None if w.status_at is None else round(now - w.status_at, 3),
                     "last_exit": w.last_exit,
                     "last_error": w.last_error,
                 }
@@ -271,13 +277,22 @@ class FleetSupervisor:
             w.last_error = f"heartbeat failed: {type(exc).__name__}"
             return
         w.last_reply_at = now  # any reply, even an error one, says the worker is there
+        status = reply.pop(STATUS_KEY, None)
         w.snapshot = reply["data"] if reply["ok"] else {"error": reply["error"]}
+        if status is not None and status.get("ok"):
+            # Dated when the beat was sent, not when collected: a change made meanwhile may not be in it.
+            w.status, w.status_at = status["data"], w.last_sent_at
         if w.state is WorkerState.STARTING:
             log.info("worker %s answers (pid %s)", w.spec.account, w.proc.pid if w.proc else None)
         w.state = WorkerState.RUNNING
 
     def _beat(self, address: str) -> dict[str, Any]:
-        return call(address, HEARTBEAT, {}, token=self._token, timeout_s=self.knobs.call_timeout_s)
+        """The heartbeat, then the worker's status (served from its memory, about a millisecond): the fleet's
+        `status` is answered from these, whatever a slow worker is doing at that moment."""
+        reply = call(address, HEARTBEAT, {}, token=self._token, timeout_s=self.knobs.call_timeout_s)
+        with contextlib.suppress(ControlUnavailableError):  # the heartbeat answered: the status comes next time
+            reply[STATUS_KEY] = call(address, "status", {}, token=self._token, timeout_s=self.knobs.call_timeout_s)
+        return reply
 
     def _kill_silent(self, w: _Worker, now: float) -> None:
         silence = silent_for(now, w.started_at, w.last_reply_at)

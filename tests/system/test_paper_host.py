@@ -259,3 +259,14 @@ def test_two_hibachi_accounts_drawing_the_same_id_get_distinct_ones() -> None:
     second = sim.add_account("y", COLLATERAL, random.Random(1))  # the same draws: the same id first
     assert first.account_id != second.account_id
     assert sim.account(second.account_id) is sim.engine.accounts["y"]
+
+
+def test_the_simulators_publish_as_often_as_paper_publish_interval_s_says(short_dir: Path) -> None:
+    settings = load_settings(None, {"data_dir": str(short_dir), "paper": {"publish_interval_s": "1.5"}})
+    host = PaperHost.start(settings, short_dir, accounts=["default"])
+    try:
+        assert {v: pv.sim._publish_interval_s for v, pv in host.venues.venues.items()} == dict.fromkeys(
+            host.venues.venues, 1.5
+        )
+    finally:
+        host.stop()

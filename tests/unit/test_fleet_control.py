@@ -224,3 +224,35 @@ def test_renders_show_the_account() -> None:
         {"accounts": {"a": {"states": {"1": "closed"}}}, "errors": {"b": "down"}}, COMMANDS["close-all"].render
     )
     assert text == "a:\n  pair 1: closed\nb: FAILED: down"
+
+
+def _status(mode: str) -> dict[str, Any]:
+    return {"pairs": {"open": 1}, "open_pairs": [], "trading": {"mode": mode}}
+
+
+def test_status_comes_from_the_heartbeats_snapshots_until_an_account_is_changed(workers: Workers) -> None:
+    clock = [100.0]
+    control = FleetControl(workers, clock=lambda: clock[0])
+    for row in workers.rows:
+        row |= {"status": _status("normal"), "status_age_s": 0.5}
+    workers.rows[2] |= {"status_age_s": 9.0}  # too old: asked now
+    workers.replies["c", "status"] = {"ok": True, "data": _status("asked")}
+    data = control("status", {})
+    assert {n: a["status"]["trading"]["mode"] for n, a in data["accounts"].items()} == {
+        "a": "normal", "b": "normal", "c": "asked"
+    }  # fmt: skip
+    assert [c[:2] for c in workers.calls] == [("c", "status")]
+    # A pause of b from here: b's snapshot was taken before it, so b is asked; a's still answers.
+    control("pause", {"account": "b"})
+    workers.replies["b", "status"] = {"ok": True, "data": _status("paused")}
+    workers.calls.clear()
+    clock[0] = 100.2
+    data = control("status", {})
+    assert data["accounts"]["b"]["status"]["trading"]["mode"] == "paused"
+    assert sorted(c[:2] for c in workers.calls) == [("b", "status"), ("c", "status")]
+    # Once a heartbeat took b's status after the pause, the snapshot answers again.
+    workers.rows[1] |= {"status": _status("paused"), "status_age_s": 0.1}
+    workers.calls.clear()
+    clock[0] = 101.0
+    control("status", {})
+    assert [c[:2] for c in workers.calls] == [("c", "status")]
