@@ -74,8 +74,9 @@ class StatusBoard:
             return self._published.get(name, {})
 
     def actor_status(self, name: str, ref: pykka.ActorRef[Any] | None) -> dict[str, Any]:
-        """The actor's GetStatus data, without waiting for it unless the last reply is stale (see FRESH_S):
-        {} when it is down, {"unavailable": True} when it does not answer a wait."""
+        """The actor's GetStatus data, without waiting for it unless the last reply is stale (see FRESH_S) and the
+        actor is not still busy with the last ask (then the last reply, with `as_of_s`): {} when it is down,
+        {"unavailable": True} when it does not answer a wait."""
         if ref is None:
             return {}
         now = time.monotonic()
@@ -92,6 +93,10 @@ class StatusBoard:
                 asked = None
             else:
                 asked = None
+        if reply is not None and now - reply[0] > FRESH_S and asked is not None:
+            # Busy since its last answer (inside a venue call, say): that answer, dated, rather than a wait
+            # that would hold up `status` and with it the fleet's heartbeat.
+            return {**reply[1], "as_of_s": round(now - reply[0], 1)}
         if reply is None or now - reply[0] > FRESH_S:
             try:
                 reply = (now, ref.ask(GetStatus(), block=True, timeout=ASK_TIMEOUT_S).data)

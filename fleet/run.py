@@ -21,7 +21,7 @@ from typing import Any
 
 from control.server import ControlServer
 from core.config import Settings
-from fleet.aggregate import FleetControl
+from fleet.aggregate import STATUS_MAX_AGE_S, FleetControl
 from fleet.paper import PaperHostError, PaperHostLink
 from fleet.policy import EXIT_LEASE, Knobs, WorkerState
 from fleet.procs import WorkerSpec, worker_address, worker_argv
@@ -168,7 +168,10 @@ def run_fleet(settings: Settings, config: Path | None, stop: threading.Event | N
 
     db = make_engine(settings.database_url)
     fleet = Fleet(settings, LeaseBook(db), supervisor, spec_for, holder)
-    server = ControlServer(settings.control_address, FleetControl(supervisor, token, leases=fleet.lease_rows), token)
+    # a status taken with the heartbeats answers the fleet's `status` while younger than a few beats
+    fresh_s = max(STATUS_MAX_AGE_S, 3 * float(settings.workers.heartbeat_interval_s))
+    handler = FleetControl(supervisor, token, leases=fleet.lease_rows, status_max_age_s=fresh_s)
+    server = ControlServer(settings.control_address, handler, token)
 
     def on_signal(signum: int, _frame: object) -> None:
         log.info("signal %s: stopping the workers (open pairs stay open)", signal.Signals(signum).name)

@@ -1,5 +1,6 @@
 """Three paper accounts in one `supervisor.py run`: one worker process each, every account trading its own pairs
-on its own venue accounts; kill -9 of one worker leaves the others alone and the restarted one reconciles.
+on its own venue accounts; kill -9 of one worker leaves the others alone and the restarted one reconciles; a hung
+worker is killed after its heartbeat timeout and replaced.
 On SQLite and on a real PostgreSQL server."""
 
 from __future__ import annotations
@@ -102,6 +103,13 @@ def test_three_accounts_trade_apart_and_a_killed_worker_alone_restarts_and_recon
             assert not kinds, name
         assert not kit.pairs(database, None, PairState.NAKED)
         assert not kit.senders_interleaved(data_dir)  # bob's orders: the first worker's, then only the second's
+
+        # A worker that hangs (stopped, alive, silent) is killed after heartbeat_timeout_s and restarted.
+        os.kill(after["carol"]["pid"], signal.SIGSTOP)
+        wait_until(lambda: _workers(config)["carol"]["restarts"] == 1, 60, "carol's hung worker replaced")
+        wait_until(lambda: len(kit.events(database, "carol", "reconciled")) == 2, 60, "carol's reconciliation")
+        assert [p.id for p in kit.pairs(database, "carol", PairState.OPEN)] == opened["carol"]
+        assert _workers(config)["alice"]["pid"] == before["alice"]["pid"]
     finally:
         code = kit.stop(proc)
     assert code == 0
