@@ -22,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from core.config import ConfigError, Settings, WorkersConfig
 from fleet.paper import host_dir, serving
 from fleet.procs import worker_address
@@ -147,7 +149,12 @@ def serve(settings: Settings, workers: WorkersConfig, holder: str) -> int:
     lease_s = float(workers.lease_s)
     db = make_engine(settings.database_url)
     book = LeaseBook(db)
-    lease = book.try_acquire(settings.account, holder, host=socket.gethostname(), pid=os.getpid(), lease_s=lease_s)
+    try:
+        lease = book.try_acquire(settings.account, holder, host=socket.gethostname(), pid=os.getpid(), lease_s=lease_s)
+    except SQLAlchemyError as exc:  # restarted with backoff, like any worker that could not start
+        log.error("account %s: its lease could not be read: %s", settings.account, str(exc).splitlines()[0])  # noqa: TRY400
+        db.dispose()
+        return EXIT_FAILURE
     if lease is None:
         log.critical("account %s is leased to another holder: not started", settings.account)
         db.dispose()

@@ -25,6 +25,7 @@ __all__ = ["SchemaVersionError"]  # callers catch it from here, where the opener
 log = logging.getLogger(__name__)
 
 CHECKPOINT_EVERY_S = 2.0
+BUSY_TIMEOUT_MS = 30_000  # how long a write waits for another connection's (or process's) to end
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, manual_checkpoints: bool = False) -> None:
@@ -34,7 +35,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, manual_checkpoints: 
     # intent rows (client ids) of orders already sent, which reconciliation then cannot look up.
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    # Writers take turns on one lock: a fleet's workers (one process per account) share the file, and each
+    # commit's fsync (synchronous=FULL) holds the lock a few ms; fifty starting at once queued past 5 s here.
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=FULL")
     if manual_checkpoints:  # a Checkpointer thread does them, so no commit ever pays for one
         cursor.execute("PRAGMA wal_autocheckpoint=0")

@@ -154,12 +154,17 @@ def test_a_worker_with_a_bad_configuration_is_given_up_at_once(
     assert events(short_dir, "start") == ["a"]
 
 
-def test_stop_terminates_workers_in_reverse_start_order(fleet: Callable[..., FleetSupervisor], short_dir: Path) -> None:
+def test_stop_terminates_workers_in_reverse_start_order(
+    fleet: Callable[..., FleetSupervisor], short_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     sup = fleet()
     turn_until(sup, lambda: all_running(sup), "every worker answering")
     started = pids(sup)
-    sup.stop()
-    assert events(short_dir, "stop") == ["c", "b", "a"]
+    with caplog.at_level(logging.INFO, logger="fleet.supervisor"):
+        sup.stop()
+    signalled = [r.getMessage().split()[2] for r in caplog.records if r.getMessage().startswith("stopping worker")]
+    assert signalled == ["c", "b", "a"]  # signalled in reverse start order, then stopping side by side
+    assert sorted(events(short_dir, "stop")) == ["a", "b", "c"]
     assert [r["state"] for r in sup.status()] == ["stopped"] * 3
     for pid in started.values():
         with pytest.raises(ProcessLookupError):
