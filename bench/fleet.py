@@ -5,14 +5,16 @@ fleet `status` round trip, and the memory of the supervisor, each worker and the
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.report import BenchError, Figure
+from bench.report import BenchError, Figure, cores
 from bench.venues import ROOT, scratch_dir
 from control.client import call
 from core.domain import PairState
@@ -56,6 +58,12 @@ def rss_mib(pid: int) -> float:
     raise BenchError(f"no VmRSS for pid {pid}")
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) one process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _status(address: str) -> dict[str, Any]:
     reply = call(address, "status", timeout_s=120)
     if not reply.get("ok"):
@@ -64,20 +72,22 @@ def _status(address: str) -> dict[str, Any]:
     return data
 
 
-def _leg_skews_us(url: str) -> tuple[list[float], int]:
-    """Every open's leg skew (µs) from its OPEN transition's event, and how many pairs closed."""
+def _leg_skews_us(url: str, window: tuple[datetime, datetime]) -> tuple[list[float], int, int]:
+    """The leg skew (µs) of every open that concluded in `window` (the fleet trading, after every worker started
+    and before the stop), from its OPEN transition's event; how many opens fell outside; how many pairs closed."""
     db = make_engine(url)
     try:
         repo = Queries(db, account=None)
-        skews = [
-            float(e.data["leg_skew_us"])
+        opens = [
+            e
             for e in repo.list_events(limit=1_000_000)
             if isinstance(e.data, dict) and e.data.get("leg_skew_us") is not None
         ]
+        skews = [float(e.data["leg_skew_us"]) for e in opens if window[0] <= e.ts <= window[1]]
         closed = len(repo.list_pairs([PairState.CLOSED]))
     finally:
         db.dispose()
-    return skews, closed
+    return skews, len(opens) - len(skews), closed
 
 
 def run(accounts: int, seconds: float, status_calls: int = 50) -> list[Figure]:
@@ -104,7 +114,14 @@ def run(accounts: int, seconds: float, status_calls: int = 50) -> list[Figure]:
                 raise BenchError(f"the fleet did not start within 900 s; see {directory / 'fleet.log'}")
             time.sleep(1)
         start_s = time.monotonic() - started
+        running = _status(address)["accounts"].values()
+        host = json.loads((data_dir / "paper-host.json").read_text())["pid"]
+        watched = {"supervisor": [proc.pid], "workers": [a["process"]["pid"] for a in running], "host": [host]}
+        cpu_before = {k: sum(map(cpu_s, pids)) for k, pids in watched.items()}
+        window_from = datetime.now(UTC)
         time.sleep(seconds)
+        window = (window_from, datetime.now(UTC))
+        busy = {k: (sum(map(cpu_s, pids)) - cpu_before[k]) / seconds * 100 for k, pids in watched.items()}
         data = _status(address)
         round_trips = []
         for _ in range(status_calls):
@@ -112,7 +129,6 @@ def run(accounts: int, seconds: float, status_calls: int = 50) -> list[Figure]:
             _status(address)
             round_trips.append((time.perf_counter() - began) * 1000)
         workers = [a["process"]["pid"] for a in data["accounts"].values()]
-        host = json.loads((data_dir / "paper-host.json").read_text())["pid"]
         supervisor_mib, host_mib = rss_mib(proc.pid), rss_mib(host)
         worker_mib = [rss_mib(pid) for pid in workers]
         restarts = sum(a["process"]["restarts"] for a in data["accounts"].values())
@@ -122,7 +138,7 @@ def run(accounts: int, seconds: float, status_calls: int = 50) -> list[Figure]:
         log.close()
     if code != 0:
         raise BenchError(f"the fleet supervisor stopped with status {code}; see {directory / 'fleet.log'}")
-    skews, closed = _leg_skews_us(f"sqlite:///{data_dir / 'perp-farmer.db'}")
+    skews, outside, closed = _leg_skews_us(f"sqlite:///{data_dir / 'perp-farmer.db'}", window)
     if not skews:
         raise BenchError("no pair opened in the fleet run")
     section, who = "10 fleet", f"{accounts} paper accounts, one worker process each"
@@ -130,10 +146,11 @@ def run(accounts: int, seconds: float, status_calls: int = 50) -> list[Figure]:
         Figure.single("10 fleet", "start: every worker answering", start_s, "s", accounts, who),
         Figure.spread(
             section,
-            "leg skew per open (records, every account)",
+            "leg skew per open while trading (records)",
             skews,
             "µs",
-            f"{len(skews)} opens, {closed} closed in {seconds:.0f} s; {restarts} worker restarts",
+            f"{len(skews)} opens in {seconds:.0f} s of trading ({outside} more during start and stop), {closed}"
+            f" closed; {restarts} worker restarts",
         ),
         Figure.spread(
             section,
@@ -142,6 +159,15 @@ def run(accounts: int, seconds: float, status_calls: int = 50) -> list[Figure]:
             "ms",
             "fans out to every worker's socket",
         ),
+        Figure.single(
+            section,
+            "CPU while trading: every worker together",
+            busy["workers"],
+            "% of a core",
+            note=f"{busy['workers'] / accounts:.1f}% per worker; {cores()} cores",
+        ),
+        Figure.single(section, "CPU while trading: paper host (both venues)", busy["host"], "% of a core"),
+        Figure.single(section, "CPU while trading: fleet supervisor", busy["supervisor"], "% of a core"),
         Figure.single(section, "RSS: fleet supervisor", supervisor_mib, "MiB"),
         Figure.spread(section, "RSS: one worker (per account)", worker_mib, "MiB", f"{accounts} workers"),
         Figure.single(section, "RSS: paper host (both venues' simulators)", host_mib, "MiB"),
