@@ -157,7 +157,7 @@ def run(accounts: int, seconds: float, status_calls: int = 50) -> list[Figure]:
             f"fleet `status` round trip, {accounts} accounts",
             round_trips,
             "ms",
-            "fans out to every worker's socket",
+            "from the statuses the heartbeats took (a stale one is asked)",
         ),
         Figure.single(
             section,
