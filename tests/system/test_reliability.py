@@ -112,10 +112,10 @@ def test_a_full_disk_makes_the_process_exit_non_zero_within_seconds(short_dir: P
         try:
             wait_until(lambda: _pairs(config, short_dir, "open") >= 1, 30, "an open pair")
             filler = mount / "filler"
-            with filler.open("wb") as out, pytest.raises(OSError, match="No space left"):
+            # Unbuffered: a buffered file keeps the bytes the full disk refused and raises again when it closes.
+            with filler.open("wb", buffering=0) as out, pytest.raises(OSError, match="No space left"):
                 while True:
                     out.write(b"\0" * (1 << 16))
-                    out.flush()
             code = proc.wait(60)
         finally:
             if proc.poll() is None:

@@ -51,7 +51,7 @@ def test_simulated_prices_build_the_simulator_alone() -> None:
     built: list[dict[str, Any]] = []
     follower = _Follower([])
     venue = _run("simulated", follower, lambda **options: built.append(options) or "sim")
-    assert (venue.sim, venue.live, built) == ("sim", None, [{}])
+    assert (venue.sim, venue.live, built) == ("sim", None, [{"publish_interval_s": 0.05}])
     assert follower.asked == [] and not follower.running
 
 
