@@ -186,12 +186,14 @@ def run_fleet(settings: Settings, config: Path | None, stop: threading.Event | N
         settings.workers.max_accounts or "all",
         holder,
     )
+    # The leases on a thread of their own: a database that makes a renewal wait (SQLite's busy timeout is 30 s)
+    # must not hold up the heartbeats, or every worker would stop for want of them.
+    leasing = threading.Thread(target=_keep_leases, args=(fleet, stop), name="leases", daemon=True)
     try:
         server.start()
         supervisor.start()
+        leasing.start()
         while not stop.wait(TICK_S):
-            now = time.monotonic()
-            fleet.turn(now)
             supervisor.poll()
             if paper is not None and paper.poll():
                 for account in supervisor.accounts():
@@ -200,7 +202,10 @@ def run_fleet(settings: Settings, config: Path | None, stop: threading.Event | N
         log.critical("paper venues: %s", exc)
         return EXIT_FAILURE
     finally:
+        stop.set()
         server.stop()
+        if leasing.is_alive():  # a claim under way ends first (one that outlasts this finds the workers stopping)
+            leasing.join(float(settings.workers.lease_s))
         supervisor.stop()
         fleet.release_all()
         if paper is not None:
@@ -208,6 +213,15 @@ def run_fleet(settings: Settings, config: Path | None, stop: threading.Event | N
         db.dispose()
     log.info("stopped")
     return EXIT_OK
+
+
+def _keep_leases(fleet: Fleet, stop: threading.Event) -> None:
+    """Renew, let go and claim leases until `stop` (each turn decides whether a claim is due)."""
+    while not stop.wait(TICK_S):
+        try:
+            fleet.turn(time.monotonic())
+        except Exception:  # a bug here must not end the leasing: the workers would lose their leases
+            log.exception("lease turn failed; trying again")
 
 
 def _worker_env(settings: Settings) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import decimal
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,3 +57,16 @@ def repo(tmp_path: Path, clock: FakeClock) -> Iterator[Queries]:
 def writes(repo: Queries, clock: FakeClock) -> Writes:
     """The writes on `repo`'s database (what the PersistenceWriter uses)."""
     return Writes(repo.engine, clock)
+
+
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    """The CLI installs its own log handler on a stream that ends with the test: put the old ones back."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)

@@ -17,6 +17,7 @@ from core.config import Settings, load_settings
 from core.domain import PairState
 from storage.records import PairRecord
 from tests.helpers import wait_until
+from tests.postgres import postgres_server
 
 FAST: dict[str, Any] = {
     "trading": {"min_duration_hours": "0.0003", "max_duration_hours": "0.0004", "cooldown_min_s": 0,
@@ -92,3 +93,13 @@ def engine_factory(short_dir: Path) -> Iterator[Callable[..., Running]]:
     for running in made:
         running.halt()
         running.runtime.shutdown()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fleet_database(request: pytest.FixtureRequest, short_dir: Path) -> Iterator[str]:
+    """A fleet's database URL, shared by every supervisor of a test: a SQLite file, or a fresh PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{short_dir / 'fleet.db'}"
+        return
+    with postgres_server() as url:
+        yield url

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -82,19 +81,6 @@ def test_a_command_added_to_the_registry_is_served(echo: Command, short_dir: Pat
         assert call(server.address, "echo", {"word": "hi"}) == {"ok": True, "data": {"said": "hi"}}
     finally:
         server.stop()
-
-
-@pytest.fixture
-def root_logging() -> Iterator[None]:
-    """The CLI installs its own log handler on a stream that ends with the test: put the old ones back."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
 
 
 @pytest.mark.usefixtures("root_logging")

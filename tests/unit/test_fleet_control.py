@@ -3,8 +3,6 @@ client call: no process, no socket)."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -52,19 +50,6 @@ def test_a_worker_serves_its_own_account_only() -> None:
     assert pairs(engine(account="alice"), {"account": "alice"}) == []
     with pytest.raises(CommandError):
         pairs(engine(account="alice"), {"account": "default"})
-
-
-@pytest.fixture
-def root_logging() -> Iterator[None]:
-    """The CLI installs its own log handler on a stream that ends with the test: put the old ones back."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
 
 
 @pytest.mark.usefixtures("root_logging")
