@@ -245,6 +245,16 @@ class _Marks:
                 return False
         return True
 
+    def busy(self, skip: frozenset[int]) -> list[str]:
+        """The names of the threads not parked (what `parked` found), for a forced step's diagnosis."""
+        names = {t.ident: t.name for t in threading.enumerate()}
+        found = []
+        for ident, stack in self._stacks.copy().items():
+            innermost = stack[-1:]
+            if ident not in skip and innermost and not innermost[0]():
+                found.append(names.get(ident, str(ident)))
+        return found
+
     @contextmanager
     def installed(self) -> Iterator[None]:
         """Mark the calls of _MARKED, in every thread, for the duration."""
@@ -369,6 +379,7 @@ class Summary:
     restarts: int = 0
     steps: int = 0
     forced_steps: int = 0
+    forced_by: Counter[str] = field(default_factory=Counter)  # the threads found busy when a step was forced
     cut_short: bool = False
     schedule: list[Fault] = field(default_factory=list)
     pairs: list[tuple[Any, ...]] = field(default_factory=list)  # id, market, long venue, quantity, state
@@ -617,6 +628,10 @@ class _Chaos:
             calm = calm + 1 if self._idle() else 0
             if time.monotonic() > deadline:
                 self.summary.forced_steps += 1
+                due = self.clock.sleepers_due() or self._go.is_set()
+                self.summary.forced_by.update(
+                    ["fake-clock wait due"] if due else self._marks.busy(self.clock.asleep() | {threading.get_ident()})
+                )
                 return
             time.sleep(0.0003)
 
