@@ -191,15 +191,8 @@ def test_postgresql_a_v2_database_gains_accounts_and_keeps_every_row(postgres_ur
     engine = make_engine(url)
     with engine.begin() as conn:  # revision 0002, as the code before accounts made it
         command.upgrade(alembic_config(conn), "0002")
-    fixture = make_engine(_load_fixture(tmp_path / "v2.db", fixture=V2_FIXTURE))
-    _copy_fixture_rows(fixture, engine)
-    with fixture.connect() as conn:
-        fixture_rows = _typed_rows(conn)
-    fixture.dispose()
-    with engine.connect() as conn:
-        before = _typed_rows(conn)
-    engine.dispose()
-    assert before == fixture_rows and all(before.values())
+    before = _rows_copied_in(engine, _load_fixture(tmp_path / "v2.db", fixture=V2_FIXTURE))
+    assert all(before.values())
     engine = open_database(url, FakeClock())
     with engine.connect() as conn:
         after = _typed_rows(conn)
@@ -293,6 +286,21 @@ def _new_pg_database(server: str, name: str) -> str:
     return make_url(server).set(database=name).render_as_string(hide_password=False)
 
 
+def _rows_copied_in(engine: Any, fixture_url: str) -> Any:
+    """Copy a SQLite fixture's rows into `engine`'s database (then disposed); its rows, checked equal to the
+    fixture's: PostgreSQL's NUMERIC holds the same Decimals the SQLite text did."""
+    fixture = make_engine(fixture_url)
+    _copy_fixture_rows(fixture, engine)
+    with fixture.connect() as conn:
+        fixture_rows = _typed_rows(conn)
+    fixture.dispose()
+    with engine.connect() as conn:
+        copied = _typed_rows(conn)
+    engine.dispose()
+    assert copied == fixture_rows
+    return copied
+
+
 def _copy_fixture_rows(source: Engine, target: Engine) -> None:
     """Every row of `source` into `target` (both at the same revision), through the program's column types."""
     with source.connect() as src, target.begin() as dst:
@@ -307,15 +315,7 @@ def test_postgresql_a_database_made_before_alembic_keeps_every_row(postgres_url:
     with engine.begin() as conn:  # the first schema as today's code made it: revision 0001, no alembic record
         command.upgrade(alembic_config(conn), "0001")
         conn.execute(text("DROP TABLE alembic_version"))
-    fixture = make_engine(_load_fixture(tmp_path / "v1.db"))
-    _copy_fixture_rows(fixture, engine)
-    with fixture.connect() as conn:
-        fixture_rows = _typed_rows(conn)
-    fixture.dispose()
-    with engine.connect() as conn:
-        before = _typed_rows(conn)
-    engine.dispose()
-    assert before == fixture_rows  # PostgreSQL's NUMERIC holds the same Decimals the SQLite text did
+    before = _rows_copied_in(engine, _load_fixture(tmp_path / "v1.db"))
     engine = open_database(url, FakeClock())
     with engine.connect() as conn:
         after = _typed_rows(conn)

@@ -14,7 +14,7 @@ from actors.health import HEARTBEAT_KEY
 from actors.messages import BeginOpen, CreatePair, Heartbeat, RecordEvent, SetMeta, TransitionPair
 from actors.writer import PersistenceWriter
 from core.clock import FakeClock
-from core.domain import EventLevel, OrderPurpose, PairState, Side, Venue
+from core.domain import EventLevel, OrderPurpose, PairState, Venue
 from core.ids import OrderKey
 from core.limits import Limit
 from exchanges.registry import client_id_for
@@ -22,18 +22,9 @@ from reports import summary
 from storage.accounts import meta_key
 from storage.errors import NotFoundError
 from storage.queries import Queries
-from storage.records import LegPlan, PairPlan
 from storage.schema import CLIENT_ID_NAMESPACE_KEY, meta
+from tests.writing import PLAN
 
-PLAN = PairPlan(
-    "BTC",
-    LegPlan(Venue.BACKPACK, "BTC_USDC_PERP", Side.LONG),
-    LegPlan(Venue.HIBACHI, "BTC/USDT-P", Side.SHORT),
-    D(2),
-    D(1000),
-    D("0.01"),
-    3600,
-)
 LEVERAGE = ((Venue.BACKPACK, D(2)), (Venue.HIBACHI, D(2)))
 
 

@@ -12,20 +12,11 @@ from actors.messages import BeginOpen, CreatePair, OpenBegun, TransitionPair, Up
 from actors.writer import PersistenceWriter
 from alerts.policy import Alert
 from core.clock import FakeClock
-from core.domain import EventLevel, PairState, Side, Venue
+from core.domain import EventLevel, PairState, Venue
 from storage.errors import TransitionRefusedError
 from storage.queries import Queries
-from storage.records import LegFigures, LegPlan, PairPlan
-
-PLAN = PairPlan(
-    "BTC",
-    LegPlan(Venue.BACKPACK, "BTC_USDC_PERP", Side.LONG),
-    LegPlan(Venue.HIBACHI, "BTC/USDT-P", Side.SHORT),
-    D(2),
-    D(1000),
-    D("0.01"),
-    3600,
-)
+from storage.records import LegFigures
+from tests.writing import PLAN
 
 
 @pytest.fixture
