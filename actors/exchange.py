@@ -45,6 +45,7 @@ from core.domain import Venue
 from exchanges.base import OrderRequest, OrderResult, PerpExchange, PreparedOrder
 from exchanges.errors import OrderNotFound, OrderOutcomeUnknown, VenueError
 from exchanges.feed import PriceFeed
+from exchanges.held_writes import legs_together
 
 log = logging.getLogger(__name__)
 
@@ -222,9 +223,8 @@ class ExchangeActor(SupervisedActor):
         prepared: PreparedOrder | None = None
         try:
             prepared = c.prepare_order(request)
-            if m.gate is not None:
-                m.gate.ready()  # both legs built and signed: they leave together (or this one alone, late)
-            result = c.send_order(prepared)
+            with legs_together(m.gate):  # the order's bytes wait for the other leg's; the last leg writes both
+                result = c.send_order(prepared)
         except OrderOutcomeUnknown as exc:
             return OrderInFlight(self.venue, m.client_id, str(exc))
         except VenueError as exc:

@@ -16,7 +16,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from requests.utils import getproxies
 from core.clock import Clock
 from exchanges.base import WireMark
 from exchanges.errors import MalformedResponse, RateLimited, VenueError, VenueUnavailable
+from exchanges.held_writes import held_at, hold_writes_on, take_gate
 from exchanges.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ class RestTransport:
         # With trust_env, requests re-reads proxy variables and ~/.netrc on every request (about 0.35 ms, on
         # the path between deciding and the order leaving); read them only when a proxy is configured.
         self.session.trust_env = uses_environment_proxy()
+        hold_writes_on(self.session)  # an open's order can wait at its gate, its bytes ready (core/gate.py)
         # Per thread: the mark lists `recording` holds open (a client may be used from more than one thread).
         self._recording = threading.local()
 
@@ -158,9 +160,22 @@ class RestTransport:
             raise RuntimeError(f"{self.venue} {request.method} {request.path}: a prepared request is sent once")
         request.sent = True
         method, path = request.method, request.path
+        gate = take_gate() if method != "GET" else None
+        if gate is not None and request.settings.get("proxies"):
+            gate.ready()  # a proxied request cannot be held: it waits for the other legs and goes itself
+            gate = None
+        held = nullcontext(None) if gate is None else held_at(gate)
         sent_ns = time.monotonic_ns()  # real time, not the injected clock: this measures the wire itself
         try:
-            resp = self.session.send(request.prepared, timeout=self._timeout, allow_redirects=True, **request.settings)
+            with held as holding:
+                try:
+                    resp = self.session.send(
+                        request.prepared, timeout=self._timeout, allow_redirects=True, **request.settings
+                    )
+                finally:
+                    if holding is not None:  # a held request's time is when its bytes were written
+                        sent_ns = holding.sent_ns or sent_ns
+                        holding.gate.abandon()  # failed before the gate: the other legs go without it
         except requests.RequestException as exc:
             self._mark(method, path, sent_ns, None)
             raise VenueUnavailable(self.venue, f"{method} {path}: {type(exc).__name__}") from None

@@ -16,11 +16,14 @@ from actors.messages import OrderAccepted, OrderRejected, PlaceOrder
 from actors.timing import Timings
 from core.clock import SystemClock
 from core.domain import Side, Venue
-from core.gate import LegGate
+from core.gate import LegGate, Write
 from exchanges.backpack.client import BackpackClient
 from exchanges.backpack.sim import BackpackSim
-from exchanges.base import OrderRequest, OrderStatus, PerpExchange
+from exchanges.base import OrderRequest, OrderStatus, PerpExchange, WireMark
+from exchanges.errors import VenueError, VenueUnavailable
+from exchanges.held_writes import HeldRequest, legs_together
 from exchanges.hibachi.client import HibachiClient
+from exchanges.http import RestTransport
 from tests.helpers import wait_until
 
 BTC = "BTC_USDC_PERP"
@@ -60,15 +63,26 @@ def test_a_leg_whose_partner_never_comes_goes_alone() -> None:
 
 
 class _StampedGate(LegGate):
-    """A LegGate that notes when each leg arrived at it, prepared."""
+    """A LegGate that notes when each leg arrived at it, which thread handed each held request in, and which
+    thread wrote it."""
 
-    def __init__(self) -> None:
-        super().__init__(2, wait_s=30)
+    def __init__(self, legs: int = 2) -> None:
+        super().__init__(legs, wait_s=30)
         self.arrived_ns: list[int] = []
+        self.held_by: list[int] = []
+        self.written_by: list[int] = []
 
-    def ready(self) -> bool:
+    def ready(self, write: Write | None = None) -> bool:
         self.arrived_ns.append(time.monotonic_ns())
-        return super().ready()
+        if write is None:
+            return super().ready()
+        self.held_by.append(threading.get_ident())
+
+        def noted() -> None:
+            self.written_by.append(threading.get_ident())
+            write()
+
+        return super().ready(noted)
 
 
 def _actor(venue: Venue, client: PerpExchange, timings: Timings) -> Any:
@@ -138,6 +152,65 @@ def test_the_legs_of_an_open_leave_together(bp: BackpackClient, hb: HibachiClien
     # Neither leg went on the wire before both were prepared and at the gate.
     assert min(leg.sent_ns for leg in timing.legs if leg) >= max(gate.arrived_ns)
     assert timing.leg_skew_ns is not None and timing.leg_skew_ns >= 0
+    # Both requests were held, each by its own venue's thread, and both written by the thread that came last.
+    assert len(gate.held_by) == 2 and gate.held_by[0] != gate.held_by[1]
+    assert gate.written_by == [gate.held_by[1], gate.held_by[1]]
+
+
+def test_a_held_order_whose_partner_never_comes_is_written_by_its_own_thread(
+    bp_actor: Any, bp_sim: BackpackSim, timings: Timings
+) -> None:
+    gate = LegGate(2, wait_s=0.05)
+    reply = bp_actor.ask(PlaceOrder("4200", BTC, Side.LONG, D("0.01"), gate=gate), timeout=10)
+    assert isinstance(reply, OrderAccepted) and reply.status is OrderStatus.FILLED
+    assert timings.wire(Venue.BACKPACK, "4200") is not None and gate.ready() is False  # spent: a late leg goes alone
+
+
+class _DroppingGate(LegGate):
+    """A one-leg gate that closes the held request's connection before it is written."""
+
+    def __init__(self) -> None:
+        super().__init__(1, wait_s=30)
+
+    def ready(self, write: Write | None = None) -> bool:
+        held = getattr(write, "__self__", None)
+        assert isinstance(held, HeldRequest) and held.connection is not None
+        held.connection.sock.close()
+        return super().ready(write)
+
+
+def _transport() -> RestTransport:
+    return RestTransport("test", SystemClock(), lambda status, body, retry: VenueError("test", body))
+
+
+def test_a_held_request_that_cannot_be_written_fails_in_its_own_thread(bp_sim: BackpackSim) -> None:
+    transport, marks = _transport(), list[WireMark]()
+    with transport.recording(marks), legs_together(_DroppingGate()), pytest.raises(VenueUnavailable):
+        transport.request("POST", bp_sim.rest_url + "/api/v1/order", data="{}")
+    assert len(marks) == 1 and marks[0].venue_received_ns is None  # nothing reached the venue
+    # The connection is not reused broken: the next request goes out and is answered.
+    with transport.recording(marks):
+        transport.request("GET", bp_sim.rest_url + "/api/v1/time")
+    assert marks[1].venue_received_ns is not None
+
+
+def test_only_the_first_write_meets_the_gate_and_a_proxied_one_is_not_held(bp_sim: BackpackSim) -> None:
+    transport, gate = _transport(), _StampedGate(1)
+    with legs_together(gate):
+        transport.request("GET", bp_sim.rest_url + "/api/v1/time")  # a read never waits at the gate
+        assert gate.arrived_ns == []
+        with pytest.raises(VenueError):  # unsigned: refused, but answered
+            transport.request("POST", bp_sim.rest_url + "/api/v1/order", data="{}")
+        with pytest.raises(VenueError):  # the gate is spent: a second write goes straight out
+            transport.request("POST", bp_sim.rest_url + "/api/v1/order", data="{}")
+    assert len(gate.arrived_ns) == 1 and len(gate.held_by) == 1 and gate.written_by == gate.held_by
+    # With a proxy configured the bytes cannot be held: the leg waits at the gate and then sends them itself.
+    transport.session.proxies = {"https": "http://127.0.0.1:9"}  # not for this http:// URL: it goes direct
+    proxied = _StampedGate(1)
+    with legs_together(proxied), pytest.raises(VenueError) as refused:
+        transport.request("POST", bp_sim.rest_url + "/api/v1/order", data="{}")
+    assert not isinstance(refused.value, VenueUnavailable)  # answered by the venue
+    assert len(proxied.arrived_ns) == 1 and proxied.held_by == [] and proxied.written_by == []
 
 
 def test_a_leg_refused_before_sending_lets_the_other_go_at_once(bp_actor: Any, timings: Timings) -> None:
