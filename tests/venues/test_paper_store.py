@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 from decimal import Decimal as D
 from pathlib import Path
+from typing import Any
 
 from core.clock import SystemClock
 from core.domain import Side
@@ -13,6 +15,8 @@ from exchanges.base import OrderRequest, OrderStatus
 from exchanges.hibachi.client import HibachiClient
 from exchanges.hibachi.signing import make_signer
 from exchanges.paper import STATE_FILE, PaperVenues
+from exchanges.sim.store import SimStore
+from tests.helpers import wait_until
 
 
 def _clients(venues: PaperVenues) -> tuple[BackpackClient, HibachiClient]:
@@ -56,3 +60,57 @@ def test_books_survive_a_restart(tmp_path: Path) -> None:
         assert bp.positions() == []
     finally:
         again.stop()
+
+
+class _HeldStore(SimStore):
+    """A SimStore whose next save, once `hold` is set, waits for `release`; it notes each save's Backpack
+    version and which thread made it."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.hold, self.holding, self.release = threading.Event(), threading.Event(), threading.Event()
+        self.saves: list[tuple[int, str]] = []
+
+    def save(self, state: dict[str, Any]) -> None:
+        if self.hold.is_set() and threading.current_thread().name != "paper-store":
+            self.hold.clear()
+            self.holding.set()
+            assert self.release.wait(30)
+        super().save(state)
+        self.saves.append((state["backpack"]["version"], threading.current_thread().name))
+
+
+def test_requests_waiting_for_a_save_are_answered_after_one_that_holds_their_change(tmp_path: Path) -> None:
+    venues = PaperVenues.start(SystemClock(), seed=3, state_dir=tmp_path)
+    store = _HeldStore(tmp_path / STATE_FILE)
+    venues.store = store
+    engine = venues.backpack.engine
+    saved_when_answered: dict[str, tuple[int, int]] = {}  # request -> (its change's version, newest saved)
+
+    def request(name: str) -> None:  # what a simulator's request thread does: change, then save before replying
+        engine.touch()
+        version = engine.version
+        venues.save_if_changed()
+        saved_when_answered[name] = (version, max(v for v, _ in store.saves))
+
+    base = engine.version
+    try:
+        store.hold.set()
+        first = threading.Thread(target=request, args=("first",), name="first")
+        first.start()
+        assert store.holding.wait(10)  # the first request's save is under way, its state read
+        waiting = [threading.Thread(target=request, args=(f"r{i}",), name=f"r{i}") for i in range(8)]
+        for thread in waiting:
+            thread.start()
+        wait_until(lambda: engine.version >= base + 9, what="every request's change")
+        assert not saved_when_answered  # no reply leaves while the save its change needs has not finished
+        store.release.set()
+        for thread in [first, *waiting]:
+            thread.join(10)
+    finally:
+        venues.stop()
+    assert len(saved_when_answered) == 9
+    assert all(newest >= version for version, newest in saved_when_answered.values())
+    # The eight that came during the first save share what follows it: the first's, one more (two if one of
+    # them was still on its way in when it started) and the stop's own, where saving after each took ten.
+    assert len([name for _, name in store.saves if name != "paper-store"]) <= 4
