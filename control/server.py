@@ -34,7 +34,7 @@ class ControlServer:
     one worker is always free for `health` and some for `status` however many closes are running.
     """
 
-    def __init__(self, address: str, handler: Handler, token: str | None = None, poll_ms: int = 200,
+    def __init__(self, address: str, handler: Handler, token: str | None = None,
                  workers: int = WORKERS, slow_slots: int = SLOW_SLOTS) -> None:  # fmt: skip
         if not 0 < slow_slots < workers - 1:
             raise ValueError(f"need 0 < slow_slots < workers - 1, got {slow_slots} of {workers}")
@@ -47,8 +47,13 @@ class ControlServer:
         self._slow = threading.BoundedSemaphore(slow_slots)
         self._count_lock = threading.Lock()
         self.served = 0
-        # The size cap must be set before listen to apply (libraries.md §2); contexts inherit the timeout.
-        self._sock = pynng.Rep0(recv_max_size=SOCKET_MAX_BYTES, recv_timeout=poll_ms)
+        # Contexts whose thread waits for a request: `stop` closes them to end the wait. A receive that timed
+        # out to look at the stop flag cost an idle process about 1% of a core (eight threads at 200 ms, each
+        # timeout a Python exception), and fifty fleet workers' wake-ups preempted the one writing an open's legs.
+        self._waiting: set[pynng.Context] = set()
+        self._waiting_lock = threading.Lock()
+        # The size cap must be set before listen to apply (libraries.md §2).
+        self._sock = pynng.Rep0(recv_max_size=SOCKET_MAX_BYTES)
         listener = self._sock.listen(address)
         self.address = _bound_address(address, listener)
         if address.startswith("ipc://"):
@@ -62,9 +67,19 @@ class ControlServer:
         log.info("control socket listening on %s", self.address)
         return self
 
+    @property
+    def serving(self) -> int:
+        """How many worker threads are still running."""
+        return sum(thread.is_alive() for thread in self._threads)
+
     def stop(self) -> None:
         """Stop serving and remove the socket; a worker still inside a slow command is left to finish."""
-        self._stop.set()
+        with self._waiting_lock:
+            self._stop.set()
+            idle = list(self._waiting)
+        for ctx in idle:  # its receive ends at once (Closed), and the thread with it
+            with contextlib.suppress(Exception):
+                ctx.close()
         deadline = time.monotonic() + STOP_JOIN_S
         for thread in self._threads:
             if thread.is_alive():
@@ -115,10 +130,15 @@ class ControlServer:
                 ctx.close()
 
     def _serve_one(self, ctx: pynng.Context) -> None:
+        with self._waiting_lock:  # with the flag: a stop either sees this context waiting or is seen here
+            if self._stop.is_set():
+                return  # the serving loop ends on the flag
+            self._waiting.add(ctx)
         try:
             msg = ctx.recv_msg()
-        except pynng.Timeout:
-            return
+        finally:
+            with self._waiting_lock:
+                self._waiting.discard(ctx)
         try:
             reply = self.reply_to(msg.bytes)
         except Exception as exc:  # noqa: BLE001 - reply_to should not raise; if it does, still answer

@@ -18,6 +18,7 @@ from control.client import ControlUnavailableError, call
 from control.protocol import CommandError, parse_request
 from control.server import ControlServer
 from control.spec import MAX_ID, REASON_MAX_CHARS
+from tests.helpers import wait_until
 
 TOKEN = "t0ken"
 WAIT_S = 10.0  # bounds a failing test only; passing ones never wait this long
@@ -221,6 +222,30 @@ def test_stop_ends_every_worker_and_frees_the_address(short_dir: Path) -> None:
         assert call(address, "health", timeout_s=WAIT_S)["ok"] is True
     finally:
         again.stop()
+
+
+def test_idle_workers_wait_without_waking_and_stop_ends_them_while_one_inside_a_command_answers(
+    short_dir: Path,
+) -> None:
+    handler = Blocking({"close-all"})
+    server = _start(f"ipc://{short_dir}/c.ipc", handler)
+    stopper = threading.Thread(target=server.stop, daemon=True)
+    try:
+        # No receive timeout: an idle worker sleeps until a request comes or `stop` closes its context.
+        assert server._sock.recv_timeout == -1
+        thread, out = _in_background(server.address, "close-all")
+        handler.entered(1)
+        stopper.start()
+        wait_until(lambda: server.serving == 1, what="every idle worker ended by the stop")
+        handler.release.set()
+        thread.join(WAIT_S)
+        stopper.join(WAIT_S)
+        assert out == [{"ok": True, "data": {"cmd": "close-all"}}]  # the command inside was let finish
+        assert server.serving == 0
+    finally:
+        handler.release.set()
+        if not stopper.is_alive():
+            server.stop()
 
 
 # ---- the client ---------------------------------------------------------------------------------------------
