@@ -195,6 +195,9 @@ def test_the_command_serves_the_configured_accounts_until_sigterm_and_a_restart_
     try:
         accounts = _served(proc, data_dir)
         assert sorted(accounts) == names
+        # Batch scheduling, every thread: a simulator woken by a request never preempts the engine that sent it.
+        threads = [int(tid) for tid in os.listdir(f"/proc/{proc.pid}/task")]
+        assert len(threads) > 1 and {os.sched_getscheduler(tid) for tid in threads} == {os.SCHED_BATCH}
         if FLEET:
             _trade_two_accounts(data_dir, accounts, "alice", "bob")
         else:
