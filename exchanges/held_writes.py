@@ -84,9 +84,11 @@ class _Holding:
 
     def send(self, data: Any) -> None:
         held: HeldRequest | None = getattr(_thread, "held", None)
-        if held is None or held.connection not in (None, self) or not isinstance(data, bytes | bytearray):
+        if held is None or held.connection not in (None, self):
             super().send(data)  # type: ignore[misc]
             return
+        if not isinstance(data, bytes | bytearray):  # a file body: sent now, it would pass the held headers
+            raise TypeError(f"a held request carries bytes only, not {type(data).__name__}")
         if self.sock is None:
             self.connect()  # type: ignore[attr-defined]  # in the leg's own thread: only the write is left
         held.connection = self  # type: ignore[assignment]

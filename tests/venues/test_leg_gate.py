@@ -3,6 +3,7 @@ sent; a leg that will not send never keeps the other waiting."""
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from exchanges.backpack.client import BackpackClient
 from exchanges.backpack.sim import BackpackSim
 from exchanges.base import OrderRequest, OrderStatus, PerpExchange, WireMark
 from exchanges.errors import VenueError, VenueUnavailable
-from exchanges.held_writes import HeldRequest, legs_together
+from exchanges.held_writes import HeldHTTPConnection, HeldRequest, held_at, legs_together
 from exchanges.hibachi.client import HibachiClient
 from exchanges.http import RestTransport
 from tests.helpers import wait_until
@@ -230,3 +231,16 @@ def test_a_leg_refused_before_sending_lets_the_other_go_at_once(bp_actor: Any, t
     partner.join(10)
     assert isinstance(sent, OrderAccepted) and sent.status is OrderStatus.FILLED
     assert partner_out["result"] is True
+
+
+def test_a_held_request_refuses_a_body_it_could_not_keep_in_order(bp_sim: BackpackSim) -> None:
+    host, port = bp_sim.rest_url.removeprefix("http://").split(":")
+    connection = HeldHTTPConnection(host, int(port))
+    try:
+        with held_at(LegGate(1)) as held:
+            connection.send(b"POST /api/v1/order HTTP/1.1\r\n")  # held, not written
+            assert held.connection is connection and held.chunks
+            with pytest.raises(TypeError, match="bytes only"):  # written now, it would go before the held bytes
+                connection.send(io.BytesIO(b"{}"))
+    finally:
+        connection.close()
