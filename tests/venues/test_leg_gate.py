@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import core.gate
 from actors.exchange import ExchangeActor
 from actors.messages import OrderAccepted, OrderRejected, PlaceOrder
 from actors.timing import Timings
@@ -244,3 +245,19 @@ def test_a_held_request_refuses_a_body_it_could_not_keep_in_order(bp_sim: Backpa
                 connection.send(io.BytesIO(b"{}"))
     finally:
         connection.close()
+
+
+def test_the_last_leg_naps_once_before_writing_the_held_legs_and_not_when_none_is_held(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    events: list[str] = []
+    monkeypatch.setattr(core.gate, "_fresh_slice", lambda: events.append("nap"))
+    gate = LegGate(2, wait_s=30)
+    thread, out = _in_thread(lambda: gate.ready(lambda: events.append("write first")))
+    wait_until(lambda: gate.waiting == 1, what="the first leg at the gate")
+    assert events == []  # nothing happens before the last leg is there
+    assert gate.ready(lambda: events.append("write last")) is True
+    thread.join(10)
+    assert out["result"] is True and events == ["nap", "write first", "write last"]
+    events.clear()
+    assert LegGate(1).ready() is True and events == []  # a leg sending its own bytes is not delayed
