@@ -459,6 +459,9 @@ class WorkersConfig(_Section):
     lease_s: Decimal = Decimal(30)
     max_accounts: int = 0  # 0: no limit
     stop_timeout_s: Decimal = Decimal(20)
+    # Workers on the batch scheduling class (core/sched.py): a worker woken by a price or a reply never preempts
+    # another one between the two writes of an open's legs.
+    batch_scheduling: bool = True
 
 
 class ControlConfig(_Section):

@@ -30,6 +30,7 @@ import requests
 from core.clock import Clock, SystemClock
 from core.config import ConfigError, Settings, load_settings
 from core.logs import configure_logging
+from core.sched import batch_class
 from exchanges.paper import PaperVenues
 from exchanges.venue_parts import paper_account_name
 
@@ -178,27 +179,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def yield_to_engines() -> bool:
-    """Put this process on the batch scheduling class (SCHED_BATCH; threads started later inherit it), so that
-    a simulator thread woken by a request never preempts the engine that sent it; True if that took.
-
-    Why: an open's legs are written back to back by one worker thread (core/gate.py), and writing the first
-    wakes a simulator thread. Remote venues take none of our CPU; the paper host standing in for them should
-    not take it from the engines at that moment either. A batch task still gets its fair share of CPU; it only
-    never wins a wake-up against a normal one. With fifty paper accounts on two cores the fleet bench's leg
-    skew p99 was 1.26, 1.26 and 2.12 ms in three runs with it, 4.19 and 4.52 ms in two without (the tail is the
-    writer preempted between its two writes)."""
-    batch = getattr(os, "SCHED_BATCH", None)
-    if batch is None:
-        return False
-    try:
-        os.sched_setscheduler(0, batch, os.sched_param(0))
-    except OSError as exc:
-        log.warning("paper host: scheduling class unchanged (%s)", exc)
-        return False
-    return True
-
-
 def main(argv: list[str] | None = None) -> int:
     """Serve until SIGTERM or SIGINT; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -217,7 +197,10 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    yield_to_engines()  # before any simulator thread starts: they inherit it
+    # Before any simulator thread starts (they inherit it): a simulator woken by an engine's first leg must not
+    # preempt that engine before its second. Fleet bench leg skew p99, 50 accounts: 1.26, 1.26 and 2.12 ms in
+    # three runs with it, 4.19 and 4.52 ms in two without (stop 24, before the workers were batch too).
+    batch_class("paper host")
     try:
         host = PaperHost.start(settings, settings.data_dir)
     except HostBusyError as exc:

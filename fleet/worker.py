@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.config import ConfigError, Settings, WorkersConfig
+from core.sched import batch_class
 from fleet.paper import host_dir, serving
 from fleet.procs import worker_address
 from storage.leases import Lease, LeaseBook
@@ -117,6 +118,12 @@ def paper_venues(settings: Settings, account: str) -> dict[str, dict[str, Any]] 
     return found
 
 
+def take_scheduling_class(workers: WorkersConfig) -> bool:
+    """Put this worker on the batch scheduling class if `workers.batch_scheduling` says so, before any of its
+    threads starts (they inherit it); True if it is on it now."""
+    return bool(workers.batch_scheduling) and batch_class("worker")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line, build the account's settings and run its engine; the exit status."""
     from core.config import load_settings  # noqa: PLC0415 - keep the module light to import
@@ -136,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"config error: {line}", file=sys.stderr)  # noqa: T201 - as `supervisor.py run` reports it
         return EXIT_CONFIG
     configure_logging(settings, worker=True)
+    take_scheduling_class(fleet_settings.workers)
     return serve(settings, fleet_settings.workers, args.holder)
 
 

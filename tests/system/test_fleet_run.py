@@ -5,6 +5,7 @@ On SQLite and on a real PostgreSQL server."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from decimal import Decimal
@@ -34,6 +35,15 @@ def _expected_positions(url: str, account: str) -> dict[str, dict[str, Decimal]]
     finally:
         db.dispose()
     return out
+
+
+def _scheduling_classes(pid: int) -> set[int]:
+    """The scheduling classes of the process's threads (one that ends while they are read is left out)."""
+    classes = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):
+            classes.add(os.sched_getscheduler(int(tid)))
+    return classes
 
 
 def _workers(config: Path) -> dict[str, dict[str, Any]]:
@@ -72,6 +82,11 @@ def test_three_accounts_trade_apart_and_a_killed_worker_alone_restarts_and_recon
         assert sorted(data["accounts"]) == ACCOUNTS
         assert {r["account"]: r["ours"] and not r["expired"] for r in data["leases"]} == dict.fromkeys(ACCOUNTS, True)
         before = _workers(config)
+        # Every worker thread on the batch class (workers.batch_scheduling): a worker woken by a price or a reply
+        # never preempts another between the two writes of an open's legs. The supervisor stays normal.
+        for name in ACCOUNTS:
+            assert _scheduling_classes(before[name]["pid"]) == {os.SCHED_BATCH}, name
+        assert _scheduling_classes(proc.pid) == {os.SCHED_OTHER}
 
         os.kill(before["bob"]["pid"], signal.SIGKILL)
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from core.config import ConfigError, load_settings
-from fleet.worker import LeaseKeeper, paper_venues
+from core.config import ConfigError, WorkersConfig, load_settings
+from fleet import worker as worker_module
+from fleet.worker import LeaseKeeper, paper_venues, take_scheduling_class
 from storage.leases import Lease
 
 
@@ -108,3 +109,11 @@ def test_the_worker_command_line_needs_its_arguments(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         main(argv)
     assert caught.value.code == 2
+
+
+def test_the_worker_takes_the_batch_class_only_when_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    taken: list[str] = []
+    monkeypatch.setattr(worker_module, "batch_class", lambda who: taken.append(who) or True)
+    assert take_scheduling_class(WorkersConfig()) is True  # the default
+    assert take_scheduling_class(WorkersConfig(batch_scheduling=False)) is False
+    assert taken == ["worker"]
