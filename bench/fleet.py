@@ -34,6 +34,10 @@ cooldown_max_s = 5
 # One paper host serves every account's feeds: at 20 frames a second per symbol and connection, 50 accounts' feeds
 # alone would take the machine's two cores (the venues are remote in a real fleet).
 publish_interval_s = 1
+[limits]
+# Pairs of 20 s open about 150 an hour per account: the farmer's default limit (12) would trip the kill switch
+# after five minutes of a longer run (--fleet-s).
+max_opens_per_hour = 1000
 [workers]
 heartbeat_interval_s = 2
 heartbeat_timeout_s = 20
@@ -150,7 +154,8 @@ def run(accounts: int, seconds: float, status_calls: int = 50) -> list[Figure]:
             skews,
             "µs",
             f"{len(skews)} opens in {seconds:.0f} s of trading ({outside} more during start and stop), {closed}"
-            f" closed; {restarts} worker restarts",
+            f" closed; {restarts} worker restarts; {sum(s > 1000 for s in skews)} over 1 ms, the largest"
+            f" {max(skews):,.0f} µs",
         ),
         Figure.spread(
             section,
