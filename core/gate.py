@@ -14,8 +14,8 @@ whose partner has not turned up by `wait_s` goes alone (writing its own held byt
 
 from __future__ import annotations
 
-import os
 import threading
+import time
 from collections.abc import Callable
 
 # Longer than any local preparation (including a client's refresh of the venue's rules at its round trip),
@@ -26,15 +26,22 @@ LEG_GATE_WAIT_S = 0.25
 Write = Callable[[], None]
 
 
-def _fresh_slice() -> None:
-    """Give the CPU to whatever waits for it before writing the legs, so that the writes start on a fresh time
-    slice: the scheduler's tick then does not take the CPU from the writer between its two writes.
+# How long the last leg naps before writing: the point is to leave the CPU and be woken, and the timer's slack
+# (about 50 µs) dwarfs it; long enough that the deadline is not already past when the sleep starts.
+FRESH_SLICE_NAP_S = 1e-5
 
-    Why: what was left of the fleet's tail (50 workers on 2 cores) was the writer losing the CPU for 1-5 ms between
-    the two writes, and its run-queue wait showed it (/proc/thread-self/schedstat per fire). Fleet bench leg skew
-    p99: 224 and 585 µs in two runs with this yield, 1.26, 1.26 and 2.12 ms in three without; a 1 µs sleep instead
-    gave 214 µs and 1.24 ms. It delays both legs alike (only while another task waits for this CPU)."""
-    os.sched_yield()
+
+def _fresh_slice() -> None:
+    """Sleep for a moment before writing the legs, so that the writes start on a fresh time slice: neither the
+    scheduler's tick nor a task waking meanwhile then takes the CPU from the writer between its two writes.
+
+    Why a sleep: Linux's fair scheduler (EEVDF) gives a task a new deadline and a protected slice when it wakes;
+    what was left of the fleet's tail (50 workers on 2 cores) was the writer preempted once between the two
+    writes, then 1-30 ms in the run queue (/proc/thread-self/schedstat per fire). `sched_yield` did this only when
+    another task was queued on the writer's CPU. Fleet bench leg skew p99, workers on the batch class: 156, 176 and
+    178 µs with this nap (0, 0 and 1 opens over 1 ms in about 215), 899 µs and 1.65 ms with the yield (2 and 3 over
+    1 ms). It delays both legs alike: the timer's slack (about 50 µs), and on a busy CPU the running task's slice."""
+    time.sleep(FRESH_SLICE_NAP_S)
 
 
 class LegGate:

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal as D
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -261,3 +262,22 @@ def test_the_last_leg_naps_once_before_writing_the_held_legs_and_not_when_none_i
     assert out["result"] is True and events == ["nap", "write first", "write last"]
     events.clear()
     assert LegGate(1).ready() is True and events == []  # a leg sending its own bytes is not delayed
+
+
+def _voluntary_switches() -> int:
+    """This thread's voluntary context switches so far (Linux): times it left the CPU by blocking."""
+    for line in Path("/proc/thread-self/status").read_text().splitlines():
+        if line.startswith("voluntary_ctxt_switches:"):
+            return int(line.split()[1])
+    raise AssertionError("no voluntary_ctxt_switches in /proc/thread-self/status")
+
+
+def test_the_nap_before_writing_leaves_the_cpu_so_the_writes_start_on_a_fresh_slice() -> None:
+    # A sleep blocks, and a task woken from it gets a new slice. A sched_yield (what came before) is no voluntary
+    # switch, and gives nothing when no other task waits for this CPU: on a busy host the writer then lost the CPU
+    # between its two writes. Several naps, so a switch that happened to come anyway cannot pass for them (one
+    # nap in five may find its deadline past when a busy machine preempts the thread just before it sleeps).
+    before = _voluntary_switches()
+    for _ in range(5):
+        core.gate._fresh_slice()
+    assert _voluntary_switches() - before >= 4
