@@ -10,8 +10,10 @@ Which simulator a venue has is its registry entry's business (exchanges/registry
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -26,7 +28,7 @@ from exchanges.registry import PaperStart, PaperVenue, VenueSpec, check_register
 from exchanges.sim.admin import order_log
 from exchanges.sim.live_prices import LiveVenuePrices
 from exchanges.sim.price import PriceSource
-from exchanges.sim.store import SimStore, dump_engine, dump_prices, load_engine
+from exchanges.sim.store import SimStore, dump_engine_json, dump_prices, load_engine
 from exchanges.venue_parts import paper_account_name
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ class PaperVenues:
     # The paper host's accounts: name -> venue -> the venue section's fields (URLs and keys) that reach it.
     accounts: dict[str, dict[Venue, dict[str, Any]]] = field(default_factory=dict)
     _saved: dict[Venue, int] | None = None
+    # Each venue's accounts as last encoded for a save: a save re-encodes only those changed since.
+    _encoded: dict[Venue, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     # Group commit (save_if_changed): how many saves were started and finished, and whether one is running.
@@ -173,11 +177,12 @@ class PaperVenues:
         if self.store is None:
             return
         with self._lock:
-            state: dict[str, Any] = {"prices": dump_prices(self.prices)}
+            parts = {"prices": json.dumps(dump_prices(self.prices))}
+            versions: dict[Venue, int] = {}
             for venue, pv in self.venues.items():
-                state[venue.value] = dump_engine(pv.sim.engine)
-            self.store.save(state)
-            self._saved = {venue: state[venue.value]["version"] for venue in self.venues}
+                parts[venue.value], versions[venue] = dump_engine_json(pv.sim.engine, self._encoded[venue])
+            self.store.save_parts(parts)
+            self._saved = versions
 
     def save_if_changed(self) -> None:
         """Return once every change made before this call is on disk (at once if there was none).

@@ -75,7 +75,7 @@ class BackpackPrivateApi:
             if not 1 <= leverage <= venue_max:
                 return error(400, "INVALID_CLIENT_REQUEST", f"leverageLimit must be within 1..{venue_max}")
             account.leverage_limit = leverage
-            self.engine.touch()
+            self.engine.touch(account)
         return Response(200, None)
 
     def _max_order_quantity(self, account: SimAccount, p: dict[str, Any]) -> Response:

@@ -201,7 +201,7 @@ class HibachiAccountApi:
         number = sum(len(m) for m in self.capital_moves.values()) + 1
         moves.append(CapitalMove(number, kind, quantity, self.engine.clock.now(), counterparty))
         creds.account.collateral += quantity if kind in ("deposit", "transfer-in") else -quantity
-        self.engine.touch()
+        self.engine.touch(creds.account)
 
     def _free(self, creds: SimCredentials) -> Decimal:
         return self.engine.equity(creds.account) - self.engine.initial_requirement(creds.account)

@@ -197,6 +197,9 @@ class SimEngine:
         self.next_order_id = 578721673790138368
         self.next_trade_id = 1
         self.version = 0  # grows on every change of state: what a persisting wrapper saves on
+        # The accounts changed since a saver last took them (exchanges/sim/store.py re-encodes those alone);
+        # None: any may have (nothing taken yet, or a change not tied to one account).
+        self._changed_accounts: set[str] | None = None
         # Per account, the orders that may still fill (resting limit orders): tick() and the duplicate client id
         # check look at these alone, not at an order history that grows all run long.
         self._open: dict[str, dict[str, SimOrder]] = {}
@@ -259,10 +262,26 @@ class SimEngine:
                 for name, acc in self.accounts.items()
             }
 
-    def touch(self) -> None:
-        """Note a change of state made outside the engine's own methods (a wire layer setting a field)."""
+    def touch(self, account: SimAccount | None = None) -> None:
+        """Note a change of state made outside the engine's own methods (a wire layer setting a field): of
+        `account`, or of anything (None)."""
         with self.lock:
-            self.version += 1
+            self._changed(account)
+
+    def _changed(self, account: SimAccount | None) -> None:
+        """Count a change of state (under the lock): of `account`, or of anything (None)."""
+        self.version += 1
+        if account is None:
+            self._changed_accounts = None
+        elif self._changed_accounts is not None:
+            self._changed_accounts.add(account.name)
+
+    def take_changed_accounts(self) -> set[str] | None:
+        """The names of the accounts changed since the last call (None: any may have), and start afresh. One
+        saver only calls it, under the lock, in the same hold as it reads those accounts."""
+        with self.lock:
+            changed, self._changed_accounts = self._changed_accounts, set()
+            return changed
 
     @property
     def next_funding(self) -> dict[str, int]:
@@ -275,7 +294,7 @@ class SimEngine:
         with self.lock:
             if name not in self.accounts:
                 self.accounts[name] = SimAccount(name=name, collateral=collateral)
-                self.version += 1
+                self._changed(self.accounts[name])
             return self.accounts[name]
 
     def leverage_for(self, account: SimAccount, symbol: str) -> Decimal:
@@ -295,7 +314,7 @@ class SimEngine:
                     RejectKind.LEVERAGE, f"initial margin rate {rate} outside [{m.initial_margin_rate}, 1]"
                 )
             account.market_imr[symbol] = rate
-            self.version += 1
+            self._changed(account)
 
     def unrealized(self, account: SimAccount) -> Decimal:
         """Sum of positions' PnL at mark."""
@@ -396,7 +415,7 @@ class SimEngine:
     ) -> SimOrder:
         with self.lock:
             self.tick()
-            self.version += 1
+            self._changed(account)
             injected = self.faults.take_reject(reduce_only)
             if injected is not None:
                 raise SimRejectError(RejectKind.INJECTED, injected.message, venue_code=injected.code)
@@ -536,7 +555,7 @@ class SimEngine:
             remaining -= qty
 
     def _fill(self, account: SimAccount, order: SimOrder, price: Decimal, qty: Decimal, *, is_maker: bool) -> None:
-        self.version += 1
+        self._changed(account)
         rate = self.maker_fee if is_maker else self.taker_fee
         fee = (price * qty * rate).quantize(Decimal("0.00000001"))
         realized = self._apply_position(account, order.symbol, order.side, qty, price)
@@ -598,7 +617,7 @@ class SimEngine:
             if crosses and order.time_in_force is TimeInForce.POST_ONLY:
                 order.quantity, order.price = old
                 raise SimRejectError(RejectKind.BAD_PRICE, f"post-only price {price} would take")
-            self.version += 1
+            self._changed(account)
             if crosses:
                 self._take(account, order, order.quantity)
             else:
@@ -616,7 +635,7 @@ class SimEngine:
             if fraction is not None and self._fill_part(account, order, fraction, leave=True):  # it beat the cancel
                 self.faults.note_taken("fill_racing_cancel")
             order.status = OrderStatus.CANCELLED
-            self.version += 1
+            self._changed(account)
             self._order_changed(account, order)
             return order
 
@@ -679,7 +698,7 @@ class SimEngine:
         )  # fmt: skip
         if result.ahead != order.queue_ahead:
             order.queue_ahead = result.ahead
-            self.version += 1
+            self._changed(account)
         if result.quantity > 0:
             self._fill(account, order, order.price, result.quantity, is_maker=True)
             self._order_changed(account, order)
@@ -703,7 +722,7 @@ class SimEngine:
             m = self.markets[symbol]
             due = first_due
             while due <= now:
-                self.version += 1
+                self._changed(None)  # every account with a position pays or is paid
                 price = self.mark(symbol)
                 self.funding_log.append(MarketFunding(symbol, m.funding_rate, self.clock.now()))
                 for account in self.accounts.values():
@@ -721,7 +740,7 @@ class SimEngine:
             self._next_funding[symbol] = due
 
     def _liquidate(self, account: SimAccount) -> None:
-        self.version += 1
+        self._changed(account)
         account.liquidations += 1
         for symbol, pos in list(account.positions.items()):
             if not pos.quantity:

@@ -6,7 +6,6 @@ import json
 import threading
 from decimal import Decimal as D
 from pathlib import Path
-from typing import Any
 
 from core.clock import SystemClock
 from core.domain import Side
@@ -71,13 +70,13 @@ class _HeldStore(SimStore):
         self.hold, self.holding, self.release = threading.Event(), threading.Event(), threading.Event()
         self.saves: list[tuple[int, str]] = []
 
-    def save(self, state: dict[str, Any]) -> None:
+    def save_parts(self, parts: dict[str, str]) -> None:
         if self.hold.is_set() and threading.current_thread().name != "paper-store":
             self.hold.clear()
             self.holding.set()
             assert self.release.wait(30)
-        super().save(state)
-        self.saves.append((state["backpack"]["version"], threading.current_thread().name))
+        super().save_parts(parts)
+        self.saves.append((json.loads(parts["backpack"])["version"], threading.current_thread().name))
 
 
 def test_requests_waiting_for_a_save_are_answered_after_one_that_holds_their_change(tmp_path: Path) -> None:
