@@ -276,12 +276,16 @@ class SimEngine:
         elif self._changed_accounts is not None:
             self._changed_accounts.add(account.name)
 
-    def take_changed_accounts(self) -> set[str] | None:
-        """The names of the accounts changed since the last call (None: any may have), and start afresh. One
-        saver only calls it, under the lock, in the same hold as it reads those accounts."""
+    def changed_accounts(self) -> set[str] | None:
+        """The names of the accounts changed since the saver last forgot them (None: any may have). The saver
+        reads them, encodes those accounts and forgets them in one hold of the lock."""
         with self.lock:
-            changed, self._changed_accounts = self._changed_accounts, set()
-            return changed
+            return None if self._changed_accounts is None else set(self._changed_accounts)
+
+    def forget_changed_accounts(self) -> None:
+        """The saver has encoded every change so far."""
+        with self.lock:
+            self._changed_accounts = set()
 
     @property
     def next_funding(self) -> dict[str, int]:

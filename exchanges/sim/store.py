@@ -107,14 +107,11 @@ def dump_engine_json(engine: SimEngine, encoded: dict[str, str]) -> tuple[str, i
     after each changing request: a save grew with the history (1.7 MB after six minutes of the fleet bench) and
     held the simulators' interpreter for tens of ms each, until opens took a second."""
     with engine.lock:
-        changed = engine.take_changed_accounts()
-        try:
-            for name, acc in engine.accounts.items():
-                if changed is None or name in changed or name not in encoded:
-                    encoded[name] = _account_json(acc)
-        except BaseException:
-            engine.touch()  # taken but not encoded: the next call encodes every account
-            raise
+        changed = engine.changed_accounts()
+        for name, acc in engine.accounts.items():
+            if changed is None or name in changed or name not in encoded:
+                encoded[name] = _account_json(acc)
+        engine.forget_changed_accounts()  # only once encoded: a failed call leaves them for the next
         head = _dump_head(engine)
         accounts = ", ".join(f"{json.dumps(name)}: {encoded[name]}" for name in engine.accounts)
     return f'{json.dumps(head)[:-1]}, "accounts": {{{accounts}}}}}', head["version"]

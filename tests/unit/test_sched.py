@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -12,13 +13,13 @@ from core import sched
 from core.sched import batch_class
 
 
-def _in_a_thread(call: object) -> tuple[object, int]:
+def _in_a_thread(call: Callable[[], object]) -> tuple[object, int]:
     """Run `call` in a new thread (the class is per thread: the test process keeps its own); its result and the
     thread's scheduling class afterwards."""
     out: list[tuple[object, int]] = []
 
     def run() -> None:
-        out.append((call(), os.sched_getscheduler(0)))  # type: ignore[operator]
+        out.append((call(), os.sched_getscheduler(0)))
 
     thread = threading.Thread(target=run)
     thread.start()

@@ -128,3 +128,23 @@ def test_a_restored_engine_is_re_encoded_whole() -> None:
     load_engine(target, dump_engine(source))
     text, _ = dump_engine_json(target, encoded)
     assert json.loads(text) == _full(source)
+
+
+def test_a_save_that_failed_to_encode_leaves_its_changes_for_the_next(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock()
+    engine = _engine(clock)
+    alice = engine.open_account("alice", D(100_000))
+    encoded: dict[str, str] = {}
+    dump_engine_json(engine, encoded)
+    _market(engine, alice, Side.LONG)
+    encode = store._account_json
+
+    def failing(_acc: SimAccount) -> str:
+        raise OSError("no memory for the text")
+
+    monkeypatch.setattr(store, "_account_json", failing)
+    with pytest.raises(OSError, match="no memory"):
+        dump_engine_json(engine, encoded)
+    monkeypatch.setattr(store, "_account_json", encode)
+    text, _ = dump_engine_json(engine, encoded)
+    assert json.loads(text) == _full(engine)  # alice's order is in it: the failed call did not forget her change
